@@ -1,0 +1,66 @@
+"""One app request as the pipeline sees it: who, where, what, and since when."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from multidict import CIMultiDictProxy, MultiDictProxy
+
+from .auth import redacted_headers, redacted_query
+from .config import Upstream
+from .errors import bad_request
+from .routes import Route
+from .store.records import Exchange
+
+
+@dataclass(slots=True)
+class Call:
+    upstream: Upstream
+    route: Route
+    method: str
+    # The path under the upstream's mount point, raw (still percent-encoded).
+    raw_tail: str
+    query: MultiDictProxy[str]
+    query_string: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    owner: str
+    # False when the app sent `X-Recall-Store: false`.
+    recording: bool = True
+    started: float = field(default_factory=time.perf_counter)
+    created: float = field(default_factory=time.time)
+
+    def json_body(self) -> Any:
+        if not self.body.strip():
+            raise bad_request("the request body is empty; expected a JSON object")
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise bad_request(f"the request body is not valid JSON: {exc}") from None
+
+    def query_flag(self, name: str) -> bool:
+        return self.query.get(name, "").lower() == "true"
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def exchange(self, status: int, response_headers: dict[str, str] | None, response_body: bytes | None) -> Exchange:
+        """The audit record of this call, credentials removed."""
+        query = redacted_query(self.query_string)
+        return Exchange(
+            upstream=self.upstream.name,
+            method=self.method,
+            path=self.raw_tail + (f"?{query}" if query else ""),
+            created=self.created,
+            status=status,
+            latency_ms=self.elapsed_ms(),
+            owner=self.owner,
+            front=self.route.codec.name,
+            request_headers=redacted_headers(self.headers.items()),
+            request_body=self.body or None,
+            response_headers=response_headers,
+            response_body=response_body,
+        )

@@ -1,0 +1,84 @@
+"""The `recall` command line: serve, and the commands around the database."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import signal
+import sys
+
+import click
+
+from . import __version__
+from .config import MODES, Config, ConfigError, load_config, resolve_db_path
+
+
+def _load(config_path: str | None) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        click.echo(f"recall: bad config: {exc}", err=True)
+        sys.exit(2)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="recall")
+def main() -> None:
+    """recall: a local-first conversation-state proxy and offline cache for LLM APIs."""
+
+
+@main.command()
+@click.option("--config", "config_path", metavar="PATH", help="Config file (default: RECALL_CONFIG, ./recall.toml, ~/.config/recall/config.toml).")
+@click.option("--db", "db_path", metavar="PATH", help="Database file (default: RECALL_DB, [storage] path, ~/.local/share/recall/recall.db).")
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 8642; 0 picks a free one).")
+@click.option("--mode", type=click.Choice(MODES), help="live: forward and record; replay: answer from recordings only; auto: replay hits, forward misses.")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without [server] tokens.")
+def serve(config_path: str | None, db_path: str | None, host: str | None, port: int | None,
+          mode: str | None, insecure: bool) -> None:
+    """Run the proxy."""
+    config = _load(config_path)
+    if host is not None:
+        config.host = host
+    if port is not None:
+        config.port = port
+    if mode is not None:
+        config.mode = mode
+    if not _is_loopback(config.host) and not config.tokens and not insecure:
+        click.echo(
+            f"recall: refusing to listen on {config.host} without a proxy token: anyone who can reach it could"
+            " read every stored conversation. Set [server] tokens, or pass --insecure if this is really wanted.",
+            err=True,
+        )
+        sys.exit(2)
+    path = resolve_db_path(db_path, config)
+    try:
+        asyncio.run(_serve(config, path))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _serve(config: Config, path) -> None:  # type: ignore[no-untyped-def]
+    from .server import start
+
+    runner, port = await start(config, path)
+    click.echo(f"recall {__version__} listening on http://{config.host}:{port} (mode {config.mode}, db {path})", err=True)
+    for name, upstream in sorted(config.upstreams.items()):
+        state = "emulate" if upstream.emulates else "native"
+        click.echo(f"  /{name:<10} -> {upstream.url} (api {upstream.api}, {state})", err=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    click.echo("recall: shutting down", err=True)
+    await runner.cleanup()

@@ -1,0 +1,24 @@
+"""The codec registry: one module per wire API, one row per codec here.
+
+Adding a provider is one new codec module and a row in CODECS.
+"""
+
+from __future__ import annotations
+
+from .base import Codec, UpstreamCall
+from .gemini_generate import GeminiGenerate
+from .gemini_interactions import GeminiInteractions
+
+CODECS: tuple[Codec, ...] = (
+    GeminiInteractions(),
+    GeminiGenerate(),
+)
+
+#: Codec by front API name ("gemini-interactions", ...).
+FRONT_CODECS: dict[str, Codec] = {codec.name: codec for codec in CODECS}
+#: The codec recall uses to call an upstream, by the upstream's `api` value.
+UPSTREAM_CODECS: dict[str, Codec] = {codec.speaks: codec for codec in CODECS}
+#: Provider family of each codec, for opaque signatures (thoughts, reasoning).
+FAMILY_OF: dict[str, str] = {codec.name: codec.family for codec in CODECS}
+
+__all__ = ["CODECS", "FAMILY_OF", "FRONT_CODECS", "UPSTREAM_CODECS", "Codec", "UpstreamCall"]

@@ -1,0 +1,214 @@
+"""Configuration: the TOML file, its defaults, and where files live.
+
+Every key is optional. A bad file raises ConfigError naming the file, the key
+and the reason in one line, which `recall serve` prints before exiting 2.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+UPSTREAM_APIS = ("gemini", "gemini-generate", "openai", "openai-chat", "anthropic", "parallel")
+STATES = ("native", "emulate")
+MODES = ("live", "replay", "auto")
+# Stateless wire APIs have no previous id of their own: recall always keeps their state.
+STATELESS_APIS = frozenset({"gemini-generate", "openai-chat", "anthropic"})
+
+
+class ConfigError(Exception):
+    def __init__(self, source: str, key: str, reason: str) -> None:
+        super().__init__(f"{source}: {key}: {reason}")
+        self.source = source
+        self.key = key
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    name: str
+    url: str
+    api: str
+    state: str = "native"
+    api_key_env: str | None = None
+    timeout_s: float = 600.0
+
+    @property
+    def emulates(self) -> bool:
+        return self.state == "emulate" or self.api in STATELESS_APIS
+
+
+BUILTIN_UPSTREAMS: dict[str, Upstream] = {
+    "gemini": Upstream("gemini", "https://generativelanguage.googleapis.com", "gemini"),
+    "openai": Upstream("openai", "https://api.openai.com", "openai"),
+    "anthropic": Upstream("anthropic", "https://api.anthropic.com", "anthropic"),
+    "parallel": Upstream("parallel", "https://api.parallel.ai", "parallel"),
+}
+
+
+@dataclass(slots=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8642
+    tokens: list[str] = field(default_factory=list)
+    max_body_mb: int = 32
+    db_path: str | None = None
+    log_unstored: bool = True
+    retention_days: int = 0
+    mode: str = "live"
+    ignore_fields: list[str] = field(default_factory=lambda: ["user", "metadata", "stream_options"])
+    upstreams: dict[str, Upstream] = field(default_factory=lambda: dict(BUILTIN_UPSTREAMS))
+    source: str | None = None
+
+
+# section -> key -> (attribute on Config, expected type, allowed values or None)
+_SCALARS: dict[str, dict[str, tuple[str, type | tuple[type, ...], tuple[Any, ...] | None]]] = {
+    "server": {
+        "host": ("host", str, None),
+        "port": ("port", int, None),
+        "tokens": ("tokens", list, None),
+        "max_body_mb": ("max_body_mb", int, None),
+    },
+    "storage": {
+        "path": ("db_path", str, None),
+        "log_unstored": ("log_unstored", bool, None),
+        "retention_days": ("retention_days", int, None),
+    },
+    "cache": {
+        "mode": ("mode", str, MODES),
+        "ignore_fields": ("ignore_fields", list, None),
+    },
+}
+
+_UPSTREAM_KEYS: dict[str, tuple[type | tuple[type, ...], tuple[Any, ...] | None]] = {
+    "url": (str, None),
+    "api": (str, UPSTREAM_APIS),
+    "state": (str, STATES),
+    "api_key_env": (str, None),
+    "timeout_s": ((int, float), None),
+}
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", bool: "true or false", list: "a list", float: "a number"}
+    if isinstance(expected, tuple):
+        return "a number"
+    return names.get(expected, expected.__name__)
+
+
+def _check(source: str, key: str, value: Any, expected: type | tuple[type, ...], allowed: tuple[Any, ...] | None) -> Any:
+    # bool is an int in Python; a port of `true` is still a mistake.
+    if isinstance(value, bool) and expected is not bool:
+        raise ConfigError(source, key, f"must be {_type_name(expected)}, got {value!r}")
+    if not isinstance(value, expected):
+        raise ConfigError(source, key, f"must be {_type_name(expected)}, got {value!r}")
+    if allowed is not None and value not in allowed:
+        raise ConfigError(source, key, f"must be one of {', '.join(map(str, allowed))}; got {value!r}")
+    return value
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
+    """Build a Config from parsed TOML, checking every key."""
+    config = Config(source=source)
+    for section, values in data.items():
+        if section == "upstreams":
+            if not isinstance(values, dict):
+                raise ConfigError(source, "upstreams", "must be a table of [upstreams.NAME] tables")
+            for name, table in values.items():
+                config.upstreams[name] = _parse_upstream(source, name, table, config.upstreams.get(name))
+            continue
+        if section not in _SCALARS:
+            raise ConfigError(source, f"[{section}]", f"unknown section; known: {', '.join([*_SCALARS, 'upstreams'])}")
+        if not isinstance(values, dict):
+            raise ConfigError(source, f"[{section}]", "must be a table")
+        for key, value in values.items():
+            spec = _SCALARS[section].get(key)
+            if spec is None:
+                known = ", ".join(_SCALARS[section])
+                raise ConfigError(source, f"[{section}] {key}", f"unknown key; known keys: {known}")
+            attr, expected, allowed = spec
+            setattr(config, attr, _check(source, f"[{section}] {key}", value, expected, allowed))
+    _validate(config, source)
+    return config
+
+
+def _parse_upstream(source: str, name: str, table: Any, base: Upstream | None) -> Upstream:
+    where = f"[upstreams.{name}]"
+    if not name or not all(c.isalnum() or c in "-_" for c in name) or name.startswith("_"):
+        raise ConfigError(source, where, "a name is letters, digits, '-' and '_' and does not start with '_'")
+    if not isinstance(table, dict):
+        raise ConfigError(source, where, "must be a table")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in _UPSTREAM_KEYS:
+            raise ConfigError(source, f"{where} {key}", f"unknown key; known keys: {', '.join(_UPSTREAM_KEYS)}")
+        values[key] = _check(source, f"{where} {key}", value, *_UPSTREAM_KEYS[key])
+    if base is None:
+        for required in ("url", "api"):
+            if required not in values:
+                raise ConfigError(source, f"{where} {required}", "is required for an upstream that is not built in")
+        upstream = Upstream(name=name, url=values["url"], api=values["api"])
+    else:
+        upstream = base
+    upstream = replace(upstream, **values)
+    if not upstream.url.startswith(("http://", "https://")):
+        raise ConfigError(source, f"{where} url", f"must start with http:// or https://; got {upstream.url!r}")
+    if upstream.timeout_s <= 0:
+        raise ConfigError(source, f"{where} timeout_s", "must be greater than 0")
+    return replace(upstream, url=upstream.url.rstrip("/"), timeout_s=float(upstream.timeout_s))
+
+
+def _validate(config: Config, source: str) -> None:
+    if not 0 < config.port < 65536:
+        raise ConfigError(source, "[server] port", f"must be between 1 and 65535; got {config.port}")
+    if config.max_body_mb <= 0:
+        raise ConfigError(source, "[server] max_body_mb", "must be greater than 0")
+    if config.retention_days < 0:
+        raise ConfigError(source, "[storage] retention_days", "must be 0 (keep forever) or more")
+    for key, items in (("[server] tokens", config.tokens), ("[cache] ignore_fields", config.ignore_fields)):
+        if not all(isinstance(item, str) and item for item in items):
+            raise ConfigError(source, key, "must be a list of non-empty strings")
+
+
+def find_config_file(explicit: str | None) -> Path | None:
+    """--config > RECALL_CONFIG > ./recall.toml > $XDG_CONFIG_HOME/recall/config.toml."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if env := os.environ.get("RECALL_CONFIG"):
+        return Path(env).expanduser()
+    local = Path("recall.toml")
+    if local.is_file():
+        return local
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    user = xdg / "recall" / "config.toml"
+    return user if user.is_file() else None
+
+
+def load_config(explicit: str | None = None) -> Config:
+    path = find_config_file(explicit)
+    if path is None:
+        return Config()
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, "file", "does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, "file", f"cannot be read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "syntax", str(exc)) from None
+    return parse_config(data, source)
+
+
+def resolve_db_path(explicit: str | None, config: Config) -> Path:
+    """--db > RECALL_DB > [storage] path > $XDG_DATA_HOME/recall/recall.db."""
+    chosen = explicit or os.environ.get("RECALL_DB") or config.db_path
+    if chosen:
+        return Path(chosen).expanduser()
+    xdg = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return xdg / "recall" / "recall.db"

@@ -1,0 +1,54 @@
+"""Errors recall answers with. Each front codec renders them in its API's shape.
+
+Statuses follow DESIGN.md: a permanent failure never gets a status that the
+SDKs retry (408, 409, 429, 5xx), except a real upstream fault (502, 504).
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, a snake_case code and a message for people."""
+
+    def __init__(self, status: int, code: str, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+
+
+def bad_request(message: str, *, code: str = "invalid_request", param: str | None = None) -> ApiError:
+    return ApiError(400, code, message, param=param)
+
+
+def not_found(message: str, *, code: str = "not_found", param: str | None = None) -> ApiError:
+    return ApiError(404, code, message, param=param)
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthenticated", message)
+
+
+def too_large(limit_mb: int) -> ApiError:
+    return ApiError(
+        413,
+        "request_too_large",
+        f"request body is larger than {limit_mb} MB; raise [server] max_body_mb to accept it",
+    )
+
+
+def upstream_unreachable(name: str, url: str, reason: str) -> ApiError:
+    return ApiError(502, "upstream_unreachable", f"upstream '{name}' at {url} is unreachable: {reason}")
+
+
+def upstream_timeout(name: str, timeout_s: float) -> ApiError:
+    return ApiError(
+        504,
+        "upstream_timeout",
+        f"upstream '{name}' did not answer within {timeout_s:g} s ([upstreams.{name}] timeout_s)",
+    )
+
+
+def upstream_bad_response(name: str, reason: str) -> ApiError:
+    return ApiError(502, "upstream_bad_response", f"upstream '{name}' sent a response recall cannot read: {reason}")

@@ -1,0 +1,170 @@
+"""The one neutral conversation model that every wire format is decoded into.
+
+Codecs translate their provider's JSON to and from these classes; the state,
+cache and store layers speak only this model, never a provider's format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+# Part kinds. Media kinds carry `data` (base64) or `uri` plus `mime_type`.
+TEXT = "text"
+IMAGE = "image"
+AUDIO = "audio"
+VIDEO = "video"
+DOCUMENT = "document"
+FUNCTION_CALL = "function_call"
+FUNCTION_RESULT = "function_result"
+THOUGHT = "thought"
+MEDIA_KINDS = frozenset({IMAGE, AUDIO, VIDEO, DOCUMENT})
+
+USER = "user"
+MODEL = "model"
+
+# Interaction statuses, in the Interactions API's own vocabulary; codecs map
+# them to their front API's words.
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
+REQUIRES_ACTION = "requires_action"
+INCOMPLETE = "incomplete"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+
+@dataclass(slots=True)
+class Part:
+    """One piece of a turn: text, media, a function call or result, or a thought."""
+
+    kind: str
+    text: str | None = None
+    data: str | None = None
+    uri: str | None = None
+    mime_type: str | None = None
+    call_id: str | None = None
+    name: str | None = None
+    arguments: Any = None
+    result: Any = None
+    is_error: bool | None = None
+    # Opaque provider token that must travel back with a thought or call
+    # (Gemini thought signatures, OpenAI encrypted reasoning).
+    signature: str | None = None
+    # Which codec produced `signature`/`native`; they are only sent back to it.
+    origin: str | None = None
+    # The provider's own JSON for this part when it holds more than the fields
+    # above; re-sent verbatim when the same wire API is on both sides.
+    native: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Part:
+        return cls(**data)
+
+
+@dataclass(slots=True)
+class Turn:
+    """A run of parts from one side of the conversation."""
+
+    role: str
+    parts: list[Part] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"role": self.role, "parts": [p.to_json() for p in self.parts]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Turn:
+        return cls(role=data["role"], parts=[Part.from_json(p) for p in data["parts"]])
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text or "" for p in self.parts if p.kind == TEXT)
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    thought_tokens: int | None = None
+    cached_tokens: int | None = None
+    total_tokens: int | None = None
+
+    def to_json(self) -> dict[str, int]:
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Usage:
+        return cls(**(data or {}))
+
+
+@dataclass(slots=True)
+class FunctionTool:
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class TurnRequest:
+    """A create call decoded from a front API: the new input and how to answer."""
+
+    front: str
+    model: str | None
+    input: list[Turn]
+    previous_id: str | None = None
+    system: str | None = None
+    tools: list[FunctionTool] = field(default_factory=list)
+    # Neutral generation settings: temperature, top_p, max_output_tokens,
+    # stop_sequences, seed.
+    generation: dict[str, Any] = field(default_factory=dict)
+    store: bool = True
+    stream: bool = False
+    background: bool = False
+    # The body as the app sent it; used when the upstream speaks the same wire
+    # API, so that fields recall does not model still reach the provider.
+    raw: dict[str, Any] = field(default_factory=dict)
+    # Things this front API has that no neutral field holds (e.g. built-in
+    # search tools). Another wire API refuses them by name.
+    untranslatable: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ModelReply:
+    """What an upstream answered, decoded."""
+
+    output: list[Turn]
+    status: str = COMPLETED
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None
+    provider_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Interaction:
+    """One stored turn of a conversation: a node with a parent pointer."""
+
+    id: str
+    owner: str
+    upstream: str
+    front: str
+    mode: str
+    model: str | None
+    status: str
+    input: list[Turn]
+    output: list[Turn]
+    created: float
+    updated: float
+    parent_id: str | None = None
+    root_id: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    error: str | None = None
+    # Front-API request fields echoed on GET (system instruction, tools, config).
+    request: dict[str, Any] = field(default_factory=dict)
+    provider_id: str | None = None
+
+    def turns(self) -> list[Turn]:
+        """This node's contribution to the conversation history."""
+        return [*self.input, *self.output]

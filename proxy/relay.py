@@ -1,0 +1,89 @@
+"""Relaying a call to the provider unchanged, streaming the answer back as it comes.
+
+Used for native-mode calls and for every path recall does not model, so an SDK
+never breaks on an endpoint recall has not learnt. The body is teed into the
+audit record as it passes (bounded by [server] max_body_mb).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from .call import Call
+from .codecs import UPSTREAM_CODECS
+from .errors import upstream_bad_response, upstream_timeout
+from .services import Services
+from .upstream import DROPPED_RESPONSE_HEADERS, forward_headers, forward_query
+
+# Called with the relayed status and the full response body once it has passed.
+OnRelayed = Callable[[int, bytes], Awaitable[None]]
+
+STORED_HEADER = "X-Recall-Stored"
+
+
+async def relay(
+    request: web.Request,
+    call: Call,
+    services: Services,
+    *,
+    store_content: bool = True,
+    on_relayed: OnRelayed | None = None,
+) -> web.StreamResponse:
+    upstream = call.upstream
+    response = await services.upstreams.open(
+        upstream,
+        call.method,
+        call.raw_tail,
+        headers=forward_headers(call.headers, upstream, UPSTREAM_CODECS.get(upstream.api)),
+        body=call.body or None,
+        query=forward_query(call.query, upstream),
+    )
+    out = web.StreamResponse(status=response.status, reason=response.reason)
+    for name, value in response.headers.items():
+        if name.lower() not in DROPPED_RESPONSE_HEADERS:
+            out.headers.add(name, value)
+    out.headers[STORED_HEADER] = "true" if store_content else "false"
+    limit = services.config.max_body_mb * 1024 * 1024
+    kept = bytearray()
+    error: str | None = None
+    app_connected = True
+    async with response:
+        try:
+            async for chunk in response.content.iter_any():
+                if app_connected:
+                    try:
+                        if not out.prepared:
+                            await out.prepare(request)
+                        await out.write(chunk)
+                    except ConnectionResetError:
+                        # The app went away: read the provider to the end anyway,
+                        # so that what it answered is still recorded.
+                        app_connected = False
+                if len(kept) < limit:
+                    kept += chunk[: limit - len(kept)]
+        except asyncio.TimeoutError:
+            if not out.prepared:
+                raise upstream_timeout(upstream.name, upstream.timeout_s) from None
+            error = "the provider stopped answering mid-body"
+        except aiohttp.ClientError as exc:
+            if not out.prepared:
+                raise upstream_bad_response(upstream.name, str(exc) or type(exc).__name__) from None
+            error = f"the provider's connection broke mid-body: {exc or type(exc).__name__}"
+    body = bytes(kept)
+    exchange = call.exchange(response.status, dict(out.headers), body)
+    exchange.error = error
+    if on_relayed is not None and error is None:
+        await on_relayed(response.status, body)
+    await services.record(exchange, content=store_content and call.recording)
+    if app_connected:
+        try:
+            if not out.prepared:
+                await out.prepare(request)
+            await out.write_eof()
+        except ConnectionResetError:
+            pass
+    return out

@@ -1,0 +1,130 @@
+"""The HTTP front: app factory, the one catch-all route, auth and error shapes.
+
+Every upstream is mounted at /<name>; behind the name the path is the
+provider's own. recall's own endpoints live under /_recall/.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import orjson
+from aiohttp import web
+
+from . import __version__, routes, turns
+from .auth import RECALL_TOKEN_HEADER, caller_key, fingerprint
+from .call import Call
+from .codecs import Codec
+from .config import Config
+from .errors import ApiError, too_large, unauthorized
+from .http_compat import TolerantAppRunner
+from .relay import relay
+from .services import Services
+from .state import ConversationState
+from .store.sqlite import SQLiteStore
+from .upstream import UpstreamClient
+
+log = logging.getLogger("recall")
+
+SERVICES = web.AppKey("services", Services)
+
+Operation = Callable[[web.Request, Call, Services], Awaitable[web.StreamResponse]]
+OPERATIONS: dict[str, Operation] = {
+    routes.CREATE: turns.create,
+    routes.GET: turns.get,
+    routes.DELETE: turns.delete,
+    routes.CANCEL: turns.cancel,
+    routes.RELAY: relay,
+}
+
+
+def error_response(codec: Codec, err: ApiError) -> web.Response:
+    return web.Response(body=orjson.dumps(codec.error_body(err)), status=err.status, content_type="application/json")
+
+
+def _token_ok(request: web.Request, tokens: list[str]) -> bool:
+    sent = request.headers.get(RECALL_TOKEN_HEADER, "")
+    return any(hmac.compare_digest(sent.encode(), token.encode()) for token in tokens)
+
+
+async def health(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    return web.json_response(
+        {"status": "ok", "version": __version__, "mode": services.config.mode,
+         "upstreams": sorted(services.config.upstreams)},
+        dumps=lambda v: orjson.dumps(v).decode(),
+    )
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    config = services.config
+    name, _, rest = request.path.lstrip("/").partition("/")
+    upstream = config.upstreams.get(name)
+    if upstream is None:
+        known = ", ".join(f"/{n}" for n in sorted(config.upstreams))
+        raise web.HTTPNotFound(
+            text=orjson.dumps({"error": {"code": "unknown_upstream", "message":
+                f"no upstream is mounted at /{name}; configured: {known}"}}).decode(),
+            content_type="application/json",
+        )
+    tail = "/" + rest
+    route = routes.match(request.method, tail, upstream.api)
+    codec = route.codec
+    try:
+        if config.tokens and not _token_ok(request, config.tokens):
+            raise unauthorized(f"a valid {RECALL_TOKEN_HEADER} header is required by this recall server")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise too_large(config.max_body_mb) from None
+        raw_path = request.raw_path.split("?", 1)[0]
+        call = Call(
+            upstream=upstream,
+            route=route,
+            method=request.method,
+            raw_tail=raw_path[len(name) + 1:] or "/",
+            query=request.query,
+            query_string=request.query_string,
+            headers=request.headers,
+            body=body,
+            owner=fingerprint(caller_key(request.headers, request.query)),
+            recording=request.headers.get("x-recall-store", "").lower() != "false",
+        )
+        return await OPERATIONS[route.operation](request, call, services)
+    except ApiError as err:
+        return error_response(codec, err)
+
+
+def create_app(config: Config, db_path: Path) -> web.Application:
+    app = web.Application(client_max_size=config.max_body_mb * 1024 * 1024)
+
+    async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
+        store = await SQLiteStore.open(db_path)
+        upstreams = UpstreamClient()
+        await upstreams.start()
+        app[SERVICES] = Services(config=config, store=store, upstreams=upstreams, state=ConversationState(store))
+        yield
+        await upstreams.close()
+        await store.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/_recall/health", health)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+async def start(config: Config, db_path: Path) -> tuple[TolerantAppRunner, int]:
+    """Start serving on config.host:config.port (port 0 picks a free one); return the bound port."""
+    runner = TolerantAppRunner(create_app(config, db_path), access_log=None, shutdown_timeout=10)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    server = site._server
+    port = config.port
+    if server is not None and server.sockets:  # type: ignore[union-attr]
+        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, port

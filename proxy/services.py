@@ -1,0 +1,26 @@
+"""The long-lived parts a request handler needs, built once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Config
+from .state import ConversationState
+from .store.records import Exchange
+from .store.sqlite import SQLiteStore
+from .upstream import UpstreamClient
+
+
+@dataclass(slots=True)
+class Services:
+    config: Config
+    store: SQLiteStore
+    upstreams: UpstreamClient
+    state: ConversationState
+
+    async def record(self, exchange: Exchange, *, content: bool) -> None:
+        """Keep an audit row: whole, or metadata only for calls that opted out of storage."""
+        if content:
+            await self.store.record_exchange(exchange)
+        elif self.config.log_unstored:
+            await self.store.record_exchange(exchange.metadata_only())

@@ -1,0 +1,43 @@
+"""Rows the store keeps besides interactions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Exchange:
+    """The audit record of one HTTP exchange between an app and recall.
+
+    Credentials are removed before a record is made (auth.redacted_*). In
+    emulate mode the body sent upstream is derived data: only its digest is kept.
+    """
+
+    upstream: str
+    method: str
+    path: str
+    created: float
+    status: int | None = None
+    latency_ms: float | None = None
+    interaction_id: str | None = None
+    owner: str | None = None
+    front: str | None = None
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    stored: bool = True
+    request_headers: dict[str, str] | None = None
+    request_body: bytes | None = None
+    response_headers: dict[str, str] | None = None
+    response_body: bytes | None = None
+    upstream_digest: str | None = None
+    error: str | None = None
+
+    def metadata_only(self) -> Exchange:
+        """The same record with no content: what a store=false call leaves."""
+        return Exchange(
+            upstream=self.upstream, method=self.method, path=self.path, created=self.created,
+            status=self.status, latency_ms=self.latency_ms, owner=self.owner, front=self.front,
+            model=self.model, input_tokens=self.input_tokens, output_tokens=self.output_tokens,
+            stored=False, error=self.error,
+        )

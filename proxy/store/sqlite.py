@@ -1,0 +1,230 @@
+"""The SQLite store: interaction nodes, audit exchanges, and the queries on them.
+
+Writes go through one Writer (group commit); reads use a second connection,
+which WAL lets run beside the writer. A node stores only its own new input and
+its output; a conversation's history is rebuilt by one recursive query over
+parent pointers, so storage grows linearly with a conversation.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
+from .migrations import migrate
+from .records import Exchange
+from .writer import Writer
+
+_INTERACTION_COLUMNS = (
+    "id, owner, upstream, front, mode, model, status, parent_id, root_id, depth,"
+    " input, output, request, usage, error, provider_id, created_at, updated_at"
+)
+
+_INTERRUPTED = "recall stopped while this interaction was in progress"
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _turns_json(turns: list[Turn]) -> str:
+    return _dumps([t.to_json() for t in turns])
+
+
+def _turns(text: str | None) -> list[Turn]:
+    return [Turn.from_json(t) for t in orjson.loads(text)] if text else []
+
+
+def _row_to_interaction(row: sqlite3.Row | tuple[Any, ...]) -> Interaction:
+    (id_, owner, upstream, front, mode, model, status, parent_id, root_id, _depth,
+     input_, output, request, usage, error, provider_id, created, updated) = row
+    return Interaction(
+        id=id_, owner=owner, upstream=upstream, front=front, mode=mode, model=model, status=status,
+        parent_id=parent_id, root_id=root_id, input=_turns(input_), output=_turns(output),
+        request=orjson.loads(request) if request else {}, usage=Usage.from_json(orjson.loads(usage) if usage else None),
+        error=error, provider_id=provider_id, created=created, updated=updated,
+    )
+
+
+def _insert_exchange(db: sqlite3.Connection, ex: Exchange) -> int:
+    cursor = db.execute(
+        "INSERT INTO exchanges (interaction_id, owner, upstream, front, method, path, status, latency_ms, model,"
+        " input_tokens, output_tokens, stored, request_headers, request_body, response_headers, response_body,"
+        " upstream_digest, error, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            ex.interaction_id, ex.owner, ex.upstream, ex.front, ex.method, ex.path, ex.status, ex.latency_ms,
+            ex.model, ex.input_tokens, ex.output_tokens, int(ex.stored),
+            _dumps(ex.request_headers) if ex.request_headers is not None else None, ex.request_body,
+            _dumps(ex.response_headers) if ex.response_headers is not None else None, ex.response_body,
+            ex.upstream_digest, ex.error, ex.created,
+        ),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def _open_private(path: Path) -> None:
+    """Create the database file readable by its owner only (WAL and SHM inherit it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _prepare(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    migrate(db)
+
+
+class SQLiteStore:
+    """Every query recall makes, behind one interface (a PostgreSQL store can follow it)."""
+
+    def __init__(self, path: Path, writer_db: aiosqlite.Connection, reader_db: aiosqlite.Connection) -> None:
+        self.path = path
+        self._writer_db = writer_db
+        self._reader = reader_db
+        self._writer = Writer(writer_db)
+
+    @classmethod
+    async def open(cls, path: str | Path) -> SQLiteStore:
+        path = Path(path)
+        _open_private(path)
+        writer_db = await aiosqlite.connect(path, isolation_level=None)
+        await writer_db._execute(_prepare, writer_db._conn)
+        reader_db = await aiosqlite.connect(path, isolation_level=None)
+        await reader_db.execute("PRAGMA query_only=ON")
+        store = cls(path, writer_db, reader_db)
+        store._writer.start()
+        await store._fail_interrupted()
+        return store
+
+    async def close(self) -> None:
+        await self._writer.stop()
+        await self._reader.close()
+        await self._writer_db.close()
+
+    async def _fail_interrupted(self) -> None:
+        """Interactions left in progress by a stopped recall can never finish: mark them failed."""
+        now = time.time()
+
+        def op(db: sqlite3.Connection) -> int:
+            return db.execute(
+                "UPDATE interactions SET status = ?, error = ?, updated_at = ? WHERE status = ?",
+                (FAILED, _INTERRUPTED, now, IN_PROGRESS),
+            ).rowcount
+
+        await self._writer.submit(op)
+
+    # -- writes ---------------------------------------------------------------
+
+    async def save_interaction(self, it: Interaction, exchange: Exchange | None = None) -> None:
+        """Insert or replace a node (and its exchange); returns once committed."""
+
+        def op(db: sqlite3.Connection) -> None:
+            depth = 0
+            root_id = it.root_id or it.id
+            if it.parent_id:
+                parent = db.execute(
+                    "SELECT root_id, depth FROM interactions WHERE id = ?", (it.parent_id,)
+                ).fetchone()
+                if parent:
+                    root_id, depth = parent[0], parent[1] + 1
+            it.root_id = root_id
+            db.execute(
+                f"INSERT OR REPLACE INTO interactions ({_INTERACTION_COLUMNS}, input_tokens, output_tokens)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    it.id, it.owner, it.upstream, it.front, it.mode, it.model, it.status, it.parent_id, root_id,
+                    depth, _turns_json(it.input), _turns_json(it.output), _dumps(it.request),
+                    _dumps(it.usage.to_json()), it.error, it.provider_id, it.created, it.updated,
+                    it.usage.input_tokens, it.usage.output_tokens,
+                ),
+            )
+            if exchange is not None:
+                exchange.interaction_id = it.id
+                _insert_exchange(db, exchange)
+
+        await self._writer.submit(op)
+
+    async def record_exchange(self, exchange: Exchange) -> None:
+        await self._writer.submit(lambda db: _insert_exchange(db, exchange))
+
+    async def delete_interaction(self, interaction_id: str) -> bool:
+        """Erase a node's content and every exchange that holds it.
+
+        The row stays as a content-free tombstone so that its children keep
+        their place in the tree; their history skips the erased turn.
+        """
+        now = time.time()
+
+        def op(db: sqlite3.Connection) -> bool:
+            changed = db.execute(
+                "UPDATE interactions SET input = NULL, output = NULL, request = NULL, error = NULL,"
+                " status = 'deleted', deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
+                (now, now, interaction_id),
+            ).rowcount
+            db.execute("DELETE FROM exchanges WHERE interaction_id = ?", (interaction_id,))
+            return changed > 0
+
+        return bool(await self._writer.submit(op))
+
+    # -- reads ----------------------------------------------------------------
+
+    async def get_interaction(self, interaction_id: str) -> Interaction | None:
+        """A live (not deleted) node by id, or None."""
+        cursor = await self._reader.execute(
+            f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id = ? AND deleted_at IS NULL",
+            (interaction_id,),
+        )
+        row = await cursor.fetchone()
+        await cursor.close()
+        return _row_to_interaction(row) if row else None
+
+    async def chain(self, interaction_id: str) -> list[Interaction]:
+        """The conversation from its root to this node, oldest first, erased nodes skipped."""
+        cursor = await self._reader.execute(
+            f"""
+            WITH RECURSIVE chain(id, parent_id, hop) AS (
+                SELECT id, parent_id, 0 FROM interactions WHERE id = ?
+                UNION ALL
+                SELECT i.id, i.parent_id, chain.hop + 1
+                FROM interactions AS i JOIN chain ON i.id = chain.parent_id
+            )
+            SELECT {", ".join("i." + c.strip() for c in _INTERACTION_COLUMNS.split(","))}
+            FROM chain JOIN interactions AS i ON i.id = chain.id
+            WHERE i.deleted_at IS NULL
+            ORDER BY chain.hop DESC
+            """,
+            (interaction_id,),
+        )
+        rows = await cursor.fetchall()
+        await cursor.close()
+        return [_row_to_interaction(row) for row in rows]
+
+    async def exchanges_for(self, interaction_id: str) -> list[Exchange]:
+        cursor = await self._reader.execute(
+            "SELECT upstream, method, path, created_at, status, latency_ms, interaction_id, owner, front, model,"
+            " input_tokens, output_tokens, stored, request_headers, request_body, response_headers, response_body,"
+            " upstream_digest, error FROM exchanges WHERE interaction_id = ? ORDER BY id",
+            (interaction_id,),
+        )
+        rows = await cursor.fetchall()
+        await cursor.close()
+        return [
+            Exchange(
+                upstream=r[0], method=r[1], path=r[2], created=r[3], status=r[4], latency_ms=r[5],
+                interaction_id=r[6], owner=r[7], front=r[8], model=r[9], input_tokens=r[10],
+                output_tokens=r[11], stored=bool(r[12]),
+                request_headers=orjson.loads(r[13]) if r[13] else None, request_body=r[14],
+                response_headers=orjson.loads(r[15]) if r[15] else None, response_body=r[16],
+                upstream_digest=r[17], error=r[18],
+            )
+            for r in rows
+        ]

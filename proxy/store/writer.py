@@ -1,0 +1,105 @@
+"""The single owner of every write: a task that commits queued writes in groups.
+
+One aiosqlite connection shared by concurrent handlers would interleave their
+transactions. Instead every write is a small function queued here; the writer
+takes everything queued so far, runs it in one transaction in one trip to the
+database thread (group commit), and resolves each caller's future. A failing
+write is rolled back to its own savepoint and fails only its own caller.
+Deletes go through the same queue, so they are ordered behind pending writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import aiosqlite
+
+WriteOp = Callable[[sqlite3.Connection], Any]
+
+_MAX_BATCH = 512
+
+
+def _run_batch(db: sqlite3.Connection, ops: list[WriteOp]) -> list[tuple[bool, Any]]:
+    outcomes: list[tuple[bool, Any]] = []
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for op in ops:
+            db.execute("SAVEPOINT op")
+            try:
+                outcomes.append((True, op(db)))
+                db.execute("RELEASE op")
+            except Exception as exc:  # one bad write must not sink the batch
+                db.execute("ROLLBACK TO op")
+                db.execute("RELEASE op")
+                outcomes.append((False, exc))
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+class Writer:
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._connection = connection
+        self._queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="recall-store-writer")
+
+    def submit(self, op: WriteOp) -> asyncio.Future[Any]:
+        """Queue a write; the future resolves once it is committed."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("the store's writer is not running")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((op, future))
+        return future
+
+    async def stop(self) -> None:
+        """Commit everything queued so far, then end the task."""
+        if self._task is None:
+            return
+        self._queue.put_nowait(None)
+        await self._task
+        self._task = None
+
+    async def _loop(self) -> None:
+        stopping = False
+        while not stopping:
+            item = await self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            while len(batch) < _MAX_BATCH and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[WriteOp, asyncio.Future[Any]]]) -> None:
+        ops = [op for op, _ in batch]
+        try:
+            # aiosqlite's _execute runs one function on its database thread:
+            # the whole group is one hop and one transaction, not one per statement.
+            outcomes = await self._connection._execute(_run_batch, self._connection._conn, ops)
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.batches += 1
+        for (ok, value), (_, future) in zip(outcomes, batch):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)

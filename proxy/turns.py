@@ -1,0 +1,193 @@
+"""One conversation turn through the pipeline, and the stored-turn operations.
+
+create: front codec decodes the request → state resolves the previous id →
+upstream codec builds a self-contained call → the reply is decoded → the node
+is committed → the front codec renders it. In native mode the provider keeps
+the conversation: the call is relayed byte for byte and recorded beside.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .call import Call
+from .codecs import UPSTREAM_CODECS, Codec
+from .errors import ApiError, bad_request, not_found, upstream_bad_response
+from .ids import mint_id
+from .model import IN_PROGRESS, Interaction, ModelReply, TurnRequest
+from .relay import STORED_HEADER, relay
+from .services import Services
+from .state import history
+from .upstream import forward_headers
+
+JSON = "application/json"
+
+
+def json_response(payload: Any, *, status: int = 200, stored: bool = True) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(payload), status=status, content_type=JSON,
+        headers={STORED_HEADER: "true" if stored else "false"},
+    )
+
+
+def is_native(call: Call) -> bool:
+    """The provider keeps this conversation itself (same wire API, state = native)."""
+    return call.route.codec.speaks == call.upstream.api and not call.upstream.emulates
+
+
+async def create(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
+    codec = call.route.codec
+    req = codec.parse_create(call.json_body())
+    if is_native(call):
+        return await _create_native(request, call, services, req)
+    return await _create_emulated(call, services, req)
+
+
+async def _create_native(request: web.Request, call: Call, services: Services, req: TurnRequest) -> web.StreamResponse:
+    codec = call.route.codec
+    if req.previous_id:
+        known = await services.store.get_interaction(req.previous_id)
+        if known is not None and known.owner != call.owner:
+            raise codec.previous_not_found(req.previous_id)
+    storing = req.store and call.recording
+
+    async def remember(status: int, body: bytes) -> None:
+        if status != 200 or not storing or req.stream:
+            return
+        try:
+            reply = codec.parse_reply(orjson.loads(body))
+        except (orjson.JSONDecodeError, ApiError):
+            return  # relayed as it came; nothing to model
+        if reply.provider_id:
+            await services.store.save_interaction(_node(call, req, reply, reply.provider_id, mode="native"))
+
+    return await relay(request, call, services, store_content=storing, on_relayed=remember)
+
+
+async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> web.Response:
+    codec = call.route.codec
+    if req.stream or req.background:
+        raise bad_request("stream and background are not available in emulate mode yet", param="stream")
+    chain = await services.state.chain_for(req.previous_id, call.owner, codec) if req.previous_id else []
+    upstream_codec = UPSTREAM_CODECS[call.upstream.api]
+    upstream_call = upstream_codec.upstream_call(req, history(chain))
+    upstream_body = orjson.dumps(upstream_call.body)
+    headers = forward_headers(call.headers, call.upstream, upstream_codec)
+    headers["Content-Type"] = JSON
+    answer = await services.upstreams.send(
+        call.upstream, upstream_call.method, upstream_call.path, headers=headers, body=upstream_body
+    )
+    if answer.status != 200:
+        raise ApiError(
+            answer.status, "upstream_error",
+            f"upstream '{call.upstream.name}' answered {answer.status}: {upstream_codec.upstream_error_message(answer.body)}",
+        )
+    try:
+        reply = upstream_codec.parse_reply(orjson.loads(answer.body))
+    except orjson.JSONDecodeError as exc:
+        raise upstream_bad_response(call.upstream.name, f"its answer is not valid JSON ({exc})") from None
+    except ApiError as exc:
+        raise upstream_bad_response(call.upstream.name, exc.message) from None
+    node = _node(call, req, reply, mint_id(codec.id_prefix), mode="emulate", parent=chain[-1] if chain else None)
+    rendered = codec.render(node)
+    body = orjson.dumps(rendered)
+    storing = req.store and call.recording
+    if storing:
+        exchange = call.exchange(200, {"content-type": JSON}, body)
+        exchange.model, exchange.upstream_digest = node.model, hashlib.sha256(upstream_body).hexdigest()
+        exchange.input_tokens, exchange.output_tokens = node.usage.input_tokens, node.usage.output_tokens
+        # Committed before the id reaches the app: an immediate follow-up finds it.
+        await services.store.save_interaction(node, exchange)
+    else:
+        exchange = call.exchange(200, {"content-type": JSON}, None)
+        exchange.model, exchange.input_tokens, exchange.output_tokens = node.model, node.usage.input_tokens, node.usage.output_tokens
+        await services.record(exchange, content=False)
+    return web.Response(body=body, content_type=JSON, headers={STORED_HEADER: "true" if storing else "false"})
+
+
+def _node(call: Call, req: TurnRequest, reply: ModelReply, node_id: str, *, mode: str,
+          parent: Interaction | None = None) -> Interaction:
+    now = time.time()
+    echoed = {k: v for k, v in req.raw.items() if k not in ("input", "stream", "store", "background", "model")}
+    return Interaction(
+        id=node_id,
+        owner=call.owner,
+        upstream=call.upstream.name,
+        front=call.route.codec.name,
+        mode=mode,
+        model=req.model or reply.model,
+        status=reply.status,
+        input=req.input,
+        output=reply.output,
+        created=call.created,
+        updated=now,
+        parent_id=parent.id if parent else req.previous_id,
+        root_id=parent.root_id if parent else None,
+        usage=reply.usage,
+        error=reply.error,
+        request=echoed,
+        provider_id=reply.provider_id,
+    )
+
+
+async def _visible(call: Call, services: Services, codec: Codec) -> Interaction | None:
+    assert call.route.resource_id is not None
+    return await services.state.lookup(call.route.resource_id, call.owner)
+
+
+def _missing(codec: Codec, resource_id: str) -> ApiError:
+    return not_found(f"interaction '{resource_id}' was not found")
+
+
+async def get(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
+    codec = call.route.codec
+    found = await _visible(call, services, codec)
+    if found is None or found.mode == "native":
+        if is_native(call) and not await _foreign(call, services):
+            return await relay(request, call, services)
+        raise _missing(codec, call.route.resource_id or "")
+    return json_response(codec.render(found, include_input=call.query_flag("include_input")))
+
+
+async def delete(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
+    codec = call.route.codec
+    resource_id = call.route.resource_id or ""
+    found = await _visible(call, services, codec)
+    if found is None or found.mode == "native":
+        if not is_native(call) or await _foreign(call, services):
+            raise _missing(codec, resource_id)
+
+        async def forget(status: int, body: bytes) -> None:
+            if 200 <= status < 300 and found is not None:
+                await services.store.delete_interaction(resource_id)
+
+        return await relay(request, call, services, on_relayed=forget)
+    await services.store.delete_interaction(resource_id)
+    return json_response({})
+
+
+async def cancel(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
+    codec = call.route.codec
+    resource_id = call.route.resource_id or ""
+    found = await _visible(call, services, codec)
+    if found is None or found.mode == "native":
+        if not is_native(call) or await _foreign(call, services):
+            raise _missing(codec, resource_id)
+        return await relay(request, call, services)
+    if found.status != IN_PROGRESS:
+        raise bad_request(
+            f"interaction '{resource_id}' is {found.status}; only a background interaction still in progress"
+            " can be cancelled"
+        )
+    raise bad_request(f"interaction '{resource_id}' cannot be cancelled")
+
+
+async def _foreign(call: Call, services: Services) -> bool:
+    """The id is recorded under another key: answer as if it did not exist."""
+    known = await services.store.get_interaction(call.route.resource_id or "")
+    return known is not None and known.owner != call.owner

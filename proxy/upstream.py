@@ -1,0 +1,134 @@
+"""Calls to providers: one shared aiohttp ClientSession, timeouts, header hygiene.
+
+Provider faults become ApiErrors with the statuses DESIGN.md fixes: unreachable
+502, timeout 504, a broken connection or body 502.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiohttp
+from multidict import CIMultiDict
+
+from .auth import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS
+from .codecs import Codec
+from .config import Upstream
+from .errors import ApiError, upstream_bad_response, upstream_timeout, upstream_unreachable
+
+# Never forwarded: hop-by-hop headers, ones aiohttp sets itself, recall's own.
+# accept-encoding is dropped so that aiohttp negotiates and decodes compression
+# itself: recall parses bodies and must not relabel them.
+_DROPPED_REQUEST_HEADERS = frozenset({
+    "host", "content-length", "connection", "keep-alive", "proxy-connection", "proxy-authorization",
+    "te", "trailer", "transfer-encoding", "upgrade", "accept-encoding",
+})
+# Not relayed back: hop-by-hop, and encodings aiohttp already undid.
+DROPPED_RESPONSE_HEADERS = frozenset({
+    "content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "date", "server",
+})
+
+
+@dataclass(slots=True)
+class UpstreamResponse:
+    status: int
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+def forward_headers(headers: Mapping[str, str], upstream: Upstream, codec: Codec | None) -> CIMultiDict[str]:
+    """The app's headers as the provider should see them.
+
+    The app's own key passes through unless the upstream names `api_key_env`,
+    whose key then replaces every credential the app sent.
+    """
+    out: CIMultiDict[str] = CIMultiDict()
+    replacing = bool(upstream.api_key_env)
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in _DROPPED_REQUEST_HEADERS or lower.startswith("x-recall-"):
+            continue
+        if replacing and lower in CREDENTIAL_HEADERS:
+            continue
+        out.add(name, value)
+    if replacing and codec is not None:
+        key = os.environ.get(upstream.api_key_env or "", "")
+        out[codec.auth_header] = codec.auth_prefix + key
+    return out
+
+
+def forward_query(query: Mapping[str, str], upstream: Upstream) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in query.items() if not (upstream.api_key_env and k in SECRET_QUERY_PARAMS)]
+
+
+class UpstreamClient:
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        # One session with keep-alive for every provider; per-upstream timeouts
+        # are given per request.
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("the upstream client is not started")
+        return self._session
+
+    async def open(
+        self,
+        upstream: Upstream,
+        method: str,
+        path: str,
+        *,
+        headers: CIMultiDict[str],
+        body: bytes | None,
+        query: list[tuple[str, str]] | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send a request and return the response with its body still unread."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(upstream.timeout_s, 30), sock_read=upstream.timeout_s)
+        try:
+            return await self.session.request(
+                method, upstream.url + path, params=query or None, headers=headers, data=body,
+                timeout=timeout, allow_redirects=False,
+            )
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+            raise upstream_timeout(upstream.name, upstream.timeout_s) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise upstream_unreachable(upstream.name, upstream.url, str(exc.os_error or exc)) from None
+        except aiohttp.ClientError as exc:
+            raise upstream_bad_response(upstream.name, str(exc) or type(exc).__name__) from None
+
+    async def send(
+        self,
+        upstream: Upstream,
+        method: str,
+        path: str,
+        *,
+        headers: CIMultiDict[str],
+        body: bytes | None,
+        query: list[tuple[str, str]] | None = None,
+    ) -> UpstreamResponse:
+        """Send a request and read the whole response."""
+        response = await self.open(upstream, method, path, headers=headers, body=body, query=query)
+        async with response:
+            try:
+                payload = await response.read()
+            except asyncio.TimeoutError:
+                raise upstream_timeout(upstream.name, upstream.timeout_s) from None
+            except aiohttp.ClientError as exc:
+                raise upstream_bad_response(upstream.name, f"the connection broke mid-body ({exc or type(exc).__name__})") from None
+        return UpstreamResponse(response.status, CIMultiDict(response.headers), payload)
+
+
+__all__ = ["ApiError", "UpstreamClient", "UpstreamResponse", "forward_headers", "forward_query"]
