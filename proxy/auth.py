@@ -46,7 +46,7 @@ def redacted_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Headers fit for the audit log: every credential removed."""
     kept: dict[str, str] = {}
     for name, value in headers:
-        lower = name.lower()
+        lower = str(name).lower()
         if lower in SECRET_HEADERS:
             continue
         kept[lower] = f"{kept[lower]}, {value}" if lower in kept else value

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
+from .auth import redacted_headers
 from .call import Call
 from .codecs import UPSTREAM_CODECS
 from .errors import upstream_bad_response, upstream_timeout
@@ -74,7 +75,7 @@ async def relay(
                 raise upstream_bad_response(upstream.name, str(exc) or type(exc).__name__) from None
             error = f"the provider's connection broke mid-body: {exc or type(exc).__name__}"
     body = bytes(kept)
-    exchange = call.exchange(response.status, dict(out.headers), body)
+    exchange = call.exchange(response.status, redacted_headers(out.headers.items()), body)
     exchange.error = error
     if on_relayed is not None and error is None:
         await on_relayed(response.status, body)

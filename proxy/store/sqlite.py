@@ -80,6 +80,9 @@ def _prepare(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
+    # Deleted content is overwritten, not just unlinked: a delete must take the
+    # text out of the file for real.
+    db.execute("PRAGMA secure_delete=ON")
     migrate(db)
 
 
@@ -131,11 +134,11 @@ class SQLiteStore:
             depth = 0
             root_id = it.root_id or it.id
             if it.parent_id:
-                parent = db.execute(
+                found = db.execute(
                     "SELECT root_id, depth FROM interactions WHERE id = ?", (it.parent_id,)
-                ).fetchone()
-                if parent:
-                    root_id, depth = parent[0], parent[1] + 1
+                ).fetchall()
+                if found:
+                    root_id, depth = found[0][0], found[0][1] + 1
             it.root_id = root_id
             db.execute(
                 f"INSERT OR REPLACE INTO interactions ({_INTERACTION_COLUMNS}, input_tokens, output_tokens)"
@@ -173,7 +176,16 @@ class SQLiteStore:
             db.execute("DELETE FROM exchanges WHERE interaction_id = ?", (interaction_id,))
             return changed > 0
 
-        return bool(await self._writer.submit(op))
+        deleted = bool(await self._writer.submit(op))
+        await self._scrub_wal()
+        return deleted
+
+    async def _scrub_wal(self) -> None:
+        """Fold the WAL into the database and truncate it: old page images in the
+        WAL would otherwise still hold erased content until the next checkpoint."""
+        cursor = await self._writer_db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await cursor.fetchall()
+        await cursor.close()
 
     # -- reads ----------------------------------------------------------------
 

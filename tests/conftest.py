@@ -1,0 +1,91 @@
+"""Fixtures: a real recall and real fake providers on loopback, and a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from proxy.config import Config, Upstream
+from proxy.server import start
+from tests.support.fake_gemini import FakeGemini
+from tests.support.loop_thread import LoopThread
+
+
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture
+def fake_gemini(loop_thread: LoopThread) -> Iterator[FakeGemini]:
+    fake = FakeGemini()
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
+@pytest.fixture
+def stateful_gemini(loop_thread: LoopThread) -> Iterator[FakeGemini]:
+    fake = FakeGemini(stateful=True)
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
+@dataclass
+class Recall:
+    url: str
+    db_path: Path
+    config: Config
+
+    def base(self, upstream: str) -> str:
+        return f"{self.url}/{upstream}"
+
+    def db_bytes(self) -> bytes:
+        """Every byte recall has on disk: the database and its WAL."""
+        data = b""
+        for suffix in ("", "-wal", "-shm"):
+            path = Path(str(self.db_path) + suffix)
+            if path.exists():
+                data += path.read_bytes()
+        return data
+
+    def query(self, sql: str, *params: object) -> list[tuple]:
+        with sqlite3.connect(self.db_path) as db:
+            return db.execute(sql, params).fetchall()
+
+
+RecallFactory = Callable[..., Recall]
+
+
+@pytest.fixture
+def recall_factory(loop_thread: LoopThread, tmp_path: Path) -> Iterator[RecallFactory]:
+    runners = []
+
+    def make(upstreams: dict[str, Upstream] | None = None, *, db_name: str = "recall.db", **settings: object) -> Recall:
+        config = Config(host="127.0.0.1", port=0, **settings)  # type: ignore[arg-type]
+        if upstreams:
+            config.upstreams.update(upstreams)
+        db_path = tmp_path / db_name
+        runner, port = loop_thread.run(start(config, db_path))
+        runners.append(runner)
+        return Recall(f"http://127.0.0.1:{port}", db_path, config)
+
+    yield make
+    for runner in runners:
+        loop_thread.run(runner.cleanup())
+
+
+@pytest.fixture
+def recall(recall_factory: RecallFactory, fake_gemini: FakeGemini) -> Recall:
+    """recall with the fake Gemini mounted three ways: emulate, native-looking, and generateContent."""
+    return recall_factory({
+        "gemini": Upstream("gemini", fake_gemini.url, "gemini", state="emulate"),
+        "gemgen": Upstream("gemgen", fake_gemini.url, "gemini-generate"),
+    })
