@@ -1,0 +1,79 @@
+"""The config file: the example loads, bad files fail with file, key and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from proxy.cli import main
+from proxy.config import BUILTIN_UPSTREAMS, ConfigError, load_config, resolve_db_path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_example_config_loads_every_key() -> None:
+    config = load_config(str(ROOT / "config.example.toml"))
+    assert config.port == 8642 and config.mode == "live" and config.log_unstored is True
+    assert set(BUILTIN_UPSTREAMS) <= set(config.upstreams)
+    local = config.upstreams["local"]
+    assert (local.url, local.api, local.emulates) == ("http://127.0.0.1:8080", "openai-chat", True)
+
+
+def test_no_config_gives_the_builtin_upstreams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RECALL_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    config = load_config(None)
+    assert config.upstreams == BUILTIN_UPSTREAMS
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("[server]\nport = 'eighty'", "[server] port", "must be an integer"),
+        ("[server]\nprot = 1", "[server] prot", "unknown key"),
+        ("[cache]\nmode = 'sometimes'", "[cache] mode", "must be one of live, replay, auto"),
+        ("[upstreams.local]\napi = 'openai-chat'", "[upstreams.local] url", "is required"),
+        ("[upstreams.gemini]\nstate = 'maybe'", "[upstreams.gemini] state", "must be one of native, emulate"),
+        ("[upstreams.x]\nurl = 'ftp://h'\napi = 'openai'", "[upstreams.x] url", "must start with http"),
+        ("[server\nport = 1", "syntax", ""),
+    ],
+)
+def test_bad_config_names_file_key_and_reason(tmp_path: Path, text: str, key: str, reason: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path))
+    assert caught.value.key == key
+    assert reason in caught.value.reason
+    assert str(path) in str(caught.value)
+
+
+def test_serve_with_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[server]\nport = 0.5\n")
+    result = CliRunner().invoke(main, ["serve", "--config", str(path), "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert str(path) in lines[0] and "[server] port" in lines[0] and "must be an integer" in lines[0]
+
+
+def test_serve_refuses_public_host_without_tokens(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2
+    assert "--insecure" in result.output
+
+
+def test_db_path_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config(str(ROOT / "config.example.toml"))
+    monkeypatch.setenv("RECALL_DB", str(tmp_path / "env.db"))
+    assert resolve_db_path(str(tmp_path / "flag.db"), config) == tmp_path / "flag.db"
+    assert resolve_db_path(None, config) == tmp_path / "env.db"
+    monkeypatch.delenv("RECALL_DB")
+    assert resolve_db_path(None, config) == Path("~/.local/share/recall/recall.db").expanduser()
+    config.db_path = None
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert resolve_db_path(None, config) == tmp_path / "recall" / "recall.db"
