@@ -142,6 +142,14 @@ class ModelReply:
     error: str | None = None
 
 
+def settle_status(output: list[Turn], finished: str) -> str:
+    """`requires_action` when a completed turn ends with the model calling a function."""
+    parts = [p for t in output if t.role == MODEL for p in t.parts]
+    if finished == COMPLETED and parts and parts[-1].kind == FUNCTION_CALL:
+        return REQUIRES_ACTION
+    return finished
+
+
 @dataclass(slots=True)
 class Interaction:
     """One stored turn of a conversation: a node with a parent pointer."""

@@ -22,6 +22,7 @@ from .config import Config
 from .errors import ApiError, too_large, unauthorized
 from .http_compat import TolerantAppRunner
 from .relay import relay
+from .runs import Runs
 from .services import Services
 from .state import ConversationState
 from .store.sqlite import SQLiteStore
@@ -106,8 +107,12 @@ def create_app(config: Config, db_path: Path) -> web.Application:
         store = await SQLiteStore.open(db_path)
         upstreams = UpstreamClient()
         await upstreams.start()
-        app[SERVICES] = Services(config=config, store=store, upstreams=upstreams, state=ConversationState(store))
+        runs = Runs()
+        app[SERVICES] = Services(config=config, store=store, upstreams=upstreams, state=ConversationState(store),
+                                 runs=runs)
         yield
+        # Running turns are stopped and recorded as failed before the store closes.
+        await runs.shutdown()
         await upstreams.close()
         await store.close()
 

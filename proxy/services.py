@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import Config
+from .runs import Runs
 from .state import ConversationState
 from .store.records import Exchange
 from .store.sqlite import SQLiteStore
@@ -17,6 +18,7 @@ class Services:
     store: SQLiteStore
     upstreams: UpstreamClient
     state: ConversationState
+    runs: Runs
 
     async def record(self, exchange: Exchange, *, content: bool) -> None:
         """Keep an audit row: whole, or metadata only for calls that opted out of storage."""

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from . import streaming
 from .call import Call
 from .codecs import UPSTREAM_CODECS, Codec
 from .errors import ApiError, bad_request, not_found, upstream_bad_response
@@ -43,8 +44,15 @@ def is_native(call: Call) -> bool:
 async def create(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
     codec = call.route.codec
     req = codec.parse_create(call.json_body())
+    if req.background and not req.store:
+        raise bad_request("background interactions must be stored; remove store=false or background=true",
+                          param="background")
     if is_native(call):
+        if req.stream:
+            return await streaming.relay_native(request, call, services, req)
         return await _create_native(request, call, services, req)
+    if req.stream or req.background:
+        return await streaming.start_emulated(request, call, services, req)
     return await _create_emulated(call, services, req)
 
 
@@ -57,7 +65,7 @@ async def _create_native(request: web.Request, call: Call, services: Services, r
     storing = req.store and call.recording
 
     async def remember(status: int, body: bytes) -> None:
-        if status != 200 or not storing or req.stream:
+        if status != 200 or not storing:
             return
         try:
             reply = codec.parse_reply(orjson.loads(body))
@@ -71,8 +79,6 @@ async def _create_native(request: web.Request, call: Call, services: Services, r
 
 async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> web.Response:
     codec = call.route.codec
-    if req.stream or req.background:
-        raise bad_request("stream and background are not available in emulate mode yet", param="stream")
     chain = await services.state.chain_for(req.previous_id, call.owner, codec) if req.previous_id else []
     upstream_codec = UPSTREAM_CODECS[call.upstream.api]
     upstream_call = upstream_codec.upstream_call(req, history(chain))
@@ -151,6 +157,8 @@ async def get(request: web.Request, call: Call, services: Services) -> web.Strea
         if is_native(call) and not await _foreign(call, services):
             return await relay(request, call, services)
         raise _missing(codec, call.route.resource_id or "")
+    if call.query_flag("stream"):
+        return await streaming.follow(request, call, services, found)
     return json_response(codec.render(found, include_input=call.query_flag("include_input")))
 
 
@@ -179,12 +187,12 @@ async def cancel(request: web.Request, call: Call, services: Services) -> web.St
         if not is_native(call) or await _foreign(call, services):
             raise _missing(codec, resource_id)
         return await relay(request, call, services)
-    if found.status != IN_PROGRESS:
+    if found.status != IN_PROGRESS or not await services.runs.cancel(resource_id):
         raise bad_request(
-            f"interaction '{resource_id}' is {found.status}; only a background interaction still in progress"
-            " can be cancelled"
+            f"interaction '{resource_id}' is {found.status}; only an interaction still in progress can be cancelled"
         )
-    raise bad_request(f"interaction '{resource_id}' cannot be cancelled")
+    cancelled = await services.state.lookup(resource_id, call.owner)
+    return json_response(codec.render(cancelled or found))
 
 
 async def _foreign(call: Call, services: Services) -> bool:

@@ -51,6 +51,10 @@ def test_launch_notebook_flow_on_genai_156(recall: Recall, fake_gemini: FakeGemi
     assert seen["got_text"] == seen["second_text"]
     assert "Your name is Ada." in seen["stateless_text"]
     assert seen["deleted_get"] == 404
+    assert seen["stream_types"][0] == "interaction.start" and seen["stream_types"][-1] == "interaction.complete"
+    assert "content.delta" in seen["stream_types"]
+    assert seen["stream_text"] == "[1 user messages] You said: Stream to me, I am Karthik."
+    assert seen["stream_final_id"].startswith("v1_")
     paths = {r.path for r in fake_gemini.requests}
     assert paths == {"/v1beta/interactions"}
     # The duplicate User-Agent really was sent, folded, and accepted.

@@ -10,14 +10,71 @@ n x n matrix: decode with one, encode with another.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import orjson
 
+from ..deltas import Assembler, StreamDelta
 from ..errors import ApiError, bad_request, not_found
-from ..model import FUNCTION_CALL, MODEL, Interaction, ModelReply, Part, Turn, TurnRequest
+from ..model import Interaction, ModelReply, Part, Turn, TurnRequest
+from ..sse import SSEEvent
+
+
+@dataclass(slots=True)
+class Frame:
+    """One SSE event written to an app: its resume id (if the API has one) and its bytes."""
+
+    event_id: str | None
+    data: bytes
+
+
+class StreamDecoder:
+    """Reads one upstream stream: events in, neutral deltas out, the reply assembled."""
+
+    def __init__(self) -> None:
+        self.assembler = Assembler()
+        #: The provider's own words when it reported a failure inside the stream.
+        self.failure: str | None = None
+        #: Set once the provider's closing event (completion, finish reason) has arrived.
+        self.finished = False
+
+    def feed(self, event: SSEEvent) -> list[StreamDelta]:
+        """The deltas an event holds, already applied to the assembled reply."""
+        deltas = self.decode(event)
+        for delta in deltas:
+            self.assembler.apply(delta)
+        return deltas
+
+    def decode(self, event: SSEEvent) -> list[StreamDelta]:
+        raise NotImplementedError
+
+
+class StreamEncoder:
+    """Writes one front stream from neutral deltas, with resume ids of its own."""
+
+    #: Whether events of this same API from a provider can be passed on (see relabel).
+    can_relabel = False
+
+    def opening(self, node: Interaction) -> list[Frame]:
+        raise NotImplementedError
+
+    def delta(self, delta: StreamDelta) -> list[Frame]:
+        raise NotImplementedError
+
+    def closing(self, node: Interaction) -> list[Frame]:
+        raise NotImplementedError
+
+    def failure(self, node: Interaction, err: ApiError) -> list[Frame]:
+        raise NotImplementedError
+
+    def relabel(self, event: SSEEvent, node: Interaction) -> Frame | None:
+        """A provider event of this same API passed on, ids rewritten to the node's.
+
+        None means the event cannot pass as it is and must be re-encoded."""
+        return None
 
 
 @dataclass(slots=True)
@@ -66,6 +123,13 @@ class Codec:
     def parse_reply(self, body: Any) -> ModelReply:
         raise NotImplementedError
 
+    def stream_decoder(self) -> StreamDecoder:
+        raise bad_request(f"streaming from an upstream that speaks {self.speaks} is not supported")
+
+    def stream_encoder(self, headers: Mapping[str, str], body: Any) -> StreamEncoder:
+        """An encoder for one stream to an app whose request had these headers and body."""
+        raise bad_request(f"the {self.name} API cannot stream", param="stream")
+
     def upstream_error_message(self, body: bytes) -> str:
         """The provider's own message from an error body of this API."""
         try:
@@ -102,14 +166,6 @@ def carries(part: Part, target: Codec) -> bool:
     from . import FAMILY_OF  # local: the registry imports this module
 
     return FAMILY_OF.get(part.origin) == target.family
-
-
-def reply_status(output: list[Turn], finished: str) -> str:
-    """`requires_action` when the model ended its turn by calling a function."""
-    parts = [p for t in output if t.role == MODEL for p in t.parts]
-    if finished == "completed" and parts and parts[-1].kind == FUNCTION_CALL:
-        return "requires_action"
-    return finished
 
 
 def iso_time(epoch: float | None = None) -> str:

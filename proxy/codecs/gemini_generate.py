@@ -9,8 +9,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import orjson
+
+from ..deltas import PartDelta, PartStart, PartStop, StreamDelta
 from ..errors import ApiError
 from ..model import (
+    settle_status,
     FUNCTION_CALL,
     FUNCTION_RESULT,
     MEDIA_KINDS,
@@ -23,7 +27,8 @@ from ..model import (
     TurnRequest,
     Usage,
 )
-from .base import Codec, UpstreamCall, carries, expect, reply_status
+from ..sse import SSEEvent
+from .base import Codec, StreamDecoder, UpstreamCall, carries, expect
 
 NAME = "gemini-generate"
 
@@ -78,6 +83,9 @@ class GeminiGenerate(Codec):
         verb = "streamGenerateContent?alt=sse" if req.stream else "generateContent"
         return UpstreamCall("POST", f"/v1beta/models/{quote(model, safe='-._~')}:{verb}", body)
 
+    def stream_decoder(self) -> StreamDecoder:
+        return GenerateStreamDecoder()
+
     def parse_reply(self, body: Any) -> ModelReply:
         expect(isinstance(body, dict), "the generateContent response is not a JSON object")
         candidates = body.get("candidates") or []
@@ -99,7 +107,7 @@ class GeminiGenerate(Codec):
         output = [Turn(MODEL, parts)] if parts else []
         return ModelReply(
             output=output,
-            status=reply_status(output, status),
+            status=settle_status(output, status),
             usage=Usage(**{n: usage[w] for w, n in _USAGE_KEYS.items() if isinstance(usage.get(w), int)}),
             model=body.get("modelVersion"),
             provider_id=body.get("responseId"),
@@ -179,3 +187,60 @@ def _parts_of(raw: dict[str, Any]) -> list[Part]:
 def _media_kind(mime_type: str | None) -> str:
     major = (mime_type or "").split("/", 1)[0]
     return {"image": "image", "audio": "audio", "video": "video"}.get(major, "document")
+
+
+class GenerateStreamDecoder(StreamDecoder):
+    """streamGenerateContent?alt=sse: each event is a whole GenerateContentResponse chunk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._open: int | None = None  # index of the text (or thought) part being extended
+        self._open_kind: str | None = None
+        self._next = 0
+
+    def _start(self, part: Part) -> list[StreamDelta]:
+        out = self._stop()
+        self._open, self._open_kind = self._next, part.kind
+        self._next += 1
+        return [*out, PartStart(self._open, part)]
+
+    def _stop(self) -> list[StreamDelta]:
+        if self._open is None:
+            return []
+        index, self._open, self._open_kind = self._open, None, None
+        return [PartStop(index)]
+
+    def decode(self, event: SSEEvent) -> list[StreamDelta]:
+        chunk = event.json()
+        if not isinstance(chunk, dict):
+            return []
+        if isinstance(chunk.get("error"), dict):
+            self.failure = str(chunk["error"].get("message") or "the provider reported an error")
+            return self._stop()
+        reply = GeminiGenerate().parse_reply(chunk)
+        out: list[StreamDelta] = []
+        for part in (p for turn in reply.output for p in turn.parts):
+            streams_on = part.kind in (TEXT, THOUGHT) and part.kind == self._open_kind and not part.signature
+            if part.kind in (TEXT, THOUGHT):
+                if not streams_on:
+                    out += self._start(Part(part.kind, origin=part.origin))
+                assert self._open is not None
+                out.append(PartDelta(self._open, text=part.text, signature=part.signature))
+            else:
+                out += self._start(Part(part.kind, call_id=part.call_id, name=part.name, mime_type=part.mime_type,
+                                        uri=part.uri, result=part.result, native=part.native, origin=part.origin))
+                if part.kind == FUNCTION_CALL:
+                    out.append(PartDelta(self._open or 0, arguments=orjson.dumps(part.arguments or {}).decode()))
+                elif part.data is not None:
+                    out.append(PartDelta(self._open or 0, data=part.data))
+                out += self._stop()
+        candidates = chunk.get("candidates") or []
+        if candidates and isinstance(candidates[0], dict) and candidates[0].get("finishReason"):
+            out += self._stop()
+            self.finished = True
+            self.assembler.status, self.assembler.error = reply.status, reply.error
+        if reply.usage.to_json():
+            self.assembler.usage = reply.usage
+        self.assembler.model = reply.model or self.assembler.model
+        self.assembler.provider_id = reply.provider_id or self.assembler.provider_id
+        return out

@@ -7,10 +7,16 @@ both SDK generations accept (specs/gemini-interactions.md section 11).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
+from ..deltas import PartDelta, PartStart, PartStop, StreamDelta
 from ..errors import ApiError
 from ..model import (
+    settle_status,
     FUNCTION_CALL,
     FUNCTION_RESULT,
     MEDIA_KINDS,
@@ -26,15 +32,18 @@ from ..model import (
     TurnRequest,
     Usage,
 )
+from ..sse import DONE, SSEEvent, frame
 from .base import (
     Codec,
+    Frame,
+    StreamDecoder,
+    StreamEncoder,
     UpstreamCall,
     carries,
     expect,
     iso_time,
     optional_bool,
     optional_str,
-    reply_status,
     type_name,
 )
 
@@ -130,7 +139,13 @@ class GeminiInteractions(Codec):
     def error_body(self, err: ApiError) -> dict[str, Any]:
         return {"error": {"code": err.code, "message": err.message}}
 
+    def stream_encoder(self, headers: Mapping[str, str], body: Any) -> StreamEncoder:
+        return InteractionsStreamEncoder(self, wants_legacy_events(headers, body))
+
     # -- upstream side ----------------------------------------------------------
+
+    def stream_decoder(self) -> StreamDecoder:
+        return InteractionsStreamDecoder()
 
     def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
         """A self-contained create: the whole conversation as steps, not stored upstream."""
@@ -150,8 +165,10 @@ class GeminiInteractions(Codec):
             config = {wire: req.generation[n] for wire, n in _GENERATION_KEYS.items() if n in req.generation}
             if config:
                 body["generation_config"] = config
-            if req.stream:
-                body["stream"] = True
+        if req.stream:
+            body["stream"] = True
+        else:
+            body.pop("stream", None)
         body["input"] = _steps_of([*history, *req.input], target=self)
         body["store"] = False
         return UpstreamCall("POST", "/v1beta/interactions", body)
@@ -171,7 +188,7 @@ class GeminiInteractions(Codec):
         errors = body.get("errors")
         return ModelReply(
             output=output,
-            status=reply_status(output, status),
+            status=settle_status(output, status),
             usage=Usage(**{n: usage[w] for w, n in _USAGE_KEYS.items() if isinstance(usage.get(w), int)}),
             model=body.get("model"),
             provider_id=body.get("id"),
@@ -362,3 +379,216 @@ def _flat_item(part: Part) -> dict[str, Any] | None:
         return _step_of_part(part)
     return part.native
 
+
+
+# -- streaming -------------------------------------------------------------------
+
+_SDK_VERSION = re.compile(r"google-genai-sdk/(\d+)\.")
+_CURRENT = {"created": "interaction.created", "completed": "interaction.completed",
+            "start": "step.start", "delta": "step.delta", "stop": "step.stop"}
+_LEGACY = {"created": "interaction.start", "completed": "interaction.complete",
+           "start": "content.start", "delta": "content.delta", "stop": "content.stop"}
+# Events whose payload names the interaction, so a relayed one needs recall's id.
+_ID_EVENTS = frozenset({"interaction.created", "interaction.completed", "interaction.start",
+                        "interaction.complete", "interaction.status_update"})
+
+
+def wants_legacy_events(headers: Mapping[str, str], body: Any) -> bool:
+    """Whether the app reads the earlier revision's `content.*` stream events.
+
+    The SDK's version header decides; without one, the earlier revision's
+    `{role, content}` input turns give it away.
+    """
+    for name in ("x-goog-api-client", "user-agent"):
+        found = _SDK_VERSION.search(headers.get(name, ""))
+        if found:
+            return int(found.group(1)) < 2
+    raw_input = body.get("input") if isinstance(body, dict) else None
+    return isinstance(raw_input, list) and any(isinstance(i, dict) and "role" in i for i in raw_input)
+
+
+class InteractionsStreamEncoder(StreamEncoder):
+    def __init__(self, codec: GeminiInteractions, legacy: bool) -> None:
+        self._codec = codec
+        self._legacy = legacy
+        # Google streams the current revision; an app on the earlier one needs re-encoding.
+        self.can_relabel = not legacy
+        self._names = _LEGACY if legacy else _CURRENT
+        self._count = 0
+        self._open: dict[int, Part] = {}
+        self._arguments: dict[int, list[str]] = {}
+
+    def _frame(self, event_type: str, payload: dict[str, Any]) -> Frame:
+        self._count += 1
+        event_id = f"e{self._count}"
+        body = {"event_type": event_type, "event_id": event_id, **payload}
+        return Frame(event_id, frame(orjson.dumps(body), event_type))
+
+    def _summary(self, node: Interaction, *, final: bool) -> dict[str, Any]:
+        if final and self._legacy:
+            return self._codec.render(node)
+        summary = {"id": node.id, "status": node.status, "object": "interaction", "model": node.model,
+                   "created": iso_time(node.created)}
+        if final:
+            summary["updated"] = iso_time(node.updated)
+            summary["usage"] = self._codec.render(node)["usage"]
+        return summary
+
+    def opening(self, node: Interaction) -> list[Frame]:
+        return [
+            self._frame(self._names["created"], {"interaction": self._summary(node, final=False)}),
+            self._frame("interaction.status_update", {"interaction_id": node.id, "status": node.status}),
+        ]
+
+    def delta(self, delta: StreamDelta) -> list[Frame]:
+        if isinstance(delta, PartStart):
+            self._open[delta.index] = delta.part
+            shell = _stream_shell(delta.part, self._legacy)
+            key = "content" if self._legacy else "step"
+            return [self._frame(self._names["start"], {"index": delta.index, key: shell})]
+        if isinstance(delta, PartDelta):
+            part = self._open.get(delta.index) or Part(TEXT)
+            if self._legacy and part.kind == FUNCTION_CALL:
+                # 1.5x sends a call's arguments whole, as an object, at its end.
+                if delta.arguments:
+                    self._arguments.setdefault(delta.index, []).append(delta.arguments)
+                return []
+            return [self._frame(self._names["delta"], {"index": delta.index, "delta": d})
+                    for d in _wire_deltas(part, delta)]
+        frames = []
+        part = self._open.pop(delta.index, None)
+        if self._legacy and part is not None and part.kind == FUNCTION_CALL:
+            raw = "".join(self._arguments.pop(delta.index, []))
+            call = {"type": FUNCTION_CALL, "id": part.call_id or "", "name": part.name,
+                    "arguments": orjson.loads(raw) if raw else {}}
+            frames.append(self._frame(self._names["delta"], {"index": delta.index, "delta": call}))
+        frames.append(self._frame(self._names["stop"], {"index": delta.index}))
+        return frames
+
+    def closing(self, node: Interaction) -> list[Frame]:
+        done = self._frame(self._names["completed"], {"interaction": self._summary(node, final=True)})
+        return [done, Frame(None, frame(b"[DONE]", "done"))]
+
+    def failure(self, node: Interaction, err: ApiError) -> list[Frame]:
+        error = self._frame("error", {"error": {"code": err.code, "message": err.message}})
+        return [error, Frame(None, frame(b"[DONE]", "done"))]
+
+    def relabel(self, event: SSEEvent, node: Interaction) -> Frame | None:
+        if event.data == DONE:
+            return Frame(None, event.raw)
+        body = event.json()
+        if not isinstance(body, dict):
+            return None
+        event_type = body.get("event_type")
+        if event_type not in _ID_EVENTS:
+            return Frame(body.get("event_id"), event.raw)  # deltas pass through untouched
+        if isinstance(body.get("interaction"), dict):
+            body["interaction"]["id"] = node.id
+        if "interaction_id" in body:
+            body["interaction_id"] = node.id
+        return Frame(body.get("event_id"), frame(orjson.dumps(body), event_type))
+
+
+def _stream_shell(part: Part, legacy: bool) -> dict[str, Any]:
+    if part.kind == FUNCTION_CALL:
+        return {"type": FUNCTION_CALL, "id": part.call_id or "", "name": part.name, "arguments": {}}
+    if part.kind == THOUGHT:
+        return {"type": THOUGHT}
+    if legacy:
+        return _content_item(part) if part.kind != TEXT else {"type": TEXT, "text": ""}
+    return {"type": "model_output"}
+
+
+def _wire_deltas(part: Part, delta: PartDelta) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if delta.text is not None:
+        if part.kind == THOUGHT:
+            out.append({"type": "thought_summary", "content": {"type": TEXT, "text": delta.text}})
+        else:
+            out.append({"type": TEXT, "text": delta.text})
+    if delta.signature is not None:
+        out.append({"type": "thought_signature", "signature": delta.signature})
+    if delta.arguments is not None:
+        out.append({"type": "arguments_delta", "arguments": delta.arguments})
+    if delta.data is not None:
+        out.append({"type": part.kind, "data": delta.data, "mime_type": part.mime_type})
+    return out
+
+
+class InteractionsStreamDecoder(StreamDecoder):
+    """Reads either revision's events from a provider."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Provider step index -> our part index; a model_output step may hold several parts.
+        self._current: dict[int, int] = {}
+        self._next = 0
+
+    def _open(self, step_index: int, part: Part) -> list[StreamDelta]:
+        self._close(step_index)
+        index = self._next
+        self._next += 1
+        self._current[step_index] = index
+        return [PartStart(index, part)]
+
+    def _close(self, step_index: int) -> list[StreamDelta]:
+        index = self._current.pop(step_index, None)
+        return [PartStop(index)] if index is not None else []
+
+    def decode(self, event: SSEEvent) -> list[StreamDelta]:
+        body = event.json()
+        if not isinstance(body, dict):
+            return []
+        kind = body.get("event_type")
+        step = body.get("index") if isinstance(body.get("index"), int) else 0
+        if kind in ("interaction.created", "interaction.start", "interaction.completed", "interaction.complete"):
+            summary = body.get("interaction") if isinstance(body.get("interaction"), dict) else {}
+            self.assembler.provider_id = summary.get("id") or self.assembler.provider_id
+            self.assembler.model = summary.get("model") or self.assembler.model
+            if kind in ("interaction.completed", "interaction.complete"):
+                self.finished = True
+                self.assembler.status = summary.get("status") or self.assembler.status
+                usage = summary.get("usage") if isinstance(summary.get("usage"), dict) else {}
+                self.assembler.usage = Usage(**{n: usage[w] for w, n in _USAGE_KEYS.items() if isinstance(usage.get(w), int)})
+            return []
+        if kind in ("step.start", "content.start"):
+            shell = body.get("step") or body.get("content") or {}
+            if shell.get("type") in (FUNCTION_CALL, THOUGHT):
+                return self._open(step, _part_of_content({**shell, "arguments": {}}))
+            return []  # a content step: its parts open with their first delta
+        if kind in ("step.delta", "content.delta"):
+            return self._delta(step, body.get("delta") or {})
+        if kind in ("step.stop", "content.stop"):
+            return self._close(step)
+        if kind == "error":
+            error = body.get("error") if isinstance(body.get("error"), dict) else {}
+            self.failure = str(error.get("message") or "the provider reported an error")
+        return []
+
+    def _delta(self, step: int, delta: dict[str, Any]) -> list[StreamDelta]:
+        kind = delta.get("type")
+        out: list[StreamDelta] = []
+        index = self._current.get(step)
+        if kind == TEXT:
+            if index is None:
+                out += self._open(step, Part(TEXT))
+            out.append(PartDelta(self._current[step], text=delta.get("text") or ""))
+        elif kind == "thought_summary":
+            content = delta.get("content") if isinstance(delta.get("content"), dict) else {}
+            if index is None:
+                out += self._open(step, Part(THOUGHT, origin=NAME))
+            out.append(PartDelta(self._current[step], text=content.get("text") or ""))
+        elif kind == "thought_signature":
+            if index is None:
+                out += self._open(step, Part(THOUGHT, origin=NAME))
+            out.append(PartDelta(self._current[step], signature=delta.get("signature") or ""))
+        elif kind == "arguments_delta" and index is not None:
+            out.append(PartDelta(index, arguments=delta.get("arguments") or ""))
+        elif kind == FUNCTION_CALL:  # the earlier revision: the whole call at once
+            out += self._open(step, _part_of_content({**delta, "arguments": {}}))
+            out.append(PartDelta(self._current[step], arguments=orjson.dumps(delta.get("arguments") or {}).decode()))
+        elif kind in MEDIA_KINDS:
+            out += self._open(step, Part(kind, mime_type=delta.get("mime_type"), uri=delta.get("uri")))
+            if delta.get("data"):
+                out.append(PartDelta(self._current[step], data=delta["data"]))
+        return out

@@ -73,8 +73,25 @@ def m001_interactions_and_exchanges(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX exchanges_created ON exchanges(created_at)")
 
 
+def m002_stream_events(db: sqlite3.Connection) -> None:
+    """Every SSE event an app was sent, byte for byte, for resuming and replaying streams."""
+    db.execute(
+        """
+        CREATE TABLE stream_events (
+            interaction_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            event_id TEXT,
+            at_ms REAL NOT NULL,
+            frame BLOB NOT NULL,
+            PRIMARY KEY (interaction_id, seq)
+        ) WITHOUT ROWID
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_interactions_and_exchanges,
+    m002_stream_events,
 ]
 
 

@@ -8,6 +8,7 @@ parent pointers, so storage grows linearly with a conversation.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
@@ -174,6 +175,7 @@ class SQLiteStore:
                 (now, now, interaction_id),
             ).rowcount
             db.execute("DELETE FROM exchanges WHERE interaction_id = ?", (interaction_id,))
+            db.execute("DELETE FROM stream_events WHERE interaction_id = ?", (interaction_id,))
             return changed > 0
 
         deleted = bool(await self._writer.submit(op))
@@ -187,7 +189,39 @@ class SQLiteStore:
         await cursor.fetchall()
         await cursor.close()
 
+    def append_frames(self, interaction_id: str, frames: list[tuple[int, str | None, float, bytes]]) -> asyncio.Future[Any]:
+        """Queue stream events (seq, event id, ms since start, bytes); the future resolves on commit.
+
+        Not awaited by the stream it comes from: events are written behind the
+        stream in small batches, so relaying never waits on the disk."""
+
+        def op(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT OR REPLACE INTO stream_events (interaction_id, seq, event_id, at_ms, frame) VALUES (?,?,?,?,?)",
+                [(interaction_id, *row) for row in frames],
+            )
+
+        return self._writer.submit(op)
+
     # -- reads ----------------------------------------------------------------
+
+    async def stream_frames(self, interaction_id: str, after_seq: int = 0) -> list[tuple[int, bytes]]:
+        """Recorded stream events after `after_seq`, in order: (seq, frame bytes)."""
+        cursor = await self._reader.execute(
+            "SELECT seq, frame FROM stream_events WHERE interaction_id = ? AND seq > ? ORDER BY seq",
+            (interaction_id, after_seq),
+        )
+        rows = await cursor.fetchall()
+        await cursor.close()
+        return [(row[0], row[1]) for row in rows]
+
+    async def event_seq(self, interaction_id: str, event_id: str) -> int | None:
+        cursor = await self._reader.execute(
+            "SELECT seq FROM stream_events WHERE interaction_id = ? AND event_id = ?", (interaction_id, event_id)
+        )
+        row = await cursor.fetchone()
+        await cursor.close()
+        return row[0] if row else None
 
     async def get_interaction(self, interaction_id: str) -> Interaction | None:
         """A live (not deleted) node by id, or None."""

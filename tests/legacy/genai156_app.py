@@ -34,6 +34,13 @@ history.append({"role": "user", "content": "What is my name?"})
 again = client.interactions.create(model="gemini-3-flash-preview", input=history)
 seen["stateless_text"] = again.outputs[-1].text
 
+# Streaming in the earlier revision's event vocabulary (content.* events).
+events = list(client.interactions.create(model="gemini-3-flash-preview", input="Stream to me, I am Karthik.",
+                                         stream=True))
+seen["stream_types"] = [e.event_type for e in events]
+seen["stream_text"] = "".join(e.delta.text for e in events if e.event_type == "content.delta" and e.delta.type == "text")
+seen["stream_final_id"] = events[-1].interaction.id
+
 client.interactions.delete(first.id)
 try:
     client.interactions.get(first.id)

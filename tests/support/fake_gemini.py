@@ -8,7 +8,9 @@ interactions itself, for native-mode tests.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,13 @@ class FakeGemini:
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     url: str = ""
     _runner: web.AppRunner | None = None
+    # Stream controls: seconds between events; an event that, once set, lets a
+    # stream go on after its first event; a fault injected mid-stream
+    # ("reset", "error_event", "bad_chunk", "truncate").
+    stream_delay: float = 0.0
+    hold: asyncio.Event | None = None
+    fault: str | None = None
+    streams_finished: int = 0
 
     async def start(self) -> str:
         app = web.Application()
@@ -68,26 +77,38 @@ class FakeGemini:
         path = request.path
         if ":generateContent" in path:
             return self._generate(body)
+        if ":streamGenerateContent" in path:
+            return await self._stream_generate(request, body)
         parts = path.strip("/").split("/")
         if parts and parts[-1] == "interactions" and request.method == "POST":
+            if body.get("stream"):
+                return await self._stream_create(request, body)
             return self._create(body)
         if len(parts) >= 2 and parts[-2] == "interactions":
             return self._by_id(request.method, parts[-1])
         return _error(404, "not_found", f"fake gemini has no route {request.method} {path}")
 
-    def _create(self, body: dict[str, Any]) -> web.Response:
+    def _refusal(self, body: dict[str, Any]) -> web.Response | None:
         previous = body.get("previous_interaction_id")
         if not self.stateful:
             if previous:
                 return _error(400, "invalid_request", "previous_interaction_id is not supported: this project has zero data retention")
             if body.get("store") is not False:
                 return _error(400, "invalid_request", "store must be false: this project has zero data retention")
-        history: list[str] = []
-        if previous:
-            if previous not in self.histories:
-                return _error(404, "not_found", f"interaction {previous} not found")
-            history = list(self.histories[previous])
-        history.extend(_user_texts_of_input(body.get("input")))
+        if previous and previous not in self.histories:
+            return _error(404, "not_found", f"interaction {previous} not found")
+        return None
+
+    def _history(self, body: dict[str, Any]) -> list[str]:
+        previous = body.get("previous_interaction_id")
+        return [*self.histories.get(previous, []), *_user_texts_of_input(body.get("input"))]
+
+    def _create(self, body: dict[str, Any]) -> web.Response:
+        refused = self._refusal(body)
+        if refused is not None:
+            return refused
+        previous = body.get("previous_interaction_id")
+        history = self._history(body)
         text = answer(history)
         interaction_id = f"v1_fake{next(self._ids)}"
         reply = {
@@ -107,6 +128,84 @@ class FakeGemini:
             self.histories[interaction_id] = [*history]
         return web.json_response(reply)
 
+    async def _stream_create(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """An Interactions stream in the current revision's vocabulary (spec 5.3)."""
+        refused = self._refusal(body)
+        if refused is not None:
+            return refused
+        history = self._history(body)
+        interaction_id = f"v1_fake{next(self._ids)}"
+        words = answer(history).split(" ")
+        events: list[dict[str, Any]] = [
+            {"event_type": "interaction.created",
+             "interaction": {"id": interaction_id, "status": "in_progress", "model": body.get("model")}},
+            {"event_type": "step.start", "index": 0, "step": {"type": "model_output"}},
+            *({"event_type": "step.delta", "index": 0, "delta": {"type": "text", "text": w + (" " if i < len(words) - 1 else "")}}
+              for i, w in enumerate(words)),
+            {"event_type": "step.stop", "index": 0},
+            {"event_type": "interaction.completed",
+             "interaction": {"id": interaction_id, "status": "completed", "model": body.get("model"),
+                             "usage": {"total_input_tokens": 10 * len(history), "total_output_tokens": len(words),
+                                       "total_tokens": 10 * len(history) + len(words)}}},
+        ]
+        for n, event in enumerate(events, start=1):
+            event["event_id"] = f"p{n}"
+        frames = [b"event: " + e["event_type"].encode() + b"\ndata: " + _json(e) + b"\n\n" for e in events]
+        frames.append(b"event: done\ndata: [DONE]\n\n")
+        if self.stateful and body.get("store", True):
+            self.histories[interaction_id] = history
+            self.interactions[interaction_id] = {
+                **events[-1]["interaction"], "object": "interaction",
+                "steps": [{"type": "model_output", "content": [{"type": "text", "text": " ".join(words)}]}],
+            }
+        return await self._send_stream(request, frames, error_frame=b'event: error\ndata: {"event_type": "error", '
+                                       b'"error": {"code": "internal", "message": "the fake model crashed"}}\n\n')
+
+    async def _stream_generate(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        texts = _user_texts_of_contents(body)
+        words = answer(texts).split(" ")
+        chunks = []
+        for i, word in enumerate(words):
+            chunk: dict[str, Any] = {"candidates": [{"content": {"role": "model", "parts": [
+                {"text": word + (" " if i < len(words) - 1 else "")}]}, "index": 0}],
+                "modelVersion": "gemini-fake-001", "responseId": "gcs1"}
+            if i == len(words) - 1:
+                chunk["candidates"][0]["finishReason"] = "STOP"
+                chunk["usageMetadata"] = {"promptTokenCount": 5 * len(texts), "candidatesTokenCount": len(words),
+                                          "totalTokenCount": 5 * len(texts) + len(words)}
+            chunks.append(b"data: " + _json(chunk) + b"\r\n\r\n")
+        return await self._send_stream(request, chunks, error_frame=b'data: {"error": {"code": 500, '
+                                       b'"message": "the fake model crashed", "status": "INTERNAL"}}\r\n\r\n')
+
+    async def _send_stream(self, request: web.Request, frames: list[bytes], error_frame: bytes) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for n, data in enumerate(frames):
+            if n == 3 and self.fault is not None:
+                if self.fault == "reset":
+                    await asyncio.sleep(0.05)  # let what was written reach the client first
+                    assert request.transport is not None
+                    request.transport.abort()
+                    return response
+                if self.fault == "error_event":
+                    await response.write(error_frame)
+                    await response.write_eof()
+                    return response
+                if self.fault == "bad_chunk":
+                    await response.write(b"data: {this is not json\n\n")
+                    continue
+                if self.fault == "truncate":
+                    await response.write_eof()
+                    return response
+            await response.write(data)
+            if n == 0 and self.hold is not None:
+                await self.hold.wait()
+            if self.stream_delay:
+                await asyncio.sleep(self.stream_delay)
+        await response.write_eof()
+        self.streams_finished += 1
+        return response
+
     def _by_id(self, method: str, interaction_id: str) -> web.Response:
         if not self.stateful or interaction_id not in self.interactions:
             return _error(404, "not_found", f"interaction {interaction_id} not found")
@@ -116,13 +215,7 @@ class FakeGemini:
         return web.json_response(self.interactions[interaction_id])
 
     def _generate(self, body: dict[str, Any]) -> web.Response:
-        texts = [
-            part["text"]
-            for content in body.get("contents", [])
-            if content.get("role") == "user"
-            for part in content.get("parts", [])
-            if "text" in part
-        ]
+        texts = _user_texts_of_contents(body)
         return web.json_response({
             "candidates": [{"content": {"role": "model", "parts": [{"text": answer(texts)}]},
                             "finishReason": "STOP", "index": 0}],
@@ -131,6 +224,21 @@ class FakeGemini:
             "modelVersion": "gemini-fake-001",
             "responseId": f"gc{next(self._ids)}",
         })
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _user_texts_of_contents(body: dict[str, Any]) -> list[str]:
+    """The user messages in a generateContent body's `contents`."""
+    return [
+        part["text"]
+        for content in body.get("contents", [])
+        if content.get("role") == "user"
+        for part in content.get("parts", [])
+        if "text" in part
+    ]
 
 
 def _user_texts_of_input(value: Any) -> list[str]:

@@ -1,0 +1,72 @@
+"""Interactions being produced right now: their tasks, and a signal for followers.
+
+A streamed or background turn runs as a task of its own, so it goes on when the
+app disconnects; `cancel` stops it; shutdown stops every run and lets each one
+record why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+CANCELLED_BY_APP = "cancelled"
+SHUT_DOWN = "recall shut down while this interaction was running"
+
+
+class Runs:
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._signals: dict[str, asyncio.Event] = {}
+        self._reasons: dict[str, str] = {}
+
+    def start(self, run_id: str, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(work, name=f"recall-run-{run_id}")
+        self._tasks[run_id] = task
+        self._signals[run_id] = asyncio.Event()
+        task.add_done_callback(lambda _: self._finished(run_id))
+        return task
+
+    def _finished(self, run_id: str) -> None:
+        self._tasks.pop(run_id, None)
+        self._reasons.pop(run_id, None)
+        signal = self._signals.pop(run_id, None)
+        if signal is not None:
+            signal.set()
+
+    def running(self, run_id: str) -> bool:
+        return run_id in self._tasks
+
+    def stop_reason(self, run_id: str) -> str | None:
+        """Why a run was stopped from outside: cancelled by the app, or shutdown."""
+        return self._reasons.get(run_id)
+
+    def notify(self, run_id: str) -> None:
+        """Wake everyone following this run (new events are committed)."""
+        signal = self._signals.get(run_id)
+        if signal is not None:
+            signal.set()
+            self._signals[run_id] = asyncio.Event()
+
+    async def changed(self, run_id: str, timeout: float) -> None:
+        signal = self._signals.get(run_id)
+        if signal is None:
+            return
+        try:
+            await asyncio.wait_for(signal.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    async def cancel(self, run_id: str, reason: str = CANCELLED_BY_APP) -> bool:
+        task = self._tasks.get(run_id)
+        if task is None:
+            return False
+        self._reasons[run_id] = reason
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return True
+
+    async def shutdown(self) -> None:
+        for run_id in list(self._tasks):
+            await self.cancel(run_id, SHUT_DOWN)

@@ -1,0 +1,345 @@
+"""Streamed and background turns: relayed as they arrive, teed into the store.
+
+Three ways a provider's stream reaches the app:
+- native: the provider's bytes untouched (the provider keeps the state);
+- relabel: emulate mode over the same wire API; events pass untouched except
+  the few that carry the interaction id, which get recall's id;
+- encode: a different wire API upstream; its events are decoded into neutral
+  deltas and encoded as the front API's events.
+Whichever way, every event sent is recorded (for resume and replay) and the
+reply is assembled for the node, which is committed when the stream ends.
+The run is a task of its own: an app that disconnects loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from .call import Call
+from .codecs import UPSTREAM_CODECS, Codec
+from .codecs.base import Frame, StreamDecoder, StreamEncoder
+from .deltas import PartDelta, PartStart, PartStop, StreamDelta
+from .errors import ApiError, bad_request, upstream_bad_response
+from .ids import mint_id
+from .model import CANCELLED, FAILED, IN_PROGRESS, Interaction, TurnRequest
+from .relay import STORED_HEADER
+from .runs import CANCELLED_BY_APP
+from .services import Services
+from .sse import SSEEvent, iter_events
+from .state import history
+from .upstream import forward_headers
+
+NATIVE, RELABEL, ENCODE = "native", "relabel", "encode"
+SSE_CONTENT_TYPE = "text/event-stream"
+# Events are written behind the stream once this much is pending, or this long has passed.
+_FLUSH_BYTES = 64 * 1024
+_FLUSH_SECONDS = 0.05
+
+
+class Sink:
+    """The app's end of a stream. Writes stop quietly once the app has gone."""
+
+    def __init__(self, request: web.Request, stored: bool) -> None:
+        self.request = request
+        self.response = web.StreamResponse(
+            status=200, headers={"Content-Type": SSE_CONTENT_TYPE, "Cache-Control": "no-cache",
+                                 STORED_HEADER: "true" if stored else "false"},
+        )
+        self.connected = True
+
+    async def open(self) -> None:
+        await self.response.prepare(self.request)
+
+    async def send(self, data: bytes) -> None:
+        if not self.connected or not data:
+            return
+        try:
+            await self.response.write(data)
+        except (ConnectionResetError, RuntimeError):
+            self.connected = False
+
+    async def close(self) -> None:
+        if self.connected:
+            try:
+                await self.response.write_eof()
+            except (ConnectionResetError, RuntimeError):
+                self.connected = False
+
+
+class EventLog:
+    """The events of one stream, numbered and written to the store behind it."""
+
+    def __init__(self, services: Services, interaction_id: str | None, enabled: bool) -> None:
+        self._services = services
+        self.interaction_id = interaction_id
+        self._enabled = enabled
+        self._started = time.perf_counter()
+        self._last_flush = self._started
+        self._seq = 0
+        self.count = 0
+        self._pending: list[tuple[int, str | None, float, bytes]] = []
+        self._pending_bytes = 0
+        self._writes: list[asyncio.Future[Any]] = []
+
+    def add(self, frames: list[Frame]) -> None:
+        self.count += len(frames)
+        if not self._enabled:
+            return
+        at_ms = (time.perf_counter() - self._started) * 1000
+        for item in frames:
+            self._seq += 1
+            self._pending.append((self._seq, item.event_id, at_ms, item.data))
+            self._pending_bytes += len(item.data)
+        if self._pending_bytes >= _FLUSH_BYTES or time.perf_counter() - self._last_flush >= _FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending or self.interaction_id is None:
+            return
+        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        self._last_flush = time.perf_counter()
+        run_id = self.interaction_id
+        write = self._services.store.append_frames(run_id, batch)
+        write.add_done_callback(lambda _: self._services.runs.notify(run_id))
+        self._writes.append(write)
+        self._writes = [w for w in self._writes if not w.done()]
+
+    async def close(self) -> None:
+        """Write what is left and wait until every event is committed."""
+        self.flush()
+        if self._writes:
+            await asyncio.gather(*self._writes)
+
+
+async def start_emulated(request: web.Request, call: Call, services: Services, req: TurnRequest) -> web.StreamResponse:
+    """A streamed or background turn in emulate mode."""
+    front = call.route.codec
+    if req.background and not req.store:
+        raise bad_request("background interactions must be stored; remove store=false or background=true",
+                          param="background")
+    chain = await services.state.chain_for(req.previous_id, call.owner, front) if req.previous_id else []
+    upstream_codec = UPSTREAM_CODECS[call.upstream.api]
+    encoder = front.stream_encoder(call.headers, req.raw)
+    streamed_req = dataclasses.replace(req, stream=True)
+    upstream_call = upstream_codec.upstream_call(streamed_req, history(chain))
+    upstream_body = orjson.dumps(upstream_call.body)
+    headers = forward_headers(call.headers, call.upstream, upstream_codec)
+    headers["Content-Type"] = "application/json"
+    response = await services.upstreams.open(
+        call.upstream, upstream_call.method, upstream_call.path, headers=headers, body=upstream_body
+    )
+    if response.status != 200:
+        async with response:
+            body = await response.read()
+        raise ApiError(response.status, "upstream_error",
+                       f"upstream '{call.upstream.name}' answered {response.status}: "
+                       f"{upstream_codec.upstream_error_message(body)}")
+    storing = req.store and call.recording
+    now = time.time()
+    node = Interaction(
+        id=mint_id(front.id_prefix), owner=call.owner, upstream=call.upstream.name, front=front.name,
+        mode="emulate", model=req.model, status=IN_PROGRESS, input=req.input, output=[], created=call.created,
+        updated=now, parent_id=chain[-1].id if chain else None, root_id=chain[-1].root_id if chain else None,
+        request={k: v for k, v in req.raw.items() if k not in ("input", "stream", "store", "background", "model")},
+    )
+    if storing:
+        # The node exists before its id reaches the app (interaction.created or the background answer).
+        await services.store.save_interaction(node)
+    mode = RELABEL if upstream_codec is front and encoder.can_relabel else ENCODE
+    sink = None if req.background else Sink(request, storing)
+    run = _Run(services, call, node, response, upstream_codec.stream_decoder(), encoder, sink,
+               EventLog(services, node.id, storing), mode=mode, storing=storing,
+               upstream_digest=hashlib.sha256(upstream_body).hexdigest())
+    if sink is not None:
+        await sink.open()
+    task = services.runs.start(node.id, run.run())
+    if sink is None:
+        rendered = front.render(node)
+        return web.Response(body=orjson.dumps(rendered), content_type="application/json",
+                            headers={STORED_HEADER: "true"})
+    await asyncio.shield(task)
+    return sink.response
+
+
+async def relay_native(request: web.Request, call: Call, services: Services, req: TurnRequest) -> web.StreamResponse:
+    """A streamed create in native mode: the provider's bytes as they come, recorded beside."""
+    front = call.route.codec
+    response = await services.upstreams.open(
+        call.upstream, call.method, call.raw_tail,
+        headers=forward_headers(call.headers, call.upstream, front), body=call.body,
+    )
+    if response.status != 200:
+        async with response:
+            body = await response.read()
+        return web.Response(body=body, status=response.status,
+                            content_type=response.content_type or "application/json")
+    storing = req.store and call.recording
+    node = Interaction(
+        id="", owner=call.owner, upstream=call.upstream.name, front=front.name, mode="native", model=req.model,
+        status=IN_PROGRESS, input=req.input, output=[], created=call.created, updated=time.time(),
+        parent_id=req.previous_id,
+        request={k: v for k, v in req.raw.items() if k not in ("input", "stream", "store", "background", "model")},
+    )
+    sink = Sink(request, storing)
+    await sink.open()
+    run = _Run(services, call, node, response, front.stream_decoder(), front.stream_encoder(call.headers, req.raw),
+               sink, EventLog(services, None, storing), mode=NATIVE, storing=storing, upstream_digest=None)
+    await asyncio.shield(services.runs.start(mint_id("native_"), run.run()))
+    return sink.response
+
+
+class _Run:
+    def __init__(self, services: Services, call: Call, node: Interaction, response: aiohttp.ClientResponse,
+                 decoder: StreamDecoder, encoder: StreamEncoder, sink: Sink | None, log: EventLog, *,
+                 mode: str, storing: bool, upstream_digest: str | None) -> None:
+        self.services, self.call, self.node = services, call, node
+        self.response, self.decoder, self.encoder = response, decoder, encoder
+        self.sink, self.log, self.mode = sink, log, mode
+        self.storing, self.upstream_digest = storing, upstream_digest
+
+    async def _emit(self, frames: list[Frame]) -> None:
+        if not frames:
+            return
+        self.log.add(frames)
+        if self.sink is not None:
+            await self.sink.send(b"".join(f.data for f in frames))
+
+    def _frames_of(self, event: SSEEvent, deltas: list[StreamDelta]) -> list[Frame]:
+        if self.mode == NATIVE:
+            body = event.json()
+            return [Frame(body.get("event_id") if isinstance(body, dict) else None, event.raw)]
+        if self.mode == RELABEL:
+            passed = self.encoder.relabel(event, self.node) if event.data else None
+            return [passed] if passed is not None else []
+        return [f for d in deltas for f in self.encoder.delta(d)]
+
+    async def run(self) -> None:
+        node, decoder = self.node, self.decoder
+        broken: str | None = None
+        stopped: str | None = None
+        # Events from the provider's completion on wait until the node is
+        # committed: an app that has seen the end can chain onto it at once.
+        held: list[Frame] = []
+        try:
+            if self.mode == ENCODE:
+                await self._emit(self.encoder.opening(node))
+            async with self.response:
+                async for _, events in iter_events(self.response.content):
+                    frames: list[Frame] = []
+                    for event in events:
+                        if event.malformed:
+                            broken = "the provider sent an event that is not valid JSON"
+                            break
+                        produced = self._frames_of(event, decoder.feed(event))
+                        (held if decoder.finished else frames).extend(produced)
+                    if self.mode == NATIVE and self.log.interaction_id is None and decoder.assembler.provider_id:
+                        self.log.interaction_id = node.id = decoder.assembler.provider_id
+                    await self._emit(frames)
+                    if broken:
+                        break
+        except asyncio.CancelledError:
+            stopped = self.services.runs.stop_reason(node.id) or "the request was cancelled"
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            broken = f"the provider's stream broke: {exc or type(exc).__name__}"
+        await self._finish(held, broken, stopped)
+
+    def _settle(self, broken: str | None, stopped: str | None) -> None:
+        node, decoder = self.node, self.decoder
+        reply = decoder.assembler.reply()
+        node.output, node.usage, node.updated = reply.output, reply.usage, time.time()
+        node.model = node.model or reply.model
+        node.provider_id = reply.provider_id
+        if not node.id:
+            node.id = reply.provider_id or ""
+        if stopped == CANCELLED_BY_APP:
+            node.status, node.error = CANCELLED, None
+        elif stopped:
+            node.status, node.error = FAILED, stopped
+        elif broken or decoder.failure:
+            node.status, node.error = FAILED, broken or decoder.failure
+        elif not decoder.finished:
+            node.status, node.error = FAILED, "the provider's stream ended before the interaction completed"
+        else:
+            node.status, node.error = reply.status, reply.error
+
+    def _closing_frames(self, stopped: str | None) -> list[Frame]:
+        node = self.node
+        if node.status == FAILED and not self.decoder.failure:
+            # The app learns of it as an error event in its own API's shape,
+            # after the opening events if the provider broke before sending them.
+            opening = self.encoder.opening(node) if self.mode == RELABEL and not self.log.count else []
+            return opening + self.encoder.failure(node, upstream_bad_response(self.call.upstream.name, node.error or ""))
+        if self.mode == ENCODE and node.status == FAILED:
+            return self.encoder.failure(node, ApiError(502, "upstream_error", node.error or ""))
+        if self.mode == ENCODE or (stopped and self.mode == RELABEL):
+            return self.encoder.closing(node)
+        return []
+
+    async def _finish(self, held: list[Frame], broken: str | None, stopped: str | None) -> None:
+        self._settle(broken, stopped)
+        node = self.node
+        final = held + self._closing_frames(stopped)
+        self.log.add(final)
+        await self.log.close()
+        exchange = self.call.exchange(200, {"content-type": SSE_CONTENT_TYPE}, None)
+        exchange.model, exchange.error = node.model, node.error
+        exchange.input_tokens, exchange.output_tokens = node.usage.input_tokens, node.usage.output_tokens
+        if self.storing and node.id:
+            exchange.upstream_digest = self.upstream_digest
+            await self.services.store.save_interaction(node, exchange)
+        else:
+            await self.services.record(exchange, content=False)
+        if self.sink is not None:
+            await self.sink.send(b"".join(f.data for f in final))
+            await self.sink.close()
+
+
+async def follow(request: web.Request, call: Call, services: Services, node: Interaction) -> web.StreamResponse:
+    """GET …?stream=true: the recorded events after `last_event_id`, then live ones while it runs."""
+    after = 0
+    last_event_id = call.query.get("last_event_id")
+    if last_event_id:
+        seq = await services.store.event_seq(node.id, last_event_id)
+        if seq is None:
+            raise bad_request(f"last_event_id '{last_event_id}' is not an event of interaction '{node.id}'",
+                              param="last_event_id")
+        after = seq
+    sink = Sink(request, True)
+    await sink.open()
+    while sink.connected:
+        running = services.runs.running(node.id)
+        frames = await services.store.stream_frames(node.id, after)
+        if not frames and not running and after == 0:
+            await sink.send(b"".join(f.data for f in synthesize(call.route.codec, call, node)))
+            break
+        for seq, data in frames:
+            await sink.send(data)
+            after = seq
+        if not running:
+            break
+        await services.runs.changed(node.id, timeout=1.0)
+    await sink.close()
+    return sink.response
+
+
+def synthesize(front: Codec, call: Call, node: Interaction) -> list[Frame]:
+    """The events of a stream for a turn that was not streamed when it ran."""
+    encoder = front.stream_encoder(call.headers, None)
+    frames = encoder.opening(node)
+    parts = [p for turn in node.output for p in turn.parts]
+    for index, part in enumerate(parts):
+        shell = dataclasses.replace(part, text=None, arguments=None, signature=None, data=None)
+        frames += encoder.delta(PartStart(index, shell))
+        arguments = orjson.dumps(part.arguments).decode() if part.arguments is not None else None
+        frames += encoder.delta(PartDelta(index, text=part.text, arguments=arguments,
+                                          signature=part.signature, data=part.data))
+        frames += encoder.delta(PartStop(index))
+    return frames + encoder.closing(node)
