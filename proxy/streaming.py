@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 
 from .call import Call
-from .codecs import UPSTREAM_CODECS, Codec
+from .codecs import Codec, upstream_codec_for
 from .codecs.base import Frame, StreamDecoder, StreamEncoder
 from .deltas import PartDelta, PartStart, PartStop, StreamDelta
 from .errors import ApiError, bad_request, upstream_bad_response
@@ -126,7 +126,7 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
         raise bad_request("background interactions must be stored; remove store=false or background=true",
                           param="background")
     chain = await services.state.chain_for(req.previous_id, call.owner, front) if req.previous_id else []
-    upstream_codec = UPSTREAM_CODECS[call.upstream.api]
+    upstream_codec = upstream_codec_for(front, call.upstream.api)
     encoder = front.stream_encoder(call.headers, req.raw)
     streamed_req = dataclasses.replace(req, stream=True)
     upstream_call = upstream_codec.upstream_call(streamed_req, history(chain))

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from . import streaming
 from .call import Call
-from .codecs import UPSTREAM_CODECS, Codec
+from .codecs import Codec, upstream_codec_for
 from .errors import ApiError, bad_request, not_found, upstream_bad_response
 from .ids import mint_id
 from .model import IN_PROGRESS, Interaction, ModelReply, TurnRequest
@@ -37,8 +37,8 @@ def json_response(payload: Any, *, status: int = 200, stored: bool = True) -> we
 
 
 def is_native(call: Call) -> bool:
-    """The provider keeps this conversation itself (same wire API, state = native)."""
-    return call.route.codec.speaks == call.upstream.api and not call.upstream.emulates
+    """The provider keeps this conversation itself (it has this API's state, and state = native)."""
+    return call.upstream.api in call.route.codec.stateful_on and call.upstream.state == "native"
 
 
 async def create(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
@@ -80,7 +80,7 @@ async def _create_native(request: web.Request, call: Call, services: Services, r
 async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> web.Response:
     codec = call.route.codec
     chain = await services.state.chain_for(req.previous_id, call.owner, codec) if req.previous_id else []
-    upstream_codec = UPSTREAM_CODECS[call.upstream.api]
+    upstream_codec = upstream_codec_for(codec, call.upstream.api)
     upstream_call = upstream_codec.upstream_call(req, history(chain))
     upstream_body = orjson.dumps(upstream_call.body)
     headers = forward_headers(call.headers, call.upstream, upstream_codec)

@@ -21,4 +21,12 @@ UPSTREAM_CODECS: dict[str, Codec] = {codec.speaks: codec for codec in CODECS}
 #: Provider family of each codec, for opaque signatures (thoughts, reasoning).
 FAMILY_OF: dict[str, str] = {codec.name: codec.family for codec in CODECS}
 
-__all__ = ["CODECS", "FAMILY_OF", "FRONT_CODECS", "UPSTREAM_CODECS", "Codec", "UpstreamCall"]
+
+
+def upstream_codec_for(front: Codec, upstream_api: str) -> Codec:
+    """The codec recall calls an upstream with for a request made in `front`'s API:
+    the front API itself where the provider accepts it, else the provider's own."""
+    return front if upstream_api in front.same_wire else UPSTREAM_CODECS[upstream_api]
+
+
+__all__ = ["CODECS", "FAMILY_OF", "FRONT_CODECS", "UPSTREAM_CODECS", "Codec", "UpstreamCall", "upstream_codec_for"]

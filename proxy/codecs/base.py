@@ -91,8 +91,14 @@ class Codec:
 
     #: Name of the wire API as a front API, e.g. "gemini-interactions".
     name: ClassVar[str]
-    #: The `api` value of an upstream that speaks this same wire API natively.
+    #: The upstream `api` value this codec is the caller for (its row in UPSTREAM_CODECS).
     speaks: ClassVar[str]
+    #: Upstream `api` values that accept this wire API as it is (default: {speaks}).
+    #: Over these, recall calls the provider with this same codec, fields intact.
+    same_wire: ClassVar[frozenset[str]] = frozenset()
+    #: Upstream `api` values whose provider keeps this API's conversation state
+    #: itself, so `state = "native"` can leave chaining to it. Empty for stateless APIs.
+    stateful_on: ClassVar[frozenset[str]] = frozenset()
     #: Provider family: opaque signatures travel only between codecs of one family.
     family: ClassVar[str]
     #: Prefix of the ids recall mints for this front API.
@@ -100,6 +106,11 @@ class Codec:
     #: How this API's provider takes a key: header name and value prefix.
     auth_header: ClassVar[str] = "authorization"
     auth_prefix: ClassVar[str] = "Bearer "
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.same_wire and hasattr(cls, "speaks"):
+            cls.same_wire = frozenset({cls.speaks})
 
     # -- front side -------------------------------------------------------------
 
@@ -145,7 +156,7 @@ class Codec:
 
     def refuse_untranslatable(self, req: TurnRequest) -> None:
         """A request that holds what this API cannot carry gets a 400 naming it."""
-        if req.front != self.name and req.untranslatable:
+        if req.front != self.name and req.untranslatable:  # same codec: carried verbatim
             raise bad_request(
                 f"{', '.join(req.untranslatable)} cannot be carried from the {req.front} API to an upstream"
                 f" that speaks {self.speaks}; remove it or use an upstream with api = \"{_speaks_of(req.front)}\""

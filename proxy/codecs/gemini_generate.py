@@ -55,6 +55,7 @@ _STATUS_WORDS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSI
 class GeminiGenerate(Codec):
     name = NAME
     speaks = "gemini-generate"
+    same_wire = frozenset({"gemini", "gemini-generate"})
     family = "google"
     id_prefix = "gc_"
     auth_header = "x-goog-api-key"

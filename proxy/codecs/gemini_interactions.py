@@ -74,6 +74,7 @@ _ECHOED = ("system_instruction", "tools", "generation_config", "response_format"
 class GeminiInteractions(Codec):
     name = NAME
     speaks = "gemini"
+    stateful_on = frozenset({"gemini"})
     family = "google"
     id_prefix = "v1_"
     auth_header = "x-goog-api-key"
