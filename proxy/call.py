@@ -30,6 +30,9 @@ class Call:
     owner: str
     # False when the app sent `X-Recall-Store: false`.
     recording: bool = True
+    # The replay key (proxy.cache) and how this call is being answered.
+    cache_key: str | None = None
+    cache_status: str = "live"
     started: float = field(default_factory=time.perf_counter)
     created: float = field(default_factory=time.time)
 
@@ -63,4 +66,6 @@ class Call:
             request_body=self.body or None,
             response_headers=response_headers,
             response_body=response_body,
+            cache_key=self.cache_key,
+            cache=self.cache_status,
         )

@@ -42,11 +42,17 @@ def main() -> None:
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default 8642; 0 picks a free one).")
 @click.option("--mode", type=click.Choice(MODES), help="live: forward and record; replay: answer from recordings only; auto: replay hits, forward misses.")
+@click.option("--cassette", "cassettes", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Serve recordings from this cassette (repeatable); with --mode replay no database is needed.")
+@click.option("--replay-timing", type=click.Choice(["fast", "recorded"]), default="fast", show_default=True,
+              help="Replay recorded streams at once, or at the pace they were recorded.")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without [server] tokens.")
 def serve(config_path: str | None, db_path: str | None, host: str | None, port: int | None,
-          mode: str | None, insecure: bool) -> None:
+          mode: str | None, cassettes: tuple[str, ...], replay_timing: str, insecure: bool) -> None:
     """Run the proxy."""
     config = _load(config_path)
+    config.cassettes = list(cassettes)
+    config.replay_timing = replay_timing
     if host is not None:
         config.host = host
     if port is not None:
@@ -82,3 +88,8 @@ async def _serve(config: Config, path) -> None:  # type: ignore[no-untyped-def]
     await stop.wait()
     click.echo("recall: shutting down", err=True)
     await runner.cleanup()
+
+
+from .cli_cassette import cassette  # noqa: E402  (registered after the group exists)
+
+main.add_command(cassette)

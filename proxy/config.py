@@ -62,6 +62,10 @@ class Config:
     ignore_fields: list[str] = field(default_factory=lambda: ["user", "metadata", "stream_options"])
     upstreams: dict[str, Upstream] = field(default_factory=lambda: dict(BUILTIN_UPSTREAMS))
     source: str | None = None
+    # Set from the command line only: cassette files to serve from, and whether a
+    # replayed stream keeps its recorded pace.
+    cassettes: list[str] = field(default_factory=list)
+    replay_timing: str = "fast"
 
 
 # section -> key -> (attribute on Config, expected type, allowed values or None)

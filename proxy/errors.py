@@ -52,3 +52,7 @@ def upstream_timeout(name: str, timeout_s: float) -> ApiError:
 
 def upstream_bad_response(name: str, reason: str) -> ApiError:
     return ApiError(502, "upstream_bad_response", f"upstream '{name}' sent a response recall cannot read: {reason}")
+
+
+class ReplayMiss(Exception):
+    """Raised where a replaying recall would otherwise have opened a connection to a provider."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -16,21 +17,24 @@ from aiohttp import web
 
 from . import __version__, routes, turns
 from .auth import RECALL_TOKEN_HEADER, caller_key, fingerprint
+from .cache import AUTO, CACHE_HEADER, REPLAY, Cache, canonical_request, request_key
 from .call import Call
+from .cassette import load_cassette
 from .codecs import Codec
 from .config import Config
-from .errors import ApiError, too_large, unauthorized
+from .errors import ApiError, ReplayMiss, too_large, unauthorized
 from .http_compat import TolerantAppRunner
 from .relay import relay
 from .runs import Runs
 from .services import Services
 from .state import ConversationState
-from .store.sqlite import SQLiteStore
+from .store.sqlite import SQLiteStore, copy_database
 from .upstream import UpstreamClient
 
 log = logging.getLogger("recall")
 
 SERVICES = web.AppKey("services", Services)
+CACHE_STATUS = web.RequestKey("recall_cache", str)
 
 Operation = Callable[[web.Request, Call, Services], Awaitable[web.StreamResponse]]
 OPERATIONS: dict[str, Operation] = {
@@ -95,28 +99,64 @@ async def handle(request: web.Request) -> web.StreamResponse:
             owner=fingerprint(caller_key(request.headers, request.query)),
             recording=request.headers.get("x-recall-store", "").lower() != "false",
         )
-        return await OPERATIONS[route.operation](request, call, services)
+        cache = services.cache
+        canonical = canonical_request(call, config.ignore_fields)
+        call.cache_key = request_key(canonical)
+        if cache.replaying:
+            recording = await cache.find(call.cache_key)
+            if recording is not None:
+                request[CACHE_STATUS] = "hit"
+                return await cache.serve(request, recording)
+            # Replay answers what it can from the recorded store; auto forwards.
+            call.cache_status = "miss" if cache.mode == AUTO else "hit"
+        request[CACHE_STATUS] = call.cache_status
+        try:
+            return await OPERATIONS[route.operation](request, call, services)
+        except ReplayMiss:
+            request[CACHE_STATUS] = "miss"
+            raise await cache.miss(call, canonical, call.cache_key) from None
     except ApiError as err:
         return error_response(codec, err)
 
 
+async def _cache_header(request: web.Request, response: web.StreamResponse) -> None:
+    """X-Recall-Cache on every proxied answer: hit, miss or live."""
+    status = request.get(CACHE_STATUS)
+    if status is not None:
+        response.headers[CACHE_HEADER] = status
+
+
 def create_app(config: Config, db_path: Path) -> web.Application:
     app = web.Application(client_max_size=config.max_body_mb * 1024 * 1024)
+    replaying = config.mode == REPLAY
 
     async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
-        store = await SQLiteStore.open(db_path)
-        upstreams = UpstreamClient()
-        await upstreams.start()
-        runs = Runs()
-        app[SERVICES] = Services(config=config, store=store, upstreams=upstreams, state=ConversationState(store),
-                                 runs=runs)
-        yield
-        # Running turns are stopped and recorded as failed before the store closes.
-        await runs.shutdown()
-        await upstreams.close()
-        await store.close()
+        with tempfile.TemporaryDirectory(prefix="recall-replay-") as scratch:
+            path = db_path
+            if replaying:
+                # Replay never changes the recordings: it serves from a copy.
+                path = Path(scratch) / "replay.db"
+                if db_path.exists():
+                    copy_database(db_path, path)
+            store = await SQLiteStore.open(path)
+            for cassette in config.cassettes:
+                await load_cassette(store, Path(cassette))
+            upstreams = UpstreamClient(offline=replaying)
+            await upstreams.start()
+            runs = Runs()
+            app[SERVICES] = Services(
+                config=config, store=store, upstreams=upstreams, runs=runs,
+                state=ConversationState(store, shared=replaying),
+                cache=Cache(store, config.mode, config.ignore_fields, timing=config.replay_timing),
+            )
+            yield
+            # Running turns are stopped and recorded as failed before the store closes.
+            await runs.shutdown()
+            await upstreams.close()
+            await store.close()
 
     app.cleanup_ctx.append(lifecycle)
+    app.on_response_prepare.append(_cache_header)
     app.router.add_get("/_recall/health", health)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

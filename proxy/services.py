@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .cache import Cache
 from .config import Config
 from .runs import Runs
 from .state import ConversationState
@@ -19,6 +20,7 @@ class Services:
     upstreams: UpstreamClient
     state: ConversationState
     runs: Runs
+    cache: Cache
 
     async def record(self, exchange: Exchange, *, content: bool) -> None:
         """Keep an audit row: whole, or metadata only for calls that opted out of storage."""

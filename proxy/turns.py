@@ -58,10 +58,8 @@ async def create(request: web.Request, call: Call, services: Services) -> web.St
 
 async def _create_native(request: web.Request, call: Call, services: Services, req: TurnRequest) -> web.StreamResponse:
     codec = call.route.codec
-    if req.previous_id:
-        known = await services.store.get_interaction(req.previous_id)
-        if known is not None and known.owner != call.owner:
-            raise codec.previous_not_found(req.previous_id)
+    if req.previous_id and await services.state.foreign(req.previous_id, call.owner):
+        raise codec.previous_not_found(req.previous_id)
     storing = req.store and call.recording
 
     async def remember(status: int, body: bytes) -> None:
@@ -196,6 +194,4 @@ async def cancel(request: web.Request, call: Call, services: Services) -> web.St
 
 
 async def _foreign(call: Call, services: Services) -> bool:
-    """The id is recorded under another key: answer as if it did not exist."""
-    known = await services.store.get_interaction(call.route.resource_id or "")
-    return known is not None and known.owner != call.owner
+    return await services.state.foreign(call.route.resource_id or "", call.owner)

@@ -15,9 +15,10 @@ import aiohttp
 from multidict import CIMultiDict
 
 from .auth import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS
+from .errors import ReplayMiss
 from .codecs import Codec
 from .config import Upstream
-from .errors import ApiError, upstream_bad_response, upstream_timeout, upstream_unreachable
+from .errors import upstream_bad_response, upstream_timeout, upstream_unreachable
 
 # Never forwarded: hop-by-hop headers, ones aiohttp sets itself, recall's own.
 # accept-encoding is dropped so that aiohttp negotiates and decodes compression
@@ -65,8 +66,10 @@ def forward_query(query: Mapping[str, str], upstream: Upstream) -> list[tuple[st
 
 
 class UpstreamClient:
-    def __init__(self) -> None:
+    def __init__(self, *, offline: bool = False) -> None:
         self._session: aiohttp.ClientSession | None = None
+        # In replay mode recall never opens a connection to a provider.
+        self.offline = offline
 
     async def start(self) -> None:
         # One session with keep-alive for every provider; per-upstream timeouts
@@ -96,6 +99,8 @@ class UpstreamClient:
         query: list[tuple[str, str]] | None = None,
     ) -> aiohttp.ClientResponse:
         """Send a request and return the response with its body still unread."""
+        if self.offline:
+            raise ReplayMiss(f"{method} {upstream.name}{path}")
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(upstream.timeout_s, 30), sock_read=upstream.timeout_s)
         try:
             return await self.session.request(
@@ -130,5 +135,3 @@ class UpstreamClient:
                 raise upstream_bad_response(upstream.name, f"the connection broke mid-body ({exc or type(exc).__name__})") from None
         return UpstreamResponse(response.status, CIMultiDict(response.headers), payload)
 
-
-__all__ = ["ApiError", "UpstreamClient", "UpstreamResponse", "forward_headers", "forward_query"]

@@ -89,9 +89,17 @@ def m002_stream_events(db: sqlite3.Connection) -> None:
     )
 
 
+def m003_cache_keys(db: sqlite3.Connection) -> None:
+    """Each exchange's replay key and how it was answered, for the offline cache."""
+    db.execute("ALTER TABLE exchanges ADD COLUMN cache_key TEXT")
+    db.execute("ALTER TABLE exchanges ADD COLUMN cache TEXT")
+    db.execute("CREATE INDEX exchanges_cache_key ON exchanges(cache_key) WHERE cache_key IS NOT NULL")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_interactions_and_exchanges,
     m002_stream_events,
+    m003_cache_keys,
 ]
 
 

@@ -32,6 +32,9 @@ class Exchange:
     response_body: bytes | None = None
     upstream_digest: str | None = None
     error: str | None = None
+    # The request's replay key (proxy.cache) and how it was answered: live, miss (forwarded in auto mode) or hit.
+    cache_key: str | None = None
+    cache: str | None = None
 
     def metadata_only(self) -> Exchange:
         """The same record with no content: what a store=false call leaves."""
@@ -39,5 +42,5 @@ class Exchange:
             upstream=self.upstream, method=self.method, path=self.path, created=self.created,
             status=self.status, latency_ms=self.latency_ms, owner=self.owner, front=self.front,
             model=self.model, input_tokens=self.input_tokens, output_tokens=self.output_tokens,
-            stored=False, error=self.error,
+            stored=False, error=self.error, cache=self.cache,
         )

@@ -12,8 +12,9 @@ import asyncio
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import orjson
@@ -27,6 +28,8 @@ _INTERACTION_COLUMNS = (
     "id, owner, upstream, front, mode, model, status, parent_id, root_id, depth,"
     " input, output, request, usage, error, provider_id, created_at, updated_at"
 )
+
+T = TypeVar("T")
 
 _INTERRUPTED = "recall stopped while this interaction was in progress"
 
@@ -58,13 +61,13 @@ def _insert_exchange(db: sqlite3.Connection, ex: Exchange) -> int:
     cursor = db.execute(
         "INSERT INTO exchanges (interaction_id, owner, upstream, front, method, path, status, latency_ms, model,"
         " input_tokens, output_tokens, stored, request_headers, request_body, response_headers, response_body,"
-        " upstream_digest, error, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " upstream_digest, error, created_at, cache_key, cache) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             ex.interaction_id, ex.owner, ex.upstream, ex.front, ex.method, ex.path, ex.status, ex.latency_ms,
             ex.model, ex.input_tokens, ex.output_tokens, int(ex.stored),
             _dumps(ex.request_headers) if ex.request_headers is not None else None, ex.request_body,
             _dumps(ex.response_headers) if ex.response_headers is not None else None, ex.response_body,
-            ex.upstream_digest, ex.error, ex.created,
+            ex.upstream_digest, ex.error, ex.created, ex.cache_key, ex.cache,
         ),
     )
     return int(cursor.lastrowid or 0)
@@ -75,6 +78,13 @@ def _open_private(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """A consistent copy of a database (SQLite's online backup), private to its owner."""
+    _open_private(target)
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
 
 
 def _prepare(db: sqlite3.Connection) -> None:
@@ -156,6 +166,10 @@ class SQLiteStore:
                 _insert_exchange(db, exchange)
 
         await self._writer.submit(op)
+
+    async def run_write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a write of the caller's own (e.g. a bulk load) through the writer."""
+        return await self._writer.submit(op)
 
     async def record_exchange(self, exchange: Exchange) -> None:
         await self._writer.submit(lambda db: _insert_exchange(db, exchange))
@@ -255,11 +269,34 @@ class SQLiteStore:
         return [_row_to_interaction(row) for row in rows]
 
     async def exchanges_for(self, interaction_id: str) -> list[Exchange]:
+        return await self._exchanges("interaction_id = ? ORDER BY id", (interaction_id,))
+
+    async def recordings(self, cache_key: str) -> list[Exchange]:
+        """Recorded answers to requests with this replay key, oldest first (replays are not recordings)."""
+        return await self._exchanges(
+            "cache_key = ? AND stored = 1 AND status IS NOT NULL AND (cache IS NULL OR cache != 'hit') ORDER BY id",
+            (cache_key,),
+        )
+
+    async def recent_requests(self, upstream: str, limit: int) -> list[Exchange]:
+        return await self._exchanges(
+            "upstream = ? AND stored = 1 AND cache_key IS NOT NULL ORDER BY id DESC LIMIT ?", (upstream, limit)
+        )
+
+    async def stream_frames_timed(self, interaction_id: str) -> list[tuple[float, bytes]]:
+        cursor = await self._reader.execute(
+            "SELECT at_ms, frame FROM stream_events WHERE interaction_id = ? ORDER BY seq", (interaction_id,)
+        )
+        rows = await cursor.fetchall()
+        await cursor.close()
+        return [(row[0], row[1]) for row in rows]
+
+    async def _exchanges(self, where: str, params: tuple[Any, ...]) -> list[Exchange]:
         cursor = await self._reader.execute(
             "SELECT upstream, method, path, created_at, status, latency_ms, interaction_id, owner, front, model,"
             " input_tokens, output_tokens, stored, request_headers, request_body, response_headers, response_body,"
-            " upstream_digest, error FROM exchanges WHERE interaction_id = ? ORDER BY id",
-            (interaction_id,),
+            f" upstream_digest, error, cache_key, cache FROM exchanges WHERE {where}",
+            params,
         )
         rows = await cursor.fetchall()
         await cursor.close()
@@ -270,7 +307,7 @@ class SQLiteStore:
                 output_tokens=r[11], stored=bool(r[12]),
                 request_headers=orjson.loads(r[13]) if r[13] else None, request_body=r[14],
                 response_headers=orjson.loads(r[15]) if r[15] else None, response_body=r[16],
-                upstream_digest=r[17], error=r[18],
+                upstream_digest=r[17], error=r[18], cache_key=r[19], cache=r[20],
             )
             for r in rows
         ]

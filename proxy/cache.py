@@ -1,0 +1,144 @@
+"""The offline cache: matching requests to recordings, and answering from them.
+
+A request's key is the digest of its canonical form: upstream, method, path,
+query without credentials, and the JSON body with key order normalised and
+volatile fields (`[cache] ignore_fields`) removed. The conversation state is
+part of the body (previous ids, or the whole history for stateless APIs), so
+chains match turn by turn. Credentials never are: a recording made with a real
+key replays for an app holding a dummy one.
+
+The n-th identical request in a run gets the n-th recording; after the last,
+the last repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from aiohttp import web
+
+from .auth import SECRET_QUERY_PARAMS
+from .call import Call
+from .errors import ApiError
+from .store.records import Exchange
+from .store.sqlite import SQLiteStore
+
+LIVE, REPLAY, AUTO = "live", "replay", "auto"
+CACHE_HEADER = "X-Recall-Cache"
+# Response headers worth replaying; the rest (dates, request ids of the
+# provider's infrastructure) are either volatile or re-made by aiohttp.
+_REPLAYED_HEADERS = ("content-type", "x-recall-stored", "request-id", "x-request-id", "openai-model",
+                     "anthropic-version", "retry-after")
+_NEAREST_CANDIDATES = 200
+
+
+def canonical_form(upstream: str, method: str, path: str, query: Iterable[tuple[str, str]], body: bytes,
+                   ignore_fields: list[str]) -> dict[str, Any]:
+    """The parts of a request that decide its answer, in a stable form."""
+    parsed: Any = None
+    if body:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = {"sha256": hashlib.sha256(body).hexdigest()}
+        if isinstance(parsed, dict):
+            parsed = {k: v for k, v in parsed.items() if k not in ignore_fields}
+    kept = sorted((k, v) for k, v in query if k not in SECRET_QUERY_PARAMS)
+    return {"upstream": upstream, "method": method, "path": path, "query": kept, "body": parsed}
+
+
+def canonical_request(call: Call, ignore_fields: list[str]) -> dict[str, Any]:
+    return canonical_form(call.upstream.name, call.method, call.raw_tail, call.query.items(), call.body, ignore_fields)
+
+
+def request_key(canonical: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+class Cache:
+    def __init__(self, store: SQLiteStore, mode: str, ignore_fields: list[str], *, timing: str = "fast") -> None:
+        self.store = store
+        self.mode = mode
+        self.ignore_fields = ignore_fields
+        self.timing = timing
+        self._served: Counter[str] = Counter()
+
+    @property
+    def replaying(self) -> bool:
+        return self.mode in (REPLAY, AUTO)
+
+    async def find(self, key: str) -> Exchange | None:
+        """The recording for the next identical request of this run, if any."""
+        recordings = await self.store.recordings(key)
+        if not recordings:
+            return None
+        nth = self._served[key]
+        self._served[key] += 1
+        return recordings[min(nth, len(recordings) - 1)]
+
+    async def serve(self, request: web.Request, recording: Exchange) -> web.StreamResponse:
+        headers = {name: value for name, value in (recording.response_headers or {}).items()
+                   if name in _REPLAYED_HEADERS}
+        headers[CACHE_HEADER] = "hit"
+        if recording.response_body is not None or recording.interaction_id is None:
+            return web.Response(status=recording.status or 200, body=recording.response_body or b"", headers=headers)
+        frames = await self.store.stream_frames_timed(recording.interaction_id)
+        response = web.StreamResponse(status=recording.status or 200, headers=headers)
+        await response.prepare(request)
+        previous_ms = 0.0
+        for at_ms, data in frames:
+            if self.timing == "recorded" and at_ms > previous_ms:
+                await asyncio.sleep((at_ms - previous_ms) / 1000)
+            previous_ms = at_ms
+            await response.write(data)
+        await response.write_eof()
+        return response
+
+    async def miss(self, call: Call, canonical: dict[str, Any], key: str) -> ApiError:
+        """The replay_miss error: the key, and the nearest recorded request with a short diff."""
+        nearest = await self._nearest(call, canonical)
+        message = f"no recording matches this request (key {key})"
+        if nearest is None:
+            message += f"; nothing was recorded for {call.method} {call.raw_tail} on upstream '{call.upstream.name}'"
+        else:
+            other_key, differences = nearest
+            message += f"; nearest recorded request is {other_key}, which differs in: {'; '.join(differences)}"
+        message += ". Record it with --mode auto (or live), or fix the request."
+        return ApiError(400, "replay_miss", message)
+
+    async def _nearest(self, call: Call, canonical: dict[str, Any]) -> tuple[str, list[str]] | None:
+        best: tuple[int, str, list[str]] | None = None
+        for exchange in await self.store.recent_requests(call.upstream.name, _NEAREST_CANDIDATES):
+            path, _, query = exchange.path.partition("?")
+            other = canonical_form(call.upstream.name, exchange.method, path, parse_qsl(query, keep_blank_values=True),
+                                   exchange.request_body or b"", self.ignore_fields)
+            differences = _diff(canonical, other)
+            if best is None or len(differences) < best[0]:
+                best = (len(differences), exchange.cache_key or "?", differences)
+        return (best[1], best[2][:5]) if best else None
+
+
+def _diff(wanted: dict[str, Any], recorded: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key in sorted(set(wanted) | set(recorded)):
+        where = f"{prefix}{key}"
+        if key not in recorded:
+            out.append(f"{where} is new")
+        elif key not in wanted:
+            out.append(f"{where} was recorded but is absent")
+        elif isinstance(wanted[key], dict) and isinstance(recorded[key], dict):
+            out.extend(_diff(wanted[key], recorded[key], f"{where}."))
+        elif wanted[key] != recorded[key]:
+            out.append(f"{where}: {_short(recorded[key])} -> {_short(wanted[key])}")
+    return out
+
+
+def _short(value: Any) -> str:
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,207 @@
+"""Cassettes: recordings as a portable, reviewable JSONL file.
+
+One JSON object per line: a header, then the interactions (nodes), the HTTP
+exchanges and the stream events of what was exported. Bodies are kept as text,
+byte for byte, so replay answers exactly what was recorded. No secrets go in:
+credentials were never stored, and known key patterns found in bodies are
+masked on export (the exporter reports each one).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from .state import RECORDED_OWNER
+from .store.sqlite import SQLiteStore
+
+FORMAT = 1
+
+# Known credential shapes, masked wherever they appear in an exported text.
+SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
+    "openai/anthropic key": re.compile(r"sk-[A-Za-z0-9_\-]{20,}"),
+    "google api key": re.compile(r"AIza[0-9A-Za-z_\-]{35}"),
+    "bearer token": re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/\-]{16,}=*"),
+    "aws access key": re.compile(r"AKIA[0-9A-Z]{16}"),
+    "github token": re.compile(r"gh[pousr]_[A-Za-z0-9]{30,}"),
+    "api key field": re.compile(r'(?i)"(?:api[_-]?key|x-api-key|x-goog-api-key|secret|password|token)"\s*:\s*"[^"]{8,}"'),
+}
+
+_INTERACTION_COLUMNS = ("id", "upstream", "front", "mode", "model", "status", "parent_id", "root_id", "depth",
+                        "input", "output", "request", "usage", "input_tokens", "output_tokens", "error",
+                        "provider_id", "created_at", "updated_at")
+_EXCHANGE_COLUMNS = ("interaction_id", "upstream", "front", "method", "path", "status", "latency_ms", "model",
+                     "input_tokens", "output_tokens", "stored", "request_headers", "request_body",
+                     "response_headers", "response_body", "upstream_digest", "error", "created_at", "cache_key")
+_JSON_COLUMNS = frozenset({"input", "output", "request", "usage", "request_headers", "response_headers"})
+_BODY_COLUMNS = frozenset({"request_body", "response_body"})
+
+
+@dataclass
+class ExportReport:
+    interactions: int = 0
+    exchanges: int = 0
+    events: int = 0
+    masked: list[str] = field(default_factory=list)
+
+
+class _Masker:
+    def __init__(self, report: ExportReport) -> None:
+        self._report = report
+
+    def text(self, value: str, where: str) -> str:
+        for name, pattern in SECRET_PATTERNS.items():
+            value, count = pattern.subn(f"<masked {name}>", value)
+            if count:
+                self._report.masked.append(f"{where}: {count} x {name}")
+        return value
+
+
+def _since_epoch(since: str | None) -> float:
+    """'30d', '12h', '45m' ago, or an ISO date; 0 when not given."""
+    if not since:
+        return 0.0
+    match = re.fullmatch(r"(\d+)([dhm])", since.strip())
+    if match:
+        amount, unit = int(match.group(1)), match.group(2)
+        return time.time() - amount * {"d": 86400, "h": 3600, "m": 60}[unit]
+    try:
+        return datetime.fromisoformat(since).timestamp()
+    except ValueError:
+        raise ValueError(f"--since takes a duration such as 7d, 12h or 30m, or a date such as 2026-11-01; got {since!r}") from None
+
+
+def export_cassette(db: sqlite3.Connection, out: TextIO, *, thread: str | None = None, since: str | None = None,
+                    upstream: str | None = None) -> ExportReport:
+    """Write the selected recordings to `out` as JSONL, streaming row by row."""
+    report = ExportReport()
+    masker = _Masker(report)
+    where, params = ["deleted_at IS NULL", "created_at >= ?"], [_since_epoch(since)]
+    if thread:
+        root = db.execute("SELECT root_id FROM interactions WHERE id = ?", (thread,)).fetchone()
+        if root is None:
+            raise LookupError(f"no interaction '{thread}' in this database")
+        where.append("root_id = ?")
+        params.append(root[0])
+    if upstream:
+        where.append("upstream = ?")
+        params.append(upstream)
+    out.write(orjson.dumps({"recall_cassette": FORMAT}).decode() + "\n")
+    ids: list[str] = []
+    for row in db.execute(f"SELECT {', '.join(_INTERACTION_COLUMNS)} FROM interactions WHERE {' AND '.join(where)}"
+                          " ORDER BY created_at, depth", params):
+        record = _record("interaction", _INTERACTION_COLUMNS, row, masker)
+        ids.append(record["id"])
+        out.write(orjson.dumps(record).decode() + "\n")
+        report.interactions += 1
+    exchange_where = ["stored = 1", "created_at >= ?"]
+    exchange_params: list[Any] = [_since_epoch(since)]
+    if thread:
+        exchange_where.append("interaction_id IN (SELECT value FROM json_each(?))")
+        exchange_params.append(orjson.dumps(ids).decode())
+    if upstream:
+        exchange_where.append("upstream = ?")
+        exchange_params.append(upstream)
+    exchange_where.append("(cache IS NULL OR cache != 'hit')")
+    for row in db.execute(f"SELECT {', '.join(_EXCHANGE_COLUMNS)} FROM exchanges WHERE {' AND '.join(exchange_where)}"
+                          " ORDER BY id", exchange_params):
+        out.write(orjson.dumps(_record("exchange", _EXCHANGE_COLUMNS, row, masker)).decode() + "\n")
+        report.exchanges += 1
+    for row in db.execute("SELECT interaction_id, seq, event_id, at_ms, frame FROM stream_events"
+                          " WHERE interaction_id IN (SELECT value FROM json_each(?)) ORDER BY interaction_id, seq",
+                          (orjson.dumps(ids).decode(),)):
+        frame = _body(row[4], masker, f"event {row[0]}#{row[1]}", "frame")
+        out.write(orjson.dumps({"kind": "event", "interaction_id": row[0], "seq": row[1], "event_id": row[2],
+                                "at_ms": row[3], **frame}).decode() + "\n")
+        report.events += 1
+    return report
+
+
+def _record(kind: str, columns: tuple[str, ...], row: tuple[Any, ...], masker: _Masker) -> dict[str, Any]:
+    record: dict[str, Any] = {"kind": kind}
+    where = f"{kind} {row[0]}"
+    for name, value in zip(columns, row):
+        if value is None:
+            continue
+        if name in _BODY_COLUMNS:
+            record.update(_body(value, masker, f"{where} {name}", name))
+        elif name in _JSON_COLUMNS:
+            record[name] = orjson.loads(masker.text(value, f"{where} {name}"))
+        else:
+            record[name] = value
+    return record
+
+
+def _body(value: bytes | str, masker: _Masker, where: str, name: str) -> dict[str, str]:
+    """A body as reviewable text under `name`, or as base64 under `name_base64` if it is not UTF-8."""
+    raw = value.encode() if isinstance(value, str) else value
+    try:
+        return {name: masker.text(raw.decode("utf-8"), where)}
+    except UnicodeDecodeError:
+        return {f"{name}_base64": base64.b64encode(raw).decode()}
+
+
+def read_cassette(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open("rb") as handle:
+        header = handle.readline()
+        try:
+            version = orjson.loads(header).get("recall_cassette")
+        except (orjson.JSONDecodeError, AttributeError):
+            version = None
+        if version != FORMAT:
+            raise ValueError(f"{path}: not a recall cassette (its first line must be {{\"recall_cassette\": {FORMAT}}})")
+        for number, line in enumerate(handle, start=2):
+            if line.strip():
+                try:
+                    yield orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{number}: not valid JSON: {exc}") from None
+
+
+def _unbody(record: dict[str, Any], name: str) -> bytes | None:
+    if name in record:
+        return str(record[name]).encode()
+    if name + "_base64" in record:
+        return base64.b64decode(record[name + "_base64"])
+    return None
+
+
+def insert_records(db: sqlite3.Connection, records: Iterator[dict[str, Any]]) -> dict[str, int]:
+    """Load cassette records into a database (inside the caller's transaction)."""
+    counts = {"interaction": 0, "exchange": 0, "event": 0}
+    for record in records:
+        kind = record.get("kind")
+        if kind == "interaction":
+            values = [orjson.dumps(record[c]).decode() if c in _JSON_COLUMNS and c in record else record.get(c)
+                      for c in _INTERACTION_COLUMNS]
+            db.execute(f"INSERT OR REPLACE INTO interactions (owner, {', '.join(_INTERACTION_COLUMNS)})"
+                       f" VALUES (?, {', '.join('?' * len(_INTERACTION_COLUMNS))})", [RECORDED_OWNER, *values])
+        elif kind == "exchange":
+            values = [_unbody(record, c) if c in _BODY_COLUMNS else
+                      (orjson.dumps(record[c]).decode() if c in _JSON_COLUMNS and c in record else record.get(c))
+                      for c in _EXCHANGE_COLUMNS]
+            db.execute(f"INSERT INTO exchanges (owner, {', '.join(_EXCHANGE_COLUMNS)})"
+                       f" VALUES (?, {', '.join('?' * len(_EXCHANGE_COLUMNS))})", [RECORDED_OWNER, *values])
+        elif kind == "event":
+            db.execute("INSERT OR REPLACE INTO stream_events (interaction_id, seq, event_id, at_ms, frame)"
+                       " VALUES (?,?,?,?,?)", (record["interaction_id"], record["seq"], record.get("event_id"),
+                                               record.get("at_ms", 0.0), _unbody(record, "frame")))
+        else:
+            continue
+        counts[kind] += 1
+    return counts
+
+
+async def load_cassette(store: SQLiteStore, path: Path) -> dict[str, int]:
+    """Load a cassette into a running store (one transaction)."""
+    records = list(read_cassette(path))
+    return await store.run_write(lambda db: insert_records(db, iter(records)))

@@ -1,0 +1,175 @@
+"""The offline cache: record once, replay with no network and no key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from google.genai import _interactions as gi
+
+from proxy.cli import main
+from proxy.config import Upstream
+
+from .conftest import Recall, RecallFactory
+from .support.fake_gemini import FakeGemini
+from .support.loop_thread import LoopThread
+from .test_gemini_interactions import MODEL, client
+
+REAL_KEY = "AIzaSyRealKey-0000000000000000000000000"
+
+
+def emulated(fake: FakeGemini) -> dict[str, Upstream]:
+    return {"gemini": Upstream("gemini", fake.url, "gemini", state="emulate")}
+
+
+def record_session(recall: Recall) -> dict:
+    """An app's traffic: a two-turn chain, a stream, and a relayed generateContent call."""
+    c = client(recall, key=REAL_KEY)
+    first = c.interactions.create(model=MODEL, input="Hi, my name is Karthik.")
+    second = c.interactions.create(model=MODEL, input="What is my name?", previous_interaction_id=first.id)
+    with httpx.stream("POST", f"{recall.base('gemini')}/v1/interactions", headers={"x-goog-api-key": REAL_KEY},
+                      json={"model": MODEL, "input": "stream this", "stream": True}) as answer:
+        stream = answer.read()
+    relayed = httpx.post(f"{recall.base('gemini')}/v1beta/models/{MODEL}:generateContent",
+                         headers={"x-goog-api-key": REAL_KEY},
+                         json={"contents": [{"role": "user", "parts": [{"text": "relay"}]}]})
+    return {"first": (first.id, first.output_text), "second": (second.id, second.output_text),
+            "stream": stream, "relayed": relayed.content, "relayed_cache": relayed.headers["x-recall-cache"]}
+
+
+def replay_session(recall: Recall, recorded: dict) -> None:
+    c = client(recall, key="dummy-key-in-ci")
+    first = c.interactions.create(model=MODEL, input="Hi, my name is Karthik.")
+    assert (first.id, first.output_text) == recorded["first"]
+    second = c.interactions.create(model=MODEL, input="What is my name?", previous_interaction_id=first.id)
+    assert (second.id, second.output_text) == recorded["second"]
+    assert "Karthik" in second.output_text
+    with httpx.stream("POST", f"{recall.base('gemini')}/v1/interactions", headers={"x-goog-api-key": "dummy"},
+                      json={"model": MODEL, "input": "stream this", "stream": True}) as answer:
+        assert answer.headers["x-recall-cache"] == "hit"
+        assert answer.read() == recorded["stream"]
+    relayed = httpx.post(f"{recall.base('gemini')}/v1beta/models/{MODEL}:generateContent",
+                         json={"contents": [{"role": "user", "parts": [{"text": "relay"}]}]})
+    assert relayed.content == recorded["relayed"]
+    # Recorded ids stay readable by the replaying app's key.
+    assert c.interactions.get(second.id).output_text == recorded["second"][1]
+
+
+def test_record_then_replay_offline_with_another_key(
+    recall_factory: RecallFactory, fake_gemini: FakeGemini, loop_thread: LoopThread
+) -> None:
+    recorded = record_session(recall_factory(emulated(fake_gemini)))
+    assert recorded["relayed_cache"] == "live"
+    seen = len(fake_gemini.requests)
+    loop_thread.run(fake_gemini.stop())
+    replaying = recall_factory(emulated(fake_gemini), mode="replay")
+    replay_session(replaying, recorded)
+    assert len(fake_gemini.requests) == seen
+
+
+def test_a_miss_names_the_nearest_recording(recall_factory: RecallFactory, fake_gemini: FakeGemini) -> None:
+    c = client(recall_factory(emulated(fake_gemini)))
+    c.interactions.create(model=MODEL, input="What is the capital of France?")
+    seen = len(fake_gemini.requests)
+    replaying = client(recall_factory(emulated(fake_gemini), mode="replay"))
+    with pytest.raises(gi.BadRequestError) as caught:
+        replaying.interactions.create(model=MODEL, input="What is the capital of Spain?")
+    error = caught.value.body["error"]
+    assert error["code"] == "replay_miss"
+    assert "no recording matches this request (key " in error["message"]
+    assert 'body.input: "What is the capital of France?" -> "What is the capital of Spain?"' in error["message"]
+    assert len(fake_gemini.requests) == seen
+
+
+def test_identical_requests_replay_in_recorded_order(recall_factory: RecallFactory, stateful_gemini: FakeGemini) -> None:
+    native = {"gemini": Upstream("gemini", stateful_gemini.url, "gemini")}
+    c = client(recall_factory(native))
+    recorded = [c.interactions.create(model=MODEL, input="same question").id for _ in range(2)]
+    assert recorded == ["v1_fake1", "v1_fake2"]
+    replaying = client(recall_factory(native, mode="replay"))
+    replayed = [replaying.interactions.create(model=MODEL, input="same question").id for _ in range(3)]
+    assert replayed == ["v1_fake1", "v1_fake2", "v1_fake2"]
+
+
+def test_volatile_fields_do_not_change_the_key(recall_factory: RecallFactory, fake_gemini: FakeGemini) -> None:
+    recall = recall_factory(emulated(fake_gemini))
+    url = f"{recall.base('gemini')}/v1/interactions"
+    recorded = httpx.post(url, json={"model": MODEL, "input": "hi", "metadata": {"run": 1}}).json()
+    replaying = recall_factory(emulated(fake_gemini), mode="replay")
+    replayed = httpx.post(f"{replaying.base('gemini')}/v1/interactions",
+                          content=b'{"metadata": {"run": 2}, "input": "hi",   "model": "' + MODEL.encode() + b'"}')
+    assert replayed.status_code == 200
+    assert replayed.json()["id"] == recorded["id"]
+
+
+def test_auto_mode_replays_hits_and_records_misses(recall_factory: RecallFactory, fake_gemini: FakeGemini) -> None:
+    record_session(recall_factory(emulated(fake_gemini)))
+    auto = recall_factory(emulated(fake_gemini), mode="auto")
+    seen = len(fake_gemini.requests)
+    hit = httpx.post(f"{auto.base('gemini')}/v1/interactions", json={"model": MODEL, "input": "Hi, my name is Karthik."})
+    assert hit.headers["x-recall-cache"] == "hit"
+    assert len(fake_gemini.requests) == seen
+    miss = httpx.post(f"{auto.base('gemini')}/v1/interactions", json={"model": MODEL, "input": "something new"})
+    assert miss.status_code == 200 and miss.headers["x-recall-cache"] == "miss"
+    assert len(fake_gemini.requests) == seen + 1
+    again = httpx.post(f"{auto.base('gemini')}/v1/interactions", json={"model": MODEL, "input": "something new"})
+    assert again.headers["x-recall-cache"] == "hit" and again.json()["id"] == miss.json()["id"]
+
+
+def test_cassette_round_trip_without_a_database(
+    recall_factory: RecallFactory, fake_gemini: FakeGemini, loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    recall = recall_factory(emulated(fake_gemini))
+    recorded = record_session(recall)
+    cassette = tmp_path / "session.jsonl"
+    result = CliRunner().invoke(main, ["cassette", "export", "--db", str(recall.db_path), "-o", str(cassette)])
+    assert result.exit_code == 0, result.output
+    text = cassette.read_text()
+    assert REAL_KEY not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert lines[0] == {"recall_cassette": 1}
+    kinds = {line.get("kind") for line in lines[1:]}
+    assert kinds == {"interaction", "exchange", "event"}
+    loop_thread.run(fake_gemini.stop())
+    replaying = recall_factory(emulated(fake_gemini), mode="replay", cassettes=[str(cassette)], db_name="absent.db")
+    replay_session(replaying, recorded)
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_cassette_import_loads_into_a_database(recall_factory: RecallFactory, fake_gemini: FakeGemini,
+                                               tmp_path: Path) -> None:
+    recall = recall_factory(emulated(fake_gemini))
+    recorded = record_session(recall)
+    cassette = tmp_path / "session.jsonl"
+    CliRunner().invoke(main, ["cassette", "export", "--db", str(recall.db_path), "-o", str(cassette)])
+    target = tmp_path / "imported.db"
+    result = CliRunner().invoke(main, ["cassette", "import", str(cassette), "--db", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "3 interactions" in result.output
+    replaying = recall_factory(emulated(fake_gemini), mode="replay", db_name="imported.db")
+    replay_session(replaying, recorded)
+
+
+def test_export_masks_key_patterns_found_in_bodies(recall_factory: RecallFactory, fake_gemini: FakeGemini,
+                                                   tmp_path: Path) -> None:
+    recall = recall_factory(emulated(fake_gemini))
+    leaked = "sk-proj-abcdefghijklmnopqrstuvwxyz012345"
+    app = client(recall)  # kept alive: a collected genai.Client closes its connection pool
+    app.interactions.create(model=MODEL, input=f"my key is {leaked}")
+    cassette = tmp_path / "leak.jsonl"
+    result = CliRunner().invoke(main, ["cassette", "export", "--db", str(recall.db_path), "-o", str(cassette)])
+    assert result.exit_code == 0
+    assert leaked not in cassette.read_text()
+    assert "<masked openai/anthropic key>" in cassette.read_text()
+    assert "masked a secret in" in result.output and "openai/anthropic key" in result.output
+
+
+def test_cassette_import_refuses_a_file_that_is_not_one(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.jsonl"
+    bogus.write_text('{"hello": 1}\n')
+    result = CliRunner().invoke(main, ["cassette", "import", str(bogus), "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2
+    assert "not a recall cassette" in result.output
