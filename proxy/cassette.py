@@ -81,11 +81,17 @@ def _since_epoch(since: str | None) -> float:
 
 
 def export_cassette(db: sqlite3.Connection, out: TextIO, *, thread: str | None = None, since: str | None = None,
-                    upstream: str | None = None) -> ExportReport:
-    """Write the selected recordings to `out` as JSONL, streaming row by row."""
+                    upstream: str | None = None, only_new: bool = False, header: bool = True) -> ExportReport:
+    """Write the selected recordings to `out` as JSONL, streaming row by row.
+
+    `only_new` leaves out what was itself loaded from a cassette (owner
+    `recorded`), to append a run's new traffic to the cassette it replayed."""
     report = ExportReport()
     masker = _Masker(report)
     where, params = ["deleted_at IS NULL", "created_at >= ?"], [_since_epoch(since)]
+    if only_new:
+        where.append("owner != ?")
+        params.append(RECORDED_OWNER)
     if thread:
         root = db.execute("SELECT root_id FROM interactions WHERE id = ?", (thread,)).fetchone()
         if root is None:
@@ -95,7 +101,8 @@ def export_cassette(db: sqlite3.Connection, out: TextIO, *, thread: str | None =
     if upstream:
         where.append("upstream = ?")
         params.append(upstream)
-    out.write(orjson.dumps({"recall_cassette": FORMAT}).decode() + "\n")
+    if header:
+        out.write(orjson.dumps({"recall_cassette": FORMAT}).decode() + "\n")
     ids: list[str] = []
     for row in db.execute(f"SELECT {', '.join(_INTERACTION_COLUMNS)} FROM interactions WHERE {' AND '.join(where)}"
                           " ORDER BY created_at, depth", params):
@@ -105,6 +112,9 @@ def export_cassette(db: sqlite3.Connection, out: TextIO, *, thread: str | None =
         report.interactions += 1
     exchange_where = ["stored = 1", "created_at >= ?"]
     exchange_params: list[Any] = [_since_epoch(since)]
+    if only_new:
+        exchange_where.append("owner != ?")
+        exchange_params.append(RECORDED_OWNER)
     if thread:
         exchange_where.append("interaction_id IN (SELECT value FROM json_each(?))")
         exchange_params.append(orjson.dumps(ids).decode())

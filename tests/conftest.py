@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 from proxy.config import Config, Upstream
 from proxy.server import start
 from tests.support.fake_gemini import FakeGemini
