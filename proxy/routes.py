@@ -28,6 +28,7 @@ class Route:
 # Interactions: any version segment (v1, v1beta, v1alpha...) or none.
 _INTERACTIONS = re.compile(r"^(?:/v[^/]*)?/interactions(?:/(?P<id>[^/]+)(?P<cancel>/cancel)?)?/?$")
 _GENERATE = re.compile(r"^(?:/v[^/]*)?/models/[^/]+:(?:stream)?[gG]enerateContent$")
+_MESSAGES = re.compile(r"^/v1/messages/?$")
 
 
 def match(method: str, tail: str, upstream_api: str) -> Route:
@@ -45,6 +46,8 @@ def match(method: str, tail: str, upstream_api: str) -> Route:
         elif method in ("GET", "DELETE"):
             return Route(codec, GET if method == "GET" else DELETE, resource)
         return Route(codec, RELAY)
+    if _MESSAGES.match(tail):
+        return Route(FRONT_CODECS["anthropic-messages"], CREATE if method == "POST" else RELAY)
     if _GENERATE.match(tail):
         return Route(FRONT_CODECS["gemini-generate"], RELAY)
     # Unmodelled path: answer errors in the upstream's own shape.

@@ -131,7 +131,8 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
     streamed_req = dataclasses.replace(req, stream=True)
     upstream_call = upstream_codec.upstream_call(streamed_req, history(chain))
     upstream_body = orjson.dumps(upstream_call.body)
-    headers = forward_headers(call.headers, call.upstream, upstream_codec)
+    headers = forward_headers(call.headers, call.upstream, upstream_codec,
+                              translated=upstream_codec is not call.route.codec)
     headers["Content-Type"] = "application/json"
     response = await services.upstreams.open(
         call.upstream, upstream_call.method, upstream_call.path, headers=headers, body=upstream_body

@@ -41,13 +41,23 @@ def is_native(call: Call) -> bool:
     return call.upstream.api in call.route.codec.stateful_on and call.upstream.state == "native"
 
 
+def relays_as_is(call: Call, req: TurnRequest) -> bool:
+    """Whether the app's call goes to the provider unchanged (recall records beside it):
+    native mode, or a stateless API's call that names no earlier turn, so that
+    there is no history for recall to rebuild."""
+    codec = call.route.codec
+    if is_native(call):
+        return True
+    return codec.stateless and req.previous_id is None and call.upstream.api in codec.same_wire
+
+
 async def create(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
     codec = call.route.codec
     req = codec.parse_create(call.json_body())
     if req.background and not req.store:
         raise bad_request("background interactions must be stored; remove store=false or background=true",
                           param="background")
-    if is_native(call):
+    if relays_as_is(call, req):
         if req.stream:
             return await streaming.relay_native(request, call, services, req)
         return await _create_native(request, call, services, req)
@@ -81,7 +91,8 @@ async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> 
     upstream_codec = upstream_codec_for(codec, call.upstream.api)
     upstream_call = upstream_codec.upstream_call(req, history(chain))
     upstream_body = orjson.dumps(upstream_call.body)
-    headers = forward_headers(call.headers, call.upstream, upstream_codec)
+    headers = forward_headers(call.headers, call.upstream, upstream_codec,
+                              translated=upstream_codec is not call.route.codec)
     headers["Content-Type"] = JSON
     answer = await services.upstreams.send(
         call.upstream, upstream_call.method, upstream_call.path, headers=headers, body=upstream_body

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 from multidict import CIMultiDict
 
-from .auth import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS
+from .auth import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS, caller_key
 from .errors import ReplayMiss
 from .codecs import Codec
 from .config import Upstream
@@ -40,14 +40,18 @@ class UpstreamResponse:
     body: bytes
 
 
-def forward_headers(headers: Mapping[str, str], upstream: Upstream, codec: Codec | None) -> CIMultiDict[str]:
+def forward_headers(
+    headers: Mapping[str, str], upstream: Upstream, codec: Codec | None, *, translated: bool = False
+) -> CIMultiDict[str]:
     """The app's headers as the provider should see them.
 
     The app's own key passes through unless the upstream names `api_key_env`,
-    whose key then replaces every credential the app sent.
+    whose key then replaces every credential the app sent. On a translated call
+    (the app speaks another API than the provider) the key moves to the header
+    the provider's API takes it in.
     """
     out: CIMultiDict[str] = CIMultiDict()
-    replacing = bool(upstream.api_key_env)
+    replacing = bool(upstream.api_key_env) or translated
     for name, value in headers.items():
         lower = name.lower()
         if lower in _DROPPED_REQUEST_HEADERS or lower.startswith("x-recall-"):
@@ -55,9 +59,13 @@ def forward_headers(headers: Mapping[str, str], upstream: Upstream, codec: Codec
         if replacing and lower in CREDENTIAL_HEADERS:
             continue
         out.add(name, value)
-    if replacing and codec is not None:
-        key = os.environ.get(upstream.api_key_env or "", "")
-        out[codec.auth_header] = codec.auth_prefix + key
+    if codec is not None:
+        if upstream.api_key_env:
+            out[codec.auth_header] = codec.auth_prefix + os.environ.get(upstream.api_key_env, "")
+        elif translated and (key := caller_key(headers, {})):
+            out[codec.auth_header] = codec.auth_prefix + key
+        for name, value in codec.required_headers.items():
+            out.setdefault(name, value)
     return out
 
 

@@ -13,6 +13,7 @@ pytest_plugins = ["pytester"]
 
 from proxy.config import Config, Upstream
 from proxy.server import start
+from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_gemini import FakeGemini
 from tests.support.loop_thread import LoopThread
 
@@ -35,6 +36,14 @@ def fake_gemini(loop_thread: LoopThread) -> Iterator[FakeGemini]:
 @pytest.fixture
 def stateful_gemini(loop_thread: LoopThread) -> Iterator[FakeGemini]:
     fake = FakeGemini(stateful=True)
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
+@pytest.fixture
+def fake_anthropic(loop_thread: LoopThread) -> Iterator[FakeAnthropic]:
+    fake = FakeAnthropic()
     loop_thread.run(fake.start())
     yield fake
     loop_thread.run(fake.stop())

@@ -5,6 +5,7 @@ Adding a provider is one new codec module and a row in CODECS.
 
 from __future__ import annotations
 
+from .anthropic_messages import AnthropicMessages
 from .base import Codec, UpstreamCall
 from .gemini_generate import GeminiGenerate
 from .gemini_interactions import GeminiInteractions
@@ -12,6 +13,7 @@ from .gemini_interactions import GeminiInteractions
 CODECS: tuple[Codec, ...] = (
     GeminiInteractions(),
     GeminiGenerate(),
+    AnthropicMessages(),
 )
 
 #: Codec by front API name ("gemini-interactions", ...).

@@ -99,6 +99,11 @@ class Codec:
     #: Upstream `api` values whose provider keeps this API's conversation state
     #: itself, so `state = "native"` can leave chaining to it. Empty for stateless APIs.
     stateful_on: ClassVar[frozenset[str]] = frozenset()
+    #: A stateless wire API (every call carries its whole history): a call with no
+    #: recall previous id is self-contained, and is relayed as it is to a same-wire upstream.
+    stateless: ClassVar[bool] = False
+    #: Headers this API's provider requires, added to calls recall makes when the app did not send them.
+    required_headers: ClassVar[dict[str, str]] = {}
     #: Provider family: opaque signatures travel only between codecs of one family.
     family: ClassVar[str]
     #: Prefix of the ids recall mints for this front API.

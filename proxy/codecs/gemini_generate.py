@@ -56,6 +56,7 @@ class GeminiGenerate(Codec):
     name = NAME
     speaks = "gemini-generate"
     same_wire = frozenset({"gemini", "gemini-generate"})
+    stateless = True
     family = "google"
     id_prefix = "gc_"
     auth_header = "x-goog-api-key"

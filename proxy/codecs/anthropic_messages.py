@@ -1,0 +1,401 @@
+"""Anthropic Messages (`POST /v1/messages`): stateless; recall adds chaining.
+
+A call without `previous_interaction_id` goes to Anthropic as it is and comes
+back byte for byte; recall records it as a node whose id is the message id.
+A call with `previous_interaction_id` (recall's extension, as Parallel's API
+names it) gets the stored conversation prepended to its `messages`, and its
+reply carries `interaction_id`, the id to continue from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from ..deltas import PartDelta, PartStart, PartStop, StreamDelta
+from ..errors import ApiError
+from ..model import (
+    DOCUMENT,
+    FUNCTION_CALL,
+    FUNCTION_RESULT,
+    IMAGE,
+    MODEL,
+    TEXT,
+    THOUGHT,
+    USER,
+    FunctionTool,
+    Interaction,
+    ModelReply,
+    Part,
+    Turn,
+    TurnRequest,
+    Usage,
+    settle_status,
+)
+from ..sse import SSEEvent, frame
+from .base import (
+    Codec,
+    Frame,
+    StreamDecoder,
+    StreamEncoder,
+    UpstreamCall,
+    carries,
+    expect,
+    optional_bool,
+    optional_str,
+    type_name,
+)
+
+NAME = "anthropic-messages"
+DEFAULT_MAX_TOKENS = 4096
+_STOP_STATUS = {"end_turn": "completed", "stop_sequence": "completed", "tool_use": "completed",
+                "pause_turn": "completed", "max_tokens": "incomplete",
+                "model_context_window_exceeded": "incomplete", "refusal": "failed"}
+_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 529: "overloaded_error"}
+_GENERATION = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "stop_sequences": "stop_sequences",
+               "max_tokens": "max_output_tokens"}
+_USAGE_KEYS = {"input_tokens": "input_tokens", "output_tokens": "output_tokens",
+               "cache_read_input_tokens": "cached_tokens"}
+
+
+class AnthropicMessages(Codec):
+    name = NAME
+    speaks = "anthropic"
+    stateless = True
+    family = "anthropic"
+    id_prefix = "msg_"
+    auth_header = "x-api-key"
+    auth_prefix = ""
+    required_headers = {"anthropic-version": "2023-06-01"}
+
+    # -- front side -------------------------------------------------------------
+
+    def parse_create(self, body: Any) -> TurnRequest:
+        expect(isinstance(body, dict), f"the request body must be a JSON object; got {type_name(body)}")
+        model = optional_str(body, "model")
+        expect(bool(model), "model: Field required", "model")
+        max_tokens = body.get("max_tokens")
+        expect(isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > 0,
+               f"max_tokens: expected a positive integer; got {type_name(max_tokens)}", "max_tokens")
+        messages = body.get("messages")
+        expect(isinstance(messages, list), f"messages: expected a list; got {type_name(messages)}", "messages")
+        req = TurnRequest(
+            front=NAME, model=model, input=[_turn(m, i) for i, m in enumerate(messages)],
+            previous_id=optional_str(body, "previous_interaction_id"), system=_system(body.get("system")),
+            stream=optional_bool(body, "stream", False), raw=body,
+        )
+        for wire, neutral in _GENERATION.items():
+            if body.get(wire) is not None:
+                req.generation[neutral] = body[wire]
+        tools = body.get("tools")
+        expect(tools is None or isinstance(tools, list), f"tools: expected a list; got {type_name(tools)}", "tools")
+        for i, tool in enumerate(tools or []):
+            expect(isinstance(tool, dict), f"tools.{i}: expected an object", "tools")
+            if "input_schema" in tool and tool.get("type") in (None, "custom"):
+                expect(isinstance(tool.get("name"), str), f"tools.{i}.name: Field required", "tools")
+                req.tools.append(FunctionTool(tool["name"], tool.get("description"), tool.get("input_schema")))
+            else:
+                req.untranslatable.append(f"tools.{i} (type {tool.get('type')!r})")
+        return req
+
+    def render(self, it: Interaction, *, include_input: bool = False) -> dict[str, Any]:
+        blocks = [b for turn in it.output for p in turn.parts if (b := _block(p, self)) is not None]
+        return {
+            "id": it.id,
+            "type": "message",
+            "role": "assistant",
+            "model": it.model,
+            "content": blocks,
+            "stop_reason": _stop_reason(it.status, it.output),
+            "stop_sequence": None,
+            "usage": _usage(it.usage),
+            "interaction_id": it.id,
+        }
+
+    def error_body(self, err: ApiError) -> dict[str, Any]:
+        kind = _ERROR_TYPES.get(err.status, "api_error" if err.status >= 500 else "invalid_request_error")
+        return {"type": "error", "error": {"type": kind, "message": err.message}}
+
+    def stream_encoder(self, headers: Mapping[str, str], body: Any) -> StreamEncoder:
+        return MessagesStreamEncoder(self)
+
+    # -- upstream side ----------------------------------------------------------
+
+    def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
+        self.refuse_untranslatable(req)
+        turns = [*history, *req.input]
+        if req.front == NAME:
+            body = {k: v for k, v in req.raw.items() if k != "previous_interaction_id"}
+        else:
+            body = {"model": req.model, "max_tokens": req.generation.get("max_output_tokens", DEFAULT_MAX_TOKENS)}
+            if req.system:
+                body["system"] = req.system
+            if req.tools:
+                body["tools"] = [{"name": t.name, "description": t.description or "",
+                                  "input_schema": t.parameters or {"type": "object", "properties": {}}}
+                                 for t in req.tools]
+            for wire, neutral in _GENERATION.items():
+                if wire != "max_tokens" and neutral in req.generation:
+                    body[wire] = req.generation[neutral]
+        body["messages"] = _messages(turns, self)
+        if req.stream:
+            body["stream"] = True
+        else:
+            body.pop("stream", None)
+        return UpstreamCall("POST", "/v1/messages", body)
+
+    def parse_reply(self, body: Any) -> ModelReply:
+        expect(isinstance(body, dict), "the message is not a JSON object")
+        parts = [_part(b, "content") for b in body.get("content") or [] if isinstance(b, dict)]
+        output = [Turn(MODEL, parts)] if parts else []
+        stop = body.get("stop_reason")
+        status = _STOP_STATUS.get(stop or "end_turn", "completed")
+        return ModelReply(
+            output=output, status=settle_status(output, status), usage=_parse_usage(body.get("usage")),
+            model=body.get("model"), provider_id=body.get("id"),
+            error="the model refused to answer" if stop == "refusal" else None,
+        )
+
+    def stream_decoder(self) -> StreamDecoder:
+        return MessagesStreamDecoder()
+
+
+# -- decoding ------------------------------------------------------------------
+
+
+def _system(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    expect(isinstance(value, list), f"system: expected a string or a list of text blocks; got {type_name(value)}", "system")
+    return "".join(b.get("text", "") for b in value if isinstance(b, dict))
+
+
+def _turn(message: Any, index: int) -> Turn:
+    where = f"messages.{index}"
+    expect(isinstance(message, dict), f"{where}: expected an object; got {type_name(message)}", "messages")
+    role = message.get("role")
+    expect(role in ("user", "assistant"), f"{where}.role: expected 'user' or 'assistant'; got {role!r}", "messages")
+    content = message.get("content")
+    if isinstance(content, str):
+        parts = [Part(TEXT, text=content)]
+    else:
+        expect(isinstance(content, list), f"{where}.content: expected a string or a list of blocks", "messages")
+        parts = [_part(block, f"{where}.content.{j}") for j, block in enumerate(content)]
+    return Turn(USER if role == "user" else MODEL, parts)
+
+
+def _part(block: Any, where: str) -> Part:
+    expect(isinstance(block, dict), f"{where}: expected a content block object", "messages")
+    kind = block.get("type")
+    if kind == "text":
+        expect(isinstance(block.get("text"), str), f"{where}.text: expected a string", "messages")
+        return Part(TEXT, text=block["text"])
+    if kind in ("image", "document"):
+        source = block.get("source") if isinstance(block.get("source"), dict) else {}
+        neutral = IMAGE if kind == "image" else DOCUMENT
+        if source.get("type") == "base64":
+            return Part(neutral, data=source.get("data"), mime_type=source.get("media_type"))
+        if source.get("type") == "url":
+            return Part(neutral, uri=source.get("url"), mime_type=source.get("media_type"))
+        if source.get("type") == "text":
+            return Part(TEXT, text=source.get("data", ""))
+        return Part(kind, native=block, origin=NAME)
+    if kind == "tool_use":
+        return Part(FUNCTION_CALL, call_id=block.get("id"), name=block.get("name"), arguments=block.get("input") or {})
+    if kind == "tool_result":
+        content = block.get("content")
+        if isinstance(content, list):
+            content = "".join(c.get("text", "") for c in content if isinstance(c, dict) and c.get("type") == "text")
+        return Part(FUNCTION_RESULT, call_id=block.get("tool_use_id"), result=content, is_error=block.get("is_error"))
+    if kind == "thinking":
+        return Part(THOUGHT, text=block.get("thinking"), signature=block.get("signature"), origin=NAME)
+    expect(isinstance(kind, str), f"{where}.type: Field required", "messages")
+    return Part(str(kind), native=block, origin=NAME)
+
+
+def _parse_usage(usage: Any) -> Usage:
+    usage = usage if isinstance(usage, dict) else {}
+    parsed = Usage(**{n: usage[w] for w, n in _USAGE_KEYS.items() if isinstance(usage.get(w), int)})
+    if parsed.input_tokens is not None and parsed.output_tokens is not None:
+        parsed.total_tokens = parsed.input_tokens + parsed.output_tokens
+    return parsed
+
+
+# -- encoding ------------------------------------------------------------------
+
+
+def _block(part: Part, target: Codec) -> dict[str, Any] | None:
+    if part.kind == TEXT:
+        return {"type": "text", "text": part.text or ""}
+    if part.kind in (IMAGE, DOCUMENT):
+        source = ({"type": "base64", "media_type": part.mime_type, "data": part.data} if part.data is not None
+                  else {"type": "url", "url": part.uri})
+        return {"type": part.kind, "source": source}
+    if part.kind == FUNCTION_CALL:
+        return {"type": "tool_use", "id": part.call_id or "", "name": part.name, "input": part.arguments or {}}
+    if part.kind == FUNCTION_RESULT:
+        result = part.result if isinstance(part.result, str) else orjson.dumps(part.result).decode()
+        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": part.call_id or "", "content": result}
+        if part.is_error:
+            block["is_error"] = True
+        return block
+    if part.kind == THOUGHT:
+        if not carries(part, target) or not part.signature:
+            return None  # another family's reasoning cannot be verified by Anthropic: dropped
+        return {"type": "thinking", "thinking": part.text or "", "signature": part.signature}
+    if part.native is not None and part.origin == NAME:
+        return dict(part.native)
+    return None
+
+
+def _messages(turns: list[Turn], target: Codec) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    for turn in turns:
+        blocks = [b for p in turn.parts if (b := _block(p, target)) is not None]
+        if not blocks:
+            continue
+        role = "user" if turn.role == USER else "assistant"
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(blocks)  # Anthropic wants roles to alternate
+        else:
+            messages.append({"role": role, "content": blocks})
+    return messages
+
+
+def _stop_reason(status: str, output: list[Turn]) -> str | None:
+    if status == "requires_action":
+        return "tool_use"
+    if status == "incomplete":
+        return "max_tokens"
+    if status == "in_progress":
+        return None
+    return "end_turn"
+
+
+def _usage(usage: Usage) -> dict[str, int]:
+    out = {"input_tokens": usage.input_tokens or 0, "output_tokens": usage.output_tokens or 0}
+    if usage.cached_tokens is not None:
+        out["cache_read_input_tokens"] = usage.cached_tokens
+    return out
+
+
+# -- streaming -------------------------------------------------------------------
+
+
+class MessagesStreamEncoder(StreamEncoder):
+    """Anthropic's events; every one needs its `event:` line (the SDK drops others)."""
+
+    can_relabel = True
+
+    def __init__(self, codec: AnthropicMessages) -> None:
+        self._codec = codec
+        self._open: dict[int, Part] = {}
+
+    @staticmethod
+    def _frame(kind: str, payload: dict[str, Any]) -> Frame:
+        return Frame(None, frame(orjson.dumps({"type": kind, **payload}), kind))
+
+    def opening(self, node: Interaction) -> list[Frame]:
+        message = {"id": node.id, "type": "message", "role": "assistant", "model": node.model, "content": [],
+                   "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0},
+                   "interaction_id": node.id}
+        return [self._frame("message_start", {"message": message})]
+
+    def delta(self, delta: StreamDelta) -> list[Frame]:
+        if isinstance(delta, PartStart):
+            self._open[delta.index] = delta.part
+            shell = _block(delta.part, self._codec) if delta.part.kind != THOUGHT else {"type": "thinking"}
+            shell = dict(shell or {"type": "text"})
+            if shell["type"] == "text":
+                shell["text"] = ""
+            elif shell["type"] == "tool_use":
+                shell["input"] = {}
+            elif shell["type"] == "thinking":
+                shell.update(thinking="", signature="")
+            return [self._frame("content_block_start", {"index": delta.index, "content_block": shell})]
+        if isinstance(delta, PartDelta):
+            part = self._open.get(delta.index) or Part(TEXT)
+            frames = []
+            if delta.text is not None:
+                kind = ("thinking_delta", "thinking") if part.kind == THOUGHT else ("text_delta", "text")
+                frames.append(self._frame("content_block_delta", {"index": delta.index,
+                                                                   "delta": {"type": kind[0], kind[1]: delta.text}}))
+            if delta.arguments is not None:
+                frames.append(self._frame("content_block_delta", {"index": delta.index, "delta": {
+                    "type": "input_json_delta", "partial_json": delta.arguments}}))
+            if delta.signature is not None and part.kind == THOUGHT:
+                frames.append(self._frame("content_block_delta", {"index": delta.index, "delta": {
+                    "type": "signature_delta", "signature": delta.signature}}))
+            return frames
+        self._open.pop(delta.index, None)
+        return [self._frame("content_block_stop", {"index": delta.index})]
+
+    def closing(self, node: Interaction) -> list[Frame]:
+        return [
+            self._frame("message_delta", {"delta": {"stop_reason": _stop_reason(node.status, node.output),
+                                                    "stop_sequence": None},
+                                          "usage": {"output_tokens": node.usage.output_tokens or 0}}),
+            self._frame("message_stop", {}),
+        ]
+
+    def failure(self, node: Interaction, err: ApiError) -> list[Frame]:
+        return [self._frame("error", {"error": {"type": "api_error", "message": err.message}})]
+
+    def relabel(self, event: SSEEvent, node: Interaction) -> Frame | None:
+        body = event.json()
+        if not isinstance(body, dict) or body.get("type") != "message_start":
+            return Frame(None, event.raw)
+        message = body.get("message") if isinstance(body.get("message"), dict) else {}
+        message["id"] = message["interaction_id"] = node.id
+        return Frame(None, frame(orjson.dumps(body), "message_start"))
+
+
+class MessagesStreamDecoder(StreamDecoder):
+    def decode(self, event: SSEEvent) -> list[StreamDelta]:
+        body = event.json()
+        if not isinstance(body, dict):
+            return []
+        kind = body.get("type")
+        index = body.get("index") if isinstance(body.get("index"), int) else 0
+        if kind == "message_start":
+            message = body.get("message") if isinstance(body.get("message"), dict) else {}
+            self.assembler.provider_id = message.get("id")
+            self.assembler.model = message.get("model")
+            self.assembler.usage = _parse_usage(message.get("usage"))
+        elif kind == "content_block_start":
+            block = dict(body.get("content_block") or {})
+            part = _part({**block, "input": {}} if block.get("type") == "tool_use" else block, "content_block")
+            part.text = None if part.kind in (TEXT, THOUGHT) else part.text
+            part.signature = None
+            return [PartStart(index, part)]
+        elif kind == "content_block_delta":
+            delta = body.get("delta") if isinstance(body.get("delta"), dict) else {}
+            kind = delta.get("type")
+            if kind == "text_delta":
+                return [PartDelta(index, text=delta.get("text", ""))]
+            if kind == "thinking_delta":
+                return [PartDelta(index, text=delta.get("thinking", ""))]
+            if kind == "input_json_delta":
+                return [PartDelta(index, arguments=delta.get("partial_json", ""))]
+            if kind == "signature_delta":
+                return [PartDelta(index, signature=delta.get("signature", ""))]
+        elif kind == "content_block_stop":
+            return [PartStop(index)]
+        elif kind == "message_delta":
+            delta = body.get("delta") if isinstance(body.get("delta"), dict) else {}
+            stop = delta.get("stop_reason")
+            self.assembler.status = _STOP_STATUS.get(stop or "end_turn", "completed")
+            usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+            if isinstance(usage.get("output_tokens"), int):
+                self.assembler.usage.output_tokens = usage["output_tokens"]
+                if self.assembler.usage.input_tokens is not None:
+                    self.assembler.usage.total_tokens = self.assembler.usage.input_tokens + usage["output_tokens"]
+        elif kind == "message_stop":
+            self.finished = True
+        elif kind == "error":
+            error = body.get("error") if isinstance(body.get("error"), dict) else {}
+            self.failure = str(error.get("message") or "the provider reported an error")
+        return []

@@ -1,0 +1,111 @@
+"""A fake Anthropic Messages provider on loopback.
+
+Stateless, as Anthropic is: it refuses recall's `previous_interaction_id`,
+requires `anthropic-version`, and answers from the whole `messages` history it
+receives. It calls a `get_weather` tool when one is declared and the user asks
+about the weather, and streams the events of spec section 6.3.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .brain import answer
+
+
+@dataclass
+class FakeAnthropic:
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    url: str = ""
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/v1/messages", self._messages)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        if "anthropic-version" not in request.headers:
+            return _error(400, "invalid_request_error", "anthropic-version: header is required")
+        if not (request.headers.get("x-api-key") or request.headers.get("authorization")):
+            return _error(401, "authentication_error", "x-api-key header is required")
+        if "previous_interaction_id" in body:
+            return _error(400, "invalid_request_error", "previous_interaction_id: Extra inputs are not permitted")
+        messages = body["messages"]
+        texts = [_text_of(m["content"]) for m in messages if m["role"] == "user" and _text_of(m["content"])]
+        last = messages[-1]["content"]
+        answered_tool = isinstance(last, list) and any(b.get("type") == "tool_result" for b in last)
+        message_id = f"msg_fake{next(self._ids)}"
+        if body.get("tools") and "weather" in texts[-1].lower() and not answered_tool:
+            content = [{"type": "tool_use", "id": f"toolu_{message_id}", "name": "get_weather", "input": {"city": "Paris"}}]
+            stop = "tool_use"
+        else:
+            reply = answer(texts)
+            if answered_tool:
+                reply += " The tool said: " + json.dumps([b.get("content") for b in last if b.get("type") == "tool_result"])
+            content = [{"type": "text", "text": reply}]
+            stop = "end_turn"
+        message = {"id": message_id, "type": "message", "role": "assistant", "model": body["model"],
+                   "content": content, "stop_reason": stop, "stop_sequence": None,
+                   "usage": {"input_tokens": 10 * len(messages), "output_tokens": 7}}
+        if not body.get("stream"):
+            return web.json_response(message, headers={"request-id": f"req_{message_id}"})
+        return await self._stream(request, message)
+
+    async def _stream(self, request: web.Request, message: dict[str, Any]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+
+        async def send(kind: str, payload: dict[str, Any]) -> None:
+            await response.write(f"event: {kind}\ndata: {json.dumps({'type': kind, **payload})}\n\n".encode())
+
+        start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": message["usage"]["input_tokens"], "output_tokens": 1}}
+        await send("message_start", {"message": start})
+        await send("ping", {})
+        for index, block in enumerate(message["content"]):
+            if block["type"] == "text":
+                await send("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
+                words = block["text"].split(" ")
+                for n, word in enumerate(words):
+                    piece = word + (" " if n < len(words) - 1 else "")
+                    await send("content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": piece}})
+            else:
+                await send("content_block_start", {"index": index, "content_block": {**block, "input": {}}})
+                raw = json.dumps(block["input"])
+                for piece in (raw[: len(raw) // 2], raw[len(raw) // 2:]):
+                    await send("content_block_delta", {"index": index, "delta": {"type": "input_json_delta", "partial_json": piece}})
+            await send("content_block_stop", {"index": index})
+        await send("message_delta", {"delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                                     "usage": {"output_tokens": message["usage"]["output_tokens"]}})
+        await send("message_stop", {})
+        await response.write_eof()
+        return response
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") for b in content if b.get("type") == "text")
+
+
+def _error(status: int, kind: str, message: str) -> web.Response:
+    return web.json_response({"type": "error", "error": {"type": kind, "message": message}}, status=status)
