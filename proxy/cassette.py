@@ -139,7 +139,7 @@ def export_cassette(db: sqlite3.Connection, out: TextIO, *, thread: str | None =
 def _record(kind: str, columns: tuple[str, ...], row: tuple[Any, ...], masker: _Masker) -> dict[str, Any]:
     record: dict[str, Any] = {"kind": kind}
     where = f"{kind} {row[0]}"
-    for name, value in zip(columns, row):
+    for name, value in zip(columns, row, strict=True):
         if value is None:
             continue
         if name in _BODY_COLUMNS:

@@ -7,7 +7,6 @@ audit record as it passes (bounded by [server] max_body_mb).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -66,7 +65,7 @@ async def relay(
                         app_connected = False
                 if len(kept) < limit:
                     kept += chunk[: limit - len(kept)]
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if not out.prepared:
                 raise upstream_timeout(upstream.name, upstream.timeout_s) from None
             error = "the provider stopped answering mid-body"

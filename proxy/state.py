@@ -11,7 +11,6 @@ from .errors import bad_request
 from .model import IN_PROGRESS, Interaction, Turn
 from .store.sqlite import SQLiteStore
 
-
 # Owner of interactions loaded from a cassette: shared test fixtures, visible to any key.
 RECORDED_OWNER = "recorded"
 

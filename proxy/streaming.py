@@ -248,7 +248,7 @@ class _Run:
                         break
         except asyncio.CancelledError:
             stopped = self.services.runs.stop_reason(node.id) or "the request was cancelled"
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             broken = f"the provider's stream broke: {exc or type(exc).__name__}"
         await self._finish(held, broken, stopped)
 

@@ -6,7 +6,6 @@ Provider faults become ApiErrors with the statuses DESIGN.md fixes: unreachable
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,10 +14,9 @@ import aiohttp
 from multidict import CIMultiDict
 
 from .auth import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS, caller_key
-from .errors import ReplayMiss
 from .codecs import Codec
 from .config import Upstream
-from .errors import upstream_bad_response, upstream_timeout, upstream_unreachable
+from .errors import ReplayMiss, upstream_bad_response, upstream_timeout, upstream_unreachable
 
 # Never forwarded: hop-by-hop headers, ones aiohttp sets itself, recall's own.
 # accept-encoding is dropped so that aiohttp negotiates and decodes compression
@@ -115,7 +113,7 @@ class UpstreamClient:
                 method, upstream.url + path, params=query or None, headers=headers, data=body,
                 timeout=timeout, allow_redirects=False,
             )
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             raise upstream_timeout(upstream.name, upstream.timeout_s) from None
         except aiohttp.ClientConnectorError as exc:
             raise upstream_unreachable(upstream.name, upstream.url, str(exc.os_error or exc)) from None
@@ -137,7 +135,7 @@ class UpstreamClient:
         async with response:
             try:
                 payload = await response.read()
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise upstream_timeout(upstream.name, upstream.timeout_s) from None
             except aiohttp.ClientError as exc:
                 raise upstream_bad_response(upstream.name, f"the connection broke mid-body ({exc or type(exc).__name__})") from None

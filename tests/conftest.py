@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester"]
-
 from proxy.config import Config, Upstream
 from proxy.server import start
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_gemini import FakeGemini
 from tests.support.loop_thread import LoopThread
+
+pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from proxy.config import Upstream
 from .conftest import Recall, RecallFactory
 from .support.fake_gemini import FakeGemini
 from .support.loop_thread import LoopThread
-from .test_gemini_interactions import MODEL, client, user_turns_sent
+from .test_gemini_interactions import MODEL, client
 
 
 def collect(stream) -> tuple[list[str], str, list]:  # type: ignore[no-untyped-def]

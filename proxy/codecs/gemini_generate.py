@@ -14,7 +14,6 @@ import orjson
 from ..deltas import PartDelta, PartStart, PartStop, StreamDelta
 from ..errors import ApiError
 from ..model import (
-    settle_status,
     FUNCTION_CALL,
     FUNCTION_RESULT,
     MEDIA_KINDS,
@@ -26,6 +25,7 @@ from ..model import (
     Turn,
     TurnRequest,
     Usage,
+    settle_status,
 )
 from ..sse import SSEEvent
 from .base import Codec, StreamDecoder, UpstreamCall, carries, expect

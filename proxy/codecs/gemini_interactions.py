@@ -16,7 +16,6 @@ import orjson
 from ..deltas import PartDelta, PartStart, PartStop, StreamDelta
 from ..errors import ApiError
 from ..model import (
-    settle_status,
     FUNCTION_CALL,
     FUNCTION_RESULT,
     MEDIA_KINDS,
@@ -31,6 +30,7 @@ from ..model import (
     Turn,
     TurnRequest,
     Usage,
+    settle_status,
 )
 from ..sse import DONE, SSEEvent, frame
 from .base import (

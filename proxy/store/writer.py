@@ -96,7 +96,7 @@ class Writer:
                     future.set_exception(exc)
             return
         self.batches += 1
-        for (ok, value), (_, future) in zip(outcomes, batch):
+        for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
             if future.done():
                 continue
             if ok:
