@@ -18,6 +18,7 @@ import aiosqlite
 import orjson
 
 from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
+from .erase import Removed, erase_interactions, purge_before, reclaim_space
 from .migrations import migrate
 from .records import Exchange
 from .writer import Writer
@@ -53,6 +54,24 @@ def _row_to_interaction(row: sqlite3.Row | tuple[Any, ...]) -> Interaction:
     )
 
 
+EXCHANGE_COLUMNS = (
+    "upstream, method, path, created_at, status, latency_ms, interaction_id, owner, front, model,"
+    " input_tokens, output_tokens, stored, request_headers, request_body, response_headers, response_body,"
+    " upstream_digest, error"
+)
+
+
+def exchange_from_row(r: sqlite3.Row | tuple[Any, ...]) -> Exchange:
+    return Exchange(
+        upstream=r[0], method=r[1], path=r[2], created=r[3], status=r[4], latency_ms=r[5],
+        interaction_id=r[6], owner=r[7], front=r[8], model=r[9], input_tokens=r[10],
+        output_tokens=r[11], stored=bool(r[12]),
+        request_headers=orjson.loads(r[13]) if r[13] else None, request_body=r[14],
+        response_headers=orjson.loads(r[15]) if r[15] else None, response_body=r[16],
+        upstream_digest=r[17], error=r[18],
+    )
+
+
 def _insert_exchange(db: sqlite3.Connection, ex: Exchange) -> int:
     cursor = db.execute(
         "INSERT INTO exchanges (interaction_id, owner, upstream, front, method, path, status, latency_ms, model,"
@@ -77,6 +96,8 @@ def _open_private(path: Path) -> None:
 
 
 def _prepare(db: sqlite3.Connection) -> None:
+    # Only takes effect on a new, empty file; erase.reclaim_space converts older ones.
+    db.execute("PRAGMA auto_vacuum=INCREMENTAL")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
@@ -84,6 +105,24 @@ def _prepare(db: sqlite3.Connection) -> None:
     # text out of the file for real.
     db.execute("PRAGMA secure_delete=ON")
     migrate(db)
+
+
+# For readers outside the async store (the audit CLI) that build the same model.
+INTERACTION_COLUMNS = _INTERACTION_COLUMNS
+interaction_from_row = _row_to_interaction
+
+
+def open_sync(path: Path, *, busy_timeout_s: float = 10.0) -> sqlite3.Connection:
+    """A plain synchronous connection, migrated, for the command line.
+
+    The path must exist: a typo must not create an empty database. A running
+    server may be writing at the same time; waits up to `busy_timeout_s` for it.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s)
+    _prepare(db)
+    return db
 
 
 class SQLiteStore:
@@ -165,20 +204,15 @@ class SQLiteStore:
         The row stays as a content-free tombstone so that its children keep
         their place in the tree; their history skips the erased turn.
         """
-        now = time.time()
-
-        def op(db: sqlite3.Connection) -> bool:
-            changed = db.execute(
-                "UPDATE interactions SET input = NULL, output = NULL, request = NULL, error = NULL,"
-                " status = 'deleted', deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
-                (now, now, interaction_id),
-            ).rowcount
-            db.execute("DELETE FROM exchanges WHERE interaction_id = ?", (interaction_id,))
-            return changed > 0
-
-        deleted = bool(await self._writer.submit(op))
+        removed: Removed = await self._writer.submit(lambda db: erase_interactions(db, [interaction_id]))
         await self._scrub_wal()
-        return deleted
+        return removed.interactions > 0
+
+    async def purge_older_than(self, cutoff: float) -> Removed:
+        """Erase everything recorded before `cutoff` (epoch seconds) and free the space."""
+        removed: Removed = await self._writer.submit(lambda db: purge_before(db, cutoff))
+        await self._writer_db._execute(reclaim_space, self._writer_db._conn)
+        return removed
 
     async def _scrub_wal(self) -> None:
         """Fold the WAL into the database and truncate it: old page images in the
@@ -222,21 +256,8 @@ class SQLiteStore:
 
     async def exchanges_for(self, interaction_id: str) -> list[Exchange]:
         cursor = await self._reader.execute(
-            "SELECT upstream, method, path, created_at, status, latency_ms, interaction_id, owner, front, model,"
-            " input_tokens, output_tokens, stored, request_headers, request_body, response_headers, response_body,"
-            " upstream_digest, error FROM exchanges WHERE interaction_id = ? ORDER BY id",
-            (interaction_id,),
+            f"SELECT {EXCHANGE_COLUMNS} FROM exchanges WHERE interaction_id = ? ORDER BY id", (interaction_id,)
         )
         rows = await cursor.fetchall()
         await cursor.close()
-        return [
-            Exchange(
-                upstream=r[0], method=r[1], path=r[2], created=r[3], status=r[4], latency_ms=r[5],
-                interaction_id=r[6], owner=r[7], front=r[8], model=r[9], input_tokens=r[10],
-                output_tokens=r[11], stored=bool(r[12]),
-                request_headers=orjson.loads(r[13]) if r[13] else None, request_body=r[14],
-                response_headers=orjson.loads(r[15]) if r[15] else None, response_body=r[16],
-                upstream_digest=r[17], error=r[18],
-            )
-            for r in rows
-        ]
+        return [exchange_from_row(r) for r in rows]
