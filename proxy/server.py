@@ -22,6 +22,7 @@ from .config import Config
 from .errors import ApiError, too_large, unauthorized
 from .http_compat import TolerantAppRunner
 from .relay import relay
+from .retention import Retention
 from .services import Services
 from .state import ConversationState
 from .store.sqlite import SQLiteStore
@@ -94,7 +95,14 @@ async def handle(request: web.Request) -> web.StreamResponse:
             owner=fingerprint(caller_key(request.headers, request.query)),
             recording=request.headers.get("x-recall-store", "").lower() != "false",
         )
-        return await OPERATIONS[route.operation](request, call, services)
+        try:
+            return await OPERATIONS[route.operation](request, call, services)
+        except ApiError as err:
+            # Failed calls count in `recall stats`: keep a metadata-only row (no bodies).
+            failed = call.exchange(err.status, None, None)
+            failed.error = err.message
+            await services.record(failed, content=False)
+            raise
     except ApiError as err:
         return error_response(codec, err)
 
@@ -107,7 +115,10 @@ def create_app(config: Config, db_path: Path) -> web.Application:
         upstreams = UpstreamClient()
         await upstreams.start()
         app[SERVICES] = Services(config=config, store=store, upstreams=upstreams, state=ConversationState(store))
+        retention = Retention(store, config.retention_days)
+        await retention.start()
         yield
+        await retention.stop()
         await upstreams.close()
         await store.close()
 
