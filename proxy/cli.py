@@ -10,15 +10,9 @@ import sys
 import click
 
 from . import __version__
-from .config import MODES, Config, ConfigError, load_config, resolve_db_path
-
-
-def _load(config_path: str | None) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        click.echo(f"recall: bad config: {exc}", err=True)
-        sys.exit(2)
+from .cli_audit import AUDIT_COMMANDS
+from .cli_common import load_config_or_exit
+from .config import MODES, Config, resolve_db_path
 
 
 def _is_loopback(host: str) -> bool:
@@ -46,7 +40,7 @@ def main() -> None:
 def serve(config_path: str | None, db_path: str | None, host: str | None, port: int | None,
           mode: str | None, insecure: bool) -> None:
     """Run the proxy."""
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     if host is not None:
         config.host = host
     if port is not None:
@@ -82,3 +76,7 @@ async def _serve(config: Config, path) -> None:  # type: ignore[no-untyped-def]
     await stop.wait()
     click.echo("recall: shutting down", err=True)
     await runner.cleanup()
+
+
+for _command in AUDIT_COMMANDS:
+    main.add_command(_command)
