@@ -231,7 +231,7 @@ class AuditDB:
         roots = self.db.execute(
             f"SELECT root_id FROM interactions WHERE {_EXPORT_WINDOW} GROUP BY root_id ORDER BY min(created_at), root_id",
             window,
-        ).fetchall()
+        )
         for (root_id,) in roots:
             rows = self.db.execute(
                 f"SELECT {_NODE_COLUMNS} FROM interactions AS i WHERE {_EXPORT_WINDOW}"
