@@ -107,7 +107,7 @@ def _unknown(interaction_id: str, audit: AuditDB) -> click.ClickException:
 @json_option
 def ls(config_path: str | None, db_path: str | None, upstream: str | None, model: str | None,
        since: float | None, until: float | None, limit: int, as_json: bool) -> None:
-    """Conversations (threads), the most recently active first."""
+    """List conversations (threads), most recently active first."""
     with _opened(config_path, db_path) as audit:
         threads = audit.threads(upstream=upstream, model=model, since=since, until=until, limit=limit)
     if as_json:
@@ -126,7 +126,11 @@ def ls(config_path: str | None, db_path: str | None, upstream: str | None, model
 @json_option
 def show(interaction_id: str, config_path: str | None, db_path: str | None, raw: bool, thoughts: bool,
          as_json: bool) -> None:
-    """The conversation up to ID, turn by turn (deleted turns are marked)."""
+    """Show the conversation up to ID, turn by turn.
+
+    Roles, text, tool calls and results, thoughts (collapsed), tokens and times;
+    deleted turns are marked.
+    """
     with _opened(config_path, db_path) as audit:
         nodes = audit.chain(interaction_id)
         if not nodes:
@@ -150,7 +154,7 @@ def show(interaction_id: str, config_path: str | None, db_path: str | None, raw:
 @config_and_db_options
 @json_option
 def tree(interaction_id: str, config_path: str | None, db_path: str | None, as_json: bool) -> None:
-    """Every branch of the thread that ID belongs to (ID is starred)."""
+    """Draw every branch of the thread ID belongs to (ID is starred)."""
     with _opened(config_path, db_path) as audit:
         node = audit.node(interaction_id)
         if node is None:
@@ -174,7 +178,10 @@ def tree(interaction_id: str, config_path: str | None, db_path: str | None, as_j
 @json_option
 def search(words: tuple[str, ...], config_path: str | None, db_path: str | None, fts: bool, upstream: str | None,
            since: float | None, until: float | None, limit: int, as_json: bool) -> None:
-    """Interactions whose input or output holds every one of WORDS, best match first."""
+    """Full-text search over every stored input and output.
+
+    Lists the interactions that hold every one of WORDS, best match first.
+    """
     try:
         query = fts_query(" ".join(words), raw=fts)
     except ValueError as exc:
@@ -213,7 +220,10 @@ def _progress_wanted(out: TextIO) -> bool:
               help="Write here instead of standard output.")
 def export(config_path: str | None, db_path: str | None, fmt: str, since: float | None, until: float | None,
            thread_of: str | None, thoughts: bool, output: TextIO) -> None:
-    """Every stored interaction, streamed (deleted ones as content-free tombstones)."""
+    """Export stored interactions as JSON Lines or Markdown.
+
+    Streams thread by thread; deleted interactions appear as content-free tombstones.
+    """
     with _opened(config_path, db_path) as audit:
         thread_id = None
         if thread_of is not None:
@@ -246,7 +256,10 @@ def _write(fmt: str, nodes: Any, out: TextIO, thoughts: bool) -> None:
 @json_option
 def stats(config_path: str | None, db_path: str | None, by: tuple[str, ...], since: float | None,
           until: float | None, as_json: bool) -> None:
-    """Requests, interactions, tokens, errors and median latency, by day (UTC), upstream and model."""
+    """Usage figures by day (UTC), upstream and model.
+
+    Requests, interactions, tokens in and out, errors and median (p50) latency.
+    """
     by = tuple(k for k in STATS_KEYS if k in by) if by else STATS_KEYS
     with _opened(config_path, db_path) as audit:
         rows = audit.stats(by=by, since=since, until=until)
@@ -267,7 +280,10 @@ def stats(config_path: str | None, db_path: str | None, by: tuple[str, ...], sin
 @click.option("--thread", "whole_thread", is_flag=True, help="Remove the whole thread ID belongs to.")
 @json_option
 def rm(interaction_id: str, config_path: str | None, db_path: str | None, whole_thread: bool, as_json: bool) -> None:
-    """Erase one interaction (its follow-ups keep working), or a whole thread."""
+    """Erase one interaction, or with --thread its whole thread.
+
+    The follow-ups of an erased interaction keep working without it.
+    """
     with _opened(config_path, db_path) as audit:
         node = audit.node(interaction_id)
         if node is None or (node.deleted and not whole_thread):
@@ -287,7 +303,7 @@ def rm(interaction_id: str, config_path: str | None, db_path: str | None, whole_
 @click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
 @json_option
 def purge(config_path: str | None, db_path: str | None, age: float, dry_run: bool, as_json: bool) -> None:
-    """Erase every interaction and exchange recorded more than --older-than ago.
+    """Erase everything recorded more than --older-than ago.
 
     Newer follow-ups keep working; a thread with nothing newer goes entirely.
     """
@@ -306,20 +322,26 @@ def purge(config_path: str | None, db_path: str | None, age: float, dry_run: boo
 @click.command()
 @config_option
 def env(config_path: str | None) -> None:
-    """Print `export …_BASE_URL=…` lines that point each SDK at recall: eval "$(recall env)"."""
+    """Print the base-URL exports that point each SDK at recall.
+
+    Use as: eval "$(recall env)"
+    """
     _echo_lines(iter(env_lines(load_config_or_exit(config_path))))
 
 
 @click.group("config")
 def config_group() -> None:
-    """The config file."""
+    """Check the config file."""
 
 
 @config_group.command("check")
 @click.argument("file", required=False, metavar="[PATH]")
 @config_and_db_options
 def config_check(file: str | None, config_path: str | None, db_path: str | None) -> None:
-    """Validate the config file (PATH, or the one `recall serve` would read); exit 2 if it is bad."""
+    """Validate a config file (PATH, or the one `recall serve` would read).
+
+    Exits 2 with the file, the key and the reason on one line if it is bad.
+    """
     path = find_config_file(file or config_path)
     if path is None:
         click.echo("no config file found (RECALL_CONFIG, ./recall.toml, ~/.config/recall/config.toml):"

@@ -188,3 +188,35 @@ def test_search_index_is_built_for_rows_written_before_it(tmp_path: Path, monkey
         assert db.execute("PRAGMA auto_vacuum").fetchone() == (2,)
     data = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
     assert b"Quetzalcoatlus" not in data and b"quetzalcoatlus" not in data
+
+
+def test_retention_keeps_purging_while_the_server_runs(tmp_path: Path, loop_thread) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from proxy.model import TEXT, USER, Interaction, Part, Turn
+    from proxy.retention import Retention
+    from proxy.store import SQLiteStore
+
+    def node(node_id: str, created: float) -> Interaction:
+        return Interaction(id=node_id, owner="k_1", upstream="gemini", front="gemini-interactions", mode="emulate",
+                           model="m", status="completed", input=[Turn(USER, [Part(TEXT, text=f"Said in {node_id}")])],
+                           output=[], created=created, updated=created)
+
+    async def scenario() -> tuple[bool, bool]:
+        store = await SQLiteStore.open(tmp_path / "retained.db")
+        retention = Retention(store, days=1, every_s=0.05)
+        await retention.start()
+        await store.save_interaction(node("v1_stale", time.time() - 2 * DAY))
+        await store.save_interaction(node("v1_fresh", time.time()))
+        for _ in range(100):  # the next round erases the stale one
+            if await store.get_interaction("v1_stale") is None:
+                break
+            await asyncio.sleep(0.02)
+        kept = (await store.get_interaction("v1_stale") is not None, await store.get_interaction("v1_fresh") is not None)
+        await retention.stop()
+        await store.close()
+        return kept
+
+    assert loop_thread.run(scenario()) == (False, True)
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("retained.db*"))
+    assert b"Said in v1_stale" not in data and b"Said in v1_fresh" in data
