@@ -9,6 +9,11 @@ Flat figures from 1k to 10k mean the commands stream instead of loading the
 database.
 
     .venv/bin/python bench/audit_memory.py [--sizes 1000,10000] [--keep DIR]
+
+`--write-cost` instead times building 10,000 interactions with and without
+the full-text search triggers: what the index adds to the write path.
+
+    .venv/bin/python bench/audit_memory.py --write-cost
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import argparse
 import asyncio
 import json
 import random
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -129,15 +135,44 @@ def run_measured(args: list[str]) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def write_cost(size: int = 10_000, rounds: int = 3) -> None:
+    """Best-of-`rounds` time to store `size` interactions, with and without the search triggers."""
+    from proxy.store import sqlite as store_sqlite
+
+    prepare = store_sqlite._prepare
+
+    def without_search(db: sqlite3.Connection) -> None:
+        prepare(db)
+        for name in ("search_before_insert", "search_after_insert", "search_after_update", "search_after_delete"):
+            db.execute(f"DROP TRIGGER {name}")
+
+    best: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="recall-bench-") as folder:
+        for _ in range(rounds):
+            for label, prepared in (("with search index", prepare), ("without", without_search)):
+                store_sqlite._prepare = prepared
+                began = time.perf_counter()
+                asyncio.run(build(Path(folder) / f"{label}-{time.monotonic_ns()}.db", size))
+                best[label] = min(best.get(label, float("inf")), time.perf_counter() - began)
+    store_sqlite._prepare = prepare
+    extra_ms = (best["with search index"] - best["without"]) / size * 1000
+    print(f"{size:,} interactions stored: {best['with search index']:.2f} s with the search index,"
+          f" {best['without']:.2f} s without: {extra_ms:.2f} ms more per interaction")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000", help="interaction counts, comma-separated")
     parser.add_argument("--keep", type=Path, help="build the databases in this folder (and keep them)")
+    parser.add_argument("--write-cost", action="store_true", help="time writes with and without the search triggers")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("command", nargs="*", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.measure:
         measure(options.command)
+        return
+    if options.write_cost:
+        write_cost()
         return
     if options.keep:
         options.keep.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import click
 
 from .audit.export import FORMATS, write_jsonl, write_markdown
-from .audit.queries import STATS_KEYS, AuditDB, fts_query
+from .audit.queries import STATS_KEYS, AuditDB, WalBusy, fts_query
 from .audit.render import (
     dumps,
     exchange_record,
@@ -41,6 +41,7 @@ from .audit.when import parse_duration, parse_moment, utc
 from .cli_common import config_and_db_options, config_option, db_path_of, load_config_or_exit
 from .config import find_config_file, resolve_db_path
 from .sdk_env import env_lines
+from .store.erase import Removed
 
 
 class _Moment(click.ParamType):
@@ -274,6 +275,21 @@ def stats(config_path: str | None, db_path: str | None, by: tuple[str, ...], sin
         click.echo("nothing recorded in that time", err=True)
 
 
+def _erasing(erase: Callable[[], Removed]) -> tuple[Removed, WalBusy | None]:
+    """Run an erase; a WAL that could not be truncated is reported, not hidden."""
+    try:
+        return erase(), None
+    except WalBusy as busy:
+        return busy.removed, busy
+
+
+def _warn_if_busy(busy: WalBusy | None, audit: AuditDB) -> None:
+    if busy is not None:
+        click.echo(f"recall: {busy}: old copies of the erased pages stay in {audit.path}-wal until its next"
+                   " checkpoint; run the command again when nothing is reading the database", err=True)
+        sys.exit(1)
+
+
 @click.command()
 @click.argument("interaction_id", metavar="ID")
 @config_and_db_options
@@ -289,12 +305,11 @@ def rm(interaction_id: str, config_path: str | None, db_path: str | None, whole_
         if node is None or (node.deleted and not whole_thread):
             raise _unknown(interaction_id, audit)
         before = audit.bytes_on_disk()
-        if whole_thread:
-            removed = audit.rm_thread(node.interaction.root_id or interaction_id)
-        else:
-            removed = audit.rm(interaction_id)
+        thread_id = node.interaction.root_id or interaction_id
+        removed, busy = _erasing(lambda: audit.rm_thread(thread_id) if whole_thread else audit.rm(interaction_id))
         freed = before - audit.bytes_on_disk()
     click.echo(dumps(removed_record(removed, freed)) if as_json else removed_line(removed, freed))
+    _warn_if_busy(busy, audit)
 
 
 @click.command()
@@ -310,13 +325,14 @@ def purge(config_path: str | None, db_path: str | None, age: float, dry_run: boo
     with _opened(config_path, db_path) as audit:
         before = audit.bytes_on_disk()
         cutoff = time.time() - age
-        removed = audit.purge(cutoff, dry_run=dry_run)
+        removed, busy = _erasing(lambda: audit.purge(cutoff, dry_run=dry_run))
         freed = None if dry_run else before - audit.bytes_on_disk()
     if as_json:
         click.echo(dumps({"before": utc(cutoff), "dry_run": dry_run, **removed_record(removed, freed)}))
-        return
-    line = removed_line(removed, freed)
-    click.echo(f"dry run, nothing changed: would have {line}" if dry_run else f"before {utc(cutoff)}: {line}")
+    else:
+        line = removed_line(removed, freed)
+        click.echo(f"dry run, nothing changed: would have {line}" if dry_run else f"before {utc(cutoff)}: {line}")
+    _warn_if_busy(busy, audit)
 
 
 @click.command()

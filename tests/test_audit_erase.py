@@ -220,3 +220,23 @@ def test_retention_keeps_purging_while_the_server_runs(tmp_path: Path, loop_thre
     assert loop_thread.run(scenario()) == (False, True)
     data = b"".join(p.read_bytes() for p in tmp_path.glob("retained.db*"))
     assert b"Said in v1_stale" not in data and b"Said in v1_fresh" in data
+
+
+def test_an_erase_behind_a_reader_says_the_wal_still_holds_pages(recall: Recall, convs: Conversations) -> None:
+    from proxy.audit.queries import AuditDB, WalBusy
+
+    reader = sqlite3.connect(recall.db_path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM interactions").fetchall()  # holds a snapshot in the WAL
+    audit = AuditDB(open_sync(recall.db_path, busy_timeout_s=0.1), recall.db_path)
+    try:
+        with pytest.raises(WalBusy) as caught:
+            audit.rm(convs.fork.id)
+        assert caught.value.removed.interactions == 1  # committed all the same
+        reader.rollback()
+        reader.close()
+        assert cli(recall.db_path, "rm", convs.fork.id).exit_code == 1  # already erased
+        assert cli(recall.db_path, "purge", "--older-than", "1d").exit_code == 0  # truncates the WAL now
+    finally:
+        audit.close()
+    assert FORK_MARKER.encode() not in recall.db_bytes()

@@ -88,6 +88,15 @@ class StatsRow:
     p50_latency_ms: float | None
 
 
+class WalBusy(Exception):
+    """The erase is committed, but a reader kept the WAL from being truncated:
+    old copies of the erased pages stay there until the next checkpoint."""
+
+    def __init__(self, removed: Removed) -> None:
+        super().__init__("another connection is reading the database; the WAL could not be truncated")
+        self.removed = removed
+
+
 def _node(row: tuple[Any, ...]) -> Node:
     return Node(interaction_from_row(row[:-2]), depth=row[-2], deleted_at=row[-1])
 
@@ -311,7 +320,8 @@ class AuditDB:
             self.db.execute("ROLLBACK")
             return removed
         self.db.execute("COMMIT")
-        reclaim_space(self.db)
+        if not reclaim_space(self.db):
+            raise WalBusy(removed)
         return removed
 
     def rm(self, interaction_id: str) -> Removed:

@@ -102,11 +102,13 @@ def purge_before(db: sqlite3.Connection, cutoff: float) -> Removed:
     return removed
 
 
-def reclaim_space(db: sqlite3.Connection) -> None:
+def reclaim_space(db: sqlite3.Connection) -> bool:
     """Give freed pages back to the file system and fold the WAL in, truncated.
 
     Must run outside a transaction. A database created before incremental
-    vacuum was switched on is converted once with a full VACUUM.
+    vacuum was switched on is converted once with a full VACUUM. Returns False
+    when a reader kept the WAL from being truncated within the busy timeout:
+    erased pages may then linger in the WAL until its next checkpoint.
     """
     if db.execute("PRAGMA auto_vacuum").fetchone()[0] == 0:
         db.execute("PRAGMA auto_vacuum = INCREMENTAL")
@@ -114,4 +116,5 @@ def reclaim_space(db: sqlite3.Connection) -> None:
     else:
         # executescript steps the pragma to the end; execute() frees one page only.
         db.executescript("PRAGMA incremental_vacuum;")
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return not busy
