@@ -297,7 +297,7 @@ class AuditDB:
         )
         out = []
         for row in rows:
-            key = dict(zip(by, row[: len(by)]))
+            key = dict(zip(by, row[: len(by)], strict=True))
             requests, interactions, tokens_in, tokens_out, errors, p50 = row[len(by):]
             if requests or interactions:
                 out.append(StatsRow(key, requests, interactions, tokens_in, tokens_out, errors, p50))
