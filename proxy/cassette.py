@@ -12,10 +12,8 @@ from __future__ import annotations
 import base64
 import re
 import sqlite3
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -66,21 +64,7 @@ class _Masker:
         return value
 
 
-def _since_epoch(since: str | None) -> float:
-    """'30d', '12h', '45m' ago, or an ISO date; 0 when not given."""
-    if not since:
-        return 0.0
-    match = re.fullmatch(r"(\d+)([dhm])", since.strip())
-    if match:
-        amount, unit = int(match.group(1)), match.group(2)
-        return time.time() - amount * {"d": 86400, "h": 3600, "m": 60}[unit]
-    try:
-        return datetime.fromisoformat(since).timestamp()
-    except ValueError:
-        raise ValueError(f"--since takes a duration such as 7d, 12h or 30m, or a date such as 2026-11-01; got {since!r}") from None
-
-
-def export_cassette(db: sqlite3.Connection, out: TextIO, *, thread: str | None = None, since: str | None = None,
+def export_cassette(db: sqlite3.Connection, out: TextIO, *, thread: str | None = None, since: float | None = None,
                     upstream: str | None = None, only_new: bool = False, header: bool = True) -> ExportReport:
     """Write the selected recordings to `out` as JSONL, streaming row by row.
 
@@ -88,7 +72,7 @@ def export_cassette(db: sqlite3.Connection, out: TextIO, *, thread: str | None =
     `recorded`), to append a run's new traffic to the cassette it replayed."""
     report = ExportReport()
     masker = _Masker(report)
-    where, params = ["deleted_at IS NULL", "created_at >= ?"], [_since_epoch(since)]
+    where, params = ["deleted_at IS NULL", "created_at >= ?"], [since or 0.0]
     if only_new:
         where.append("owner != ?")
         params.append(RECORDED_OWNER)
@@ -111,7 +95,7 @@ def export_cassette(db: sqlite3.Connection, out: TextIO, *, thread: str | None =
         out.write(orjson.dumps(record).decode() + "\n")
         report.interactions += 1
     exchange_where = ["stored = 1", "created_at >= ?"]
-    exchange_params: list[Any] = [_since_epoch(since)]
+    exchange_params: list[Any] = [since or 0.0]
     if only_new:
         exchange_where.append("owner != ?")
         exchange_params.append(RECORDED_OWNER)

@@ -10,15 +10,10 @@ import sys
 import click
 
 from . import __version__
-from .config import MODES, Config, ConfigError, load_config, resolve_db_path
-
-
-def _load(config_path: str | None) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        click.echo(f"recall: bad config: {exc}", err=True)
-        sys.exit(2)
+from .cli_audit import AUDIT_COMMANDS
+from .cli_cassette import cassette
+from .cli_common import load_config_or_exit
+from .config import MODES, Config, resolve_db_path
 
 
 def _is_loopback(host: str) -> bool:
@@ -50,7 +45,7 @@ def main() -> None:
 def serve(config_path: str | None, db_path: str | None, host: str | None, port: int | None,
           mode: str | None, cassettes: tuple[str, ...], replay_timing: str, insecure: bool) -> None:
     """Run the proxy."""
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     config.cassettes = list(cassettes)
     config.replay_timing = replay_timing
     if host is not None:
@@ -90,6 +85,5 @@ async def _serve(config: Config, path) -> None:  # type: ignore[no-untyped-def]
     await runner.cleanup()
 
 
-from .cli_cassette import cassette  # noqa: E402  (registered after the group exists)
-
-main.add_command(cassette)
+for _command in (*AUDIT_COMMANDS, cassette):
+    main.add_command(_command)

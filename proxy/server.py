@@ -25,6 +25,7 @@ from .config import Config
 from .errors import ApiError, ReplayMiss, too_large, unauthorized
 from .http_compat import TolerantAppRunner
 from .relay import relay
+from .retention import Retention
 from .runs import Runs
 from .services import Services
 from .state import ConversationState
@@ -115,6 +116,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
         except ReplayMiss:
             request[CACHE_STATUS] = "miss"
             raise await cache.miss(call, canonical, call.cache_key) from None
+        except ApiError as err:
+            # Failed calls count in `recall stats`: keep a metadata-only row (no bodies).
+            failed = call.exchange(err.status, None, None)
+            failed.error = err.message
+            await services.record(failed, content=False)
+            raise
     except ApiError as err:
         return error_response(codec, err)
 
@@ -149,7 +156,11 @@ def create_app(config: Config, db_path: Path) -> web.Application:
                 state=ConversationState(store, shared=replaying),
                 cache=Cache(store, config.mode, config.ignore_fields, timing=config.replay_timing),
             )
+            # Replay serves a copy: purging it would only hide recordings.
+            retention = Retention(store, 0 if replaying else config.retention_days)
+            await retention.start()
             yield
+            await retention.stop()
             # Running turns are stopped and recorded as failed before the store closes.
             await runs.shutdown()
             await upstreams.close()

@@ -171,5 +171,5 @@ def test_cassette_import_refuses_a_file_that_is_not_one(tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.jsonl"
     bogus.write_text('{"hello": 1}\n')
     result = CliRunner().invoke(main, ["cassette", "import", str(bogus), "--db", str(tmp_path / "x.db")])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "not a recall cassette" in result.output

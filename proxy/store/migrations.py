@@ -96,10 +96,120 @@ def m003_cache_keys(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX exchanges_cache_key ON exchanges(cache_key) WHERE cache_key IS NOT NULL")
 
 
+def _turns_text(column: str) -> str:
+    """SQL for the searchable text of a turns JSON column: every part's text,
+    function name, arguments and result, and the JSON of parts recall does not
+    model. Media data is left out. Invalid JSON yields no text rather than an error."""
+    return f"""(
+        SELECT group_concat(trim(
+            coalesce(json_extract(p.value, '$.text'), '') || ' ' ||
+            coalesce(json_extract(p.value, '$.name'), '') || ' ' ||
+            coalesce(json_extract(p.value, '$.arguments'), '') || ' ' ||
+            coalesce(json_extract(p.value, '$.result'), '') || ' ' ||
+            CASE WHEN json_extract(p.value, '$.kind') = 'text' THEN ''
+                 ELSE coalesce(json_extract(p.value, '$.native'), '') END
+        ), char(10))
+        FROM json_each(CASE WHEN json_valid({column}) THEN {column} END) AS t,
+             json_each(t.value, '$.parts') AS p
+    )"""
+
+
+def m004_search_index(db: sqlite3.Connection) -> None:
+    """Full-text search over every stored input and output, kept in step by triggers.
+
+    search_keys gives each searchable interaction a stable integer (the FTS
+    rowid): interactions has no INTEGER PRIMARY KEY, so its own rowids may
+    change on VACUUM. A BEFORE INSERT trigger clears the old entry because
+    INSERT OR REPLACE fires no delete trigger.
+    """
+    db.execute("CREATE TABLE search_keys (id INTEGER PRIMARY KEY, interaction_id TEXT NOT NULL UNIQUE)")
+    db.execute("CREATE VIRTUAL TABLE search_index USING fts5(input, output)")
+    forget = """
+        DELETE FROM search_index WHERE rowid IN (SELECT id FROM search_keys WHERE interaction_id = {ref}.id);
+        DELETE FROM search_keys WHERE interaction_id = {ref}.id;
+    """
+    index_new = f"""
+        INSERT INTO search_keys (interaction_id)
+            SELECT NEW.id WHERE NEW.input IS NOT NULL OR NEW.output IS NOT NULL;
+        INSERT INTO search_index (rowid, input, output)
+            SELECT id, {_turns_text("NEW.input")}, {_turns_text("NEW.output")}
+            FROM search_keys WHERE interaction_id = NEW.id;
+    """
+    db.execute(f"CREATE TRIGGER search_before_insert BEFORE INSERT ON interactions BEGIN {forget.format(ref='NEW')} END")
+    db.execute(f"CREATE TRIGGER search_after_insert AFTER INSERT ON interactions BEGIN {index_new} END")
+    db.execute(
+        "CREATE TRIGGER search_after_update AFTER UPDATE OF input, output ON interactions"
+        f" BEGIN {forget.format(ref='OLD')} {index_new} END"
+    )
+    db.execute(f"CREATE TRIGGER search_after_delete AFTER DELETE ON interactions BEGIN {forget.format(ref='OLD')} END")
+    db.execute(
+        "INSERT INTO search_keys (interaction_id) SELECT id FROM interactions"
+        " WHERE input IS NOT NULL OR output IS NOT NULL ORDER BY created_at"
+    )
+    db.execute(
+        f"INSERT INTO search_index (rowid, input, output)"
+        f" SELECT k.id, {_turns_text('i.input')}, {_turns_text('i.output')}"
+        " FROM search_keys AS k JOIN interactions AS i ON i.id = k.interaction_id"
+    )
+
+
+def m005_conversation_views(db: sqlite3.Connection) -> None:
+    """Views for people reading the file in sqlite3 or Datasette (docs/SCHEMA.md).
+
+    Both leave deleted nodes (tombstones) out.
+    """
+    db.execute(
+        """
+        CREATE VIEW turns AS
+        SELECT i.root_id AS thread_id, i.id AS interaction_id, i.parent_id, i.depth,
+               side.name AS side, t.key AS position,
+               json_extract(t.value, '$.role') AS role,
+               (SELECT group_concat(json_extract(p.value, '$.text'), '')
+                  FROM json_each(t.value, '$.parts') AS p
+                 WHERE json_extract(p.value, '$.kind') = 'text') AS text,
+               (SELECT group_concat(DISTINCT json_extract(p.value, '$.kind'))
+                  FROM json_each(t.value, '$.parts') AS p) AS kinds,
+               json_extract(t.value, '$.parts') AS parts,
+               i.upstream, i.model, i.status,
+               datetime(i.created_at, 'unixepoch') AS created
+        FROM interactions AS i
+        JOIN (SELECT 'input' AS name UNION ALL SELECT 'output') AS side
+        JOIN json_each(CASE side.name WHEN 'input' THEN i.input ELSE i.output END) AS t
+        WHERE i.deleted_at IS NULL
+        """
+    )
+    db.execute(
+        """
+        CREATE VIEW conversations AS
+        SELECT i.root_id AS thread_id,
+               count(*) AS interactions,
+               group_concat(DISTINCT i.upstream) AS upstreams,
+               group_concat(DISTINCT i.model) AS models,
+               sum(i.input_tokens) AS input_tokens,
+               sum(i.output_tokens) AS output_tokens,
+               datetime(min(i.created_at), 'unixepoch') AS started,
+               datetime(max(i.updated_at), 'unixepoch') AS last_activity,
+               min(i.created_at) AS started_at,
+               max(i.updated_at) AS last_activity_at,
+               (SELECT substr((SELECT group_concat(json_extract(p.value, '$.text'), '')
+                                 FROM json_each(first.input, '$[0].parts') AS p
+                                WHERE json_extract(p.value, '$.kind') = 'text'), 1, 200)
+                  FROM interactions AS first
+                 WHERE first.root_id = i.root_id AND first.deleted_at IS NULL
+                 ORDER BY first.depth, first.created_at LIMIT 1) AS title
+        FROM interactions AS i
+        WHERE i.deleted_at IS NULL
+        GROUP BY i.root_id
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_interactions_and_exchanges,
     m002_stream_events,
     m003_cache_keys,
+    m004_search_index,
+    m005_conversation_views,
 ]
 
 

@@ -20,6 +20,7 @@ import aiosqlite
 import orjson
 
 from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
+from .erase import Removed, erase_interactions, purge_before, reclaim_space
 from .migrations import migrate
 from .records import Exchange
 from .writer import Writer
@@ -57,6 +58,24 @@ def _row_to_interaction(row: sqlite3.Row | tuple[Any, ...]) -> Interaction:
     )
 
 
+EXCHANGE_COLUMNS = (
+    "upstream, method, path, created_at, status, latency_ms, interaction_id, owner, front, model,"
+    " input_tokens, output_tokens, stored, request_headers, request_body, response_headers, response_body,"
+    " upstream_digest, error, cache_key, cache"
+)
+
+
+def exchange_from_row(r: sqlite3.Row | tuple[Any, ...]) -> Exchange:
+    return Exchange(
+        upstream=r[0], method=r[1], path=r[2], created=r[3], status=r[4], latency_ms=r[5],
+        interaction_id=r[6], owner=r[7], front=r[8], model=r[9], input_tokens=r[10],
+        output_tokens=r[11], stored=bool(r[12]),
+        request_headers=orjson.loads(r[13]) if r[13] else None, request_body=r[14],
+        response_headers=orjson.loads(r[15]) if r[15] else None, response_body=r[16],
+        upstream_digest=r[17], error=r[18], cache_key=r[19], cache=r[20],
+    )
+
+
 def _insert_exchange(db: sqlite3.Connection, ex: Exchange) -> int:
     cursor = db.execute(
         "INSERT INTO exchanges (interaction_id, owner, upstream, front, method, path, status, latency_ms, model,"
@@ -73,7 +92,7 @@ def _insert_exchange(db: sqlite3.Connection, ex: Exchange) -> int:
     return int(cursor.lastrowid or 0)
 
 
-def _open_private(path: Path) -> None:
+def open_private(path: Path) -> None:
     """Create the database file readable by its owner only (WAL and SHM inherit it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -82,12 +101,14 @@ def _open_private(path: Path) -> None:
 
 def copy_database(source: Path, target: Path) -> None:
     """A consistent copy of a database (SQLite's online backup), private to its owner."""
-    _open_private(target)
+    open_private(target)
     with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
         src.backup(dst)
 
 
 def _prepare(db: sqlite3.Connection) -> None:
+    # Only takes effect on a new, empty file; erase.reclaim_space converts older ones.
+    db.execute("PRAGMA auto_vacuum=INCREMENTAL")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
@@ -95,6 +116,24 @@ def _prepare(db: sqlite3.Connection) -> None:
     # text out of the file for real.
     db.execute("PRAGMA secure_delete=ON")
     migrate(db)
+
+
+# For readers outside the async store (the audit CLI) that build the same model.
+INTERACTION_COLUMNS = _INTERACTION_COLUMNS
+interaction_from_row = _row_to_interaction
+
+
+def open_sync(path: Path, *, busy_timeout_s: float = 10.0) -> sqlite3.Connection:
+    """A plain synchronous connection, migrated, for the command line.
+
+    The path must exist: a typo must not create an empty database. A running
+    server may be writing at the same time; waits up to `busy_timeout_s` for it.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s)
+    _prepare(db)
+    return db
 
 
 class SQLiteStore:
@@ -109,7 +148,7 @@ class SQLiteStore:
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
         path = Path(path)
-        _open_private(path)
+        open_private(path)
         writer_db = await aiosqlite.connect(path, isolation_level=None)
         await writer_db._execute(_prepare, writer_db._conn)
         reader_db = await aiosqlite.connect(path, isolation_level=None)
@@ -180,21 +219,15 @@ class SQLiteStore:
         The row stays as a content-free tombstone so that its children keep
         their place in the tree; their history skips the erased turn.
         """
-        now = time.time()
-
-        def op(db: sqlite3.Connection) -> bool:
-            changed = db.execute(
-                "UPDATE interactions SET input = NULL, output = NULL, request = NULL, error = NULL,"
-                " status = 'deleted', deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
-                (now, now, interaction_id),
-            ).rowcount
-            db.execute("DELETE FROM exchanges WHERE interaction_id = ?", (interaction_id,))
-            db.execute("DELETE FROM stream_events WHERE interaction_id = ?", (interaction_id,))
-            return changed > 0
-
-        deleted = bool(await self._writer.submit(op))
+        removed: Removed = await self._writer.submit(lambda db: erase_interactions(db, [interaction_id]))
         await self._scrub_wal()
-        return deleted
+        return removed.interactions > 0
+
+    async def purge_older_than(self, cutoff: float) -> Removed:
+        """Erase everything recorded before `cutoff` (epoch seconds) and free the space."""
+        removed: Removed = await self._writer.submit(lambda db: purge_before(db, cutoff))
+        await self._writer_db._execute(reclaim_space, self._writer_db._conn)
+        return removed
 
     async def _scrub_wal(self) -> None:
         """Fold the WAL into the database and truncate it: old page images in the
@@ -293,21 +326,8 @@ class SQLiteStore:
 
     async def _exchanges(self, where: str, params: tuple[Any, ...]) -> list[Exchange]:
         cursor = await self._reader.execute(
-            "SELECT upstream, method, path, created_at, status, latency_ms, interaction_id, owner, front, model,"
-            " input_tokens, output_tokens, stored, request_headers, request_body, response_headers, response_body,"
-            f" upstream_digest, error, cache_key, cache FROM exchanges WHERE {where}",
-            params,
+            f"SELECT {EXCHANGE_COLUMNS} FROM exchanges WHERE {where}", params
         )
         rows = await cursor.fetchall()
         await cursor.close()
-        return [
-            Exchange(
-                upstream=r[0], method=r[1], path=r[2], created=r[3], status=r[4], latency_ms=r[5],
-                interaction_id=r[6], owner=r[7], front=r[8], model=r[9], input_tokens=r[10],
-                output_tokens=r[11], stored=bool(r[12]),
-                request_headers=orjson.loads(r[13]) if r[13] else None, request_body=r[14],
-                response_headers=orjson.loads(r[15]) if r[15] else None, response_body=r[16],
-                upstream_digest=r[17], error=r[18], cache_key=r[19], cache=r[20],
-            )
-            for r in rows
-        ]
+        return [exchange_from_row(r) for r in rows]

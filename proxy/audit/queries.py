@@ -1,0 +1,335 @@
+"""Every query the audit commands make, on a plain synchronous connection.
+
+The CLI may read while a server writes (WAL lets both run). Lists are bounded
+by a limit; exports stream one thread at a time from a cursor, and stats are
+aggregated inside SQLite, so a big database is never loaded whole.
+
+Deleted nodes (tombstones: status 'deleted', no content) are left out of
+threads, search and stats' content figures; show, tree and export keep them,
+marked, so that the shape of a thread stays visible.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..model import Interaction
+from ..store.erase import Removed, erase_interactions, erase_thread, purge_before, reclaim_space
+from ..store.records import Exchange
+from ..store.sqlite import EXCHANGE_COLUMNS, INTERACTION_COLUMNS, exchange_from_row, interaction_from_row, open_sync
+
+# Markers around a search hit inside a snippet; renderers swap them for their own.
+HIT_START = "\x02"
+HIT_END = "\x03"
+
+_NODE_COLUMNS = ", ".join("i." + c.strip() for c in INTERACTION_COLUMNS.split(",")) + ", i.depth, i.deleted_at"
+
+# `recall stats --by`: what figures can be grouped by (columns of the stats query).
+STATS_KEYS = ("day", "upstream", "model")
+
+# The nodes an export takes: a time window and one thread, each optional.
+_EXPORT_WINDOW = (
+    "(:since IS NULL OR created_at >= :since) AND (:until IS NULL OR created_at < :until)"
+    " AND (:thread IS NULL OR root_id = :thread)"
+)
+
+
+@dataclass(slots=True)
+class Node:
+    """A stored interaction with its place in the tree; a tombstone if deleted."""
+
+    interaction: Interaction
+    depth: int
+    deleted_at: float | None
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+@dataclass(slots=True)
+class ThreadSummary:
+    thread_id: str
+    interactions: int
+    upstreams: list[str]
+    models: list[str]
+    input_tokens: int | None
+    output_tokens: int | None
+    started: float
+    last_activity: float
+    title: str | None
+
+
+@dataclass(slots=True)
+class SearchHit:
+    interaction_id: str
+    thread_id: str
+    created: float
+    upstream: str
+    model: str | None
+    # Excerpts around the matched words (wrapped in HIT_START and HIT_END) of
+    # each side where any of them was found; None where none was.
+    input_snippet: str | None
+    output_snippet: str | None
+
+
+@dataclass(slots=True)
+class StatsRow:
+    key: dict[str, str | None]  # the --by columns, e.g. {"day": "2026-01-31", "model": "gemini-3"}
+    requests: int
+    interactions: int
+    input_tokens: int
+    output_tokens: int
+    errors: int
+    p50_latency_ms: float | None
+
+
+class WalBusy(Exception):
+    """The erase is committed, but a reader kept the WAL from being truncated:
+    old copies of the erased pages stay there until the next checkpoint."""
+
+    def __init__(self, removed: Removed) -> None:
+        super().__init__("another connection is reading the database; the WAL could not be truncated")
+        self.removed = removed
+
+
+def _node(row: tuple[Any, ...]) -> Node:
+    return Node(interaction_from_row(row[:-2]), depth=row[-2], deleted_at=row[-1])
+
+
+def _split(listed: str | None) -> list[str]:
+    return listed.split(",") if listed else []
+
+
+def fts_query(text: str, *, raw: bool = False) -> str:
+    """An FTS5 query: every word must appear (each quoted, so `?` or `-` are just
+    characters), or with `raw` the text as FTS5 syntax (OR, NOT, "phrases", prefix*)."""
+    if raw:
+        return text
+    words = text.split()
+    if not words:
+        raise ValueError("give at least one word to search for")
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
+
+
+class AuditDB:
+    """The database as the audit commands see it."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> AuditDB:
+        """Open an existing database (FileNotFoundError otherwise), migrated to this version."""
+        return cls(open_sync(path), path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- threads and nodes ----------------------------------------------------
+
+    def threads(self, *, upstream: str | None = None, model: str | None = None, since: float | None = None,
+                until: float | None = None, limit: int = 50) -> list[ThreadSummary]:
+        """Conversations newest first, by last activity; a thread matches a filter
+        when any of its live interactions does."""
+        rows = self.db.execute(
+            """
+            SELECT thread_id, interactions, upstreams, models, input_tokens, output_tokens,
+                   started_at, last_activity_at, title
+            FROM conversations AS c
+            WHERE (:since IS NULL OR last_activity_at >= :since)
+              AND (:until IS NULL OR last_activity_at < :until)
+              AND (:upstream IS NULL OR EXISTS (SELECT 1 FROM interactions AS j WHERE j.root_id = c.thread_id
+                   AND j.deleted_at IS NULL AND j.upstream = :upstream))
+              AND (:model IS NULL OR EXISTS (SELECT 1 FROM interactions AS j WHERE j.root_id = c.thread_id
+                   AND j.deleted_at IS NULL AND j.model = :model))
+            ORDER BY last_activity_at DESC, thread_id
+            LIMIT :limit
+            """,
+            {"since": since, "until": until, "upstream": upstream, "model": model, "limit": limit},
+        )
+        return [
+            ThreadSummary(r[0], r[1], _split(r[2]), _split(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows
+        ]
+
+    def node(self, interaction_id: str) -> Node | None:
+        """A node by id, tombstones included."""
+        row = self.db.execute(
+            f"SELECT {_NODE_COLUMNS} FROM interactions AS i WHERE i.id = ?", (interaction_id,)
+        ).fetchone()
+        return _node(row) if row else None
+
+    def chain(self, interaction_id: str) -> list[Node]:
+        """The thread from its root down to this node, tombstones included."""
+        rows = self.db.execute(
+            f"""
+            WITH RECURSIVE chain(id, hop) AS (
+                SELECT id, 0 FROM interactions WHERE id = ?
+                UNION ALL
+                SELECT i.parent_id, chain.hop + 1
+                FROM interactions AS i JOIN chain ON i.id = chain.id
+                WHERE i.parent_id IS NOT NULL
+            )
+            SELECT {_NODE_COLUMNS} FROM chain JOIN interactions AS i ON i.id = chain.id
+            ORDER BY chain.hop DESC
+            """,
+            (interaction_id,),
+        )
+        return [_node(r) for r in rows]
+
+    def thread(self, thread_id: str) -> list[Node]:
+        """Every node of a thread (root id), parents before children."""
+        rows = self.db.execute(
+            f"SELECT {_NODE_COLUMNS} FROM interactions AS i WHERE i.root_id = ? ORDER BY i.depth, i.created_at, i.id",
+            (thread_id,),
+        )
+        return [_node(r) for r in rows]
+
+    def exchanges(self, interaction_id: str) -> list[Exchange]:
+        rows = self.db.execute(
+            f"SELECT {EXCHANGE_COLUMNS} FROM exchanges WHERE interaction_id = ? ORDER BY id", (interaction_id,)
+        )
+        return [exchange_from_row(r) for r in rows]
+
+    # -- search ---------------------------------------------------------------
+
+    def search(self, query: str, *, limit: int = 20, since: float | None = None, until: float | None = None,
+               upstream: str | None = None) -> list[SearchHit]:
+        """Best matches first. `query` is FTS5 syntax (see fts_query); a bad one raises ValueError."""
+        try:
+            rows = self.db.execute(
+                f"""
+                SELECT k.interaction_id, i.root_id, i.created_at, i.upstream, i.model,
+                       snippet(search_index, 0, '{HIT_START}', '{HIT_END}', '…', 16),
+                       snippet(search_index, 1, '{HIT_START}', '{HIT_END}', '…', 16)
+                FROM search_index
+                JOIN search_keys AS k ON k.id = search_index.rowid
+                JOIN interactions AS i ON i.id = k.interaction_id
+                WHERE search_index MATCH :query
+                  AND (:since IS NULL OR i.created_at >= :since)
+                  AND (:until IS NULL OR i.created_at < :until)
+                  AND (:upstream IS NULL OR i.upstream = :upstream)
+                ORDER BY search_index.rank
+                LIMIT :limit
+                """,
+                {"query": query, "since": since, "until": until, "upstream": upstream, "limit": limit},
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise ValueError(f"cannot search for {query!r}: {exc}") from None
+        return [
+            SearchHit(*row[:5], *(text if text and HIT_START in text else None for text in row[5:])) for row in rows
+        ]
+
+    # -- export ---------------------------------------------------------------
+
+    def count(self, *, since: float | None = None, until: float | None = None, thread: str | None = None) -> int:
+        """How many nodes export_rows will yield."""
+        window = {"since": since, "until": until, "thread": thread}
+        return self.db.execute(f"SELECT count(*) FROM interactions WHERE {_EXPORT_WINDOW}", window).fetchone()[0]
+
+    def export_rows(self, *, since: float | None = None, until: float | None = None,
+                    thread: str | None = None) -> Iterator[Node]:
+        """Nodes thread by thread (oldest thread first), parents before children,
+        fetched one thread at a time."""
+        window = {"since": since, "until": until, "thread": thread}
+        roots = self.db.execute(
+            f"SELECT root_id FROM interactions WHERE {_EXPORT_WINDOW} GROUP BY root_id ORDER BY min(created_at), root_id",
+            window,
+        )
+        for (root_id,) in roots:
+            rows = self.db.execute(
+                f"SELECT {_NODE_COLUMNS} FROM interactions AS i WHERE {_EXPORT_WINDOW}"
+                " AND root_id = :root ORDER BY depth, created_at, id",
+                {**window, "root": root_id},
+            )
+            for row in rows:
+                yield _node(row)
+
+    # -- stats ----------------------------------------------------------------
+
+    def stats(self, *, by: tuple[str, ...] = STATS_KEYS, since: float | None = None,
+              until: float | None = None) -> list[StatsRow]:
+        """Requests, errors and p50 latency from the exchange log; interactions and
+        tokens from the nodes (deleted ones still count: they were sent), plus the
+        tokens of unstored calls, whose exchange is their only record."""
+        unknown = set(by) - set(STATS_KEYS)
+        if unknown:
+            raise ValueError(f"cannot group by {', '.join(sorted(unknown))}; choose from {', '.join(STATS_KEYS)}")
+        keys = ", ".join(by)
+        group = f"GROUP BY {keys}" if by else ""
+        partition = f"PARTITION BY {keys}" if by else ""
+        rows = self.db.execute(
+            f"""
+            WITH facts AS (
+                SELECT date(e.created_at, 'unixepoch') AS day, e.upstream AS upstream,
+                       coalesce(e.model, i.model) AS model,
+                       1 AS requests, 0 AS interactions,
+                       CASE WHEN e.interaction_id IS NULL THEN e.input_tokens END AS input_tokens,
+                       CASE WHEN e.interaction_id IS NULL THEN e.output_tokens END AS output_tokens,
+                       (e.status >= 400 OR e.error IS NOT NULL) AS errors,
+                       e.latency_ms AS latency_ms
+                FROM exchanges AS e LEFT JOIN interactions AS i ON i.id = e.interaction_id
+                WHERE (:since IS NULL OR e.created_at >= :since) AND (:until IS NULL OR e.created_at < :until)
+                UNION ALL
+                SELECT date(created_at, 'unixepoch'), upstream, model, 0, 1, input_tokens, output_tokens, 0, NULL
+                FROM interactions
+                WHERE (:since IS NULL OR created_at >= :since) AND (:until IS NULL OR created_at < :until)
+            ),
+            ranked AS (
+                SELECT *,
+                       row_number() OVER ({partition} ORDER BY latency_ms IS NULL, latency_ms) AS n,
+                       count(latency_ms) OVER ({partition}) AS measured
+                FROM facts
+            )
+            SELECT {keys + "," if by else ""}
+                   sum(requests), sum(interactions), coalesce(sum(input_tokens), 0),
+                   coalesce(sum(output_tokens), 0), sum(errors),
+                   avg(CASE WHEN n IN ((measured + 1) / 2, (measured + 2) / 2) THEN latency_ms END)
+            FROM ranked {group}
+            ORDER BY {keys or "1"}
+            """,
+            {"since": since, "until": until},
+        )
+        out = []
+        for row in rows:
+            key = dict(zip(by, row[: len(by)], strict=True))
+            requests, interactions, tokens_in, tokens_out, errors, p50 = row[len(by):]
+            if requests or interactions:
+                out.append(StatsRow(key, requests, interactions, tokens_in, tokens_out, errors, p50))
+        return out
+
+    # -- erasing ----------------------------------------------------------------
+
+    def bytes_on_disk(self) -> int:
+        """The database file and its WAL."""
+        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+
+    def _erase(self, op: Callable[[sqlite3.Connection], Removed], *, dry_run: bool = False) -> Removed:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            removed = op(self.db)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        if dry_run:
+            self.db.execute("ROLLBACK")
+            return removed
+        self.db.execute("COMMIT")
+        if not reclaim_space(self.db):
+            raise WalBusy(removed)
+        return removed
+
+    def rm(self, interaction_id: str) -> Removed:
+        """Erase one node; its children keep their place under its tombstone."""
+        return self._erase(lambda db: erase_interactions(db, [interaction_id]))
+
+    def rm_thread(self, thread_id: str) -> Removed:
+        return self._erase(lambda db: erase_thread(db, thread_id))
+
+    def purge(self, cutoff: float, *, dry_run: bool = False) -> Removed:
+        return self._erase(lambda db: purge_before(db, cutoff), dry_run=dry_run)

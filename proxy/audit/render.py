@@ -1,0 +1,397 @@
+"""Text and JSON forms of what the audit queries return.
+
+Text is for people (aligned tables, a transcript, a tree); JSON is for
+scripts and holds every figure the text shows. Times are UTC throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from ..model import FUNCTION_CALL, FUNCTION_RESULT, MEDIA_KINDS, TEXT, THOUGHT, Part, Turn
+from ..store.erase import Removed
+from ..store.records import Exchange
+from .queries import HIT_END, HIT_START, Node, SearchHit, StatsRow, ThreadSummary
+from .when import short_utc, utc
+
+Style = Callable[[str], str]
+
+
+def _plain(text: str) -> str:
+    return text
+
+
+def dumps(value: Any) -> str:
+    """Indented JSON for --json output."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+
+
+def clip(text: str | None, width: int) -> str:
+    """One line of at most `width` characters."""
+    line = " ".join((text or "").split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def table(headers: list[str], rows: Iterable[list[str]], *, right: Iterable[int] = ()) -> Iterator[str]:
+    """Aligned columns; columns listed in `right` (numbers) are right-aligned, the last one is not padded."""
+    body = [headers, *rows]
+    widths = [max(len(row[i]) for row in body) for i in range(len(headers))]
+    right = set(right)
+    for row in body:
+        cells = [
+            cell if i == len(row) - 1 and i not in right else (cell.rjust if i in right else cell.ljust)(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        yield "  ".join(cells).rstrip()
+
+
+def _tokens(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# -- parts and turns -------------------------------------------------------------
+
+
+def _size(data: str) -> str:
+    size = len(data) * 3 // 4  # base64
+    return f"{size / 1024:.1f} KB" if size >= 1024 else f"{size} B"
+
+
+def part_text(part: Part, *, thoughts: bool = False) -> str:
+    """One part as text: its words, a call or result on one line, a thought
+    collapsed to its length unless `thoughts`, media as kind and size."""
+    if part.kind == TEXT:
+        return part.text or ""
+    if part.kind == THOUGHT:
+        if thoughts and part.text:
+            return f"(thought) {part.text}"
+        return f"[thought: {len(part.text or '')} chars, --thoughts to show]" if part.text else "[thought]"
+    if part.kind == FUNCTION_CALL:
+        return f"→ {part.name}({_json_text(part.arguments or {})})"
+    if part.kind == FUNCTION_RESULT:
+        marker = " (error)" if part.is_error else ""
+        return f"← {part.name or part.call_id or 'result'}{marker}: {_json_text(part.result)}"
+    if part.kind in MEDIA_KINDS:
+        where = part.uri or (_size(part.data) if part.data else "no data")
+        return f"[{part.kind} {part.mime_type or ''}, {where}]".replace(" ,", ",")
+    return f"[{part.kind}]"
+
+
+def turn_text(turn: Turn, *, thoughts: bool = False) -> str:
+    return "\n".join(part_text(p, thoughts=thoughts) for p in turn.parts)
+
+
+def first_user_text(node: Node) -> str:
+    for turn in node.interaction.input:
+        text = turn.text
+        if text:
+            return text
+    return ""
+
+
+def last_reply_text(node: Node) -> str:
+    texts = [turn.text for turn in node.interaction.output if turn.text]
+    return texts[-1] if texts else ""
+
+
+# -- interactions as JSON -------------------------------------------------------------
+
+
+def interaction_record(node: Node) -> dict[str, Any]:
+    """The JSON form of one stored interaction (one line of `recall export`).
+
+    A tombstone keeps its place in the tree (id, thread, parent) and says when it
+    was deleted; it has no content.
+    """
+    it = node.interaction
+    record: dict[str, Any] = {
+        "id": it.id,
+        "thread_id": it.root_id,
+        "parent_id": it.parent_id,
+        "depth": node.depth,
+        "status": it.status,
+        "upstream": it.upstream,
+        "front": it.front,
+        "mode": it.mode,
+        "model": it.model,
+        "owner": it.owner,
+        "created": utc(it.created),
+        "updated": utc(it.updated),
+        "usage": it.usage.to_json(),
+    }
+    if node.deleted:
+        record["deleted"] = utc(node.deleted_at)
+        return record
+    record["input"] = [t.to_json() for t in it.input]
+    record["output"] = [t.to_json() for t in it.output]
+    if it.request:
+        record["request"] = it.request
+    if it.error:
+        record["error"] = it.error
+    if it.provider_id and it.provider_id != it.id:
+        record["provider_id"] = it.provider_id
+    return record
+
+
+def _body_text(body: bytes | None) -> str | None:
+    return None if body is None else body.decode("utf-8", "replace")
+
+
+def exchange_record(ex: Exchange) -> dict[str, Any]:
+    return {
+        "interaction_id": ex.interaction_id,
+        "created": utc(ex.created),
+        "method": ex.method,
+        "path": ex.path,
+        "status": ex.status,
+        "latency_ms": ex.latency_ms,
+        "stored": ex.stored,
+        "request_headers": ex.request_headers,
+        "request_body": _body_text(ex.request_body),
+        "response_headers": ex.response_headers,
+        "response_body": _body_text(ex.response_body),
+        "upstream_digest": ex.upstream_digest,
+        "error": ex.error,
+    }
+
+
+# -- ls ------------------------------------------------------------------------
+
+
+def thread_record(t: ThreadSummary) -> dict[str, Any]:
+    return {
+        "thread_id": t.thread_id,
+        "interactions": t.interactions,
+        "upstreams": t.upstreams,
+        "models": t.models,
+        "input_tokens": t.input_tokens,
+        "output_tokens": t.output_tokens,
+        "started": utc(t.started),
+        "last_activity": utc(t.last_activity),
+        "title": t.title,
+    }
+
+
+def thread_table(threads: list[ThreadSummary]) -> Iterator[str]:
+    rows = [
+        [t.thread_id, ",".join(t.upstreams), ",".join(t.models) or "-", str(t.interactions),
+         short_utc(t.last_activity), f"{_tokens(t.input_tokens)}/{_tokens(t.output_tokens)}", clip(t.title, 50)]
+        for t in threads
+    ]
+    yield from table(["THREAD", "UPSTREAM", "MODEL", "TURNS", "LAST (UTC)", "TOKENS IN/OUT", "FIRST MESSAGE"],
+                     rows, right=(3, 5))
+
+
+# -- show --------------------------------------------------------------------------
+
+
+def _indented(label: str, text: str, width: int = 7) -> Iterator[str]:
+    lines = text.splitlines() or [""]
+    yield f"  {label:<{width}}{lines[0]}"
+    for line in lines[1:]:
+        yield f"  {'':<{width}}{line}"
+
+
+def node_header(node: Node) -> str:
+    it = node.interaction
+    if node.deleted:
+        return f"{it.id}  [deleted {short_utc(node.deleted_at)}: content erased]"
+    usage = it.usage
+    figures = f"{_tokens(usage.input_tokens)} in / {_tokens(usage.output_tokens)} out"
+    if usage.thought_tokens:
+        figures += f" / {usage.thought_tokens} thought"
+    return f"{it.id}  {short_utc(it.created)}  {it.upstream}  {it.model or '-'}  {it.status}  {figures} tokens"
+
+
+def transcript(nodes: list[Node], *, thoughts: bool = False) -> Iterator[str]:
+    """The thread root → node, turn by turn."""
+    if nodes:
+        yield f"thread {nodes[0].interaction.root_id}"
+    for node in nodes:
+        yield ""
+        yield node_header(node)
+        if node.deleted:
+            continue
+        for turn in [*node.interaction.input, *node.interaction.output]:
+            yield from _indented(turn.role, turn_text(turn, thoughts=thoughts))
+        if node.interaction.error:
+            yield from _indented("error", node.interaction.error)
+
+
+def _body_lines(prefix: str, body: bytes | None) -> Iterator[str]:
+    if not body:
+        return
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        yield f"{prefix} <{len(body)} bytes, not UTF-8 text>"
+        return
+    for line in text.splitlines():
+        yield f"{prefix} {line}"
+
+
+def raw_exchanges(node: Node, exchanges: list[Exchange]) -> Iterator[str]:
+    """A node's recorded HTTP exchanges, request (>) then response (<)."""
+    yield f"## {node.interaction.id}"
+    if not exchanges:
+        yield "(no recorded exchange: erased, or never stored)" if node.deleted else "(no recorded exchange)"
+    for ex in exchanges:
+        latency = f" in {ex.latency_ms:.0f} ms" if ex.latency_ms is not None else ""
+        yield f"{ex.method} {ex.path} -> {ex.status}{latency}  ({utc(ex.created)}, upstream {ex.upstream})"
+        for name, value in (ex.request_headers or {}).items():
+            yield f"> {name}: {value}"
+        yield from _body_lines(">", ex.request_body)
+        for name, value in (ex.response_headers or {}).items():
+            yield f"< {name}: {value}"
+        yield from _body_lines("<", ex.response_body)
+        if ex.upstream_digest:
+            yield f"  (sent upstream: sha256 {ex.upstream_digest}; rebuilt request, not stored)"
+        if ex.error:
+            yield f"  error: {ex.error}"
+        yield ""
+
+
+# -- tree -------------------------------------------------------------------------------
+
+
+def _children(nodes: list[Node]) -> dict[str | None, list[Node]]:
+    by_parent: dict[str | None, list[Node]] = {}
+    known = {n.interaction.id for n in nodes}
+    for node in nodes:
+        parent = node.interaction.parent_id
+        by_parent.setdefault(parent if parent in known else None, []).append(node)
+    return by_parent
+
+
+def _tree_label(node: Node, mark: str | None) -> str:
+    it = node.interaction
+    star = " *" if it.id == mark else ""
+    if node.deleted:
+        return f"{it.id}{star}  [deleted]"
+    said = clip(first_user_text(node), 40)
+    reply = clip(last_reply_text(node), 40)
+    return f"{it.id}{star}  {short_utc(it.created)}  {said!r} → {reply!r}"
+
+
+def tree_lines(nodes: list[Node], *, mark: str | None = None) -> Iterator[str]:
+    """The branches of a thread, drawn; `mark` is starred."""
+    by_parent = _children(nodes)
+
+    def walk(node: Node, prefix: str, last: bool, top: bool) -> Iterator[str]:
+        branch = "" if top else ("└─ " if last else "├─ ")
+        yield f"{prefix}{branch}{_tree_label(node, mark)}"
+        kids = by_parent.get(node.interaction.id, [])
+        inner = prefix if top else prefix + ("   " if last else "│  ")
+        for i, child in enumerate(kids):
+            yield from walk(child, inner, i == len(kids) - 1, False)
+
+    for root in by_parent.get(None, []):
+        yield from walk(root, "", True, True)
+
+
+def tree_record(nodes: list[Node]) -> list[dict[str, Any]]:
+    """The same tree as nested JSON: each node with its `children`."""
+    by_parent = _children(nodes)
+
+    def build(node: Node) -> dict[str, Any]:
+        it = node.interaction
+        return {
+            "id": it.id,
+            "status": it.status,
+            "created": utc(it.created),
+            "model": it.model,
+            "input_text": None if node.deleted else first_user_text(node),
+            "output_text": None if node.deleted else last_reply_text(node),
+            "children": [build(child) for child in by_parent.get(it.id, [])],
+        }
+
+    return [build(root) for root in by_parent.get(None, [])]
+
+
+# -- search --------------------------------------------------------------------------------
+
+
+def hit_snippet(snippet: str, highlight: Style = _plain) -> str:
+    """A snippet on one line, the matched words passed through `highlight`."""
+    out, rest = [], " ".join(snippet.split())
+    while HIT_START in rest:
+        before, _, tail = rest.partition(HIT_START)
+        word, _, rest = tail.partition(HIT_END)
+        out += [before, highlight(word)]
+    return "".join([*out, rest])
+
+
+def markdown_bold(word: str) -> str:
+    return f"**{word}**"
+
+
+def search_record(hit: SearchHit) -> dict[str, Any]:
+    """A hit as JSON; matched words in the snippets are **bold** (Markdown)."""
+    return {
+        "interaction_id": hit.interaction_id,
+        "thread_id": hit.thread_id,
+        "created": utc(hit.created),
+        "upstream": hit.upstream,
+        "model": hit.model,
+        "input_snippet": hit.input_snippet and hit_snippet(hit.input_snippet, markdown_bold),
+        "output_snippet": hit.output_snippet and hit_snippet(hit.output_snippet, markdown_bold),
+    }
+
+
+def search_lines(hits: list[SearchHit], highlight: Style = _plain) -> Iterator[str]:
+    for hit in hits:
+        yield f"{hit.interaction_id}  {short_utc(hit.created)}  {hit.upstream}  thread {hit.thread_id}"
+        for side, snippet in (("input", hit.input_snippet), ("output", hit.output_snippet)):
+            if snippet:
+                yield f"  {side + ':':<8}{hit_snippet(snippet, highlight)}"
+
+
+# -- stats ---------------------------------------------------------------------------------
+
+
+def stats_record(row: StatsRow) -> dict[str, Any]:
+    return {
+        **row.key,
+        "requests": row.requests,
+        "interactions": row.interactions,
+        "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens,
+        "errors": row.errors,
+        "p50_latency_ms": None if row.p50_latency_ms is None else round(row.p50_latency_ms, 1),
+    }
+
+
+def stats_table(rows: list[StatsRow], total: StatsRow | None, by: tuple[str, ...]) -> Iterator[str]:
+    def cells(row: StatsRow, key: list[str]) -> list[str]:
+        p50 = "-" if row.p50_latency_ms is None else f"{row.p50_latency_ms:.1f}"
+        return [*key, str(row.requests), str(row.interactions), str(row.input_tokens), str(row.output_tokens),
+                str(row.errors), p50]
+
+    body = [cells(row, [row.key[k] or "-" for k in by]) for row in rows]
+    if total is not None and by:
+        body.append(cells(total, ["total", *[""] * (len(by) - 1)]))
+    headers = [k.upper() for k in by] + ["REQUESTS", "INTERACTIONS", "TOKENS IN", "TOKENS OUT", "ERRORS", "P50 MS"]
+    yield from table(headers, body, right=range(len(by), len(headers)))
+
+
+# -- rm and purge ---------------------------------------------------------------------------
+
+
+def removed_record(removed: Removed, freed_bytes: int | None) -> dict[str, Any]:
+    return {"interactions": removed.interactions, "exchanges": removed.exchanges, "threads": removed.threads,
+            "freed_bytes": freed_bytes}
+
+
+def removed_line(removed: Removed, freed_bytes: int | None) -> str:
+    line = (f"erased {removed.interactions} interaction(s), {removed.exchanges} exchange(s);"
+            f" {removed.threads} thread(s) removed entirely")
+    if freed_bytes is not None:
+        line += f"; freed {max(freed_bytes, 0) / 1024:.1f} KB"
+    return line

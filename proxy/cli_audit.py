@@ -1,0 +1,354 @@
+"""The `recall` commands around the database: ls, show, tree, search, export, stats,
+rm, purge, env and config check.
+
+Thin on purpose: each command parses its options, asks proxy.audit for the
+data and prints one of its renderings. No SQL lives here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from .audit.export import FORMATS, write_jsonl, write_markdown
+from .audit.queries import STATS_KEYS, AuditDB, WalBusy, fts_query
+from .audit.render import (
+    dumps,
+    exchange_record,
+    interaction_record,
+    markdown_bold,
+    raw_exchanges,
+    removed_line,
+    removed_record,
+    search_lines,
+    search_record,
+    stats_record,
+    stats_table,
+    thread_record,
+    thread_table,
+    transcript,
+    tree_lines,
+    tree_record,
+)
+from .audit.when import utc
+from .cli_common import (
+    DURATION,
+    config_and_db_options,
+    config_option,
+    db_path_of,
+    json_option,
+    load_config_or_exit,
+    since_option,
+    until_option,
+)
+from .config import find_config_file, resolve_db_path
+from .sdk_env import env_lines
+from .store.erase import Removed
+
+
+@contextmanager
+def _opened(config_path: str | None, db_path: str | None) -> Iterator[AuditDB]:
+    path = db_path_of(config_path, db_path)
+    try:
+        audit = AuditDB.open(path)
+    except FileNotFoundError:
+        raise click.ClickException(f"no database at {path}: start `recall serve` to create one, or pass --db PATH") from None
+    except sqlite3.DatabaseError as exc:
+        raise click.ClickException(f"{path} is not a recall database: {exc}") from None
+    try:
+        yield audit
+    finally:
+        audit.close()
+
+
+def _echo_lines(lines: Iterator[str]) -> None:
+    for line in lines:
+        click.echo(line)
+
+
+def _unknown(interaction_id: str, audit: AuditDB) -> click.ClickException:
+    return click.ClickException(f"no interaction '{interaction_id}' in {audit.path}")
+
+
+@click.command("ls")
+@config_and_db_options
+@click.option("--upstream", help="Only threads with an interaction through this upstream.")
+@click.option("--model", help="Only threads with an interaction on this model.")
+@since_option
+@until_option
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many threads.")
+@json_option
+def ls(config_path: str | None, db_path: str | None, upstream: str | None, model: str | None,
+       since: float | None, until: float | None, limit: int, as_json: bool) -> None:
+    """List conversations (threads), most recently active first."""
+    with _opened(config_path, db_path) as audit:
+        threads = audit.threads(upstream=upstream, model=model, since=since, until=until, limit=limit)
+    if as_json:
+        click.echo(dumps([thread_record(t) for t in threads]))
+    elif threads:
+        _echo_lines(thread_table(threads))
+    else:
+        click.echo("no conversations match", err=True)
+
+
+@click.command()
+@click.argument("interaction_id", metavar="ID")
+@config_and_db_options
+@click.option("--raw", is_flag=True, help="Print the recorded HTTP exchanges instead of the transcript.")
+@click.option("--thoughts", is_flag=True, help="Show the model's thoughts in full (collapsed by default).")
+@json_option
+def show(interaction_id: str, config_path: str | None, db_path: str | None, raw: bool, thoughts: bool,
+         as_json: bool) -> None:
+    """Show the conversation up to ID, turn by turn.
+
+    Roles, text, tool calls and results, thoughts (collapsed), tokens and times;
+    deleted turns are marked.
+    """
+    with _opened(config_path, db_path) as audit:
+        nodes = audit.chain(interaction_id)
+        if not nodes:
+            raise _unknown(interaction_id, audit)
+        exchanges = {n.interaction.id: audit.exchanges(n.interaction.id) for n in nodes} if raw else {}
+    if as_json:
+        records = [interaction_record(n) for n in nodes]
+        if raw:
+            for record in records:
+                record["exchanges"] = [exchange_record(ex) for ex in exchanges[record["id"]]]
+        click.echo(dumps({"thread_id": nodes[0].interaction.root_id, "interactions": records}))
+    elif raw:
+        for node in nodes:
+            _echo_lines(raw_exchanges(node, exchanges[node.interaction.id]))
+    else:
+        _echo_lines(transcript(nodes, thoughts=thoughts))
+
+
+@click.command()
+@click.argument("interaction_id", metavar="ID")
+@config_and_db_options
+@json_option
+def tree(interaction_id: str, config_path: str | None, db_path: str | None, as_json: bool) -> None:
+    """Draw every branch of the thread ID belongs to (ID is starred)."""
+    with _opened(config_path, db_path) as audit:
+        node = audit.node(interaction_id)
+        if node is None:
+            raise _unknown(interaction_id, audit)
+        thread_id = node.interaction.root_id or interaction_id
+        nodes = audit.thread(thread_id)
+    if as_json:
+        click.echo(dumps({"thread_id": thread_id, "tree": tree_record(nodes)}))
+    else:
+        _echo_lines(tree_lines(nodes, mark=interaction_id))
+
+
+@click.command()
+@click.argument("words", nargs=-1, required=True)
+@config_and_db_options
+@click.option("--fts", is_flag=True, help='Read the words as an SQLite FTS5 query (OR, NOT, "a phrase", prefix*).')
+@click.option("--upstream", help="Only interactions through this upstream.")
+@since_option
+@until_option
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many hits.")
+@json_option
+def search(words: tuple[str, ...], config_path: str | None, db_path: str | None, fts: bool, upstream: str | None,
+           since: float | None, until: float | None, limit: int, as_json: bool) -> None:
+    """Full-text search over every stored input and output.
+
+    Lists the interactions that hold every one of WORDS, best match first.
+    """
+    try:
+        query = fts_query(" ".join(words), raw=fts)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    with _opened(config_path, db_path) as audit:
+        try:
+            hits = audit.search(query, limit=limit, since=since, until=until, upstream=upstream)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    if as_json:
+        click.echo(dumps([search_record(hit) for hit in hits]))
+    elif hits:
+        _echo_lines(search_lines(hits, _bold if sys.stdout.isatty() else markdown_bold))
+    else:
+        click.echo(f"no interaction holds {' '.join(words)!r}", err=True)
+
+
+def _bold(word: str) -> str:
+    return click.style(word, bold=True)
+
+
+def _progress_wanted(out: TextIO) -> bool:
+    """A bar on stderr when someone watches it and the export is not printing there too."""
+    return sys.stderr.isatty() and not out.isatty()
+
+
+@click.command()
+@config_and_db_options
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True,
+              help="jsonl: one interaction per line; md: Markdown for people.")
+@since_option
+@until_option
+@click.option("--thread", "thread_of", metavar="ID", help="Only the thread this interaction belongs to.")
+@click.option("--thoughts", is_flag=True, help="md: show thoughts in full.")
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-",
+              help="Write here instead of standard output.")
+def export(config_path: str | None, db_path: str | None, fmt: str, since: float | None, until: float | None,
+           thread_of: str | None, thoughts: bool, output: TextIO) -> None:
+    """Export stored interactions as JSON Lines or Markdown.
+
+    Streams thread by thread; deleted interactions appear as content-free tombstones.
+    """
+    with _opened(config_path, db_path) as audit:
+        thread_id = None
+        if thread_of is not None:
+            node = audit.node(thread_of)
+            if node is None:
+                raise _unknown(thread_of, audit)
+            thread_id = node.interaction.root_id
+        nodes = audit.export_rows(since=since, until=until, thread=thread_id)
+        if _progress_wanted(output):
+            total = audit.count(since=since, until=until, thread=thread_id)
+            with click.progressbar(nodes, length=total, label="exporting", file=sys.stderr) as bar:
+                _write(fmt, bar, output, thoughts)
+        else:
+            _write(fmt, nodes, output, thoughts)
+
+
+def _write(fmt: str, nodes: Any, out: TextIO, thoughts: bool) -> None:
+    if fmt == "md":
+        write_markdown(nodes, out, thoughts=thoughts)
+    else:
+        write_jsonl(nodes, out)
+
+
+@click.command()
+@config_and_db_options
+@click.option("--by", "by", type=click.Choice(STATS_KEYS), multiple=True,
+              help="Group by these (repeatable); default: day, upstream and model.")
+@since_option
+@until_option
+@json_option
+def stats(config_path: str | None, db_path: str | None, by: tuple[str, ...], since: float | None,
+          until: float | None, as_json: bool) -> None:
+    """Usage figures by day (UTC), upstream and model.
+
+    Requests, interactions, tokens in and out, errors and median (p50) latency.
+    """
+    by = tuple(k for k in STATS_KEYS if k in by) if by else STATS_KEYS
+    with _opened(config_path, db_path) as audit:
+        rows = audit.stats(by=by, since=since, until=until)
+        totals = audit.stats(by=(), since=since, until=until)
+    total = totals[0] if totals else None
+    if as_json:
+        click.echo(dumps({"by": list(by), "rows": [stats_record(r) for r in rows],
+                          "total": stats_record(total) if total else None}))
+    elif rows:
+        _echo_lines(stats_table(rows, total, by))
+    else:
+        click.echo("nothing recorded in that time", err=True)
+
+
+def _erasing(erase: Callable[[], Removed]) -> tuple[Removed, WalBusy | None]:
+    """Run an erase; a WAL that could not be truncated is reported, not hidden."""
+    try:
+        return erase(), None
+    except WalBusy as busy:
+        return busy.removed, busy
+
+
+def _warn_if_busy(busy: WalBusy | None, audit: AuditDB) -> None:
+    if busy is not None:
+        click.echo(f"recall: {busy}: old copies of the erased pages stay in {audit.path}-wal until its next"
+                   " checkpoint; run the command again when nothing is reading the database", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("interaction_id", metavar="ID")
+@config_and_db_options
+@click.option("--thread", "whole_thread", is_flag=True, help="Remove the whole thread ID belongs to.")
+@json_option
+def rm(interaction_id: str, config_path: str | None, db_path: str | None, whole_thread: bool, as_json: bool) -> None:
+    """Erase one interaction, or with --thread its whole thread.
+
+    The follow-ups of an erased interaction keep working without it.
+    """
+    with _opened(config_path, db_path) as audit:
+        node = audit.node(interaction_id)
+        if node is None or (node.deleted and not whole_thread):
+            raise _unknown(interaction_id, audit)
+        before = audit.bytes_on_disk()
+        thread_id = node.interaction.root_id or interaction_id
+        removed, busy = _erasing(lambda: audit.rm_thread(thread_id) if whole_thread else audit.rm(interaction_id))
+        freed = before - audit.bytes_on_disk()
+    click.echo(dumps(removed_record(removed, freed)) if as_json else removed_line(removed, freed))
+    _warn_if_busy(busy, audit)
+
+
+@click.command()
+@config_and_db_options
+@click.option("--older-than", "age", type=DURATION, required=True, help="Erase what is older: 30d, 12h, 2w...")
+@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+@json_option
+def purge(config_path: str | None, db_path: str | None, age: float, dry_run: bool, as_json: bool) -> None:
+    """Erase everything recorded more than --older-than ago.
+
+    Newer follow-ups keep working; a thread with nothing newer goes entirely.
+    """
+    with _opened(config_path, db_path) as audit:
+        before = audit.bytes_on_disk()
+        cutoff = time.time() - age
+        removed, busy = _erasing(lambda: audit.purge(cutoff, dry_run=dry_run))
+        freed = None if dry_run else before - audit.bytes_on_disk()
+    if as_json:
+        click.echo(dumps({"before": utc(cutoff), "dry_run": dry_run, **removed_record(removed, freed)}))
+    else:
+        line = removed_line(removed, freed)
+        click.echo(f"dry run, nothing changed: would have {line}" if dry_run else f"before {utc(cutoff)}: {line}")
+    _warn_if_busy(busy, audit)
+
+
+@click.command()
+@config_option
+def env(config_path: str | None) -> None:
+    """Print the base-URL exports that point each SDK at recall.
+
+    Use as: eval "$(recall env)"
+    """
+    _echo_lines(iter(env_lines(load_config_or_exit(config_path))))
+
+
+@click.group("config")
+def config_group() -> None:
+    """Check the config file."""
+
+
+@config_group.command("check")
+@click.argument("file", required=False, metavar="[PATH]")
+@config_and_db_options
+def config_check(file: str | None, config_path: str | None, db_path: str | None) -> None:
+    """Validate a config file (PATH, or the one `recall serve` would read).
+
+    Exits 2 with the file, the key and the reason on one line if it is bad.
+    """
+    path = find_config_file(file or config_path)
+    if path is None:
+        click.echo("no config file found (RECALL_CONFIG, ./recall.toml, ~/.config/recall/config.toml):"
+                   " the built-in defaults apply")
+    config = load_config_or_exit(str(path) if path else None)
+    if path is not None:
+        click.echo(f"{path}: ok")
+    for name, upstream in sorted(config.upstreams.items()):
+        state = "emulate" if upstream.emulates else "native"
+        click.echo(f"  /{name:<10} -> {upstream.url} (api {upstream.api}, {state})")
+    database = resolve_db_path(db_path, config)
+    click.echo(f"  database: {database}{'' if Path(database).exists() else ' (not created yet)'}")
+
+
+AUDIT_COMMANDS: list[click.Command] = [ls, show, tree, search, export, stats, rm, purge, env, config_group]
