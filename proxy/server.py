@@ -106,8 +106,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
         if cache.replaying:
             recording = await cache.find(call.cache_key)
             if recording is not None:
-                request[CACHE_STATUS] = "hit"
-                return await cache.serve(request, recording)
+                request[CACHE_STATUS] = call.cache_status = "hit"
+                response = await cache.serve(request, recording)
+                # A metadata-only row, so that `recall stats` counts replay hits.
+                hit = call.exchange(response.status, None, None)
+                hit.model = recording.model
+                await services.record(hit, content=False)
+                return response
             # Replay answers what it can from the recorded store; auto forwards.
             call.cache_status = "miss" if cache.mode == AUTO else "hit"
         request[CACHE_STATUS] = call.cache_status

@@ -117,6 +117,8 @@ def test_auto_mode_replays_hits_and_records_misses(recall_factory: RecallFactory
     assert len(fake_gemini.requests) == seen + 1
     again = httpx.post(f"{auto.base('gemini')}/v1/interactions", json={"model": MODEL, "input": "something new"})
     assert again.headers["x-recall-cache"] == "hit" and again.json()["id"] == miss.json()["id"]
+    stats = CliRunner().invoke(main, ["stats", "--db", str(auto.db_path), "--json"])
+    assert json.loads(stats.output)["total"]["replay_hits"] == 2
 
 
 def test_cassette_round_trip_without_a_database(

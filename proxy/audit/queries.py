@@ -86,6 +86,7 @@ class StatsRow:
     output_tokens: int
     errors: int
     p50_latency_ms: float | None
+    replay_hits: int = 0
 
 
 class WalBusy(Exception):
@@ -272,11 +273,12 @@ class AuditDB:
                        CASE WHEN e.interaction_id IS NULL THEN e.input_tokens END AS input_tokens,
                        CASE WHEN e.interaction_id IS NULL THEN e.output_tokens END AS output_tokens,
                        (e.status >= 400 OR e.error IS NOT NULL) AS errors,
-                       e.latency_ms AS latency_ms
+                       e.latency_ms AS latency_ms,
+                       coalesce(e.cache = 'hit', 0) AS replay_hits
                 FROM exchanges AS e LEFT JOIN interactions AS i ON i.id = e.interaction_id
                 WHERE (:since IS NULL OR e.created_at >= :since) AND (:until IS NULL OR e.created_at < :until)
                 UNION ALL
-                SELECT date(created_at, 'unixepoch'), upstream, model, 0, 1, input_tokens, output_tokens, 0, NULL
+                SELECT date(created_at, 'unixepoch'), upstream, model, 0, 1, input_tokens, output_tokens, 0, NULL, 0
                 FROM interactions
                 WHERE (:since IS NULL OR created_at >= :since) AND (:until IS NULL OR created_at < :until)
             ),
@@ -289,7 +291,8 @@ class AuditDB:
             SELECT {keys + "," if by else ""}
                    sum(requests), sum(interactions), coalesce(sum(input_tokens), 0),
                    coalesce(sum(output_tokens), 0), sum(errors),
-                   avg(CASE WHEN n IN ((measured + 1) / 2, (measured + 2) / 2) THEN latency_ms END)
+                   avg(CASE WHEN n IN ((measured + 1) / 2, (measured + 2) / 2) THEN latency_ms END),
+                   sum(replay_hits)
             FROM ranked {group}
             ORDER BY {keys or "1"}
             """,
@@ -298,9 +301,9 @@ class AuditDB:
         out = []
         for row in rows:
             key = dict(zip(by, row[: len(by)], strict=True))
-            requests, interactions, tokens_in, tokens_out, errors, p50 = row[len(by):]
+            requests, interactions, tokens_in, tokens_out, errors, p50, hits = row[len(by):]
             if requests or interactions:
-                out.append(StatsRow(key, requests, interactions, tokens_in, tokens_out, errors, p50))
+                out.append(StatsRow(key, requests, interactions, tokens_in, tokens_out, errors, p50, hits))
         return out
 
     # -- erasing ----------------------------------------------------------------

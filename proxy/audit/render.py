@@ -364,6 +364,7 @@ def stats_record(row: StatsRow) -> dict[str, Any]:
         "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens,
         "errors": row.errors,
+        "replay_hits": row.replay_hits,
         "p50_latency_ms": None if row.p50_latency_ms is None else round(row.p50_latency_ms, 1),
     }
 
@@ -372,12 +373,12 @@ def stats_table(rows: list[StatsRow], total: StatsRow | None, by: tuple[str, ...
     def cells(row: StatsRow, key: list[str]) -> list[str]:
         p50 = "-" if row.p50_latency_ms is None else f"{row.p50_latency_ms:.1f}"
         return [*key, str(row.requests), str(row.interactions), str(row.input_tokens), str(row.output_tokens),
-                str(row.errors), p50]
+                str(row.errors), str(row.replay_hits), p50]
 
     body = [cells(row, [row.key[k] or "-" for k in by]) for row in rows]
     if total is not None and by:
         body.append(cells(total, ["total", *[""] * (len(by) - 1)]))
-    headers = [k.upper() for k in by] + ["REQUESTS", "INTERACTIONS", "TOKENS IN", "TOKENS OUT", "ERRORS", "P50 MS"]
+    headers = [k.upper() for k in by] + ["REQUESTS", "INTERACTIONS", "TOKENS IN", "TOKENS OUT", "ERRORS", "REPLAY HITS", "P50 MS"]
     yield from table(headers, body, right=range(len(by), len(headers)))
 
 
