@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from . import __version__, routes, turns
+from . import __version__, conversations, routes, turns
 from .auth import RECALL_TOKEN_HEADER, caller_key, fingerprint
 from .call import Call
 from .codecs import Codec
@@ -38,6 +38,9 @@ OPERATIONS: dict[str, Operation] = {
     routes.GET: turns.get,
     routes.DELETE: turns.delete,
     routes.CANCEL: turns.cancel,
+    routes.INPUT_ITEMS: turns.input_items,
+    routes.CONVERSATION: conversations.conversation,
+    routes.CONVERSATION_ITEMS: conversations.conversation_items,
     routes.RELAY: relay,
 }
 

@@ -15,15 +15,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from . import streaming
+from . import conversations, streaming
 from .call import Call
 from .codecs import Codec, upstream_codec_for
-from .errors import ApiError, bad_request, not_found, upstream_bad_response
+from .errors import ApiError, bad_request, upstream_bad_response
 from .ids import mint_id
 from .model import IN_PROGRESS, Interaction, ModelReply, TurnRequest
+from .pages import cursor_page
 from .relay import STORED_HEADER, relay
 from .services import Services
-from .state import history
 from .upstream import forward_headers
 
 JSON = "application/json"
@@ -79,9 +79,9 @@ async def _create_native(request: web.Request, call: Call, services: Services, r
 
 async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> web.Response:
     codec = call.route.codec
-    chain = await services.state.chain_for(req.previous_id, call.owner, codec) if req.previous_id else []
+    chain, prior = await conversations.context(services, call, req)
     upstream_codec = upstream_codec_for(codec, call.upstream.api)
-    upstream_call = upstream_codec.upstream_call(req, history(chain))
+    upstream_call = upstream_codec.upstream_call(req, prior)
     upstream_body = orjson.dumps(upstream_call.body)
     headers = forward_headers(call.headers, call.upstream, upstream_codec)
     headers["Content-Type"] = JSON
@@ -89,10 +89,7 @@ async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> 
         call.upstream, upstream_call.method, upstream_call.path, headers=headers, body=upstream_body
     )
     if answer.status != 200:
-        raise ApiError(
-            answer.status, "upstream_error",
-            f"upstream '{call.upstream.name}' answered {answer.status}: {upstream_codec.upstream_error_message(answer.body)}",
-        )
+        raise upstream_codec.upstream_error(call.upstream.name, answer.status, answer.body)
     try:
         reply = upstream_codec.parse_reply(orjson.loads(answer.body))
     except orjson.JSONDecodeError as exc:
@@ -100,15 +97,16 @@ async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> 
     except ApiError as exc:
         raise upstream_bad_response(call.upstream.name, exc.message) from None
     node = _node(call, req, reply, mint_id(codec.id_prefix), mode="emulate", parent=chain[-1] if chain else None)
-    rendered = codec.render(node)
-    body = orjson.dumps(rendered)
     storing = req.store and call.recording
+    body = codec.reply_body(node, answer.body if upstream_codec is codec else None, stored=storing)
     if storing:
         exchange = call.exchange(200, {"content-type": JSON}, body)
         exchange.model, exchange.upstream_digest = node.model, hashlib.sha256(upstream_body).hexdigest()
         exchange.input_tokens, exchange.output_tokens = node.usage.input_tokens, node.usage.output_tokens
         # Committed before the id reaches the app: an immediate follow-up finds it.
         await services.store.save_interaction(node, exchange)
+        if req.conversation:
+            await conversations.add_turn(services, req.conversation, node)
     else:
         exchange = call.exchange(200, {"content-type": JSON}, None)
         exchange.model, exchange.input_tokens, exchange.output_tokens = node.model, node.usage.input_tokens, node.usage.output_tokens
@@ -147,7 +145,7 @@ async def _visible(call: Call, services: Services, codec: Codec) -> Interaction 
 
 
 def _missing(codec: Codec, resource_id: str) -> ApiError:
-    return not_found(f"interaction '{resource_id}' was not found")
+    return codec.not_found(resource_id)
 
 
 async def get(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
@@ -199,3 +197,14 @@ async def _foreign(call: Call, services: Services) -> bool:
     """The id is recorded under another key: answer as if it did not exist."""
     known = await services.store.get_interaction(call.route.resource_id or "")
     return known is not None and known.owner != call.owner
+
+
+async def input_items(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
+    """GET …/{id}/input_items: the turn's own input, as a cursor page."""
+    codec = call.route.codec
+    found = await _visible(call, services, codec)
+    if found is None or found.mode == "native":
+        if is_native(call) and not await _foreign(call, services):
+            return await relay(request, call, services)
+        raise _missing(codec, call.route.resource_id or "")
+    return json_response(cursor_page(codec.input_items(found), call.query))

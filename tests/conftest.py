@@ -12,6 +12,7 @@ import pytest
 from proxy.config import Config, Upstream
 from proxy.server import start
 from tests.support.fake_gemini import FakeGemini
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.loop_thread import LoopThread
 
 
@@ -33,6 +34,32 @@ def fake_gemini(loop_thread: LoopThread) -> Iterator[FakeGemini]:
 @pytest.fixture
 def stateful_gemini(loop_thread: LoopThread) -> Iterator[FakeGemini]:
     fake = FakeGemini(stateful=True)
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
+@pytest.fixture
+def fake_openai(loop_thread: LoopThread) -> Iterator[FakeOpenAI]:
+    """A zero-data-retention OpenAI: stateless, answers from the history it is sent."""
+    fake = FakeOpenAI()
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
+@pytest.fixture
+def stateful_openai(loop_thread: LoopThread) -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI(stateful=True)
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
+@pytest.fixture
+def chat_only_openai(loop_thread: LoopThread) -> Iterator[FakeOpenAI]:
+    """A Chat-Completions-only server, like vLLM, Ollama or llama.cpp."""
+    fake = FakeOpenAI(chat_only=True)
     loop_thread.run(fake.start())
     yield fake
     loop_thread.run(fake.stop())

@@ -8,10 +8,14 @@ from __future__ import annotations
 from .base import Codec, UpstreamCall
 from .gemini_generate import GeminiGenerate
 from .gemini_interactions import GeminiInteractions
+from .openai_chat import OpenAIChat
+from .openai_responses import OpenAIResponses
 
 CODECS: tuple[Codec, ...] = (
     GeminiInteractions(),
     GeminiGenerate(),
+    OpenAIResponses(),
+    OpenAIChat(),
 )
 
 #: Codec by front API name ("gemini-interactions", ...).
