@@ -1,0 +1,171 @@
+"""Streamed and background Responses through recall, with the openai SDK's own helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import openai
+import pytest
+
+from proxy.config import Upstream
+
+from .conftest import Recall, RecallFactory
+from .support.fake_openai import FakeOpenAI
+from .support.loop_thread import LoopThread
+from .test_openai_responses import MODEL, WEATHER_TOOL, client, recall, user_texts_sent  # noqa: F401
+
+# The order the SDK's accumulator needs (spec 4.6) for one text message.
+TEXT_EVENTS = ["response.created", "response.in_progress", "response.output_item.added",
+               "response.content_part.added", "response.output_text.delta", "response.output_text.done",
+               "response.content_part.done", "response.output_item.done", "response.completed"]
+
+
+def squeeze(types: list[str]) -> list[str]:
+    """Event types with runs of one type folded into one."""
+    return [t for i, t in enumerate(types) if i == 0 or types[i - 1] != t]
+
+
+def wait_for_status(c: openai.OpenAI, response_id: str, wanted: str, timeout: float = 10) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = c.responses.retrieve(response_id)
+        if got.status == wanted or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("upstream", ["openai", "local"])
+def test_stream_helper_then_chain(recall: Recall, upstream: str) -> None:
+    c = client(recall, upstream)
+    with c.responses.stream(model=MODEL, input="Hi, my name is Karthik.") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    assert squeeze([e.type for e in events]) == TEXT_EVENTS
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert final.id == events[0].response.id and final.id.startswith("resp_") and "fake" not in final.id
+    assert final.output_text == "[1 user messages] You said: Hi, my name is Karthik."
+    assert final.status == "completed"
+    # The stored response is complete once the stream has ended: a follow-up sees all of it.
+    assert c.responses.retrieve(final.id).output_text == final.output_text
+    follow = c.responses.create(model=MODEL, input="What is my name?", previous_response_id=final.id)
+    assert follow.output_text == "[2 user messages] Your name is Karthik."
+
+
+@pytest.mark.parametrize("upstream", ["openai", "local"])
+def test_streamed_function_call(recall: Recall, upstream: str) -> None:
+    c = client(recall, upstream)
+    with c.responses.stream(model=MODEL, input="What is the weather in Oslo?", tools=[WEATHER_TOOL]) as stream:
+        types = squeeze([e.type for e in stream])
+        final = stream.get_final_response()
+    assert types == ["response.created", "response.in_progress", "response.output_item.added",
+                     "response.function_call_arguments.delta", "response.function_call_arguments.done",
+                     "response.output_item.done", "response.completed"]
+    call = final.output[0]
+    assert call.type == "function_call" and json.loads(call.arguments) == {"city": "Oslo"}
+    assert call.parsed_arguments == {"city": "Oslo"}  # strict tool: the helper parsed it
+    with c.responses.stream(model=MODEL, previous_response_id=final.id, tools=[WEATHER_TOOL], input=[
+            {"type": "function_call_output", "call_id": call.call_id, "output": "-3 C"}]) as stream:
+        assert stream.get_final_response().output_text == "The tool said: -3 C"
+
+
+def test_streamed_reasoning_is_kept_for_the_next_turn(recall: Recall, fake_openai: FakeOpenAI) -> None:
+    c = client(recall)
+    with c.responses.stream(model=MODEL, input="Hi, my name is Ada.", reasoning={"effort": "low"}) as stream:
+        types = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert "response.reasoning_summary_text.delta" in types
+    assert final.output[0].type == "reasoning"
+    follow = c.responses.create(model=MODEL, input="What is my name?", previous_response_id=final.id)
+    assert fake_openai.reasoning_received == ["enc::resp_fake1"]
+    assert "Ada" in follow.output_text
+
+
+@pytest.mark.parametrize("upstream", ["openai", "local"])
+def test_stream_bytes_follow_the_sdk_rules(recall: Recall, upstream: str) -> None:
+    body = {"model": MODEL, "input": "hello there", "stream": True}
+    with httpx.stream("POST", f"{recall.base(upstream)}/v1/responses", json=body,
+                      headers={"authorization": "Bearer sk-A"}) as answer:
+        raw = b"".join(answer.iter_bytes())
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        assert answer.headers["x-recall-stored"] == "true"
+    assert b"\nid:" not in raw and not raw.startswith(b"id:")  # an id: line trips the Stainless decoder
+    events = [json.loads(line[6:]) for line in raw.decode().split("\n") if line.startswith("data: {")]
+    assert all(e["type"] == "response.completed" or "error" not in e for e in events)
+    response_id = events[0]["response"]["id"]
+    stored = recall.query("SELECT frame FROM stream_events WHERE interaction_id = ? ORDER BY seq", response_id)
+    assert b"".join(row[0] for row in stored) == raw
+
+
+def test_retrieve_stream_replays_and_resumes(recall: Recall) -> None:
+    c = client(recall)
+    with c.responses.stream(model=MODEL, input="resume me please") as stream:
+        events = list(stream)
+        response_id = stream.get_final_response().id
+    again = list(c.responses.retrieve(response_id, stream=True))
+    assert [e.sequence_number for e in again] == [e.sequence_number for e in events]
+    after = list(c.responses.retrieve(response_id, stream=True, starting_after=4))
+    assert [e.sequence_number for e in after] == list(range(5, len(events)))
+    # The helper's resume: it filters by sequence_number itself.
+    with c.responses.stream(response_id=response_id) as resumed:
+        assert resumed.get_final_response().output_text == "[1 user messages] You said: resume me please"
+    with pytest.raises(openai.BadRequestError):
+        list(c.responses.retrieve(response_id, stream=True, starting_after=999))
+
+
+def test_retrieve_stream_of_an_unstreamed_response(recall: Recall) -> None:
+    c = client(recall)
+    turn = c.responses.create(model=MODEL, input="not streamed", reasoning={"effort": "low"})
+    with c.responses.stream(response_id=turn.id) as stream:
+        final = stream.get_final_response()
+    assert final.id == turn.id and final.output_text == turn.output_text
+    assert [item.id for item in final.output] == [item.id for item in turn.output]
+
+
+def test_background_poll_and_follow(recall: Recall, fake_openai: FakeOpenAI) -> None:
+    fake_openai.stream_delay = 0.01
+    c = client(recall)
+    started = c.responses.create(model=MODEL, input="Hi, my name is Karthik.", background=True)
+    assert started.status == "in_progress" and started.output == []
+    with c.responses.stream(response_id=started.id) as stream:
+        final = stream.get_final_response()
+    assert final.output_text == "[1 user messages] You said: Hi, my name is Karthik."
+    done = wait_for_status(c, started.id, "completed")
+    assert done.output_text == final.output_text
+    follow = c.responses.create(model=MODEL, input="What is my name?", previous_response_id=started.id)
+    assert "Karthik" in follow.output_text
+    assert "background" not in fake_openai.last_body()
+
+
+def test_cancel_a_background_response(recall: Recall, fake_openai: FakeOpenAI, loop_thread: LoopThread) -> None:
+    fake_openai.hold = asyncio.Event()
+    c = client(recall)
+    started = c.responses.create(model=MODEL, input="a long task with many words to say", background=True)
+    with pytest.raises(openai.BadRequestError) as caught:
+        c.responses.create(model=MODEL, input="next", previous_response_id=started.id)
+    assert "in progress" in str(caught.value) and caught.value.param == "previous_response_id"
+    cancelled = c.responses.cancel(started.id)
+    assert cancelled.status == "cancelled" and cancelled.id == started.id
+    assert c.responses.retrieve(started.id).status == "cancelled"
+    assert fake_openai.streams_finished == 0
+    with pytest.raises(openai.BadRequestError):
+        c.responses.cancel(started.id)
+    loop_thread.loop.call_soon_threadsafe(fake_openai.hold.set)
+
+
+def test_native_stream_is_relayed_unmodified_and_recorded(recall_factory: RecallFactory,
+                                                          stateful_openai: FakeOpenAI) -> None:
+    recall = recall_factory({"openai": Upstream("openai", stateful_openai.url, "openai", state="native")})
+    c = client(recall)
+    with httpx.stream("POST", f"{recall.base('openai')}/v1/responses", headers={"authorization": "Bearer sk-A"},
+                      json={"model": MODEL, "input": "Hi, my name is Karthik.", "stream": True}) as answer:
+        raw = b"".join(answer.iter_bytes())
+    assert raw == stateful_openai.answers[-1]
+    rows = recall.query("SELECT id, mode, status FROM interactions")
+    assert rows == [("resp_fake1", "native", "completed")]
+    frames = recall.query("SELECT frame FROM stream_events WHERE interaction_id = 'resp_fake1' ORDER BY seq")
+    assert b"".join(f[0] for f in frames) == raw
+    with c.responses.stream(model=MODEL, input="What is my name?", previous_response_id="resp_fake1") as stream:
+        assert "Karthik" in stream.get_final_response().output_text
