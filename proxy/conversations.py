@@ -15,7 +15,7 @@ erases them.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -32,8 +32,7 @@ from .services import Services
 from .state import history
 from .store.records import Conversation
 
-_RESPONSES = FRONT_CODECS["openai-responses"]
-assert isinstance(_RESPONSES, OpenAIResponses)
+_RESPONSES = cast(OpenAIResponses, FRONT_CODECS["openai-responses"])
 _ITEM_PREFIX = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_", "reasoning": "rs_"}
 _MAX_METADATA = 16
 

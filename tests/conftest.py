@@ -110,6 +110,15 @@ def recall_factory(loop_thread: LoopThread, tmp_path: Path) -> Iterator[RecallFa
 
 
 @pytest.fixture
+def openai_recall(recall_factory: RecallFactory, fake_openai: FakeOpenAI, chat_only_openai: FakeOpenAI) -> Recall:
+    """recall in front of a zero-data-retention OpenAI (`openai`, emulate) and a Chat-only server (`local`)."""
+    return recall_factory({
+        "openai": Upstream("openai", fake_openai.url, "openai", state="emulate"),
+        "local": Upstream("local", chat_only_openai.url, "openai-chat"),
+    })
+
+
+@pytest.fixture
 def recall(recall_factory: RecallFactory, fake_gemini: FakeGemini) -> Recall:
     """recall with the fake Gemini mounted three ways: emulate, native-looking, and generateContent."""
     return recall_factory({

@@ -13,44 +13,44 @@ from proxy.config import Upstream
 from .conftest import Recall, RecallFactory
 from .support.fake_gemini import FakeGemini
 from .support.fake_openai import FakeOpenAI
-from .test_openai_responses import client, recall  # noqa: F401
+from .support.openai_sdk import client
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}}}}
 
 
-def post(recall: Recall, upstream: str, body: dict, **headers: str) -> httpx.Response:
-    return httpx.post(f"{recall.base(upstream)}/v1/chat/completions", json=body,
+def post(openai_recall: Recall, upstream: str, body: dict, **headers: str) -> httpx.Response:
+    return httpx.post(f"{openai_recall.base(upstream)}/v1/chat/completions", json=body,
                       headers={"authorization": "Bearer sk-A", **headers})
 
 
 @pytest.mark.parametrize("upstream", ["openai", "local"])
-def test_plain_passthrough_is_byte_exact_and_recorded(recall: Recall, fake_openai: FakeOpenAI,
+def test_plain_passthrough_is_byte_exact_and_recorded(openai_recall: Recall, fake_openai: FakeOpenAI,
                                                       chat_only_openai: FakeOpenAI, upstream: str) -> None:
     fake = fake_openai if upstream == "openai" else chat_only_openai
     body = {"model": "gpt-5.5", "messages": [{"role": "system", "content": "terse"},
                                              {"role": "user", "content": "hello"}],
             "max_completion_tokens": 50, "temperature": 0.2}
-    answer = post(recall, upstream, body)
+    answer = post(openai_recall, upstream, body)
     assert answer.status_code == 200 and answer.headers["x-recall-stored"] == "true"
     provider = fake.answers[-1]
     interaction_id = answer.json()["interaction_id"]
     # Every byte as the provider sent it, `interaction_id` added at the end.
     assert answer.content == provider[:-1] + b',"interaction_id":"' + interaction_id.encode() + b'"}'
     assert fake.last_body() == body  # and the request went on as the app sent it
-    rows = recall.query("SELECT interaction_id, request_body, response_body FROM exchanges")
+    rows = openai_recall.query("SELECT interaction_id, request_body, response_body FROM exchanges")
     assert rows == [(interaction_id, answer.request.content, answer.content)]
-    node = recall.query("SELECT front, mode, input_tokens, provider_id FROM interactions WHERE id = ?", interaction_id)
+    node = openai_recall.query("SELECT front, mode, input_tokens, provider_id FROM interactions WHERE id = ?", interaction_id)
     assert node == [("openai-chat", "emulate", 11, "chatcmpl-fake1")]
 
 
 @pytest.mark.parametrize("upstream", ["openai", "local"])
-def test_streamed_passthrough_is_recorded(recall: Recall, chat_only_openai: FakeOpenAI, fake_openai: FakeOpenAI,
+def test_streamed_passthrough_is_recorded(openai_recall: Recall, chat_only_openai: FakeOpenAI, fake_openai: FakeOpenAI,
                                           upstream: str) -> None:
     fake = fake_openai if upstream == "openai" else chat_only_openai
     body = {"model": "gpt-5.5", "stream": True, "messages": [{"role": "user", "content": "hello"}],
             "stream_options": {"include_usage": True}}
-    with httpx.stream("POST", f"{recall.base(upstream)}/v1/chat/completions", json=body,
+    with httpx.stream("POST", f"{openai_recall.base(upstream)}/v1/chat/completions", json=body,
                       headers={"authorization": "Bearer sk-A"}) as answer:
         raw = b"".join(answer.iter_bytes())
     sent, provided = raw.split(b"\n\n"), fake.answers[-1].split(b"\n\n")
@@ -62,14 +62,14 @@ def test_streamed_passthrough_is_recorded(recall: Recall, chat_only_openai: Fake
     interaction_id = chunks[0]["interaction_id"]
     assert all(chunks[n]["interaction_id"] == interaction_id for n in marked)
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
-    frames = recall.query("SELECT frame FROM stream_events WHERE interaction_id = ? ORDER BY seq", interaction_id)
+    frames = openai_recall.query("SELECT frame FROM stream_events WHERE interaction_id = ? ORDER BY seq", interaction_id)
     assert b"".join(f[0] for f in frames) == raw
-    stored = recall.query("SELECT status, output, input_tokens FROM interactions WHERE id = ?", interaction_id)
+    stored = openai_recall.query("SELECT status, output, input_tokens FROM interactions WHERE id = ?", interaction_id)
     assert stored[0][0] == "completed" and "You said: hello" in stored[0][1] and stored[0][2] == 5
 
 
-def test_stateful_chat_with_previous_interaction_id(recall: Recall, chat_only_openai: FakeOpenAI) -> None:
-    c = client(recall, "local")
+def test_stateful_chat_with_previous_interaction_id(openai_recall: Recall, chat_only_openai: FakeOpenAI) -> None:
+    c = client(openai_recall, "local")
     first = c.chat.completions.create(model="llama3", messages=[
         {"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi, my name is Karthik."}])
     assert first.interaction_id.startswith("chatcmpl-") and first.id == "chatcmpl-fake1"
@@ -91,12 +91,12 @@ def test_stateful_chat_with_previous_interaction_id(recall: Recall, chat_only_op
         final = stream.get_final_completion()
     assert final.choices[0].message.content == "[3 user messages] Your name is Karthik."
     assert chunks[0].chunk.interaction_id == final.interaction_id != second.interaction_id
-    rows = recall.query("SELECT depth FROM interactions WHERE id = ?", final.interaction_id)
+    rows = openai_recall.query("SELECT depth FROM interactions WHERE id = ?", final.interaction_id)
     assert rows == [(2,)]
 
 
-def test_stateful_chat_tool_round_trip(recall: Recall, chat_only_openai: FakeOpenAI) -> None:
-    c = client(recall, "local")
+def test_stateful_chat_tool_round_trip(openai_recall: Recall, chat_only_openai: FakeOpenAI) -> None:
+    c = client(openai_recall, "local")
     first = c.chat.completions.create(model="llama3", tools=[WEATHER],
                                       messages=[{"role": "user", "content": "What is the weather in Rome?"}])
     call = first.choices[0].message.tool_calls[0]
@@ -108,8 +108,8 @@ def test_stateful_chat_tool_round_trip(recall: Recall, chat_only_openai: FakeOpe
     assert second.choices[0].message.content == "The tool said: 25 C"
 
 
-def test_unknown_or_foreign_interaction_is_404(recall: Recall, chat_only_openai: FakeOpenAI) -> None:
-    mine, theirs = client(recall, "local", key="sk-A"), client(recall, "local", key="sk-B")
+def test_unknown_or_foreign_interaction_is_404(openai_recall: Recall, chat_only_openai: FakeOpenAI) -> None:
+    mine, theirs = client(openai_recall, "local", key="sk-A"), client(openai_recall, "local", key="sk-B")
     turn = mine.chat.completions.create(model="m", messages=[{"role": "user", "content": "private"}])
     for c, previous in ((mine, "chatcmpl-unknown"), (mine, turn.id), (theirs, turn.interaction_id)):
         with pytest.raises(openai.NotFoundError) as caught:
@@ -120,33 +120,33 @@ def test_unknown_or_foreign_interaction_is_404(recall: Recall, chat_only_openai:
     assert len(chat_only_openai.requests) == 1
 
 
-def test_opting_out_gives_the_providers_bytes_and_stores_nothing(recall: Recall, chat_only_openai: FakeOpenAI) -> None:
+def test_opting_out_gives_the_providers_bytes_and_stores_nothing(openai_recall: Recall, chat_only_openai: FakeOpenAI) -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": "Secret-Okapi-5150"}]}
-    answer = post(recall, "local", body, **{"x-recall-store": "false"})
+    answer = post(openai_recall, "local", body, **{"x-recall-store": "false"})
     assert answer.content == chat_only_openai.answers[-1]
     assert answer.headers["x-recall-stored"] == "false"
-    assert b"Secret-Okapi-5150" not in recall.db_bytes()
-    assert recall.query("SELECT count(*) FROM interactions") == [(0,)]
+    assert b"Secret-Okapi-5150" not in openai_recall.db_bytes()
+    assert openai_recall.query("SELECT count(*) FROM interactions") == [(0,)]
 
 
-def test_store_is_openais_flag_not_recalls(recall: Recall, fake_openai: FakeOpenAI) -> None:
-    answer = post(recall, "openai", {"model": "m", "store": False, "messages": [{"role": "user", "content": "hi"}]})
+def test_store_is_openais_flag_not_recalls(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    answer = post(openai_recall, "openai", {"model": "m", "store": False, "messages": [{"role": "user", "content": "hi"}]})
     assert "interaction_id" in answer.json()
     assert fake_openai.last_body()["store"] is False
-    assert recall.query("SELECT count(*) FROM interactions") == [(1,)]
+    assert openai_recall.query("SELECT count(*) FROM interactions") == [(1,)]
 
 
-def test_parallel_paths_are_served(recall: Recall, chat_only_openai: FakeOpenAI) -> None:
+def test_parallel_paths_are_served(openai_recall: Recall, chat_only_openai: FakeOpenAI) -> None:
     for path in ("/v1beta/chat/completions", "/chat/completions"):
-        answer = httpx.post(f"{recall.base('local')}{path}", json={"model": "m", "messages": [
+        answer = httpx.post(f"{openai_recall.base('local')}{path}", json={"model": "m", "messages": [
             {"role": "user", "content": "hi"}]}, headers={"x-api-key": "pk-A"})
         assert answer.status_code == 200 and answer.json()["interaction_id"]
     assert {seen.path for seen in chat_only_openai.requests} == {"/v1/chat/completions"}
 
 
 def test_chat_over_a_gemini_upstream(recall_factory: RecallFactory, fake_gemini: FakeGemini) -> None:
-    recall = recall_factory({"gemgen": Upstream("gemgen", fake_gemini.url, "gemini-generate")})
-    c = client(recall, "gemgen")
+    openai_recall = recall_factory({"gemgen": Upstream("gemgen", fake_gemini.url, "gemini-generate")})
+    c = client(openai_recall, "gemgen")
     first = c.chat.completions.create(model="gemini-3-flash-preview", messages=[
         {"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi, my name is Priya."}])
     assert first.id == first.interaction_id and first.object == "chat.completion"
@@ -173,12 +173,12 @@ def test_chat_over_a_gemini_upstream(recall_factory: RecallFactory, fake_gemini:
          "previous_interaction_id", "previous_interaction_id"),
     ],
 )
-def test_bad_bodies_are_400_in_openai_shape(recall: Recall, chat_only_openai: FakeOpenAI, body: bytes,
+def test_bad_bodies_are_400_in_openai_shape(openai_recall: Recall, chat_only_openai: FakeOpenAI, body: bytes,
                                             fragment: str, param: str | None) -> None:
-    answer = httpx.post(f"{recall.base('local')}/v1/chat/completions", content=body,
+    answer = httpx.post(f"{openai_recall.base('local')}/v1/chat/completions", content=body,
                         headers={"authorization": "Bearer sk-A", "content-type": "application/json"})
     assert answer.status_code == 400
     error = answer.json()["error"]
     assert fragment in error["message"] and error["param"] == param and error["type"] == "invalid_request_error"
     assert chat_only_openai.requests == []
-    assert recall.query("SELECT count(*) FROM exchanges") == [(0,)]
+    assert openai_recall.query("SELECT count(*) FROM exchanges") == [(0,)]

@@ -8,13 +8,13 @@ import pytest
 
 from .conftest import Recall
 from .support.fake_openai import FakeOpenAI
-from .test_openai_responses import MODEL, client, recall, user_texts_sent  # noqa: F401
+from .support.openai_sdk import MODEL, client, user_texts_sent
 
 
 @pytest.mark.parametrize("upstream", ["openai", "local"])
-def test_a_conversation_of_three_turns(recall: Recall, fake_openai: FakeOpenAI, chat_only_openai: FakeOpenAI,
+def test_a_conversation_of_three_turns(openai_recall: Recall, fake_openai: FakeOpenAI, chat_only_openai: FakeOpenAI,
                                        upstream: str) -> None:
-    c = client(recall, upstream)
+    c = client(openai_recall, upstream)
     conversation = c.conversations.create(items=[{"type": "message", "role": "user", "content": "Hi, my name is Ada."}],
                                           metadata={"topic": "names"})
     assert conversation.id.startswith("conv_") and conversation.metadata == {"topic": "names"}
@@ -36,8 +36,8 @@ def test_a_conversation_of_three_turns(recall: Recall, fake_openai: FakeOpenAI, 
     assert items[-1].id == third.output[0].id  # the same item, as the response showed it
 
 
-def test_items_api(recall: Recall, fake_openai: FakeOpenAI) -> None:
-    c = client(recall)
+def test_items_api(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    c = client(openai_recall)
     conversation = c.conversations.create()
     added = c.conversations.items.create(conversation.id, items=[
         {"type": "message", "role": "user", "content": "My name is Zed."},
@@ -60,22 +60,22 @@ def test_items_api(recall: Recall, fake_openai: FakeOpenAI) -> None:
         c.conversations.items.retrieve(added.data[1].id, conversation_id=conversation.id)
 
 
-def test_deleting_a_conversation_erases_it(recall: Recall) -> None:
-    c = client(recall)
+def test_deleting_a_conversation_erases_it(openai_recall: Recall) -> None:
+    c = client(openai_recall)
     marker = "Conversation-Ibis-2231"
     conversation = c.conversations.create(items=[{"role": "user", "content": f"Remember {marker}."}])
-    assert marker.encode() in recall.db_bytes()
+    assert marker.encode() in openai_recall.db_bytes()
     deleted = c.conversations.delete(conversation.id)
     assert deleted.deleted is True and deleted.id == conversation.id
     with pytest.raises(openai.NotFoundError):
         c.conversations.retrieve(conversation.id)
     with pytest.raises(openai.NotFoundError):
         c.responses.create(model=MODEL, conversation=conversation.id, input="hi")
-    assert marker.encode() not in recall.db_bytes()
+    assert marker.encode() not in openai_recall.db_bytes()
 
 
-def test_another_key_cannot_use_the_conversation(recall: Recall, fake_openai: FakeOpenAI) -> None:
-    mine, theirs = client(recall, key="sk-A"), client(recall, key="sk-B")
+def test_another_key_cannot_use_the_conversation(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    mine, theirs = client(openai_recall, key="sk-A"), client(openai_recall, key="sk-B")
     conversation = mine.conversations.create(items=[{"role": "user", "content": "private"}])
     item = mine.conversations.items.list(conversation.id).data[0]
     for attempt in (
@@ -94,8 +94,8 @@ def test_another_key_cannot_use_the_conversation(recall: Recall, fake_openai: Fa
     assert len(mine.conversations.items.list(conversation.id).data) == 1
 
 
-def test_bad_conversation_requests(recall: Recall, fake_openai: FakeOpenAI) -> None:
-    c = client(recall)
+def test_bad_conversation_requests(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    c = client(openai_recall)
     with pytest.raises(openai.NotFoundError) as caught:
         c.responses.create(model=MODEL, conversation="conv_unknown", input="hi")
     assert caught.value.param == "conversation"
@@ -109,8 +109,8 @@ def test_bad_conversation_requests(recall: Recall, fake_openai: FakeOpenAI) -> N
     with pytest.raises(openai.BadRequestError) as caught:
         c.conversations.create(metadata={"n": 1})  # type: ignore[dict-item]
     assert caught.value.param == "metadata"
-    answer = httpx.post(f"{recall.base('openai')}/v1/conversations/{conversation.id}/items",
+    answer = httpx.post(f"{openai_recall.base('openai')}/v1/conversations/{conversation.id}/items",
                         json={"items": "not a list"}, headers={"authorization": "Bearer sk-A"})
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "items"
     assert fake_openai.requests == []
-    assert recall.query("SELECT count(*) FROM conversations") == [(1,)]
+    assert openai_recall.query("SELECT count(*) FROM conversations") == [(1,)]

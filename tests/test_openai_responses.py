@@ -10,39 +10,11 @@ from proxy.config import Upstream
 
 from .conftest import Recall, RecallFactory
 from .support.fake_openai import ENCRYPTED, FakeOpenAI
-
-MODEL = "gpt-5.5"
-WEATHER_TOOL = {"type": "function", "name": "get_weather", "strict": True,
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                               "required": ["city"], "additionalProperties": False}}
+from .support.openai_sdk import MODEL, WEATHER_TOOL, client, user_texts_sent
 
 
-def client(recall: Recall, upstream: str = "openai", key: str = "sk-A") -> openai.OpenAI:
-    return openai.OpenAI(api_key=key, base_url=f"{recall.base(upstream)}/v1", max_retries=0)
-
-
-@pytest.fixture
-def recall(recall_factory: RecallFactory, fake_openai: FakeOpenAI, chat_only_openai: FakeOpenAI) -> Recall:
-    """recall in front of a zero-data-retention OpenAI (emulate) and a Chat-only server."""
-    return recall_factory({
-        "openai": Upstream("openai", fake_openai.url, "openai", state="emulate"),
-        "local": Upstream("local", chat_only_openai.url, "openai-chat"),
-    })
-
-
-def user_texts_sent(fake: FakeOpenAI) -> list[str]:
-    """The user messages in the last self-contained Responses request recall sent."""
-    texts = []
-    for item in fake.last_body()["input"]:
-        if item.get("role") != "user":
-            continue
-        content = item["content"]
-        texts.append(content if isinstance(content, str) else "".join(c["text"] for c in content))
-    return texts
-
-
-def test_three_turn_chain_in_emulate_mode(recall: Recall, fake_openai: FakeOpenAI) -> None:
-    c = client(recall)
+def test_three_turn_chain_in_emulate_mode(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    c = client(openai_recall)
     questions = ["Hi, my name is Karthik.", "I like cricket.", "What is my name?"]
     previous = None
     for n, question in enumerate(questions, start=1):
@@ -55,14 +27,14 @@ def test_three_turn_chain_in_emulate_mode(recall: Recall, fake_openai: FakeOpenA
         assert sent["store"] is False and "previous_response_id" not in sent
         previous = turn.id
     assert "Karthik" in turn.output_text
-    rows = recall.query("SELECT depth, mode, front FROM interactions ORDER BY depth")
+    rows = openai_recall.query("SELECT depth, mode, front FROM interactions ORDER BY depth")
     assert rows == [(0, "emulate", "openai-responses"), (1, "emulate", "openai-responses"),
                     (2, "emulate", "openai-responses")]
 
 
 def test_three_turn_chain_in_native_mode(recall_factory: RecallFactory, stateful_openai: FakeOpenAI) -> None:
-    recall = recall_factory({"openai": Upstream("openai", stateful_openai.url, "openai", state="native")})
-    c = client(recall)
+    openai_recall = recall_factory({"openai": Upstream("openai", stateful_openai.url, "openai", state="native")})
+    c = client(openai_recall)
     first = c.responses.create(model=MODEL, input="Hi, my name is Karthik.")
     assert first.id.startswith("resp_fake")  # the provider's own id
     second = c.responses.create(model=MODEL, input="I like cricket.", previous_response_id=first.id)
@@ -70,16 +42,16 @@ def test_three_turn_chain_in_native_mode(recall_factory: RecallFactory, stateful
     assert "Karthik" in third.output_text and third.output_text.startswith("[3 user messages]")
     assert stateful_openai.last_body()["previous_response_id"] == second.id
     assert stateful_openai.last_body()["input"] == "What is my name?"  # relayed as the app sent it
-    rows = recall.query("SELECT id, parent_id, mode FROM interactions ORDER BY depth")
+    rows = openai_recall.query("SELECT id, parent_id, mode FROM interactions ORDER BY depth")
     assert rows == [(first.id, None, "native"), (second.id, first.id, "native"), (third.id, second.id, "native")]
     assert c.responses.retrieve(third.id).output_text == third.output_text  # relayed to the provider
     with pytest.raises(openai.BadRequestError) as caught:
-        client(recall, key="sk-B").responses.create(model=MODEL, input="x", previous_response_id=first.id)
+        client(openai_recall, key="sk-B").responses.create(model=MODEL, input="x", previous_response_id=first.id)
     assert caught.value.code == "previous_response_not_found"
 
 
-def test_encrypted_reasoning_travels_between_turns(recall: Recall, fake_openai: FakeOpenAI) -> None:
-    c = client(recall)
+def test_encrypted_reasoning_travels_between_turns(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    c = client(openai_recall)
     first = c.responses.create(model=MODEL, input="Hi, my name is Karthik.", reasoning={"effort": "low"})
     assert fake_openai.last_body()["include"] == [ENCRYPTED]
     assert [item.type for item in first.output] == ["reasoning", "message"]
@@ -92,16 +64,16 @@ def test_encrypted_reasoning_travels_between_turns(recall: Recall, fake_openai: 
     assert "Karthik" in second.output_text
 
 
-def test_no_encrypted_reasoning_asked_of_a_model_that_does_not_reason(recall: Recall, fake_openai: FakeOpenAI) -> None:
-    c = client(recall)
+def test_no_encrypted_reasoning_asked_of_a_model_that_does_not_reason(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    c = client(openai_recall)
     first = c.responses.create(model="gpt-4o", input="Hi, my name is Ada.")
     second = c.responses.create(model="gpt-4o", input="What is my name?", previous_response_id=first.id)
     assert "Ada" in second.output_text
     assert all("include" not in body for body in fake_openai.bodies("/v1/responses"))
 
 
-def test_the_apps_own_include_is_kept(recall: Recall, fake_openai: FakeOpenAI) -> None:
-    c = client(recall)
+def test_the_apps_own_include_is_kept(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    c = client(openai_recall)
     first = c.responses.create(model=MODEL, input="Hi, my name is Ada.", reasoning={"effort": "low"},
                                include=["message.output_text.logprobs"])
     assert fake_openai.last_body()["include"] == ["message.output_text.logprobs", ENCRYPTED]
@@ -110,8 +82,8 @@ def test_the_apps_own_include_is_kept(recall: Recall, fake_openai: FakeOpenAI) -
     assert "Ada" in second.output_text
 
 
-def test_retrieve_echoes_the_request(recall: Recall) -> None:
-    c = client(recall)
+def test_retrieve_echoes_the_request(openai_recall: Recall) -> None:
+    c = client(openai_recall)
     turn = c.responses.create(model=MODEL, input="Remember zephyr.", instructions="Be terse.",
                               metadata={"topic": "t"}, temperature=0.3, max_output_tokens=50)
     got = c.responses.retrieve(turn.id)
@@ -122,32 +94,32 @@ def test_retrieve_echoes_the_request(recall: Recall) -> None:
     assert got.usage.input_tokens == 10 and got.usage.total_tokens == 17
 
 
-def test_instructions_do_not_carry_over(recall: Recall, fake_openai: FakeOpenAI) -> None:
-    c = client(recall)
+def test_instructions_do_not_carry_over(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    c = client(openai_recall)
     first = c.responses.create(model=MODEL, input="one", instructions="Be terse.")
     assert fake_openai.last_body()["instructions"] == "Be terse."
     c.responses.create(model=MODEL, input="two", previous_response_id=first.id)
     assert "instructions" not in fake_openai.last_body()
 
 
-def test_delete_erases_the_response(recall: Recall) -> None:
-    c = client(recall)
+def test_delete_erases_the_response(openai_recall: Recall) -> None:
+    c = client(openai_recall)
     marker = "Marmalade-Quokka-7731"
     turn = c.responses.create(model=MODEL, input=f"The secret is {marker}.")
-    assert marker.encode() in recall.db_bytes()
+    assert marker.encode() in openai_recall.db_bytes()
     c.responses.delete(turn.id)
     with pytest.raises(openai.NotFoundError):
         c.responses.retrieve(turn.id)
     with pytest.raises(openai.BadRequestError) as caught:
         c.responses.create(model=MODEL, input="and?", previous_response_id=turn.id)
     assert caught.value.code == "previous_response_not_found"
-    assert marker.encode() not in recall.db_bytes()
+    assert marker.encode() not in openai_recall.db_bytes()
     with pytest.raises(openai.NotFoundError):
         c.responses.delete(turn.id)
 
 
-def test_input_items_are_paginated(recall: Recall) -> None:
-    c = client(recall)
+def test_input_items_are_paginated(openai_recall: Recall) -> None:
+    c = client(openai_recall)
     turn = c.responses.create(model=MODEL, input=[
         {"role": "developer", "content": "Answer in French."},
         {"role": "user", "content": "first"},
@@ -170,9 +142,9 @@ def test_input_items_are_paginated(recall: Recall) -> None:
 
 
 @pytest.mark.parametrize("upstream", ["openai", "local"])
-def test_function_call_round_trip(recall: Recall, fake_openai: FakeOpenAI, chat_only_openai: FakeOpenAI,
+def test_function_call_round_trip(openai_recall: Recall, fake_openai: FakeOpenAI, chat_only_openai: FakeOpenAI,
                                   upstream: str) -> None:
-    c = client(recall, upstream)
+    c = client(openai_recall, upstream)
     first = c.responses.create(model=MODEL, input="What is the weather in Paris?", tools=[WEATHER_TOOL])
     call = first.output[-1]
     assert call.type == "function_call" and call.name == "get_weather"
@@ -188,8 +160,8 @@ def test_function_call_round_trip(recall: Recall, fake_openai: FakeOpenAI, chat_
         assert roles == ["user", "assistant", "tool"]
 
 
-def test_responses_over_a_chat_only_server(recall: Recall, chat_only_openai: FakeOpenAI) -> None:
-    c = client(recall, "local")
+def test_responses_over_a_chat_only_server(openai_recall: Recall, chat_only_openai: FakeOpenAI) -> None:
+    c = client(openai_recall, "local")
     first = c.responses.create(model="llama3", input="Hi, my name is Ada.", instructions="Be kind.",
                                max_output_tokens=40, temperature=0.1)
     assert first.id.startswith("resp_") and first.output_text.startswith("[1 user messages]")
@@ -203,8 +175,8 @@ def test_responses_over_a_chat_only_server(recall: Recall, chat_only_openai: Fak
     assert second.usage.input_tokens == 15
 
 
-def test_unknown_ids_get_openai_errors(recall: Recall, fake_openai: FakeOpenAI) -> None:
-    c = client(recall)
+def test_unknown_ids_get_openai_errors(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    c = client(openai_recall)
     with pytest.raises(openai.BadRequestError) as caught:
         c.responses.create(model=MODEL, input="hi", previous_response_id="resp_unknown")
     error = caught.value
@@ -222,16 +194,16 @@ def test_unknown_ids_get_openai_errors(recall: Recall, fake_openai: FakeOpenAI) 
     assert fake_openai.requests == []
 
 
-def test_store_false_writes_no_content(recall: Recall, fake_openai: FakeOpenAI) -> None:
-    c = client(recall)
+def test_store_false_writes_no_content(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    c = client(openai_recall)
     marker = "Unstored-Pangolin-4410"
     raw = c.responses.with_raw_response.create(model=MODEL, input=f"Keep {marker} to yourself.", store=False)
     assert raw.headers["x-recall-stored"] == "false"
     turn = raw.parse()
     assert marker in turn.output_text
-    assert marker.encode() not in recall.db_bytes()
-    assert recall.query("SELECT count(*) FROM interactions") == [(0,)]
-    assert recall.query("SELECT stored, request_body, response_body FROM exchanges") == [(0, None, None)]
+    assert marker.encode() not in openai_recall.db_bytes()
+    assert openai_recall.query("SELECT count(*) FROM interactions") == [(0,)]
+    assert openai_recall.query("SELECT stored, request_body, response_body FROM exchanges") == [(0, None, None)]
     with pytest.raises(openai.BadRequestError) as caught:
         c.responses.create(model=MODEL, input="and?", previous_response_id=turn.id)
     assert caught.value.code == "previous_response_not_found"
@@ -241,8 +213,8 @@ def test_store_false_writes_no_content(recall: Recall, fake_openai: FakeOpenAI) 
     assert stored.headers["x-recall-stored"] == "true"
 
 
-def test_another_key_cannot_see_or_chain(recall: Recall, fake_openai: FakeOpenAI) -> None:
-    mine, theirs = client(recall, key="sk-A"), client(recall, key="sk-B")
+def test_another_key_cannot_see_or_chain(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    mine, theirs = client(openai_recall, key="sk-A"), client(openai_recall, key="sk-B")
     turn = mine.responses.create(model=MODEL, input="private")
     calls = len(fake_openai.requests)
     with pytest.raises(openai.NotFoundError):
@@ -281,21 +253,21 @@ def test_another_key_cannot_see_or_chain(recall: Recall, fake_openai: FakeOpenAI
         (b'{"model": "m", "input": "hi", "text": {"format": {"type": "json_schema"}}}', "schema", "text"),
     ],
 )
-def test_bad_bodies_are_400_in_openai_shape(recall: Recall, fake_openai: FakeOpenAI, body: bytes, fragment: str,
+def test_bad_bodies_are_400_in_openai_shape(openai_recall: Recall, fake_openai: FakeOpenAI, body: bytes, fragment: str,
                                             param: str | None) -> None:
-    answer = httpx.post(f"{recall.base('openai')}/v1/responses", content=body,
+    answer = httpx.post(f"{openai_recall.base('openai')}/v1/responses", content=body,
                         headers={"authorization": "Bearer sk-A", "content-type": "application/json"})
     assert answer.status_code == 400
     error = answer.json()["error"]
     assert fragment in error["message"]
     assert error["type"] == "invalid_request_error" and error["param"] == param
     assert fake_openai.requests == []
-    assert recall.query("SELECT count(*) FROM interactions") == [(0,)]
-    assert recall.query("SELECT count(*) FROM exchanges") == [(0,)]
+    assert openai_recall.query("SELECT count(*) FROM interactions") == [(0,)]
+    assert openai_recall.query("SELECT count(*) FROM exchanges") == [(0,)]
 
 
-def test_provider_errors_keep_their_code_and_param(recall: Recall) -> None:
-    c = client(recall)
+def test_provider_errors_keep_their_code_and_param(openai_recall: Recall) -> None:
+    c = client(openai_recall)
     with pytest.raises(openai.BadRequestError) as caught:
         c.responses.create(model="gpt-4o", input="hi", include=[ENCRYPTED])
     assert caught.value.param == "include"

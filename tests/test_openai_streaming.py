@@ -15,7 +15,7 @@ from proxy.config import Upstream
 from .conftest import Recall, RecallFactory
 from .support.fake_openai import FakeOpenAI
 from .support.loop_thread import LoopThread
-from .test_openai_responses import MODEL, WEATHER_TOOL, client, recall, user_texts_sent  # noqa: F401
+from .support.openai_sdk import MODEL, WEATHER_TOOL, client
 
 # The order the SDK's accumulator needs (spec 4.6) for one text message.
 TEXT_EVENTS = ["response.created", "response.in_progress", "response.output_item.added",
@@ -38,8 +38,8 @@ def wait_for_status(c: openai.OpenAI, response_id: str, wanted: str, timeout: fl
 
 
 @pytest.mark.parametrize("upstream", ["openai", "local"])
-def test_stream_helper_then_chain(recall: Recall, upstream: str) -> None:
-    c = client(recall, upstream)
+def test_stream_helper_then_chain(openai_recall: Recall, upstream: str) -> None:
+    c = client(openai_recall, upstream)
     with c.responses.stream(model=MODEL, input="Hi, my name is Karthik.") as stream:
         events = list(stream)
         final = stream.get_final_response()
@@ -55,8 +55,8 @@ def test_stream_helper_then_chain(recall: Recall, upstream: str) -> None:
 
 
 @pytest.mark.parametrize("upstream", ["openai", "local"])
-def test_streamed_function_call(recall: Recall, upstream: str) -> None:
-    c = client(recall, upstream)
+def test_streamed_function_call(openai_recall: Recall, upstream: str) -> None:
+    c = client(openai_recall, upstream)
     with c.responses.stream(model=MODEL, input="What is the weather in Oslo?", tools=[WEATHER_TOOL]) as stream:
         types = squeeze([e.type for e in stream])
         final = stream.get_final_response()
@@ -71,8 +71,8 @@ def test_streamed_function_call(recall: Recall, upstream: str) -> None:
         assert stream.get_final_response().output_text == "The tool said: -3 C"
 
 
-def test_streamed_reasoning_is_kept_for_the_next_turn(recall: Recall, fake_openai: FakeOpenAI) -> None:
-    c = client(recall)
+def test_streamed_reasoning_is_kept_for_the_next_turn(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    c = client(openai_recall)
     with c.responses.stream(model=MODEL, input="Hi, my name is Ada.", reasoning={"effort": "low"}) as stream:
         types = [e.type for e in stream]
         final = stream.get_final_response()
@@ -84,9 +84,9 @@ def test_streamed_reasoning_is_kept_for_the_next_turn(recall: Recall, fake_opena
 
 
 @pytest.mark.parametrize("upstream", ["openai", "local"])
-def test_stream_bytes_follow_the_sdk_rules(recall: Recall, upstream: str) -> None:
+def test_stream_bytes_follow_the_sdk_rules(openai_recall: Recall, upstream: str) -> None:
     body = {"model": MODEL, "input": "hello there", "stream": True}
-    with httpx.stream("POST", f"{recall.base(upstream)}/v1/responses", json=body,
+    with httpx.stream("POST", f"{openai_recall.base(upstream)}/v1/responses", json=body,
                       headers={"authorization": "Bearer sk-A"}) as answer:
         raw = b"".join(answer.iter_bytes())
         assert answer.headers["content-type"].startswith("text/event-stream")
@@ -95,12 +95,12 @@ def test_stream_bytes_follow_the_sdk_rules(recall: Recall, upstream: str) -> Non
     events = [json.loads(line[6:]) for line in raw.decode().split("\n") if line.startswith("data: {")]
     assert all(e["type"] == "response.completed" or "error" not in e for e in events)
     response_id = events[0]["response"]["id"]
-    stored = recall.query("SELECT frame FROM stream_events WHERE interaction_id = ? ORDER BY seq", response_id)
+    stored = openai_recall.query("SELECT frame FROM stream_events WHERE interaction_id = ? ORDER BY seq", response_id)
     assert b"".join(row[0] for row in stored) == raw
 
 
-def test_retrieve_stream_replays_and_resumes(recall: Recall) -> None:
-    c = client(recall)
+def test_retrieve_stream_replays_and_resumes(openai_recall: Recall) -> None:
+    c = client(openai_recall)
     with c.responses.stream(model=MODEL, input="resume me please") as stream:
         events = list(stream)
         response_id = stream.get_final_response().id
@@ -115,8 +115,8 @@ def test_retrieve_stream_replays_and_resumes(recall: Recall) -> None:
         list(c.responses.retrieve(response_id, stream=True, starting_after=999))
 
 
-def test_retrieve_stream_of_an_unstreamed_response(recall: Recall) -> None:
-    c = client(recall)
+def test_retrieve_stream_of_an_unstreamed_response(openai_recall: Recall) -> None:
+    c = client(openai_recall)
     turn = c.responses.create(model=MODEL, input="not streamed", reasoning={"effort": "low"})
     with c.responses.stream(response_id=turn.id) as stream:
         final = stream.get_final_response()
@@ -124,9 +124,9 @@ def test_retrieve_stream_of_an_unstreamed_response(recall: Recall) -> None:
     assert [item.id for item in final.output] == [item.id for item in turn.output]
 
 
-def test_background_poll_and_follow(recall: Recall, fake_openai: FakeOpenAI) -> None:
+def test_background_poll_and_follow(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
     fake_openai.stream_delay = 0.01
-    c = client(recall)
+    c = client(openai_recall)
     started = c.responses.create(model=MODEL, input="Hi, my name is Karthik.", background=True)
     assert started.status == "in_progress" and started.output == []
     with c.responses.stream(response_id=started.id) as stream:
@@ -139,9 +139,9 @@ def test_background_poll_and_follow(recall: Recall, fake_openai: FakeOpenAI) -> 
     assert "background" not in fake_openai.last_body()
 
 
-def test_cancel_a_background_response(recall: Recall, fake_openai: FakeOpenAI, loop_thread: LoopThread) -> None:
+def test_cancel_a_background_response(openai_recall: Recall, fake_openai: FakeOpenAI, loop_thread: LoopThread) -> None:
     fake_openai.hold = asyncio.Event()
-    c = client(recall)
+    c = client(openai_recall)
     started = c.responses.create(model=MODEL, input="a long task with many words to say", background=True)
     with pytest.raises(openai.BadRequestError) as caught:
         c.responses.create(model=MODEL, input="next", previous_response_id=started.id)
@@ -157,15 +157,15 @@ def test_cancel_a_background_response(recall: Recall, fake_openai: FakeOpenAI, l
 
 def test_native_stream_is_relayed_unmodified_and_recorded(recall_factory: RecallFactory,
                                                           stateful_openai: FakeOpenAI) -> None:
-    recall = recall_factory({"openai": Upstream("openai", stateful_openai.url, "openai", state="native")})
-    c = client(recall)
-    with httpx.stream("POST", f"{recall.base('openai')}/v1/responses", headers={"authorization": "Bearer sk-A"},
+    openai_recall = recall_factory({"openai": Upstream("openai", stateful_openai.url, "openai", state="native")})
+    c = client(openai_recall)
+    with httpx.stream("POST", f"{openai_recall.base('openai')}/v1/responses", headers={"authorization": "Bearer sk-A"},
                       json={"model": MODEL, "input": "Hi, my name is Karthik.", "stream": True}) as answer:
         raw = b"".join(answer.iter_bytes())
     assert raw == stateful_openai.answers[-1]
-    rows = recall.query("SELECT id, mode, status FROM interactions")
+    rows = openai_recall.query("SELECT id, mode, status FROM interactions")
     assert rows == [("resp_fake1", "native", "completed")]
-    frames = recall.query("SELECT frame FROM stream_events WHERE interaction_id = 'resp_fake1' ORDER BY seq")
+    frames = openai_recall.query("SELECT frame FROM stream_events WHERE interaction_id = 'resp_fake1' ORDER BY seq")
     assert b"".join(f[0] for f in frames) == raw
     with c.responses.stream(model=MODEL, input="What is my name?", previous_response_id="resp_fake1") as stream:
         assert "Karthik" in stream.get_final_response().output_text

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from ..deltas import PartDelta, PartStart, PartStop, StreamDelta
-from ..errors import ApiError, not_found
+from ..errors import ApiError, bad_request, not_found
 from ..model import (
     AUDIO,
     COMPLETED,
@@ -45,6 +45,9 @@ from .base import Frame, StreamDecoder, StreamEncoder, UpstreamCall, expect, opt
 from .openai_common import (
     OpenAICodec,
     arguments_json,
+    as_dict,
+    as_int,
+    as_list,
     data_url,
     function_tool,
     neutral_tool_choice,
@@ -165,7 +168,7 @@ class OpenAIChat(OpenAICodec):
         expect(isinstance(choices, list) and bool(choices) and isinstance(choices[0], dict),
                "the chat completion has no choices")
         choice = choices[0]
-        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        message = as_dict(choice.get("message"))
         parts: list[Part] = []
         reasoning = message.get("reasoning_content") or message.get("reasoning")
         if isinstance(reasoning, str) and reasoning:
@@ -227,8 +230,8 @@ def _parse_message(message: Any, at: str, system: list[str], turns: list[Turn]) 
         calls = message.get("tool_calls") or []
         expect(isinstance(calls, list), f"{at}.tool_calls: expected a list; got {type_name(calls)}", "messages")
         for j, call in enumerate(calls):
-            function = call.get("function") if isinstance(call, dict) else None
-            expect(isinstance(function, dict) and isinstance(function.get("name"), str),
+            function = as_dict(as_dict(call).get("function"))
+            expect(isinstance(function.get("name"), str),
                    f"{at}.tool_calls[{j}].function.name: a tool call needs the function's name", "messages")
             parts.append(Part(FUNCTION_CALL, call_id=call.get("id"), name=function["name"],
                               arguments=parse_arguments(function.get("arguments"))))
@@ -266,19 +269,20 @@ def _user_parts(content: Any, at: str) -> list[Part]:
             expect(isinstance(element.get("text"), str), f"{where}.text: expected a string", "messages")
             parts.append(Part(TEXT, text=element["text"]))
         elif kind == "image_url":
-            url = (element.get("image_url") or {}).get("url") if isinstance(element.get("image_url"), dict) else None
-            expect(isinstance(url, str), f"{where}.image_url.url: an image needs a URL", "messages")
+            url = as_dict(element.get("image_url")).get("url")
+            if not isinstance(url, str):
+                raise bad_request(f"{where}.image_url.url: an image needs a URL", param="messages")
             inline = split_data_url(url)
             parts.append(Part(IMAGE, data=inline[1], mime_type=inline[0]) if inline else Part(IMAGE, uri=url))
         elif kind == "input_audio":
-            audio = element.get("input_audio") if isinstance(element.get("input_audio"), dict) else {}
+            audio = as_dict(element.get("input_audio"))
             expect(isinstance(audio.get("data"), str), f"{where}.input_audio.data: audio needs base64 data", "messages")
             parts.append(Part(AUDIO, data=audio["data"], mime_type=f"audio/{audio.get('format') or 'wav'}"))
         elif kind == "file":
-            file = element.get("file") if isinstance(element.get("file"), dict) else {}
+            file = as_dict(element.get("file"))
             inline = split_data_url(file["file_data"]) if isinstance(file.get("file_data"), str) else None
-            expect(inline is not None, f"{where}.file.file_data: recall carries files given as data URLs", "messages")
-            assert inline is not None
+            if inline is None:
+                raise bad_request(f"{where}.file.file_data: recall carries files given as data URLs", param="messages")
             parts.append(Part(DOCUMENT, data=inline[1], mime_type=inline[0]))
         else:
             expect(False, f"{where}.type: expected text, image_url, input_audio or file; got {kind!r}", "messages")
@@ -327,7 +331,7 @@ def _parse_settings(body: dict[str, Any], req: TurnRequest) -> None:
     expect(form is None or isinstance(form, dict), f"response_format: expected an object; got {type_name(form)}",
            "response_format")
     if form and form.get("type") == "json_schema":
-        schema = form.get("json_schema") if isinstance(form.get("json_schema"), dict) else {}
+        schema = as_dict(form.get("json_schema"))
         expect(isinstance(schema.get("schema"), dict), "response_format.json_schema.schema: a schema is required",
                "response_format")
         req.generation["response_format"] = {"type": "json_schema", **{k: schema[k] for k in
@@ -342,9 +346,8 @@ def _parse_settings(body: dict[str, Any], req: TurnRequest) -> None:
 def usage_in(usage: Any) -> Usage:
     if not isinstance(usage, dict):
         return Usage()
-    prompt = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
-    completion = (usage.get("completion_tokens_details")
-                  if isinstance(usage.get("completion_tokens_details"), dict) else {})
+    prompt = as_dict(usage.get("prompt_tokens_details"))
+    completion = as_dict(usage.get("completion_tokens_details"))
     values = {"input_tokens": usage.get("prompt_tokens"), "output_tokens": usage.get("completion_tokens"),
               "total_tokens": usage.get("total_tokens"), "cached_tokens": prompt.get("cached_tokens"),
               "thought_tokens": completion.get("reasoning_tokens")}
@@ -469,7 +472,7 @@ class ChatStreamEncoder(StreamEncoder):
     can_relabel = True
 
     def __init__(self, body: dict[str, Any], recording: bool) -> None:
-        options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
+        options = as_dict(body.get("stream_options"))
         self._usage = bool(options.get("include_usage"))
         self._recording = recording
         self._node: Interaction | None = None
@@ -534,7 +537,7 @@ class ChatStreamEncoder(StreamEncoder):
         chunk = event.json()
         if not isinstance(chunk, dict):
             return None
-        choices = chunk.get("choices") if isinstance(chunk.get("choices"), list) else []
+        choices = as_list(chunk.get("choices"))
         closing = chunk.get("usage") is not None or any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
         first, self._first = self._first, False
         if not self._recording or not (first or closing):
@@ -550,6 +553,7 @@ class ChatStreamDecoder(StreamDecoder):
         self._next = 0
         self._open: tuple[str, int] | None = None  # the text or thought part being extended
         self._calls: dict[int, int] = {}  # tool call index -> part index
+        self._completion_id: str | None = None
 
     def _start(self, part: Part) -> tuple[int, list[StreamDelta]]:
         index = self._next
@@ -574,6 +578,9 @@ class ChatStreamDecoder(StreamDecoder):
     def decode(self, event: SSEEvent) -> list[StreamDelta]:
         if event.data == DONE:
             self.finished = True
+            # Without an interaction_id the completion's own id names the turn; known
+            # only now, since an interaction_id may still come on the last chunk.
+            self.assembler.provider_id = self.assembler.provider_id or self._completion_id
             return self._close_all()
         chunk = event.json()
         if not isinstance(chunk, dict):
@@ -584,15 +591,14 @@ class ChatStreamDecoder(StreamDecoder):
             return self._close_all()
         if chunk.get(INTERACTION_ID):  # Parallel's own id is the one to chain with
             self.assembler.provider_id = chunk[INTERACTION_ID]
-        elif self.assembler.provider_id is None:
-            self.assembler.provider_id = chunk.get("id")
+        self._completion_id = self._completion_id or chunk.get("id")
         self.assembler.model = chunk.get("model") or self.assembler.model
         if isinstance(chunk.get("usage"), dict):
             self.assembler.usage = usage_in(chunk["usage"])
         out: list[StreamDelta] = []
-        choices = chunk.get("choices") if isinstance(chunk.get("choices"), list) else []
+        choices = as_list(chunk.get("choices"))
         for choice in choices[:1]:
-            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+            delta = as_dict(choice.get("delta"))
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str) and reasoning:
                 out += self._stream(THOUGHT, reasoning)
@@ -609,8 +615,8 @@ class ChatStreamDecoder(StreamDecoder):
     def _tool_call(self, call: Any) -> list[StreamDelta]:
         if not isinstance(call, dict):
             return []
-        function = call.get("function") if isinstance(call.get("function"), dict) else {}
-        position = call.get("index") if isinstance(call.get("index"), int) else len(self._calls)
+        function = as_dict(call.get("function"))
+        position = as_int(call.get("index"), len(self._calls))
         out: list[StreamDelta] = []
         if position not in self._calls:
             out += self._close_text()

@@ -35,10 +35,10 @@ class OpenAICodec(Codec):
     def upstream_error(self, upstream: str, status: int, body: bytes) -> ApiError:
         """The provider's error with its own code and param kept, so `e.code` still tells what happened."""
         error = _error_object(body)
-        code = error.get("code") if isinstance(error.get("code"), str) else "upstream_error"
-        param = error.get("param") if isinstance(error.get("param"), str) else None
-        return ApiError(status, code, f"upstream '{upstream}' answered {status}: {self.upstream_error_message(body)}",
-                        param=param)
+        code = error.get("code")
+        param = error.get("param")
+        return ApiError(status, code if isinstance(code, str) else "upstream_error", f"upstream '{upstream}' answered {status}: {self.upstream_error_message(body)}",
+                        param=param if isinstance(param, str) else None)
 
 
 def _error_object(body: bytes) -> dict[str, Any]:
@@ -46,8 +46,20 @@ def _error_object(body: bytes) -> dict[str, Any]:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         return {}
-    error = data.get("error") if isinstance(data, dict) else None
-    return error if isinstance(error, dict) else {}
+    return as_dict(as_dict(data).get("error"))
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A JSON value that should be an object, or an empty one: providers leave fields out."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def stable_id(prefix: str, *parts: object) -> str:

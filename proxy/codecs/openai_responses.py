@@ -42,10 +42,23 @@ from ..model import (
     settle_status,
 )
 from ..sse import DONE, SSEEvent, frame
-from .base import Frame, StreamDecoder, StreamEncoder, UpstreamCall, carries, expect, optional_bool, optional_str, type_name
+from .base import (
+    Frame,
+    StreamDecoder,
+    StreamEncoder,
+    UpstreamCall,
+    carries,
+    expect,
+    optional_bool,
+    optional_str,
+    type_name,
+)
 from .openai_common import (
     OpenAICodec,
     arguments_json,
+    as_dict,
+    as_int,
+    as_list,
     data_url,
     function_tool,
     neutral_tool_choice,
@@ -215,7 +228,7 @@ class OpenAIResponses(OpenAICodec):
         else:
             body.pop("stream", None)
         if _keeps_reasoning(req, history, self):
-            include = body.get("include") if isinstance(body.get("include"), list) else []
+            include = as_list(body.get("include"))
             if ENCRYPTED_REASONING not in include:
                 body["include"] = [*include, ENCRYPTED_REASONING]
         return UpstreamCall("POST", "/v1/responses", body)
@@ -324,7 +337,8 @@ def _message_parts(item: dict[str, Any], at: str, where: str) -> list[Part]:
         return [Part(INSTRUCTION, text=content, native=item, origin=NAME)]
     if isinstance(content, str):
         return [Part(TEXT, text=content)]
-    expect(isinstance(content, list), f"{at}.content: expected a string or a list; got {type_name(content)}", where)
+    if not isinstance(content, list):
+        raise bad_request(f"{at}.content: expected a string or a list; got {type_name(content)}", param=where)
     return [_content_part(c, f"{at}.content[{j}]", where) for j, c in enumerate(content)]
 
 
@@ -371,7 +385,7 @@ def _call_part(item: dict[str, Any]) -> Part:
 
 
 def _reasoning_part(item: dict[str, Any]) -> Part:
-    summary = item.get("summary") if isinstance(item.get("summary"), list) else []
+    summary = as_list(item.get("summary"))
     text = "\n\n".join(s.get("text", "") for s in summary if isinstance(s, dict)) or None
     # The encrypted content is the part's signature; the native copy leaves it out (kept once).
     native = {k: v for k, v in item.items() if k != "encrypted_content"}
@@ -381,7 +395,7 @@ def _reasoning_part(item: dict[str, Any]) -> Part:
 def _parts_of_output_item(item: dict[str, Any]) -> list[Part]:
     kind = item.get("type")
     if kind == "message":
-        content = item.get("content") if isinstance(item.get("content"), list) else []
+        content = as_list(item.get("content"))
         return [_content_part(c, "output", "output") for c in content if isinstance(c, dict)]
     if kind == "function_call":
         return [_call_part(item)]
@@ -591,8 +605,8 @@ def _output_content(part: Part) -> dict[str, Any]:
 def usage_in(usage: Any) -> Usage:
     if not isinstance(usage, dict):
         return Usage()
-    inputs = usage.get("input_tokens_details") if isinstance(usage.get("input_tokens_details"), dict) else {}
-    outputs = usage.get("output_tokens_details") if isinstance(usage.get("output_tokens_details"), dict) else {}
+    inputs = as_dict(usage.get("input_tokens_details"))
+    outputs = as_dict(usage.get("output_tokens_details"))
     values = {"input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens"),
               "total_tokens": usage.get("total_tokens"), "cached_tokens": inputs.get("cached_tokens"),
               "thought_tokens": outputs.get("reasoning_tokens")}
@@ -826,33 +840,33 @@ class ResponsesStreamDecoder(StreamDecoder):
         if not isinstance(body, dict):
             return []
         event_type = body.get("type")
-        output_index = body.get("output_index") if isinstance(body.get("output_index"), int) else 0
+        output_index = as_int(body.get("output_index"))
         if event_type in _LIFECYCLE:
-            return self._lifecycle(event_type, body.get("response") if isinstance(body.get("response"), dict) else {})
+            return self._lifecycle(event_type, as_dict(body.get("response")))
         if event_type == "response.output_item.added":
-            item = body.get("item") if isinstance(body.get("item"), dict) else {}
+            item = as_dict(body.get("item"))
             return self._item_added(output_index, item)
         if event_type == "response.content_part.added":
             index, out = self._open(Part(TEXT))
-            self._by_content[(output_index, body.get("content_index") or 0)] = index
+            self._by_content[(output_index, as_int(body.get("content_index")))] = index
             return out
         if event_type in ("response.output_text.delta", "response.refusal.delta"):
-            return self._more(self._by_content.get((output_index, body.get("content_index") or 0)),
+            return self._more(self._by_content.get((output_index, as_int(body.get("content_index")))),
                               text=str(body.get("delta") or ""))
         if event_type == "response.content_part.done":
             return self._content_done(output_index, body)
         if event_type == "response.function_call_arguments.delta":
             return self._more(self._by_item.get(output_index), arguments=str(body.get("delta") or ""))
         if event_type == "response.reasoning_summary_text.delta":
-            index = self._by_item.get(output_index)
-            summary_index = body.get("summary_index") or 0
+            thought = self._by_item.get(output_index)
+            summary_index = as_int(body.get("summary_index"))
             # Summary parts are joined into one thought text, a blank line apart.
-            separator = "\n\n" if index in self._summaries and self._summaries[index] != summary_index else ""
-            if index is not None:
-                self._summaries[index] = summary_index
-            return self._more(index, text=separator + str(body.get("delta") or ""))
+            separator = "\n\n" if thought in self._summaries and self._summaries[thought] != summary_index else ""
+            if thought is not None:
+                self._summaries[thought] = summary_index
+            return self._more(thought, text=separator + str(body.get("delta") or ""))
         if event_type == "response.output_item.done":
-            item = body.get("item") if isinstance(body.get("item"), dict) else {}
+            item = as_dict(body.get("item"))
             return self._item_done(output_index, item)
         if event_type == "error":
             self.failure = str(body.get("message") or "the provider reported an error")
@@ -866,7 +880,7 @@ class ResponsesStreamDecoder(StreamDecoder):
             self.assembler.status = _STATUS_IN.get(response.get("status") or "", COMPLETED)
             self.assembler.usage = usage_in(response.get("usage"))
             if event_type == "response.failed":
-                error = response.get("error") if isinstance(response.get("error"), dict) else {}
+                error = as_dict(response.get("error"))
                 self.failure = str(error.get("message") or "the response failed")
         return []
 
@@ -891,10 +905,10 @@ class ResponsesStreamDecoder(StreamDecoder):
         return [PartDelta(index, text=text, arguments=arguments)]
 
     def _content_done(self, output_index: int, body: dict[str, Any]) -> list[StreamDelta]:
-        index = self._by_content.pop((output_index, body.get("content_index") or 0), None)
+        index = self._by_content.pop((output_index, as_int(body.get("content_index"))), None)
         if index is None:
             return []
-        element = body.get("part") if isinstance(body.get("part"), dict) else {}
+        element = as_dict(body.get("part"))
         try:
             finished = _content_part(element, "output", "output")
         except ApiError:  # a content part recall cannot read: keep what the deltas said
