@@ -10,12 +10,14 @@ import httpx
 import openai
 import pytest
 
+from google import genai
+
 from proxy.config import Upstream
 
 from .conftest import Recall, RecallFactory
 from .support.fake_openai import FakeOpenAI
 from .support.loop_thread import LoopThread
-from .support.openai_sdk import MODEL, WEATHER_TOOL, client
+from .support.openai_sdk import MODEL, WEATHER_TOOL, client, user_texts_sent
 
 # The order the SDK's accumulator needs (spec 4.6) for one text message.
 TEXT_EVENTS = ["response.created", "response.in_progress", "response.output_item.added",
@@ -169,3 +171,34 @@ def test_native_stream_is_relayed_unmodified_and_recorded(recall_factory: Recall
     assert b"".join(f[0] for f in frames) == raw
     with c.responses.stream(model=MODEL, input="What is my name?", previous_response_id="resp_fake1") as stream:
         assert "Karthik" in stream.get_final_response().output_text
+
+
+@pytest.mark.parametrize("upstream", ["openai", "local"])
+def test_provider_stream_breaking_off(openai_recall: Recall, fake_openai: FakeOpenAI, chat_only_openai: FakeOpenAI,
+                                      upstream: str) -> None:
+    fake_openai.truncate = chat_only_openai.truncate = True
+    c = client(openai_recall, upstream)
+    with c.responses.stream(model=MODEL, input="alpha beta gamma delta epsilon") as stream:
+        events = list(stream)
+        with pytest.raises(RuntimeError, match="response.completed"):
+            stream.get_final_response()
+    assert [e.type for e in events[-2:]] == ["error", "response.failed"]
+    assert events[-1].response.status == "failed" and events[-1].response.error.message
+    stored = c.responses.retrieve(events[0].response.id)
+    assert stored.status == "failed" and stored.error.message in events[-1].response.error.message
+    # What did arrive is kept.
+    assert stored.output_text == "".join(e.delta for e in events if e.type == "response.output_text.delta")
+
+
+def test_an_interactions_app_over_an_openai_upstream(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    g = genai.Client(api_key="sk-A", http_options={"base_url": openai_recall.base("openai"),
+                                                  "retry_options": {"attempts": 1}})
+    first = g.interactions.create(model=MODEL, input="Hi, my name is Karthik.", system_instruction="Be kind.")
+    assert first.id.startswith("v1_") and first.output_text == "[1 user messages] You said: Hi, my name is Karthik."
+    assert fake_openai.last_body()["instructions"] == "Be kind."
+    events = list(g.interactions.create(model=MODEL, input="What is my name?", previous_interaction_id=first.id,
+                                        stream=True))
+    text = "".join(e.delta.text for e in events if e.event_type == "step.delta" and e.delta.type == "text")
+    assert text == "[2 user messages] Your name is Karthik."
+    assert events[-1].event_type == "interaction.completed"
+    assert user_texts_sent(fake_openai) == ["Hi, my name is Karthik.", "What is my name?"]

@@ -176,14 +176,16 @@ class OpenAIResponses(OpenAICodec):
 
     def input_items(self, it: Interaction) -> list[dict[str, Any]]:
         """The node's own input as the items `input_items` lists, each with an id."""
-        items = _items_of(it.input, self)
-        for index, item in enumerate(items):
-            if "id" not in item:
-                prefix = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_"}.get(
-                    item.get("type", ""), "item_")
-                item["id"] = stable_id(prefix, it.id, "input", index)
-            if item.get("type") == "message":
-                item["status"] = "completed"
+        items = []
+        for index, item in enumerate(_items_of(it.input, self)):
+            if "role" in item:  # every message in its full shape, as OpenAI lists them
+                content = item.get("content")
+                if isinstance(content, str):
+                    content = [{"type": "output_text" if item["role"] == "assistant" else "input_text", "text": content}]
+                item = {**item, "type": "message", "status": "completed", "content": content}
+            prefix = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_"}.get(
+                item.get("type", ""), "item_")
+            items.append({"id": stable_id(prefix, it.id, "input", index), **item})
         return items
 
     def _output_item(self, kind: str, group: list[Part], node_id: str, index: int) -> dict[str, Any]:
@@ -227,6 +229,7 @@ class OpenAIResponses(OpenAICodec):
             body["stream"] = True
         else:
             body.pop("stream", None)
+            body.pop("stream_options", None)
         if _keeps_reasoning(req, history, self):
             include = as_list(body.get("include"))
             if ENCRYPTED_REASONING not in include:
@@ -296,7 +299,9 @@ def turns_of_items(value: Any, where: str) -> list[Turn]:
         elif kind == "function_call_output":
             expect(isinstance(item.get("call_id"), str), f"{at}.call_id: a function_call_output needs call_id", where)
             expect("output" in item, f"{at}.output: a function_call_output needs output", where)
-            part = Part(FUNCTION_RESULT, call_id=item["call_id"], result=item["output"])
+            # A list output (input_text/input_image items) only this API reads: kept as it is, for it.
+            listed = isinstance(item["output"], list)
+            part = Part(FUNCTION_RESULT, call_id=item["call_id"], result=item["output"], origin=NAME if listed else None)
             if turns and turns[-1].role == USER and all(p.kind == FUNCTION_RESULT for p in turns[-1].parts):
                 turns[-1].parts.append(part)
             else:
@@ -520,7 +525,7 @@ def _user_input_items(parts: list[Part]) -> list[dict[str, Any]]:
             output = part.result if isinstance(part.result, list) and part.origin == NAME else result_text(part.result)
             items.append({"type": "function_call_output", "call_id": part.call_id or "", "output": output})
         elif part.kind == INSTRUCTION:
-            items.append(_own_native(part) or {"type": "message", "role": "developer", "content": part.text or ""})
+            items.append(dict(_own_native(part) or {"type": "message", "role": "developer", "content": part.text or ""}))
         elif _own_native(part) is not None:
             items.append(dict(part.native))
     flush()

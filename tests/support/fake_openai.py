@@ -59,6 +59,8 @@ class FakeOpenAI:
     # stream go on after its first event.
     stream_delay: float = 0.0
     hold: asyncio.Event | None = None
+    # A stream that stops after its fourth event, with no terminal event.
+    truncate: bool = False
     streams_finished: int = 0
     # Every body the fake answered, byte for byte (a stream's events joined).
     answers: list[bytes] = field(default_factory=list)
@@ -262,6 +264,9 @@ class FakeOpenAI:
         events = [*events, *([b"data: [DONE]\n\n"] if done else [])]
         self.answers.append(b"".join(events))
         for n, data in enumerate(events):
+            if self.truncate and n == 4:
+                await response.write_eof()
+                return response
             await response.write(data)
             if n == 0 and self.hold is not None:
                 await self.hold.wait()
