@@ -146,7 +146,7 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
         id=mint_id(front.id_prefix), owner=call.owner, upstream=call.upstream.name, front=front.name,
         mode="emulate", model=req.model, status=IN_PROGRESS, input=req.input, output=[], created=call.created,
         updated=now, parent_id=chain[-1].id if chain else None, root_id=chain[-1].root_id if chain else None,
-        request={k: v for k, v in req.raw.items() if k not in ("input", "stream", "store", "background", "model")},
+        request=front.echoed(req),
     )
     if storing:
         # The node exists before its id reaches the app (interaction.created or the background answer).
@@ -184,7 +184,7 @@ async def relay_native(request: web.Request, call: Call, services: Services, req
         id="", owner=call.owner, upstream=call.upstream.name, front=front.name, mode="native", model=req.model,
         status=IN_PROGRESS, input=req.input, output=[], created=call.created, updated=time.time(),
         parent_id=req.previous_id,
-        request={k: v for k, v in req.raw.items() if k not in ("input", "stream", "store", "background", "model")},
+        request=front.echoed(req),
     )
     sink = Sink(request, storing)
     await sink.open()

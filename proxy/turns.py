@@ -117,7 +117,6 @@ async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> 
 def _node(call: Call, req: TurnRequest, reply: ModelReply, node_id: str, *, mode: str,
           parent: Interaction | None = None) -> Interaction:
     now = time.time()
-    echoed = {k: v for k, v in req.raw.items() if k not in ("input", "stream", "store", "background", "model")}
     return Interaction(
         id=node_id,
         owner=call.owner,
@@ -134,7 +133,7 @@ def _node(call: Call, req: TurnRequest, reply: ModelReply, node_id: str, *, mode
         root_id=parent.root_id if parent else None,
         usage=reply.usage,
         error=reply.error,
-        request=echoed,
+        request=call.route.codec.echoed(req),
         provider_id=reply.provider_id,
     )
 

@@ -40,8 +40,10 @@ def test_plain_passthrough_is_byte_exact_and_recorded(openai_recall: Recall, fak
     assert fake.last_body() == body  # and the request went on as the app sent it
     rows = openai_recall.query("SELECT interaction_id, request_body, response_body FROM exchanges")
     assert rows == [(interaction_id, answer.request.content, answer.content)]
-    node = openai_recall.query("SELECT front, mode, input_tokens, provider_id FROM interactions WHERE id = ?", interaction_id)
-    assert node == [("openai-chat", "emulate", 11, "chatcmpl-fake1")]
+    node = openai_recall.query("SELECT front, mode, input_tokens, provider_id, request FROM interactions WHERE id = ?",
+                               interaction_id)
+    assert node[0][:4] == ("openai-chat", "emulate", 11, "chatcmpl-fake1")
+    assert "hello" not in node[0][4] and "terse" not in node[0][4]  # the messages are kept once, as turns
 
 
 @pytest.mark.parametrize("upstream", ["openai", "local"])

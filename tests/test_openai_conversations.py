@@ -6,7 +6,9 @@ import httpx
 import openai
 import pytest
 
-from .conftest import Recall
+from proxy.config import Upstream
+
+from .conftest import Recall, RecallFactory
 from .support.fake_openai import FakeOpenAI
 from .support.openai_sdk import MODEL, client, user_texts_sent
 
@@ -114,3 +116,13 @@ def test_bad_conversation_requests(openai_recall: Recall, fake_openai: FakeOpenA
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "items"
     assert fake_openai.requests == []
     assert openai_recall.query("SELECT count(*) FROM conversations") == [(1,)]
+
+
+def test_native_mode_leaves_conversations_to_openai(recall_factory: RecallFactory, stateful_openai: FakeOpenAI) -> None:
+    recall = recall_factory({"openai": Upstream("openai", stateful_openai.url, "openai", state="native")})
+    c = client(recall)
+    with pytest.raises(openai.NotFoundError) as caught:  # the fake has no Conversations: its own 404 comes back
+        c.conversations.create(items=[{"role": "user", "content": "hi"}])
+    assert "fake openai has no route POST /v1/conversations" in caught.value.body["message"]
+    assert recall.query("SELECT count(*) FROM conversations") == [(0,)]
+    assert recall.query("SELECT path, status FROM exchanges") == [("/v1/conversations", 404)]

@@ -130,7 +130,7 @@ def test_background_poll_and_follow(openai_recall: Recall, fake_openai: FakeOpen
     fake_openai.stream_delay = 0.01
     c = client(openai_recall)
     started = c.responses.create(model=MODEL, input="Hi, my name is Karthik.", background=True)
-    assert started.status == "in_progress" and started.output == []
+    assert started.status == "in_progress" and started.output == [] and started.background is True
     with c.responses.stream(response_id=started.id) as stream:
         final = stream.get_final_response()
     assert final.output_text == "[1 user messages] You said: Hi, my name is Karthik."

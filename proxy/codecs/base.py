@@ -108,6 +108,8 @@ class Codec:
     auth_prefix: ClassVar[str] = "Bearer "
     #: The create field that names the turn to continue, as errors should call it.
     previous_field: ClassVar[str] = "previous_interaction_id"
+    #: Body fields a node does not keep in `request` (see echoed).
+    not_echoed: ClassVar[frozenset[str]] = frozenset({"input", "stream", "store", "background", "model"})
     #: Query parameter that resumes a stream after an event id (GET …?stream=true).
     resume_param: ClassVar[str] = "last_event_id"
 
@@ -133,6 +135,11 @@ class Codec:
     def not_found(self, resource_id: str) -> ApiError:
         """The answer to GET, DELETE or cancel of an id the caller cannot see."""
         return not_found(f"interaction '{resource_id}' was not found")
+
+    def echoed(self, req: TurnRequest) -> dict[str, Any]:
+        """The request fields a node keeps to show again (system instruction, tools, config):
+        the body without the conversation itself, which the node holds as turns."""
+        return {k: v for k, v in req.raw.items() if k not in self.not_echoed}
 
     def input_items(self, it: Interaction) -> list[dict[str, Any]]:
         """A node's own input as the items of an input-item list, for APIs that have one."""

@@ -74,6 +74,7 @@ class OpenAIChat(OpenAICodec):
     # `previous_interaction_id` itself, so with state = "native" it chains there.
     stateful_on = frozenset({"parallel"})
     id_prefix = "chatcmpl-"
+    not_echoed = frozenset({"messages", "stream", "model", PREVIOUS})
 
     # -- front side -------------------------------------------------------------
 

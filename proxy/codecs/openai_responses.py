@@ -89,6 +89,7 @@ class OpenAIResponses(OpenAICodec):
     id_prefix = "resp_"
     previous_field = "previous_response_id"
     resume_param = "starting_after"
+    not_echoed = frozenset({"input", "stream", "store", "model"})
 
     # -- front side -------------------------------------------------------------
 
@@ -130,6 +131,7 @@ class OpenAIResponses(OpenAICodec):
             "object": "response",
             "created_at": int(it.created),
             "status": status,
+            "background": bool(req.get("background", False)),
             "error": {"code": "server_error", "message": it.error} if it.error and status == FAILED else None,
             "incomplete_details": {"reason": "max_output_tokens"} if status == INCOMPLETE else None,
             "instructions": req.get("instructions"),
