@@ -9,7 +9,6 @@ import time
 import httpx
 import openai
 import pytest
-
 from google import genai
 
 from proxy.config import Upstream
