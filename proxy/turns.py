@@ -143,17 +143,13 @@ async def _visible(call: Call, services: Services, codec: Codec) -> Interaction 
     return await services.state.lookup(call.route.resource_id, call.owner)
 
 
-def _missing(codec: Codec, resource_id: str) -> ApiError:
-    return codec.not_found(resource_id)
-
-
 async def get(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
     codec = call.route.codec
     found = await _visible(call, services, codec)
     if found is None or found.mode == "native":
         if is_native(call) and not await _foreign(call, services):
             return await relay(request, call, services)
-        raise _missing(codec, call.route.resource_id or "")
+        raise codec.not_found(call.route.resource_id or "")
     if call.query_flag("stream"):
         return await streaming.follow(request, call, services, found)
     return json_response(codec.render(found, include_input=call.query_flag("include_input")))
@@ -165,7 +161,7 @@ async def delete(request: web.Request, call: Call, services: Services) -> web.St
     found = await _visible(call, services, codec)
     if found is None or found.mode == "native":
         if not is_native(call) or await _foreign(call, services):
-            raise _missing(codec, resource_id)
+            raise codec.not_found(resource_id)
 
         async def forget(status: int, body: bytes) -> None:
             if 200 <= status < 300 and found is not None:
@@ -182,7 +178,7 @@ async def cancel(request: web.Request, call: Call, services: Services) -> web.St
     found = await _visible(call, services, codec)
     if found is None or found.mode == "native":
         if not is_native(call) or await _foreign(call, services):
-            raise _missing(codec, resource_id)
+            raise codec.not_found(resource_id)
         return await relay(request, call, services)
     if found.status != IN_PROGRESS or not await services.runs.cancel(resource_id):
         raise bad_request(
@@ -205,5 +201,5 @@ async def input_items(request: web.Request, call: Call, services: Services) -> w
     if found is None or found.mode == "native":
         if is_native(call) and not await _foreign(call, services):
             return await relay(request, call, services)
-        raise _missing(codec, call.route.resource_id or "")
+        raise codec.not_found(call.route.resource_id or "")
     return json_response(cursor_page(codec.input_items(found), call.query))
