@@ -152,7 +152,8 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
         # The node exists before its id reaches the app (interaction.created or the background answer).
         await services.store.save_interaction(node)
     mode = RELABEL if upstream_codec is front and encoder.can_relabel else ENCODE
-    sink = None if req.background else Sink(request, storing)
+    # background answers at once with the in-progress object, unless the app also asked for the stream.
+    sink = None if req.background and not req.stream else Sink(request, storing)
     run = _Run(services, call, node, response, upstream_codec.stream_decoder(), encoder, sink,
                EventLog(services, node.id, storing), mode=mode, storing=storing,
                upstream_digest=hashlib.sha256(upstream_body).hexdigest(), conversation=req.conversation)

@@ -201,3 +201,11 @@ def test_an_interactions_app_over_an_openai_upstream(openai_recall: Recall, fake
     assert text == "[2 user messages] Your name is Karthik."
     assert events[-1].event_type == "interaction.completed"
     assert user_texts_sent(fake_openai) == ["Hi, my name is Karthik.", "What is my name?"]
+
+
+def test_background_and_stream_together_stream_at_once(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    c = client(openai_recall)
+    with c.responses.stream(model=MODEL, input="Hi, my name is Karthik.", background=True) as stream:
+        final = stream.get_final_response()
+    assert final.background is True and final.output_text == "[1 user messages] You said: Hi, my name is Karthik."
+    assert c.responses.retrieve(final.id).status == "completed"
