@@ -184,3 +184,13 @@ def test_bad_bodies_are_400_in_openai_shape(openai_recall: Recall, chat_only_ope
     assert fragment in error["message"] and error["param"] == param and error["type"] == "invalid_request_error"
     assert chat_only_openai.requests == []
     assert openai_recall.query("SELECT count(*) FROM exchanges") == [(0,)]
+
+
+def test_a_providers_own_interaction_id_gives_way_to_recalls() -> None:
+    from proxy.codecs.openai_chat import with_interaction_id
+
+    assert with_interaction_id(b'{"id": "x"}\n', "chatcmpl-r") == b'{"id": "x","interaction_id":"chatcmpl-r"}\n'
+    assert with_interaction_id(b"{}", "chatcmpl-r") == b'{"interaction_id":"chatcmpl-r"}'
+    # Parallel answers with its own interaction_id: in emulate mode recall's is the one to chain with.
+    assert json.loads(with_interaction_id(b'{"interaction_id": "trun_1", "id": "x"}', "chatcmpl-r")) == {
+        "interaction_id": "chatcmpl-r", "id": "x"}

@@ -272,3 +272,14 @@ def test_provider_errors_keep_their_code_and_param(openai_recall: Recall) -> Non
         c.responses.create(model="gpt-4o", input="hi", include=[ENCRYPTED])
     assert caught.value.param == "include"
     assert "Encrypted content is not supported" in str(caught.value)
+
+
+def test_the_key_never_reaches_the_database(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    key = "sk-proj-Secret-Key-0123456789"
+    c = client(openai_recall, key=key)
+    turn = c.responses.create(model=MODEL, input="hello")
+    c.responses.create(model=MODEL, input="again", previous_response_id=turn.id)
+    c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    c.conversations.create(items=[{"role": "user", "content": "hi"}])
+    assert fake_openai.requests[-1].headers["Authorization"] == f"Bearer {key}"
+    assert key.encode() not in openai_recall.db_bytes()
