@@ -209,3 +209,20 @@ def test_background_and_stream_together_stream_at_once(openai_recall: Recall, fa
         final = stream.get_final_response()
     assert final.background is True and final.output_text == "[1 user messages] You said: Hi, my name is Karthik."
     assert c.responses.retrieve(final.id).status == "completed"
+
+
+def test_reasoning_text_from_a_chat_only_server(openai_recall: Recall, chat_only_openai: FakeOpenAI) -> None:
+    c = client(openai_recall, "local")
+    with c.responses.stream(model="qwen3", input="Hi, my name is Ada.", reasoning={"effort": "low"}) as stream:
+        types = squeeze([e.type for e in stream])
+        final = stream.get_final_response()
+    assert types[2:7] == ["response.output_item.added", "response.reasoning_summary_part.added",
+                          "response.reasoning_summary_text.delta", "response.reasoning_summary_text.done",
+                          "response.reasoning_summary_part.done"]
+    assert chat_only_openai.last_body()["reasoning_effort"] == "low"
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+    assert final.output[0].summary[0].text == "Thinking it over."
+    assert c.responses.retrieve(final.id).output[0].id == final.output[0].id
+    c.responses.create(model="qwen3", input="What is my name?", previous_response_id=final.id)
+    # Reasoning text has no Chat Completions form: only the answer goes back.
+    assert [m["role"] for m in chat_only_openai.last_body()["messages"]] == ["user", "assistant", "user"]

@@ -239,6 +239,8 @@ class FakeOpenAI:
             texts = [_text_of_item(m) for m in messages if m.get("role") == "user"]
             message["content"] = f"The tool said: {last['content']}" if last.get("role") == "tool" else answer(texts)
             finish = "stop"
+        if body.get("reasoning_effort"):  # as vLLM and DeepSeek show a reasoning model's thinking
+            message["reasoning_content"] = "Thinking it over."
         system = [m for m in messages if m.get("role") in ("system", "developer")]
         usage = {"prompt_tokens": 5 * len(messages) + len(system), "completion_tokens": 6,
                  "total_tokens": 5 * len(messages) + len(system) + 6}
@@ -329,6 +331,8 @@ def _chat_chunks(completion: dict[str, Any], include_usage: bool) -> list[bytes]
         return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
 
     chunks = [chunk({"role": "assistant", "content": ""})]
+    if message.get("reasoning_content"):
+        chunks.append(chunk({"reasoning_content": message["reasoning_content"]}))
     if message["content"]:
         words = message["content"].split(" ")
         chunks += [chunk({"content": w + (" " if i < len(words) - 1 else "")}) for i, w in enumerate(words)]
