@@ -18,6 +18,9 @@ DOCUMENT = "document"
 FUNCTION_CALL = "function_call"
 FUNCTION_RESULT = "function_result"
 THOUGHT = "thought"
+# A system or developer message inside the conversation (OpenAI input items);
+# APIs with no such message drop it.
+INSTRUCTION = "instruction"
 MEDIA_KINDS = frozenset({IMAGE, AUDIO, VIDEO, DOCUMENT})
 
 USER = "user"
@@ -122,6 +125,9 @@ class TurnRequest:
     store: bool = True
     stream: bool = False
     background: bool = False
+    # A conversation object recall keeps (OpenAI Conversations): its items are
+    # the history, and the turn's items are appended to it.
+    conversation: str | None = None
     # The body as the app sent it; used when the upstream speaks the same wire
     # API, so that fields recall does not model still reach the provider.
     raw: dict[str, Any] = field(default_factory=dict)

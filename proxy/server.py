@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from . import __version__, routes, turns
+from . import __version__, conversations, routes, turns
 from .auth import RECALL_TOKEN_HEADER, caller_key, fingerprint
 from .cache import AUTO, CACHE_HEADER, REPLAY, Cache, canonical_request, request_key
 from .call import Call
@@ -43,6 +43,9 @@ OPERATIONS: dict[str, Operation] = {
     routes.GET: turns.get,
     routes.DELETE: turns.delete,
     routes.CANCEL: turns.cancel,
+    routes.INPUT_ITEMS: turns.input_items,
+    routes.CONVERSATION: conversations.conversation,
+    routes.CONVERSATION_ITEMS: conversations.conversation_items,
     routes.RELAY: relay,
 }
 

@@ -15,15 +15,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from . import streaming
+from . import conversations, streaming
 from .call import Call
 from .codecs import Codec, upstream_codec_for
-from .errors import ApiError, bad_request, not_found, upstream_bad_response
+from .errors import ApiError, bad_request, upstream_bad_response
 from .ids import mint_id
 from .model import IN_PROGRESS, Interaction, ModelReply, TurnRequest
+from .pages import cursor_page
 from .relay import STORED_HEADER, relay
 from .services import Services
-from .state import history
 from .upstream import forward_headers
 
 JSON = "application/json"
@@ -87,9 +87,9 @@ async def _create_native(request: web.Request, call: Call, services: Services, r
 
 async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> web.Response:
     codec = call.route.codec
-    chain = await services.state.chain_for(req.previous_id, call.owner, codec) if req.previous_id else []
+    chain, prior = await conversations.context(services, call, req)
     upstream_codec = upstream_codec_for(codec, call.upstream.api)
-    upstream_call = upstream_codec.upstream_call(req, history(chain))
+    upstream_call = upstream_codec.upstream_call(req, prior)
     upstream_body = orjson.dumps(upstream_call.body)
     headers = forward_headers(call.headers, call.upstream, upstream_codec,
                               translated=upstream_codec is not call.route.codec)
@@ -98,10 +98,7 @@ async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> 
         call.upstream, upstream_call.method, upstream_call.path, headers=headers, body=upstream_body
     )
     if answer.status != 200:
-        raise ApiError(
-            answer.status, "upstream_error",
-            f"upstream '{call.upstream.name}' answered {answer.status}: {upstream_codec.upstream_error_message(answer.body)}",
-        )
+        raise upstream_codec.upstream_error(call.upstream.name, answer.status, answer.body)
     try:
         reply = upstream_codec.parse_reply(orjson.loads(answer.body))
     except orjson.JSONDecodeError as exc:
@@ -109,15 +106,16 @@ async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> 
     except ApiError as exc:
         raise upstream_bad_response(call.upstream.name, exc.message) from None
     node = _node(call, req, reply, mint_id(codec.id_prefix), mode="emulate", parent=chain[-1] if chain else None)
-    rendered = codec.render(node)
-    body = orjson.dumps(rendered)
     storing = req.store and call.recording
+    body = codec.reply_body(node, answer.body if upstream_codec is codec else None, stored=storing)
     if storing:
         exchange = call.exchange(200, {"content-type": JSON}, body)
         exchange.model, exchange.upstream_digest = node.model, hashlib.sha256(upstream_body).hexdigest()
         exchange.input_tokens, exchange.output_tokens = node.usage.input_tokens, node.usage.output_tokens
         # Committed before the id reaches the app: an immediate follow-up finds it.
         await services.store.save_interaction(node, exchange)
+        if req.conversation:
+            await conversations.add_turn(services, req.conversation, node)
     else:
         exchange = call.exchange(200, {"content-type": JSON}, None)
         exchange.model, exchange.input_tokens, exchange.output_tokens = node.model, node.usage.input_tokens, node.usage.output_tokens
@@ -128,7 +126,6 @@ async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> 
 def _node(call: Call, req: TurnRequest, reply: ModelReply, node_id: str, *, mode: str,
           parent: Interaction | None = None) -> Interaction:
     now = time.time()
-    echoed = {k: v for k, v in req.raw.items() if k not in ("input", "stream", "store", "background", "model")}
     return Interaction(
         id=node_id,
         owner=call.owner,
@@ -145,7 +142,7 @@ def _node(call: Call, req: TurnRequest, reply: ModelReply, node_id: str, *, mode
         root_id=parent.root_id if parent else None,
         usage=reply.usage,
         error=reply.error,
-        request=echoed,
+        request=call.route.codec.echoed(req),
         provider_id=reply.provider_id,
     )
 
@@ -155,17 +152,13 @@ async def _visible(call: Call, services: Services, codec: Codec) -> Interaction 
     return await services.state.lookup(call.route.resource_id, call.owner)
 
 
-def _missing(codec: Codec, resource_id: str) -> ApiError:
-    return not_found(f"interaction '{resource_id}' was not found")
-
-
 async def get(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
     codec = call.route.codec
     found = await _visible(call, services, codec)
     if found is None or found.mode == "native":
         if is_native(call) and not await _foreign(call, services):
             return await relay(request, call, services)
-        raise _missing(codec, call.route.resource_id or "")
+        raise codec.not_found(call.route.resource_id or "")
     if call.query_flag("stream"):
         return await streaming.follow(request, call, services, found)
     return json_response(codec.render(found, include_input=call.query_flag("include_input")))
@@ -177,7 +170,7 @@ async def delete(request: web.Request, call: Call, services: Services) -> web.St
     found = await _visible(call, services, codec)
     if found is None or found.mode == "native":
         if not is_native(call) or await _foreign(call, services):
-            raise _missing(codec, resource_id)
+            raise codec.not_found(resource_id)
 
         async def forget(status: int, body: bytes) -> None:
             if 200 <= status < 300 and found is not None:
@@ -194,7 +187,7 @@ async def cancel(request: web.Request, call: Call, services: Services) -> web.St
     found = await _visible(call, services, codec)
     if found is None or found.mode == "native":
         if not is_native(call) or await _foreign(call, services):
-            raise _missing(codec, resource_id)
+            raise codec.not_found(resource_id)
         return await relay(request, call, services)
     if found.status != IN_PROGRESS or not await services.runs.cancel(resource_id):
         raise bad_request(
@@ -206,3 +199,14 @@ async def cancel(request: web.Request, call: Call, services: Services) -> web.St
 
 async def _foreign(call: Call, services: Services) -> bool:
     return await services.state.foreign(call.route.resource_id or "", call.owner)
+
+
+async def input_items(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
+    """GET …/{id}/input_items: the turn's own input, as a cursor page."""
+    codec = call.route.codec
+    found = await _visible(call, services, codec)
+    if found is None or found.mode == "native":
+        if is_native(call) and not await _foreign(call, services):
+            return await relay(request, call, services)
+        raise codec.not_found(call.route.resource_id or "")
+    return json_response(cursor_page(codec.input_items(found), call.query))

@@ -9,10 +9,14 @@ from .anthropic_messages import AnthropicMessages
 from .base import Codec, UpstreamCall
 from .gemini_generate import GeminiGenerate
 from .gemini_interactions import GeminiInteractions
+from .openai_chat import OpenAIChat
+from .openai_responses import OpenAIResponses
 
 CODECS: tuple[Codec, ...] = (
     GeminiInteractions(),
     GeminiGenerate(),
+    OpenAIResponses(),
+    OpenAIChat(),
     AnthropicMessages(),
 )
 

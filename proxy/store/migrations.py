@@ -204,12 +204,44 @@ def m005_conversation_views(db: sqlite3.Connection) -> None:
     )
 
 
+def m006_openai_conversations(db: sqlite3.Connection) -> None:
+    """OpenAI Conversations that recall keeps: the object, and its items in order.
+
+    Named for the API: `conversations` is the view of threads (m005)."""
+    db.execute(
+        """
+        CREATE TABLE openai_conversations (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            upstream TEXT NOT NULL,
+            metadata TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE openai_conversation_items (
+            conversation_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            item_id TEXT NOT NULL,
+            item TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (conversation_id, seq)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX openai_conversation_items_id ON openai_conversation_items(conversation_id, item_id)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_interactions_and_exchanges,
     m002_stream_events,
     m003_cache_keys,
     m004_search_index,
     m005_conversation_views,
+    m006_openai_conversations,
 ]
 
 

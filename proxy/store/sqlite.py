@@ -22,7 +22,7 @@ import orjson
 from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
 from .erase import Removed, erase_interactions, purge_before, reclaim_space
 from .migrations import migrate
-from .records import Exchange
+from .records import Conversation, Exchange
 from .writer import Writer
 
 _INTERACTION_COLUMNS = (
@@ -331,3 +331,85 @@ class SQLiteStore:
         rows = await cursor.fetchall()
         await cursor.close()
         return [exchange_from_row(r) for r in rows]
+
+    # -- conversations (OpenAI Conversations API) ------------------------------
+
+    async def create_conversation(self, conversation: Conversation, items: list[tuple[str, Any]]) -> None:
+        """Insert a conversation and its first items (item id, item JSON), in one commit."""
+
+        def op(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO openai_conversations (id, owner, upstream, metadata, created_at, updated_at) VALUES (?,?,?,?,?,?)",
+                (conversation.id, conversation.owner, conversation.upstream, _dumps(conversation.metadata),
+                 conversation.created, conversation.created),
+            )
+            _append_items(db, conversation.id, items, conversation.created)
+
+        await self._writer.submit(op)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        cursor = await self._reader.execute(
+            "SELECT id, owner, upstream, metadata, created_at FROM openai_conversations WHERE id = ?", (conversation_id,)
+        )
+        row = await cursor.fetchone()
+        await cursor.close()
+        if row is None:
+            return None
+        return Conversation(id=row[0], owner=row[1], upstream=row[2], created=row[4],
+                            metadata=orjson.loads(row[3]) if row[3] else {})
+
+    async def update_conversation(self, conversation_id: str, metadata: dict[str, Any]) -> None:
+        now = time.time()
+        await self._writer.submit(lambda db: db.execute(
+            "UPDATE openai_conversations SET metadata = ?, updated_at = ? WHERE id = ?", (_dumps(metadata), now, conversation_id)
+        ))
+
+    async def delete_conversation(self, conversation_id: str) -> None:
+        """Erase a conversation, every item in it and the recorded calls made on it, from the file."""
+
+        def op(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM openai_conversation_items WHERE conversation_id = ?", (conversation_id,))
+            db.execute("DELETE FROM exchanges WHERE interaction_id = ?", (conversation_id,))
+            db.execute("DELETE FROM openai_conversations WHERE id = ?", (conversation_id,))
+
+        await self._writer.submit(op)
+        await self._scrub_wal()
+
+    async def append_conversation_items(self, conversation_id: str, items: list[tuple[str, Any]]) -> None:
+        now = time.time()
+
+        def op(db: sqlite3.Connection) -> None:
+            _append_items(db, conversation_id, items, now)
+            db.execute("UPDATE openai_conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+
+        await self._writer.submit(op)
+
+    async def conversation_items(self, conversation_id: str) -> list[dict[str, Any]]:
+        """A conversation's items, oldest first."""
+        cursor = await self._reader.execute(
+            "SELECT item FROM openai_conversation_items WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
+        )
+        rows = await cursor.fetchall()
+        await cursor.close()
+        return [orjson.loads(row[0]) for row in rows]
+
+    async def delete_conversation_item(self, conversation_id: str, item_id: str) -> bool:
+        def op(db: sqlite3.Connection) -> bool:
+            return db.execute(
+                "DELETE FROM openai_conversation_items WHERE conversation_id = ? AND item_id = ?", (conversation_id, item_id)
+            ).rowcount > 0
+
+        deleted = bool(await self._writer.submit(op))
+        await self._scrub_wal()
+        return deleted
+
+
+def _append_items(db: sqlite3.Connection, conversation_id: str, items: list[tuple[str, Any]], now: float) -> None:
+    """Items after the conversation's last; the single writer keeps `seq` free of races."""
+    last = db.execute(
+        "SELECT coalesce(max(seq), 0) FROM openai_conversation_items WHERE conversation_id = ?", (conversation_id,)
+    ).fetchone()[0]
+    db.executemany(
+        "INSERT INTO openai_conversation_items (conversation_id, seq, item_id, item, created_at) VALUES (?,?,?,?,?)",
+        [(conversation_id, last + n, item_id, _dumps(item), now) for n, (item_id, item) in enumerate(items, start=1)],
+    )
