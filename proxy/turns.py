@@ -14,17 +14,18 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from . import streaming
 from .call import Call
-from .codecs import Codec, upstream_codec_for
+from .codecs import Codec, UpstreamCall, upstream_codec_for
 from .errors import ApiError, bad_request, not_found, upstream_bad_response
 from .ids import mint_id
 from .model import IN_PROGRESS, Interaction, ModelReply, TurnRequest
 from .relay import STORED_HEADER, relay
 from .services import Services
 from .state import history
-from .upstream import forward_headers
+from .upstream import translated_headers
 
 JSON = "application/json"
 
@@ -50,13 +51,14 @@ async def create(request: web.Request, call: Call, services: Services) -> web.St
     if is_native(call):
         if req.stream:
             return await streaming.relay_native(request, call, services, req)
-        return await _create_native(request, call, services, req)
+        return await create_native(request, call, services, req)
     if req.stream or req.background:
         return await streaming.start_emulated(request, call, services, req)
     return await _create_emulated(call, services, req)
 
 
-async def _create_native(request: web.Request, call: Call, services: Services, req: TurnRequest) -> web.StreamResponse:
+async def create_native(request: web.Request, call: Call, services: Services, req: TurnRequest) -> web.StreamResponse:
+    """The provider keeps the conversation: relay the create, record the node it names."""
     codec = call.route.codec
     if req.previous_id:
         known = await services.store.get_interaction(req.previous_id)
@@ -72,40 +74,76 @@ async def _create_native(request: web.Request, call: Call, services: Services, r
         except (orjson.JSONDecodeError, ApiError):
             return  # relayed as it came; nothing to model
         if reply.provider_id:
-            await services.store.save_interaction(_node(call, req, reply, reply.provider_id, mode="native"))
+            await services.store.save_interaction(new_node(call, req, reply, reply.provider_id, mode="native"))
 
     return await relay(request, call, services, store_content=storing, on_relayed=remember)
+
+
+def upstream_request(call: Call, req: TurnRequest, chain: list[Interaction]) -> tuple[Codec, UpstreamCall]:
+    """The codec recall calls the upstream with, and the self-contained call for this turn.
+
+    Raises the front API's 400 for what that upstream cannot carry, before anything is sent."""
+    upstream_codec = upstream_codec_for(call.route.codec, call.upstream.api)
+    req.context_max_chars = call.upstream.context_max_chars
+    return upstream_codec, upstream_codec.upstream_call(req, history(chain))
+
+
+async def ask_upstream(call: Call, services: Services, upstream_codec: Codec,
+                       upstream_call: UpstreamCall) -> tuple[ModelReply, str]:
+    """Send a self-contained call and read the reply, and its body's digest.
+
+    An asynchronous provider (one whose create answers a run still going) is
+    awaited through the codec's `pending_result` until the run is final."""
+    headers = upstream_headers(call, upstream_codec)
+    upstream_body = orjson.dumps(upstream_call.body)
+    reply = await _send(call, services, upstream_codec, upstream_call, headers, upstream_body)
+    assert reply is not None
+    # Each fetch holds a little less than the read timeout, so a slow run is not an upstream timeout.
+    wait_s = max(1, min(600, int(call.upstream.timeout_s) - 5))
+    while (pending := upstream_codec.pending_result(reply, wait_s)) is not None:
+        reply = await _send(call, services, upstream_codec, pending, headers, None, pending=True) or reply
+    return reply, hashlib.sha256(upstream_body).hexdigest()
+
+
+async def _send(call: Call, services: Services, codec: Codec, upstream_call: UpstreamCall,
+                headers: CIMultiDict[str], body: bytes | None, *, pending: bool = False) -> ModelReply | None:
+    """One call upstream, decoded; None when the provider says a pending result is not ready yet."""
+    answer = await services.upstreams.send(call.upstream, upstream_call.method, upstream_call.path,
+                                           headers=headers, body=body)
+    if pending and answer.status in codec.not_ready_statuses:
+        return None
+    if answer.status != 200:
+        raise ApiError(
+            answer.status, "upstream_error",
+            f"upstream '{call.upstream.name}' answered {answer.status}: {codec.upstream_error_message(answer.body)}",
+        )
+    try:
+        return codec.parse_reply(orjson.loads(answer.body))
+    except orjson.JSONDecodeError as exc:
+        raise upstream_bad_response(call.upstream.name, f"its answer is not valid JSON ({exc})") from None
+    except ApiError as exc:
+        raise upstream_bad_response(call.upstream.name, exc.message) from None
+
+
+def upstream_headers(call: Call, upstream_codec: Codec) -> CIMultiDict[str]:
+    """Headers for a call recall builds in `upstream_codec`'s API, JSON content type set."""
+    headers = translated_headers(call.headers, call.query, call.upstream, call.route.codec, upstream_codec)
+    headers["Content-Type"] = JSON
+    return headers
 
 
 async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> web.Response:
     codec = call.route.codec
     chain = await services.state.chain_for(req.previous_id, call.owner, codec) if req.previous_id else []
-    upstream_codec = upstream_codec_for(codec, call.upstream.api)
-    upstream_call = upstream_codec.upstream_call(req, history(chain))
-    upstream_body = orjson.dumps(upstream_call.body)
-    headers = forward_headers(call.headers, call.upstream, upstream_codec)
-    headers["Content-Type"] = JSON
-    answer = await services.upstreams.send(
-        call.upstream, upstream_call.method, upstream_call.path, headers=headers, body=upstream_body
-    )
-    if answer.status != 200:
-        raise ApiError(
-            answer.status, "upstream_error",
-            f"upstream '{call.upstream.name}' answered {answer.status}: {upstream_codec.upstream_error_message(answer.body)}",
-        )
-    try:
-        reply = upstream_codec.parse_reply(orjson.loads(answer.body))
-    except orjson.JSONDecodeError as exc:
-        raise upstream_bad_response(call.upstream.name, f"its answer is not valid JSON ({exc})") from None
-    except ApiError as exc:
-        raise upstream_bad_response(call.upstream.name, exc.message) from None
-    node = _node(call, req, reply, mint_id(codec.id_prefix), mode="emulate", parent=chain[-1] if chain else None)
+    upstream_codec, upstream_call = upstream_request(call, req, chain)
+    reply, digest = await ask_upstream(call, services, upstream_codec, upstream_call)
+    node = new_node(call, req, reply, mint_id(codec.id_prefix), mode="emulate", parent=chain[-1] if chain else None)
     rendered = codec.render(node)
     body = orjson.dumps(rendered)
     storing = req.store and call.recording
     if storing:
         exchange = call.exchange(200, {"content-type": JSON}, body)
-        exchange.model, exchange.upstream_digest = node.model, hashlib.sha256(upstream_body).hexdigest()
+        exchange.model, exchange.upstream_digest = node.model, digest
         exchange.input_tokens, exchange.output_tokens = node.usage.input_tokens, node.usage.output_tokens
         # Committed before the id reaches the app: an immediate follow-up finds it.
         await services.store.save_interaction(node, exchange)
@@ -116,8 +154,9 @@ async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> 
     return web.Response(body=body, content_type=JSON, headers={STORED_HEADER: "true" if storing else "false"})
 
 
-def _node(call: Call, req: TurnRequest, reply: ModelReply, node_id: str, *, mode: str,
-          parent: Interaction | None = None) -> Interaction:
+def new_node(call: Call, req: TurnRequest, reply: ModelReply, node_id: str, *, mode: str,
+             parent: Interaction | None = None) -> Interaction:
+    """The node a turn makes: the app's new input, the reply, and where it hangs in its chain."""
     now = time.time()
     echoed = {k: v for k, v in req.raw.items() if k not in ("input", "stream", "store", "background", "model")}
     return Interaction(
@@ -138,6 +177,7 @@ def _node(call: Call, req: TurnRequest, reply: ModelReply, node_id: str, *, mode
         error=reply.error,
         request=echoed,
         provider_id=reply.provider_id,
+        run_id=reply.run_id,
     )
 
 

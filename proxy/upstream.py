@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 from multidict import CIMultiDict
 
-from .auth import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS
+from .auth import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS, caller_key
 from .codecs import Codec
 from .config import Upstream
 from .errors import ApiError, upstream_bad_response, upstream_timeout, upstream_unreachable
@@ -56,6 +56,24 @@ def forward_headers(headers: Mapping[str, str], upstream: Upstream, codec: Codec
         out.add(name, value)
     if replacing and codec is not None:
         key = os.environ.get(upstream.api_key_env or "", "")
+        out[codec.auth_header] = codec.auth_prefix + key
+    return out
+
+
+def translated_headers(headers: Mapping[str, str], query: Mapping[str, str], upstream: Upstream,
+                       front: Codec, codec: Codec) -> CIMultiDict[str]:
+    """Headers for a call recall builds in `codec`'s API for an app of `front`'s API.
+
+    Where the two APIs take keys in different headers (a Parallel app's
+    `x-api-key` for an OpenAI upstream, a `?key=` for one that reads a header),
+    the app's key moves to the header the provider reads."""
+    out = forward_headers(headers, upstream, codec)
+    if upstream.api_key_env or (front.auth_header, front.auth_prefix) == (codec.auth_header, codec.auth_prefix):
+        return out
+    key = caller_key(headers, query)
+    if key:
+        for name in CREDENTIAL_HEADERS:
+            out.popall(name, None)
         out[codec.auth_header] = codec.auth_prefix + key
     return out
 
@@ -131,4 +149,4 @@ class UpstreamClient:
         return UpstreamResponse(response.status, CIMultiDict(response.headers), payload)
 
 
-__all__ = ["ApiError", "UpstreamClient", "UpstreamResponse", "forward_headers", "forward_query"]
+__all__ = ["ApiError", "UpstreamClient", "UpstreamResponse", "forward_headers", "forward_query", "translated_headers"]

@@ -79,11 +79,11 @@ class StreamEncoder:
 
 @dataclass(slots=True)
 class UpstreamCall:
-    """A request for the provider: path (with query) under its root URL, and JSON body."""
+    """A request for the provider: path (with query) under its root URL, and JSON body (None: no body)."""
 
     method: str
     path: str
-    body: dict[str, Any]
+    body: dict[str, Any] | None
 
 
 class Codec:
@@ -106,6 +106,9 @@ class Codec:
     #: How this API's provider takes a key: header name and value prefix.
     auth_header: ClassVar[str] = "authorization"
     auth_prefix: ClassVar[str] = "Bearer "
+    #: Statuses with which this API's provider says of a result fetched through
+    #: `pending_result` that it is not ready yet (ask again), e.g. Parallel's 408.
+    not_ready_statuses: ClassVar[frozenset[int]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -133,6 +136,12 @@ class Codec:
 
     def parse_reply(self, body: Any) -> ModelReply:
         raise NotImplementedError
+
+    def pending_result(self, reply: ModelReply, wait_s: int) -> UpstreamCall | None:
+        """How to await an asynchronous provider: the call that fetches the finished
+        reply (holding up to `wait_s` seconds) while `reply` is a run still going,
+        or None when `reply` is final. Synchronous APIs answer finished replies."""
+        return None
 
     def stream_decoder(self) -> StreamDecoder:
         raise bad_request(f"streaming from an upstream that speaks {self.speaks} is not supported")

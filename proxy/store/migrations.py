@@ -89,9 +89,16 @@ def m002_stream_events(db: sqlite3.Connection) -> None:
     )
 
 
+def m003_interaction_run_ids(db: sqlite3.Connection) -> None:
+    """The run id a front API names beside the interaction id (Parallel task runs)."""
+    db.execute("ALTER TABLE interactions ADD COLUMN run_id TEXT")
+    db.execute("CREATE INDEX interactions_run ON interactions(run_id) WHERE run_id IS NOT NULL")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_interactions_and_exchanges,
     m002_stream_events,
+    m003_interaction_run_ids,
 ]
 
 
