@@ -17,6 +17,7 @@ STATES = ("native", "emulate")
 MODES = ("live", "replay", "auto")
 # Stateless wire APIs have no previous id of their own: recall always keeps their state.
 STATELESS_APIS = frozenset({"gemini-generate", "openai-chat", "anthropic"})
+DEFAULT_CONTEXT_MAX_CHARS = 50_000
 
 
 class ConfigError(Exception):
@@ -37,7 +38,7 @@ class Upstream:
     timeout_s: float = 600.0
     # Where recall folds a conversation into one input (api = "parallel" in
     # emulate mode): at most this many characters of earlier turns go with it.
-    context_max_chars: int = 50_000
+    context_max_chars: int = DEFAULT_CONTEXT_MAX_CHARS
 
     @property
     def emulates(self) -> bool:

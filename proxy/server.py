@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from . import __version__, routes, turns
+from . import __version__, routes, task_runs, turns
 from .auth import RECALL_TOKEN_HEADER, caller_key, fingerprint
 from .call import Call
 from .codecs import Codec
@@ -39,6 +39,11 @@ OPERATIONS: dict[str, Operation] = {
     routes.DELETE: turns.delete,
     routes.CANCEL: turns.cancel,
     routes.RELAY: relay,
+    routes.TASK_CREATE: task_runs.create,
+    routes.TASK_GET: task_runs.get,
+    routes.TASK_RESULT: task_runs.result,
+    routes.TASK_INPUT: task_runs.input_of,
+    routes.TASK_EVENTS: task_runs.events,
 }
 
 

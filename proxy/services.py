@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .config import Config
 from .runs import Runs
 from .state import ConversationState
 from .store.records import Exchange
 from .store.sqlite import SQLiteStore
+from .task_registry import TaskRegistry
 from .upstream import UpstreamClient
 
 
@@ -19,6 +20,7 @@ class Services:
     upstreams: UpstreamClient
     state: ConversationState
     runs: Runs
+    tasks: TaskRegistry = field(default_factory=TaskRegistry)
 
     async def record(self, exchange: Exchange, *, content: bool) -> None:
         """Keep an audit row: whole, or metadata only for calls that opted out of storage."""

@@ -57,7 +57,18 @@ def forward_headers(headers: Mapping[str, str], upstream: Upstream, codec: Codec
     if replacing and codec is not None:
         key = os.environ.get(upstream.api_key_env or "", "")
         out[codec.auth_header] = codec.auth_prefix + key
+    elif codec is not None and codec.reads_key_header_only:
+        _move_key(out, codec, caller_key(headers, {}))
     return out
+
+
+def _move_key(headers: CIMultiDict[str], codec: Codec, key: str | None) -> None:
+    """Put the app's key in the one header `codec`'s provider reads, and no other."""
+    if not key:
+        return
+    for name in CREDENTIAL_HEADERS:
+        headers.popall(name, None)
+    headers[codec.auth_header] = codec.auth_prefix + key
 
 
 def translated_headers(headers: Mapping[str, str], query: Mapping[str, str], upstream: Upstream,
@@ -68,13 +79,8 @@ def translated_headers(headers: Mapping[str, str], query: Mapping[str, str], ups
     `x-api-key` for an OpenAI upstream, a `?key=` for one that reads a header),
     the app's key moves to the header the provider reads."""
     out = forward_headers(headers, upstream, codec)
-    if upstream.api_key_env or (front.auth_header, front.auth_prefix) == (codec.auth_header, codec.auth_prefix):
-        return out
-    key = caller_key(headers, query)
-    if key:
-        for name in CREDENTIAL_HEADERS:
-            out.popall(name, None)
-        out[codec.auth_header] = codec.auth_prefix + key
+    if not upstream.api_key_env and (front.auth_header, front.auth_prefix) != (codec.auth_header, codec.auth_prefix):
+        _move_key(out, codec, caller_key(headers, query))
     return out
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 from .base import Codec, UpstreamCall
 from .gemini_generate import GeminiGenerate
 from .gemini_interactions import GeminiInteractions
+from .parallel_tasks import ParallelTasks
 
 CODECS: tuple[Codec, ...] = (
     GeminiInteractions(),
     GeminiGenerate(),
+    ParallelTasks(),
 )
 
 #: Codec by front API name ("gemini-interactions", ...).

@@ -106,6 +106,10 @@ class Codec:
     #: How this API's provider takes a key: header name and value prefix.
     auth_header: ClassVar[str] = "authorization"
     auth_prefix: ClassVar[str] = "Bearer "
+    #: The provider reads a key from `auth_header` only: a key an app sent another
+    #: way (a Bearer token to Parallel) is moved there, relays included. False keeps
+    #: the app's own choice where the provider reads several (OAuth tokens to Google).
+    reads_key_header_only: ClassVar[bool] = False
     #: Statuses with which this API's provider says of a result fetched through
     #: `pending_result` that it is not ready yet (ask again), e.g. Parallel's 408.
     not_ready_statuses: ClassVar[frozenset[int]] = frozenset()
