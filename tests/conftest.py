@@ -12,6 +12,7 @@ import pytest
 from proxy.config import Config, Upstream
 from proxy.server import start
 from tests.support.fake_gemini import FakeGemini
+from tests.support.fake_parallel import FakeParallel
 from tests.support.loop_thread import LoopThread
 
 
@@ -33,6 +34,22 @@ def fake_gemini(loop_thread: LoopThread) -> Iterator[FakeGemini]:
 @pytest.fixture
 def stateful_gemini(loop_thread: LoopThread) -> Iterator[FakeGemini]:
     fake = FakeGemini(stateful=True)
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
+@pytest.fixture
+def fake_parallel(loop_thread: LoopThread) -> Iterator[FakeParallel]:
+    fake = FakeParallel()
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
+@pytest.fixture
+def stateful_parallel(loop_thread: LoopThread) -> Iterator[FakeParallel]:
+    fake = FakeParallel(stateful=True)
     loop_thread.run(fake.start())
     yield fake
     loop_thread.run(fake.stop())
