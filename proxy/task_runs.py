@@ -17,6 +17,7 @@ interaction id, with its run id).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import time
@@ -31,9 +32,8 @@ from .codecs import Codec, UpstreamCall
 from .codecs.parallel_tasks import ParallelTasks, shape_output
 from .errors import ApiError, bad_request, not_found
 from .ids import mint_id
-from .model import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, Interaction, ModelReply
+from .model import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, INCOMPLETE, Interaction, ModelReply
 from .relay import STORED_HEADER, relay
-from .runs import CANCELLED_BY_APP
 from .services import Services
 from .sse import SSEParser
 
@@ -68,6 +68,8 @@ async def create(request: web.Request, call: Call, services: Services) -> web.St
     storing = call.recording
     exchange = call.exchange(200, {"content-type": JSON}, body if storing else None)
     exchange.model = node.model
+    # The folded body sent upstream is derived data: its digest, not a copy.
+    exchange.upstream_digest = hashlib.sha256(orjson.dumps(upstream_call.body)).hexdigest()
     if storing:
         # Committed before the ids reach the app: an immediate read or follow-up finds the run.
         await services.store.save_interaction(node, exchange)
@@ -89,13 +91,12 @@ async def _run(call: Call, services: Services, node: Interaction, upstream_codec
         reply, _ = await turns.ask_upstream(call, services, upstream_codec, upstream_call)
         node.output, node.usage, node.status, node.error = reply.output, reply.usage, reply.status, reply.error
         node.provider_id = reply.provider_id
-        if node.status == COMPLETED and (problem := shape_output(node)):
+        if node.status in (COMPLETED, INCOMPLETE) and (problem := shape_output(node)):
             node.status, node.error = FAILED, problem
     except ApiError as err:
         node.status, node.error = FAILED, err.message
-    except asyncio.CancelledError:
-        reason = services.runs.stop_reason(node.id)
-        node.status, node.error = (CANCELLED, None) if reason == CANCELLED_BY_APP else (FAILED, reason or "stopped")
+    except asyncio.CancelledError:  # the Task API has no cancel: only a shutdown stops a run
+        node.status, node.error = FAILED, services.runs.stop_reason(node.id) or "the run was stopped"
     except Exception as exc:  # a run nobody awaits must still end, or its result would hang forever
         log.exception("task run %s failed", node.run_id)
         node.status, node.error = FAILED, f"recall failed while running this task: {exc!r}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import parallel
 import pytest
@@ -43,6 +45,18 @@ def test_native_chain_goes_to_the_provider_and_is_recorded(recall: Recall, state
     # Reads go to the provider, which knows its runs.
     assert c.task_run.retrieve(runs[0].run_id).status == "completed"
     assert c.task_run.retrieve_input(runs[1].run_id).previous_interaction_id == runs[0].interaction_id
+
+
+def test_native_run_status_is_the_providers(recall: Recall, stateful_parallel: FakeParallel) -> None:
+    stateful_parallel.delay = 0.8
+    c = client(recall)
+    run = c.task_run.create(input="q", processor="pro")
+    assert c.task_run.retrieve(run.run_id).status == "queued"
+    time.sleep(0.45)
+    assert c.task_run.retrieve(run.run_id).status == "running"
+    assert recall.query("SELECT status FROM interactions") == [("in_progress",)]
+    assert c.task_run.result(run.run_id).run.status == "completed"
+    assert recall.query("SELECT status FROM interactions") == [("completed",)]
 
 
 def test_native_events_are_relayed_and_complete_the_node(recall: Recall, stateful_parallel: FakeParallel) -> None:

@@ -87,9 +87,11 @@ def test_interactions_app_over_a_parallel_upstream(recall_factory: RecallFactory
                                   f"{REQUEST_HEADER}\nHow many medals did they win?")
     results = [r for r in fake_parallel.requests if r.path.endswith("/result")]
     assert results and all(r.query["timeout"] == "595" for r in results)
+    creates = len(fake_parallel.creates())
     with pytest.raises(gi.BadRequestError) as caught:
         c.interactions.create(model="lite", input="q", stream=True)
-    assert "parallel" in caught.value.body["error"]["message"]
+    assert "stream" in caught.value.body["error"]["message"] and "parallel" in caught.value.body["error"]["message"]
+    assert len(fake_parallel.creates()) == creates  # refused before anything was sent
 
 
 def test_a_failed_provider_run_fails_the_interaction(recall_factory: RecallFactory, fake_parallel: FakeParallel) -> None:

@@ -193,6 +193,8 @@ class ParallelTasks(Codec):
     def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
         """A create for a provider that keeps nothing: earlier turns folded into the input."""
         self.refuse_untranslatable(req)
+        expect(not req.stream, "stream: an upstream that speaks parallel answers a task run whole, after it ends;"
+               " call without stream or background", "stream")
         if req.tools:
             raise bad_request("tools cannot be carried to an upstream that speaks parallel: the Task API has no"
                               " function tools; remove them or use another upstream", param="tools")
