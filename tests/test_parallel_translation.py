@@ -38,6 +38,25 @@ def test_task_runs_over_a_generate_content_upstream(recall_factory: RecallFactor
     assert c.task_run.retrieve(first.run_id).metadata == {"topic": "names"}
 
 
+def test_other_front_apis_chain_onto_task_runs_and_back(recall_factory: RecallFactory, fake_gemini: FakeGemini) -> None:
+    """Task runs are ordinary nodes of neutral turns: any front API continues them."""
+    model = "gemini-3-flash-preview"
+    recall = recall_factory({"gemgen": Upstream("gemgen", fake_gemini.url, "gemini-generate")})
+    tasks = client(recall, upstream="gemgen")
+    run = tasks.task_run.create(input="Hi, my name is Karthik.", processor=model, task_spec=TEXT_SPEC)
+    tasks.task_run.result(run.run_id)
+    interactions = genai.Client(api_key="pk-A", http_options={"base_url": recall.base("gemgen"),
+                                                               "retry_options": {"attempts": 1}})
+    turn = interactions.interactions.create(model=model, input="What is my name?",
+                                            previous_interaction_id=run.interaction_id)
+    assert turn.output_text == "[2 user messages] Your name is Karthik."
+    back = tasks.task_run.create(input="Thanks.", processor=model, task_spec=TEXT_SPEC, previous_interaction_id=turn.id)
+    assert tasks.task_run.result(back.run_id).output.content == "[3 user messages] You said: Thanks."
+    assert fake_gemini.requests[-1].headers["x-goog-api-key"] == "pk-A"  # the Parallel app's key, in Google's header
+    rows = recall.query("SELECT front, parent_id FROM interactions ORDER BY depth")
+    assert rows == [("parallel-tasks", None), ("gemini-interactions", run.interaction_id), ("parallel-tasks", turn.id)]
+
+
 def test_json_schema_over_another_upstream_needs_a_json_answer(
     recall_factory: RecallFactory, fake_gemini: FakeGemini
 ) -> None:

@@ -45,6 +45,8 @@ class FakeParallel:
     url: str = ""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
+    # Set on stop: long-polls and event streams held open end at once.
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> str:
         app = web.Application()
@@ -58,6 +60,7 @@ class FakeParallel:
         return self.url
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -137,9 +140,13 @@ class FakeParallel:
                 "metadata": run.body.get("metadata"), "warnings": None, "error": error, "taskgroup_id": None}
 
     async def _wait(self, run: FakeRun, limit: float) -> bool:
+        """Hold until the run is done or `limit` seconds pass; whether it is done."""
         remaining = run.created + self.delay - time.monotonic()
-        await asyncio.sleep(max(0.0, min(remaining, limit)))
-        return remaining <= limit
+        try:
+            await asyncio.wait_for(self._stopping.wait(), max(0.0, min(remaining, limit)))
+        except TimeoutError:
+            pass
+        return remaining <= limit and not self._stopping.is_set()
 
     async def _result(self, run: FakeRun, timeout: str | None) -> web.Response:
         if not await self._wait(run, float(timeout) if timeout else 600.0):
