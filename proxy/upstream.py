@@ -76,10 +76,11 @@ def translated_headers(headers: Mapping[str, str], query: Mapping[str, str], ups
     """Headers for a call recall builds in `codec`'s API for an app of `front`'s API.
 
     Where the two APIs take keys in different headers (a Parallel app's
-    `x-api-key` for an OpenAI upstream, a `?key=` for one that reads a header),
-    the app's key moves to the header the provider reads."""
+    `x-api-key` for a Gemini upstream), or the app sent its key as `?key=`
+    (the built call has no query), the key moves to the header the provider reads."""
     out = forward_headers(headers, upstream, codec)
-    if not upstream.api_key_env and (front.auth_header, front.auth_prefix) != (codec.auth_header, codec.auth_prefix):
+    differ = (front.auth_header, front.auth_prefix) != (codec.auth_header, codec.auth_prefix)
+    if not upstream.api_key_env and (differ or caller_key(headers, {}) is None):
         _move_key(out, codec, caller_key(headers, query))
     return out
 

@@ -15,7 +15,7 @@ from .conftest import Recall, RecallFactory
 from .support.fake_gemini import FakeGemini
 from .support.fake_parallel import FakeParallel
 from .test_parallel_tasks import TEXT as TEXT_SPEC
-from .test_parallel_tasks import client
+from .test_parallel_tasks import client, http
 
 
 def test_task_runs_over_a_generate_content_upstream(recall_factory: RecallFactory, fake_gemini: FakeGemini) -> None:
@@ -55,6 +55,16 @@ def test_other_front_apis_chain_onto_task_runs_and_back(recall_factory: RecallFa
     assert fake_gemini.requests[-1].headers["x-goog-api-key"] == "pk-A"  # the Parallel app's key, in Google's header
     rows = recall.query("SELECT front, parent_id FROM interactions ORDER BY depth")
     assert rows == [("parallel-tasks", None), ("gemini-interactions", run.interaction_id), ("parallel-tasks", turn.id)]
+
+
+def test_a_query_key_reaches_an_emulated_upstream_in_its_header(recall_factory: RecallFactory,
+                                                                 fake_gemini: FakeGemini) -> None:
+    recall = recall_factory({"gemini": Upstream("gemini", fake_gemini.url, "gemini", state="emulate")})
+    answer = http.post(f"{recall.base('gemini')}/v1beta/interactions?key=AIza-query-key",
+                       json={"model": "gemini-3-flash-preview", "input": "hi"})
+    assert answer.status_code == 200
+    assert fake_gemini.requests[-1].headers["x-goog-api-key"] == "AIza-query-key"
+    assert b"AIza-query-key" not in recall.db_bytes()
 
 
 def test_json_schema_over_another_upstream_needs_a_json_answer(
