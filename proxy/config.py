@@ -17,6 +17,7 @@ STATES = ("native", "emulate")
 MODES = ("live", "replay", "auto")
 # Stateless wire APIs have no previous id of their own: recall always keeps their state.
 STATELESS_APIS = frozenset({"gemini-generate", "openai-chat", "anthropic"})
+DEFAULT_CONTEXT_MAX_CHARS = 50_000
 
 
 class ConfigError(Exception):
@@ -35,6 +36,9 @@ class Upstream:
     state: str = "native"
     api_key_env: str | None = None
     timeout_s: float = 600.0
+    # Where recall folds a conversation into one input (api = "parallel" in
+    # emulate mode): at most this many characters of earlier turns go with it.
+    context_max_chars: int = DEFAULT_CONTEXT_MAX_CHARS
 
     @property
     def emulates(self) -> bool:
@@ -93,6 +97,7 @@ _UPSTREAM_KEYS: dict[str, tuple[type | tuple[type, ...], tuple[Any, ...] | None]
     "state": (str, STATES),
     "api_key_env": (str, None),
     "timeout_s": ((int, float), None),
+    "context_max_chars": (int, None),
 }
 
 
@@ -162,6 +167,8 @@ def _parse_upstream(source: str, name: str, table: Any, base: Upstream | None) -
         raise ConfigError(source, f"{where} url", f"must start with http:// or https://; got {upstream.url!r}")
     if upstream.timeout_s <= 0:
         raise ConfigError(source, f"{where} timeout_s", "must be greater than 0")
+    if upstream.context_max_chars <= 0:
+        raise ConfigError(source, f"{where} context_max_chars", "must be greater than 0")
     return replace(upstream, url=upstream.url.rstrip("/"), timeout_s=float(upstream.timeout_s))
 
 

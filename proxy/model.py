@@ -134,6 +134,9 @@ class TurnRequest:
     # Things this front API has that no neutral field holds (e.g. built-in
     # search tools). Another wire API refuses them by name.
     untranslatable: list[str] = field(default_factory=list)
+    # Set by the pipeline from the upstream's config: how many characters of
+    # earlier turns an upstream API that folds history into one input may carry.
+    context_max_chars: int | None = None
 
 
 @dataclass(slots=True)
@@ -146,6 +149,9 @@ class ModelReply:
     model: str | None = None
     provider_id: str | None = None
     error: str | None = None
+    # The provider's id for the run that produced this reply, where its API names
+    # runs apart from conversation nodes (Parallel's run_id beside interaction_id).
+    run_id: str | None = None
 
 
 def settle_status(output: list[Turn], finished: str) -> str:
@@ -178,6 +184,9 @@ class Interaction:
     # Front-API request fields echoed on GET (system instruction, tools, config).
     request: dict[str, Any] = field(default_factory=dict)
     provider_id: str | None = None
+    # The id of the run that produced this node, where the front API has one
+    # besides the interaction id (Parallel task runs: `run_id`).
+    run_id: str | None = None
 
     def turns(self) -> list[Turn]:
         """This node's contribution to the conversation history."""

@@ -19,6 +19,12 @@ RELAY = "relay"
 INPUT_ITEMS = "input_items"
 CONVERSATION = "conversation"
 CONVERSATION_ITEMS = "conversation_items"
+# Parallel task runs (proxy/task_runs.py).
+TASK_CREATE = "task_create"
+TASK_GET = "task_get"
+TASK_RESULT = "task_result"
+TASK_INPUT = "task_input"
+TASK_EVENTS = "task_events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,8 @@ _CONVERSATIONS = re.compile(
 )
 # Chat Completions: OpenAI's path, and Parallel's two (`/v1beta/…`, and `/chat/…` for its openai-SDK base_url).
 _CHAT = re.compile(r"^(?:/v1|/v1beta)?/chat/completions/?$")
+_TASK_RUNS = re.compile(r"^/v1/tasks/runs(?:/(?P<id>[^/]+)(?:/(?P<sub>result|input|events))?)?/?$")
+_TASK_READS = {None: TASK_GET, "result": TASK_RESULT, "input": TASK_INPUT, "events": TASK_EVENTS}
 
 
 def match(method: str, tail: str, upstream_api: str) -> Route:
@@ -71,6 +79,13 @@ def match(method: str, tail: str, upstream_api: str) -> Route:
         return Route(FRONT_CODECS["openai-responses"], operation, found.group("id"), found.group("item"))
     if _CHAT.match(tail):
         return Route(FRONT_CODECS["openai-chat"], CREATE if method == "POST" else RELAY)
+    found = _TASK_RUNS.match(tail)
+    if found:
+        codec = FRONT_CODECS["parallel-tasks"]
+        resource = found.group("id")
+        if resource is None:
+            return Route(codec, TASK_CREATE if method == "POST" else RELAY)
+        return Route(codec, _TASK_READS[found.group("sub")] if method == "GET" else RELAY, resource)
     # Unmodelled path: answer errors in the upstream's own shape.
     return Route(UPSTREAM_CODECS.get(upstream_api) or FRONT_CODECS["gemini-interactions"], RELAY)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from . import __version__, conversations, routes, turns
+from . import __version__, conversations, routes, task_runs, turns
 from .auth import RECALL_TOKEN_HEADER, caller_key, fingerprint
 from .cache import AUTO, CACHE_HEADER, REPLAY, Cache, canonical_request, request_key
 from .call import Call
@@ -47,6 +47,11 @@ OPERATIONS: dict[str, Operation] = {
     routes.CONVERSATION: conversations.conversation,
     routes.CONVERSATION_ITEMS: conversations.conversation_items,
     routes.RELAY: relay,
+    routes.TASK_CREATE: task_runs.create,
+    routes.TASK_GET: task_runs.get,
+    routes.TASK_RESULT: task_runs.result,
+    routes.TASK_INPUT: task_runs.input_of,
+    routes.TASK_EVENTS: task_runs.events,
 }
 
 

@@ -35,7 +35,7 @@ from .relay import STORED_HEADER
 from .runs import CANCELLED_BY_APP
 from .services import Services
 from .sse import SSEEvent, iter_events
-from .upstream import forward_headers
+from .upstream import forward_headers, translated_headers
 
 NATIVE, RELABEL, ENCODE = "native", "relabel", "encode"
 SSE_CONTENT_TYPE = "text/event-stream"
@@ -129,10 +129,10 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
     upstream_codec = upstream_codec_for(front, call.upstream.api)
     encoder = front.stream_encoder(call.headers, req.raw)
     streamed_req = dataclasses.replace(req, stream=True)
+    streamed_req.context_max_chars = call.upstream.context_max_chars
     upstream_call = upstream_codec.upstream_call(streamed_req, prior)
     upstream_body = orjson.dumps(upstream_call.body)
-    headers = forward_headers(call.headers, call.upstream, upstream_codec,
-                              translated=upstream_codec is not call.route.codec)
+    headers = translated_headers(call.headers, call.query, call.upstream, front, upstream_codec)
     headers["Content-Type"] = "application/json"
     response = await services.upstreams.open(
         call.upstream, upstream_call.method, upstream_call.path, headers=headers, body=upstream_body

@@ -14,6 +14,7 @@ from proxy.server import start
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_gemini import FakeGemini
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_parallel import FakeParallel
 from tests.support.loop_thread import LoopThread
 
 pytest_plugins = ["pytester"]
@@ -51,6 +52,14 @@ def fake_anthropic(loop_thread: LoopThread) -> Iterator[FakeAnthropic]:
 
 
 @pytest.fixture
+def fake_parallel(loop_thread: LoopThread) -> Iterator[FakeParallel]:
+    fake = FakeParallel()
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
+@pytest.fixture
 def fake_openai(loop_thread: LoopThread) -> Iterator[FakeOpenAI]:
     """A zero-data-retention OpenAI: stateless, answers from the history it is sent."""
     fake = FakeOpenAI()
@@ -71,6 +80,14 @@ def stateful_openai(loop_thread: LoopThread) -> Iterator[FakeOpenAI]:
 def chat_only_openai(loop_thread: LoopThread) -> Iterator[FakeOpenAI]:
     """A Chat-Completions-only server, like vLLM, Ollama or llama.cpp."""
     fake = FakeOpenAI(chat_only=True)
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
+@pytest.fixture
+def stateful_parallel(loop_thread: LoopThread) -> Iterator[FakeParallel]:
+    fake = FakeParallel(stateful=True)
     loop_thread.run(fake.start())
     yield fake
     loop_thread.run(fake.stop())

@@ -11,6 +11,7 @@ from .gemini_generate import GeminiGenerate
 from .gemini_interactions import GeminiInteractions
 from .openai_chat import OpenAIChat
 from .openai_responses import OpenAIResponses
+from .parallel_tasks import ParallelTasks
 
 CODECS: tuple[Codec, ...] = (
     GeminiInteractions(),
@@ -18,6 +19,7 @@ CODECS: tuple[Codec, ...] = (
     OpenAIResponses(),
     OpenAIChat(),
     AnthropicMessages(),
+    ParallelTasks(),
 )
 
 #: Codec by front API name ("gemini-interactions", ...).

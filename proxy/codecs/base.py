@@ -79,11 +79,11 @@ class StreamEncoder:
 
 @dataclass(slots=True)
 class UpstreamCall:
-    """A request for the provider: path (with query) under its root URL, and JSON body."""
+    """A request for the provider: path (with query) under its root URL, and JSON body (None: no body)."""
 
     method: str
     path: str
-    body: dict[str, Any]
+    body: dict[str, Any] | None
 
 
 class Codec:
@@ -117,6 +117,13 @@ class Codec:
     not_echoed: ClassVar[frozenset[str]] = frozenset({"input", "stream", "store", "background", "model"})
     #: Query parameter that resumes a stream after an event id (GET …?stream=true).
     resume_param: ClassVar[str] = "last_event_id"
+    #: The provider reads a key from `auth_header` only: a key an app sent another
+    #: way (a Bearer token to Parallel) is moved there, relays included. False keeps
+    #: the app's own choice where the provider reads several (OAuth tokens to Google).
+    reads_key_header_only: ClassVar[bool] = False
+    #: Statuses with which this API's provider says of a result fetched through
+    #: `pending_result` that it is not ready yet (ask again), e.g. Parallel's 408.
+    not_ready_statuses: ClassVar[frozenset[int]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -164,6 +171,12 @@ class Codec:
 
     def parse_reply(self, body: Any) -> ModelReply:
         raise NotImplementedError
+
+    def pending_result(self, reply: ModelReply, wait_s: int) -> UpstreamCall | None:
+        """How to await an asynchronous provider: the call that fetches the finished
+        reply (holding up to `wait_s` seconds) while `reply` is a run still going,
+        or None when `reply` is final. Synchronous APIs answer finished replies."""
+        return None
 
     def stream_decoder(self) -> StreamDecoder:
         raise bad_request(f"streaming from an upstream that speaks {self.speaks} is not supported")

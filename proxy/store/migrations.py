@@ -235,6 +235,12 @@ def m006_openai_conversations(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX openai_conversation_items_id ON openai_conversation_items(conversation_id, item_id)")
 
 
+def m007_interaction_run_ids(db: sqlite3.Connection) -> None:
+    """The run id a front API names beside the interaction id (Parallel task runs)."""
+    db.execute("ALTER TABLE interactions ADD COLUMN run_id TEXT")
+    db.execute("CREATE INDEX interactions_run ON interactions(run_id) WHERE run_id IS NOT NULL")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_interactions_and_exchanges,
     m002_stream_events,
@@ -242,6 +248,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m004_search_index,
     m005_conversation_views,
     m006_openai_conversations,
+    m007_interaction_run_ids,
 ]
 
 

@@ -27,7 +27,7 @@ from .writer import Writer
 
 _INTERACTION_COLUMNS = (
     "id, owner, upstream, front, mode, model, status, parent_id, root_id, depth,"
-    " input, output, request, usage, error, provider_id, created_at, updated_at"
+    " input, output, request, usage, error, provider_id, created_at, updated_at, run_id"
 )
 
 T = TypeVar("T")
@@ -49,12 +49,12 @@ def _turns(text: str | None) -> list[Turn]:
 
 def _row_to_interaction(row: sqlite3.Row | tuple[Any, ...]) -> Interaction:
     (id_, owner, upstream, front, mode, model, status, parent_id, root_id, _depth,
-     input_, output, request, usage, error, provider_id, created, updated) = row
+     input_, output, request, usage, error, provider_id, created, updated, run_id) = row
     return Interaction(
         id=id_, owner=owner, upstream=upstream, front=front, mode=mode, model=model, status=status,
         parent_id=parent_id, root_id=root_id, input=_turns(input_), output=_turns(output),
         request=orjson.loads(request) if request else {}, usage=Usage.from_json(orjson.loads(usage) if usage else None),
-        error=error, provider_id=provider_id, created=created, updated=updated,
+        error=error, provider_id=provider_id, created=created, updated=updated, run_id=run_id,
     )
 
 
@@ -192,11 +192,11 @@ class SQLiteStore:
             it.root_id = root_id
             db.execute(
                 f"INSERT OR REPLACE INTO interactions ({_INTERACTION_COLUMNS}, input_tokens, output_tokens)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     it.id, it.owner, it.upstream, it.front, it.mode, it.model, it.status, it.parent_id, root_id,
                     depth, _turns_json(it.input), _turns_json(it.output), _dumps(it.request),
-                    _dumps(it.usage.to_json()), it.error, it.provider_id, it.created, it.updated,
+                    _dumps(it.usage.to_json()), it.error, it.provider_id, it.created, it.updated, it.run_id,
                     it.usage.input_tokens, it.usage.output_tokens,
                 ),
             )
@@ -275,6 +275,16 @@ class SQLiteStore:
         cursor = await self._reader.execute(
             f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id = ? AND deleted_at IS NULL",
             (interaction_id,),
+        )
+        row = await cursor.fetchone()
+        await cursor.close()
+        return _row_to_interaction(row) if row else None
+
+    async def get_interaction_by_run(self, run_id: str) -> Interaction | None:
+        """A live node by the run id its front API names it by (Parallel's `run_id`), or None."""
+        cursor = await self._reader.execute(
+            f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE run_id = ? AND deleted_at IS NULL",
+            (run_id,),
         )
         row = await cursor.fetchone()
         await cursor.close()
