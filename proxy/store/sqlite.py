@@ -20,6 +20,7 @@ import aiosqlite
 import orjson
 
 from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
+from .chain_cache import ChainCache
 from .erase import Removed, erase_interactions, purge_before, reclaim_space
 from .migrations import migrate
 from .records import Conversation, Exchange
@@ -144,6 +145,8 @@ class SQLiteStore:
         self._writer_db = writer_db
         self._reader = reader_db
         self._writer = Writer(writer_db)
+        self._chains = ChainCache()
+        self._version = 0  # the last outside version seen (see chain)
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
@@ -205,6 +208,9 @@ class SQLiteStore:
                 _insert_exchange(db, exchange)
 
         await self._writer.submit(op)
+        if it.status != IN_PROGRESS:
+            # The next turn most likely continues this one: its chain is its parent's plus itself.
+            self._chains.extend(it, self._version)
 
     async def run_write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run a write of the caller's own (e.g. a bulk load) through the writer."""
@@ -220,12 +226,14 @@ class SQLiteStore:
         their place in the tree; their history skips the erased turn.
         """
         removed: Removed = await self._writer.submit(lambda db: erase_interactions(db, [interaction_id]))
+        self._chains.clear()
         await self._scrub_wal()
         return removed.interactions > 0
 
     async def purge_older_than(self, cutoff: float) -> Removed:
         """Erase everything recorded before `cutoff` (epoch seconds) and free the space."""
         removed: Removed = await self._writer.submit(lambda db: purge_before(db, cutoff))
+        self._chains.clear()
         await self._writer_db._execute(reclaim_space, self._writer_db._conn)
         return removed
 
@@ -290,8 +298,25 @@ class SQLiteStore:
         await cursor.close()
         return _row_to_interaction(row) if row else None
 
+    async def _outside_version(self) -> int:
+        """Changes when another process commits to the file (this process's writes leave it alone)."""
+        cursor = await self._writer_db.execute("PRAGMA data_version")
+        row = await cursor.fetchone()
+        await cursor.close()
+        return int(row[0]) if row else 0
+
     async def chain(self, interaction_id: str) -> list[Interaction]:
         """The conversation from its root to this node, oldest first, erased nodes skipped."""
+        version = self._version = await self._outside_version()
+        cached = self._chains.get(interaction_id, version)
+        if cached is not None:
+            return cached
+        chain = await self._query_chain(interaction_id)
+        if chain and chain[-1].id == interaction_id:
+            self._chains.put(interaction_id, version, chain)
+        return list(chain)
+
+    async def _query_chain(self, interaction_id: str) -> list[Interaction]:
         cursor = await self._reader.execute(
             f"""
             WITH RECURSIVE chain(id, parent_id, hop) AS (
