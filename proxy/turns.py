@@ -72,7 +72,7 @@ async def _create_native(request: web.Request, call: Call, services: Services, r
         if reply.provider_id:
             await services.store.save_interaction(_node(call, req, reply, reply.provider_id, mode="native"))
 
-    return await relay(request, call, services, store_content=storing, on_relayed=remember)
+    return await relay(request, call, services, store_content=storing, on_relayed=remember, whole_json=True)
 
 
 async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> web.Response:
