@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from . import __version__, routes, turns
 from .auth import RECALL_TOKEN_HEADER, caller_key, fingerprint
@@ -22,7 +23,7 @@ from .call import Call
 from .cassette import load_cassette
 from .codecs import Codec
 from .config import Config
-from .errors import ApiError, ReplayMiss, too_large, unauthorized
+from .errors import ApiError, ReplayMiss, bad_request, too_large, unauthorized
 from .http_compat import TolerantAppRunner
 from .relay import relay
 from .runs import Runs
@@ -86,6 +87,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise too_large(config.max_body_mb) from None
+        except ConnectionResetError:
+            raise bad_request("the connection closed before the whole request body arrived") from None
+        except RequestPayloadError as exc:
+            raise bad_request(f"the request body could not be read: {exc}") from None
         raw_path = request.raw_path.split("?", 1)[0]
         call = Call(
             upstream=upstream,
