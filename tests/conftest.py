@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.support.rigs"]
 
 from proxy.config import Config, Upstream
 from proxy.server import start
