@@ -15,10 +15,11 @@ import threading
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from .support.faulty_upstream import OVERLOADED_BODY, STREAM_FAULTS
-from .support.front_routes import FrontRoute, Upstream, pair_id, route_upstream_pairs
+from .support.front_routes import FRONT_ROUTES, FrontRoute, Upstream, pair_id, route_upstream_pairs
 from .support.rigs import Rig, RigFactory
 
 PAIRS = route_upstream_pairs()
@@ -291,3 +292,18 @@ def test_a_slow_client_does_not_stall_other_requests(rig_factory: RigFactory, ro
     assert rig.problems() == []
     # The upload that was abandoned half way is not an error of recall's.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize("route", FRONT_ROUTES, ids=pair_id)
+def test_a_relayed_answer_broken_mid_body_breaks_the_apps_connection(rig_factory: RigFactory,
+                                                                      route: FrontRoute) -> None:
+    """An unmodelled path is relayed as it comes; if the provider breaks off, so does the app's
+    answer (an SDK then sees a broken connection), never a short body that looks whole."""
+    rig = rig_factory(route, route.upstreams[0])
+    rig.faulty.fault = "reset_body"
+    with pytest.raises(httpx.RemoteProtocolError):
+        rig.http.get(rig.url("/v1beta/unmodelled/thing"), headers=rig.headers())
+    deadline = time.monotonic() + 5
+    while not (rows := rig.recall.query("SELECT error FROM exchanges")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert rows and "broke mid-body" in rows[0][0]
