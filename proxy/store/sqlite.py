@@ -74,8 +74,9 @@ def _insert_exchange(db: sqlite3.Connection, ex: Exchange) -> int:
 
 
 def _open_private(path: Path) -> None:
-    """Create the database file readable by its owner only (WAL and SHM inherit it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Create the database file readable by its owner only (SQLite gives the WAL and
+    SHM files the database's mode), in a directory of the owner's if recall makes it."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
