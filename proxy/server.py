@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -47,6 +48,9 @@ OPERATIONS: dict[str, Operation] = {
 }
 
 
+_DOT_SEGMENT = re.compile(r"/\.\.?/")
+
+
 def error_response(codec: Codec, err: ApiError) -> web.Response:
     return web.Response(body=orjson.dumps(codec.error_body(err)), status=err.status, content_type="application/json")
 
@@ -83,6 +87,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         if config.tokens and not _token_ok(request, config.tokens):
             raise unauthorized(f"a valid {RECALL_TOKEN_HEADER} header is required by this recall server")
+        if _DOT_SEGMENT.search(f"/{rest}/"):
+            # The provider's URL would resolve `..` away, out of the path the app named and
+            # possibly out of the upstream's configured prefix; no SDK sends such a path.
+            raise bad_request("the path must not contain '.' or '..' segments; name the resource directly")
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -96,7 +104,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
             upstream=upstream,
             route=route,
             method=request.method,
-            raw_tail=raw_path[len(name) + 1:] or "/",
+            # The raw path without its first segment (the mount, possibly percent-encoded).
+            raw_tail="/" + raw_path.lstrip("/").partition("/")[2],
             query=request.query,
             query_string=request.query_string,
             headers=request.headers,
