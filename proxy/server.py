@@ -27,6 +27,7 @@ from .config import Config
 from .errors import ApiError, ReplayMiss, bad_request, too_large, unauthorized
 from .http_compat import TolerantAppRunner
 from .relay import relay
+from .request_log import log_path, log_requests
 from .runs import Runs
 from .services import Services
 from .state import ConversationState
@@ -131,6 +132,14 @@ async def handle(request: web.Request) -> web.StreamResponse:
             raise await cache.miss(call, canonical, call.cache_key) from None
     except ApiError as err:
         return error_response(codec, err)
+    except web.HTTPException:
+        raise
+    except Exception:
+        # A bug of recall's own: the app still gets an answer in its API's shape,
+        # and the traceback goes to the log only (which never holds credentials).
+        log.exception("unexpected error on %s %s", request.method, log_path(request))
+        return error_response(codec, ApiError(500, "internal_error",
+                                              "recall failed on this request; its log has the details"))
 
 
 async def _cache_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -141,7 +150,7 @@ async def _cache_header(request: web.Request, response: web.StreamResponse) -> N
 
 
 def create_app(config: Config, db_path: Path) -> web.Application:
-    app = web.Application(client_max_size=config.max_body_mb * 1024 * 1024)
+    app = web.Application(client_max_size=config.max_body_mb * 1024 * 1024, middlewares=[log_requests])
     replaying = config.mode == REPLAY
 
     async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
