@@ -181,13 +181,16 @@ def create_app(config: Config, db_path: Path) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.on_response_prepare.append(_cache_header)
     app.router.add_get("/_recall/health", health)
-    app.router.add_route("*", "/{tail:.*}", handle)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", handle)  # [\s\S]: a path may hold an encoded newline
     return app
 
 
 async def start(config: Config, db_path: Path) -> tuple[TolerantAppRunner, int]:
     """Start serving on config.host:config.port (port 0 picks a free one); return the bound port."""
-    runner = TolerantAppRunner(create_app(config, db_path), access_log=None, shutdown_timeout=10)
+    # Request lines and headers up to 64 KiB reach recall (aiohttp stops at 8 KiB), so that
+    # a long id or header gets an answer in the front API's shape rather than aiohttp's.
+    runner = TolerantAppRunner(create_app(config, db_path), access_log=None, shutdown_timeout=10,
+                               max_line_size=65536, max_field_size=65536)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
