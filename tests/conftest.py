@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester", "tests.support.rigs"]
+pytest_plugins = ["pytester", "tests.support.rigs", "tests.support.figures", "tests.support.profiles"]
 
 from proxy.config import Config, Upstream
 from proxy.server import start

@@ -20,7 +20,7 @@ import pytest
 
 from .support.faulty_upstream import OVERLOADED_BODY, STREAM_FAULTS
 from .support.front_routes import FRONT_ROUTES, FrontRoute, Upstream, pair_id, route_upstream_pairs
-from .support.rigs import Rig, RigFactory
+from .support.rigs import Rig, RigFactory, dechunk
 
 PAIRS = route_upstream_pairs()
 EMULATED = route_upstream_pairs(emulate_only=True)
@@ -220,18 +220,6 @@ def _stalled_stream_reader(rig: Rig, words: int) -> socket.socket:
             f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in rig.headers().items())]
     sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
     return sock
-
-
-def dechunk(body: bytes) -> bytes:
-    """An HTTP/1.1 chunked body as the bytes it carries."""
-    out, rest = b"", body
-    while rest:
-        size_line, _, rest = rest.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            break
-        out, rest = out + rest[:size], rest[size + 2:]
-    return out
 
 
 def _half_sent_request(rig: Rig) -> socket.socket:

@@ -68,6 +68,13 @@ class FakeGemini:
     # -- handlers --------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._serve(request)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # Like the real provider: a request it cannot read is a 400, never a crash.
+            return _error(400, "invalid_request", f"fake gemini cannot read this request: {exc!r}")
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         try:
             body = await request.json() if raw else None

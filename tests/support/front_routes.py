@@ -57,6 +57,10 @@ class FrontRoute:
     create_body: Callable[[str, str | None, JSON], JSON]
     #: The field of a create body that names the previous turn.
     previous_field: str
+    #: Top-level fields of a create body the API knows, and which of them are required
+    #: (bad-input tests break them one at a time).
+    create_fields: tuple[str, ...]
+    required_fields: tuple[str, ...]
     #: The id in a create's or get's JSON answer.
     read_id: Callable[[JSON], str]
     #: The model's text in a create's or get's JSON answer.
@@ -85,6 +89,13 @@ class FrontRoute:
     def cancel(self, interaction_id: str) -> str:
         assert self.cancel_path is not None
         return self.cancel_path.format(id=interaction_id)
+
+    def item_operations(self) -> list[tuple[str, str, str]]:
+        """(name, method, path template) of every operation on one stored item."""
+        ops = [("get", "GET", self.item_path), ("delete", "DELETE", self.item_path)]
+        if self.cancel_path:
+            ops.append(("cancel", "POST", self.cancel_path))
+        return ops
 
     def body(self, text: str, previous: str | None = None, **extra: Any) -> JSON:
         return self.create_body(text, previous, extra)
@@ -163,6 +174,9 @@ GEMINI_INTERACTIONS = FrontRoute(
     cancel_path="/v1beta/interactions/{id}/cancel",
     create_body=_gemini_body,
     previous_field="previous_interaction_id",
+    create_fields=("model", "input", "previous_interaction_id", "system_instruction", "tools", "generation_config",
+                   "store", "stream", "background", "agent", "response_format", "response_modalities"),
+    required_fields=("model", "input"),
     read_id=lambda answer: answer["id"],
     reply_text=_gemini_text,
     read_status=lambda answer: answer["status"],

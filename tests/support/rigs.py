@@ -8,6 +8,7 @@ and build rigs from the rows of tests/support/front_routes.py.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,26 @@ class Rig:
                               headers=self.headers(key)) as answer:
             return answer.status_code, answer.read()
 
+    def raw(self, method: str, path: str, body: bytes = b"") -> httpx.Response:
+        """A request sent byte for byte over a socket: the path exactly as given, no
+        client-side normalisation (httpx would resolve `..` itself)."""
+        host, port = self.recall.url.removeprefix("http://").split(":")
+        head = [f"{method} /{MOUNT}{path} HTTP/1.1", f"Host: {host}", "Connection: close",
+                f"Content-Length: {len(body)}", "Content-Type: application/json",
+                *(f"{k}: {v}" for k, v in self.headers().items())]
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        head_bytes, _, content = received.partition(b"\r\n\r\n")
+        lines = head_bytes.decode("latin-1").split("\r\n")
+        headers = [tuple(line.split(": ", 1)) for line in lines[1:]]
+        if any(k.lower() == "transfer-encoding" for k, _ in headers):
+            content = dechunk(content)
+            headers = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
+        return httpx.Response(int(lines[0].split()[1]), headers=headers, content=content)
+
     def counts(self) -> dict[str, int]:
         return store_checks.counts(self.recall.db_path)
 
@@ -84,6 +105,18 @@ class Rig:
 
     def upstream_requests(self) -> list[Any]:
         return self.fake.requests
+
+
+def dechunk(body: bytes) -> bytes:
+    """An HTTP/1.1 chunked body as the bytes it carries."""
+    out, rest = b"", body
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out, rest = out + rest[:size], rest[size + 2:]
+    return out
 
 
 RigFactory = Callable[..., Rig]
