@@ -200,9 +200,9 @@ class SQLiteStore:
     async def _scrub_wal(self) -> None:
         """Fold the WAL into the database and truncate it: old page images in the
         WAL would otherwise still hold erased content until the next checkpoint."""
-        cursor = await self._writer_db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        await cursor.fetchall()
-        await cursor.close()
+        # One trip, so that no statement of it is still open when the writer's next batch begins.
+        await self._writer_db._execute(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall(),
+                                       self._writer_db._conn)
 
     def append_frames(self, interaction_id: str, frames: list[tuple[int, str | None, float, bytes]]) -> asyncio.Future[Any]:
         """Queue stream events (seq, event id, ms since start, bytes); the future resolves on commit.
@@ -220,37 +220,49 @@ class SQLiteStore:
 
     # -- reads ----------------------------------------------------------------
 
+    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Run a query to its last row in one trip to the reader's thread.
+
+        A cursor left open across an await keeps its connection's read
+        transaction, and so its snapshot, open; under load, overlapping cursors
+        of concurrent requests would keep one snapshot open indefinitely, and a
+        turn committed a moment ago would not be found. One trip per query
+        starts each read from the latest commit (read-your-writes)."""
+
+        def run(db: sqlite3.Connection) -> list[Any]:
+            cursor = db.execute(sql, params)
+            try:
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+
+        return await self._reader._execute(run, self._reader._conn)
+
     async def stream_frames(self, interaction_id: str, after_seq: int = 0) -> list[tuple[int, bytes]]:
         """Recorded stream events after `after_seq`, in order: (seq, frame bytes)."""
-        cursor = await self._reader.execute(
+        rows = await self._read(
             "SELECT seq, frame FROM stream_events WHERE interaction_id = ? AND seq > ? ORDER BY seq",
             (interaction_id, after_seq),
         )
-        rows = await cursor.fetchall()
-        await cursor.close()
         return [(row[0], row[1]) for row in rows]
 
     async def event_seq(self, interaction_id: str, event_id: str) -> int | None:
-        cursor = await self._reader.execute(
+        rows = await self._read(
             "SELECT seq FROM stream_events WHERE interaction_id = ? AND event_id = ?", (interaction_id, event_id)
         )
-        row = await cursor.fetchone()
-        await cursor.close()
-        return row[0] if row else None
+        return rows[0][0] if rows else None
 
     async def get_interaction(self, interaction_id: str) -> Interaction | None:
         """A live (not deleted) node by id, or None."""
-        cursor = await self._reader.execute(
+        rows = await self._read(
             f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id = ? AND deleted_at IS NULL",
             (interaction_id,),
         )
-        row = await cursor.fetchone()
-        await cursor.close()
-        return _row_to_interaction(row) if row else None
+        return _row_to_interaction(rows[0]) if rows else None
 
     async def chain(self, interaction_id: str) -> list[Interaction]:
         """The conversation from its root to this node, oldest first, erased nodes skipped."""
-        cursor = await self._reader.execute(
+        rows = await self._read(
             f"""
             WITH RECURSIVE chain(id, parent_id, hop) AS (
                 SELECT id, parent_id, 0 FROM interactions WHERE id = ?
@@ -265,8 +277,6 @@ class SQLiteStore:
             """,
             (interaction_id,),
         )
-        rows = await cursor.fetchall()
-        await cursor.close()
         return [_row_to_interaction(row) for row in rows]
 
     async def exchanges_for(self, interaction_id: str) -> list[Exchange]:
@@ -285,22 +295,18 @@ class SQLiteStore:
         )
 
     async def stream_frames_timed(self, interaction_id: str) -> list[tuple[float, bytes]]:
-        cursor = await self._reader.execute(
+        rows = await self._read(
             "SELECT at_ms, frame FROM stream_events WHERE interaction_id = ? ORDER BY seq", (interaction_id,)
         )
-        rows = await cursor.fetchall()
-        await cursor.close()
         return [(row[0], row[1]) for row in rows]
 
     async def _exchanges(self, where: str, params: tuple[Any, ...]) -> list[Exchange]:
-        cursor = await self._reader.execute(
+        rows = await self._read(
             "SELECT upstream, method, path, created_at, status, latency_ms, interaction_id, owner, front, model,"
             " input_tokens, output_tokens, stored, request_headers, request_body, response_headers, response_body,"
             f" upstream_digest, error, cache_key, cache FROM exchanges WHERE {where}",
             params,
         )
-        rows = await cursor.fetchall()
-        await cursor.close()
         return [
             Exchange(
                 upstream=r[0], method=r[1], path=r[2], created=r[3], status=r[4], latency_ms=r[5],
