@@ -71,6 +71,8 @@ class FrontRoute:
     stream_id: Callable[[bytes], str | None]
     #: The message of an error event in a streamed answer, or None.
     stream_error: Callable[[bytes], str | None]
+    #: The model's text in a streamed answer (its text deltas joined).
+    stream_text: Callable[[bytes], str]
     #: Headers that carry an app's provider key.
     key_headers: Callable[[str], dict[str, str]]
     #: Asserts that a response is an error of this status in the API's own shape.
@@ -149,6 +151,14 @@ def _gemini_stream_error(raw: bytes) -> str | None:
     return None
 
 
+def _gemini_stream_text(raw: bytes) -> str:
+    return "".join(
+        event["delta"].get("text", "")
+        for event in sse_events(raw)
+        if isinstance(event, dict) and event.get("event_type") in ("step.delta", "content.delta")
+    )
+
+
 def _gemini_error(response: httpx.Response, status: int) -> None:
     """`{"error": {"code": "<snake_case>", "message": "..."}}` (spec section 6)."""
     assert response.status_code == status, f"expected {status}, got {response.status_code}: {response.text[:300]}"
@@ -182,6 +192,7 @@ GEMINI_INTERACTIONS = FrontRoute(
     read_status=lambda answer: answer["status"],
     stream_id=_gemini_stream_id,
     stream_error=_gemini_stream_error,
+    stream_text=_gemini_stream_text,
     key_headers=lambda key: {"x-goog-api-key": key},
     check_error=_gemini_error,
     error_message=lambda body: body["error"]["message"],
