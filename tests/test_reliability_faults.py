@@ -247,7 +247,7 @@ def test_a_slow_client_does_not_stall_other_requests(rig_factory: RigFactory, ro
             previous = None
             for turn in range(3):
                 started = time.monotonic()
-                answer = rig.create(f"chain {n} turn {turn}", previous, key=f"key-{n}")
+                answer = rig.create(f"request {n}.{turn}", previous, key=f"key-{n}")
                 latencies.append(time.monotonic() - started)
                 if answer.status_code != 200:
                     errors.append(answer.text)
