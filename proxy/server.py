@@ -189,7 +189,7 @@ async def start(config: Config, db_path: Path) -> tuple[TolerantAppRunner, int]:
     """Start serving on config.host:config.port (port 0 picks a free one); return the bound port."""
     # Request lines and headers up to 64 KiB reach recall (aiohttp stops at 8 KiB), so that
     # a long id or header gets an answer in the front API's shape rather than aiohttp's.
-    runner = TolerantAppRunner(create_app(config, db_path), access_log=None, shutdown_timeout=10,
+    runner = TolerantAppRunner(create_app(config, db_path), access_log=None, shutdown_timeout=config.shutdown_grace_s,
                                max_line_size=65536, max_field_size=65536)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
