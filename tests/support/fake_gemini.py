@@ -51,7 +51,7 @@ class FakeGemini:
     async def start(self) -> str:
         app = web.Application(client_max_size=64 * 1024 * 1024)  # recall's own limit is what tests exercise
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # paused answers end with the test
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
