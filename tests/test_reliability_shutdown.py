@@ -86,11 +86,11 @@ def test_sigterm_finishes_requests_in_flight_and_fails_background_runs(
                 answer = rig.create(f"background {n} [pause 30s]", **route.background_fields)
                 background.append(route.read_id(answer.json()))
         with ThreadPoolExecutor(8) as pool:
-            plain: list[Future[httpx.Response]] = [pool.submit(rig.create, f"plain {n} [pause 1.5s]")
+            plain: list[Future[httpx.Response]] = [pool.submit(rig.create, f"plain {n} [pause 1s]")
                                                    for n in range(4)]
             streams: list[Future[tuple[int, bytes]]] = []
             if route.stream_fields is not None:
-                streams = [pool.submit(rig.stream, f"stream {n} [pause 0.2s]") for n in range(4)]
+                streams = [pool.submit(rig.stream, f"stream {n} [pause 0.12s]") for n in range(4)]
             rig.wait_for_provider(len(background) + len(plain) + len(streams))
             signalled = time.monotonic()
             assert rig.recall.process is not None
@@ -111,11 +111,11 @@ def test_sigterm_finishes_requests_in_flight_and_fails_background_runs(
         completed = []
         for n, answer in enumerate(answers):
             assert answer.status_code == 200, answer.text
-            assert route.reply_text(answer.json()).endswith(f"plain {n} [pause 1.5s]")
+            assert route.reply_text(answer.json()).endswith(f"plain {n} [pause 1s]")
             completed.append(route.read_id(answer.json()))
         for n, (status, raw) in enumerate(streamed):
             assert status == 200 and route.stream_error(raw) is None
-            assert route.stream_text(raw).endswith(f"stream {n} [pause 0.2s]")
+            assert route.stream_text(raw).endswith(f"stream {n} [pause 0.12s]")
             completed.append(route.stream_id(raw))
         # The writer was flushed before exit: the file has every answered turn, whole;
         # the abandoned background runs are failed with the reason.
