@@ -93,7 +93,7 @@ def test_connection_refused_is_502(rig_factory: RigFactory, route: FrontRoute, u
 @pytest.mark.parametrize(("route", "upstream"), PAIRS, ids=pair_id)
 def test_provider_timeout_is_504_within_timeout_s(rig_factory: RigFactory, route: FrontRoute,
                                                    upstream: Upstream) -> None:
-    rig = rig_factory(route, upstream, timeout_s=0.4)
+    rig = rig_factory(route, upstream, timeout_s=0.25)
     rig.faulty.fault, rig.faulty.hang_s = "hang", 5
     before = rig.counts()
     for kind in create_kinds(route, upstream):
@@ -154,7 +154,7 @@ def test_stream_broken_mid_way_ends_in_an_error_event_and_a_failed_record(
 ) -> None:
     if route.stream_fields is None:
         pytest.skip(f"{route.name} does not stream")
-    rig = rig_factory(route, upstream, timeout_s=0.5)
+    rig = rig_factory(route, upstream, timeout_s=0.3)
     rig.faulty.fault, rig.faulty.hang_s = fault, 3
     status, raw = rig.stream("alpha beta gamma delta epsilon")
     assert status == 200
@@ -176,7 +176,7 @@ def test_background_run_broken_mid_way_is_marked_failed(
 ) -> None:
     if route.background_fields is None:
         pytest.skip(f"{route.name} has no background runs")
-    rig = rig_factory(route, upstream, timeout_s=0.5)
+    rig = rig_factory(route, upstream, timeout_s=0.3)
     rig.faulty.fault, rig.faulty.hang_s = fault, 3
     answer = rig.create("alpha beta gamma delta epsilon", **route.background_fields)
     assert answer.status_code == 200
@@ -192,7 +192,7 @@ def test_background_run_broken_mid_way_is_marked_failed(
 def test_after_faults_the_same_recall_serves_whole_chains(rig_factory: RigFactory, route: FrontRoute,
                                                          upstream: Upstream) -> None:
     """Faults leave nothing behind that breaks the next requests: a chain built after them works."""
-    rig = rig_factory(route, upstream, timeout_s=0.5)
+    rig = rig_factory(route, upstream, timeout_s=0.3)
     for fault in ("status_503", "invalid_json", "reset_body", "reset_stream"):
         rig.faulty.fault = fault
         if fault == "reset_stream":
