@@ -6,6 +6,18 @@ header), how to read what comes back (the id, the reply text, a stream's id and
 error event) and what its errors look like (check_error asserts the shape its
 official SDK parses, from shared/specs/). Each row also names the upstream
 `api` values it is tested over and the fake provider that plays each one.
+
+Error shapes in shared/specs/, for the rows to come: Gemini Interactions
+`{"error": {"code": "<snake_case>", "message"}}`; OpenAI Responses and Chat
+`{"error": {"message", "type", "param", "code"}}`; Anthropic Messages
+`{"type": "error", "error": {"type", "message"}}`; Parallel
+`{"type": "error", "error": {"ref_id", "message", "detail"?}}`.
+
+A fake provider for a row needs what tests/support/fake_gemini.py has:
+`start()`, `stop()`, `url`; `requests` (each with `.path` and `.headers`);
+`stream_delay`, `streams_finished`; and brain.history_problem and
+brain.requested_pause applied to every conversation it answers
+(`history_mismatches`), so that load, crash and shutdown tests can run on it.
 """
 
 from __future__ import annotations
