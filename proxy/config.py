@@ -59,6 +59,8 @@ class Config:
     port: int = 8642
     tokens: list[str] = field(default_factory=list)
     max_body_mb: int = 32
+    # On SIGTERM, requests in flight get this long to finish before they are cut.
+    shutdown_grace_s: float = 10.0
     db_path: str | None = None
     log_unstored: bool = True
     retention_days: int = 0
@@ -79,6 +81,7 @@ _SCALARS: dict[str, dict[str, tuple[str, type | tuple[type, ...], tuple[Any, ...
         "port": ("port", int, None),
         "tokens": ("tokens", list, None),
         "max_body_mb": ("max_body_mb", int, None),
+        "shutdown_grace_s": ("shutdown_grace_s", (int, float), None),
     },
     "storage": {
         "path": ("db_path", str, None),
@@ -177,6 +180,8 @@ def _validate(config: Config, source: str) -> None:
         raise ConfigError(source, "[server] port", f"must be between 1 and 65535; got {config.port}")
     if config.max_body_mb <= 0:
         raise ConfigError(source, "[server] max_body_mb", "must be greater than 0")
+    if config.shutdown_grace_s < 0:
+        raise ConfigError(source, "[server] shutdown_grace_s", "must be 0 or more seconds")
     if config.retention_days < 0:
         raise ConfigError(source, "[storage] retention_days", "must be 0 (keep forever) or more")
     for key, items in (("[server] tokens", config.tokens), ("[cache] ignore_fields", config.ignore_fields)):

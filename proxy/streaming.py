@@ -141,6 +141,7 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
         async with response:
             body = await response.read()
         raise upstream_codec.upstream_error(call.upstream.name, response.status, body)
+    await _expect_event_stream(response, call)
     storing = req.store and call.recording
     now = time.time()
     node = Interaction(
@@ -181,6 +182,7 @@ async def relay_native(request: web.Request, call: Call, services: Services, req
             body = await response.read()
         return web.Response(body=body, status=response.status,
                             content_type=response.content_type or "application/json")
+    await _expect_event_stream(response, call)
     storing = req.store and call.recording
     node = Interaction(
         id="", owner=call.owner, upstream=call.upstream.name, front=front.name, mode="native", model=req.model,
@@ -194,6 +196,17 @@ async def relay_native(request: web.Request, call: Call, services: Services, req
                sink, EventLog(services, None, storing), mode=NATIVE, storing=storing, upstream_digest=None)
     await asyncio.shield(services.runs.start(mint_id("native_"), run.run()))
     return sink.response
+
+
+async def _expect_event_stream(response: aiohttp.ClientResponse, call: Call) -> None:
+    """A provider that answers a stream request with something else gets a clear 502
+    before the app's stream starts (and before any node exists)."""
+    if response.content_type == SSE_CONTENT_TYPE:
+        return
+    async with response:
+        await response.read()
+    raise upstream_bad_response(call.upstream.name, f"it answered a stream request with {response.content_type}"
+                                f" instead of an event stream ({SSE_CONTENT_TYPE})")
 
 
 class _Run:

@@ -94,8 +94,9 @@ def _insert_exchange(db: sqlite3.Connection, ex: Exchange) -> int:
 
 
 def open_private(path: Path) -> None:
-    """Create the database file readable by its owner only (WAL and SHM inherit it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Create the database file readable by its owner only (SQLite gives the WAL and
+    SHM files the database's mode), in a directory of the owner's if recall makes it."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
@@ -240,9 +241,9 @@ class SQLiteStore:
     async def _scrub_wal(self) -> None:
         """Fold the WAL into the database and truncate it: old page images in the
         WAL would otherwise still hold erased content until the next checkpoint."""
-        cursor = await self._writer_db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        await cursor.fetchall()
-        await cursor.close()
+        # One trip, so that no statement of it is still open when the writer's next batch begins.
+        await self._writer_db._execute(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall(),
+                                       self._writer_db._conn)
 
     def append_frames(self, interaction_id: str, frames: list[tuple[int, str | None, float, bytes]]) -> asyncio.Future[Any]:
         """Queue stream events (seq, event id, ms since start, bytes); the future resolves on commit.
@@ -260,50 +261,58 @@ class SQLiteStore:
 
     # -- reads ----------------------------------------------------------------
 
+    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Run a query to its last row in one trip to the reader's thread.
+
+        A cursor left open across an await keeps its connection's read
+        transaction, and so its snapshot, open; under load, overlapping cursors
+        of concurrent requests would keep one snapshot open indefinitely, and a
+        turn committed a moment ago would not be found. One trip per query
+        starts each read from the latest commit (read-your-writes)."""
+
+        def run(db: sqlite3.Connection) -> list[Any]:
+            cursor = db.execute(sql, params)
+            try:
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+
+        return await self._reader._execute(run, self._reader._conn)
+
     async def stream_frames(self, interaction_id: str, after_seq: int = 0) -> list[tuple[int, bytes]]:
         """Recorded stream events after `after_seq`, in order: (seq, frame bytes)."""
-        cursor = await self._reader.execute(
+        rows = await self._read(
             "SELECT seq, frame FROM stream_events WHERE interaction_id = ? AND seq > ? ORDER BY seq",
             (interaction_id, after_seq),
         )
-        rows = await cursor.fetchall()
-        await cursor.close()
         return [(row[0], row[1]) for row in rows]
 
     async def event_seq(self, interaction_id: str, event_id: str) -> int | None:
-        cursor = await self._reader.execute(
+        rows = await self._read(
             "SELECT seq FROM stream_events WHERE interaction_id = ? AND event_id = ?", (interaction_id, event_id)
         )
-        row = await cursor.fetchone()
-        await cursor.close()
-        return row[0] if row else None
+        return rows[0][0] if rows else None
 
     async def get_interaction(self, interaction_id: str) -> Interaction | None:
         """A live (not deleted) node by id, or None."""
-        cursor = await self._reader.execute(
+        rows = await self._read(
             f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id = ? AND deleted_at IS NULL",
             (interaction_id,),
         )
-        row = await cursor.fetchone()
-        await cursor.close()
-        return _row_to_interaction(row) if row else None
+        return _row_to_interaction(rows[0]) if rows else None
 
     async def get_interaction_by_run(self, run_id: str) -> Interaction | None:
         """A live node by the run id its front API names it by (Parallel's `run_id`), or None."""
-        cursor = await self._reader.execute(
+        rows = await self._read(
             f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE run_id = ? AND deleted_at IS NULL",
             (run_id,),
         )
-        row = await cursor.fetchone()
-        await cursor.close()
-        return _row_to_interaction(row) if row else None
+        return _row_to_interaction(rows[0]) if rows else None
 
     async def _outside_version(self) -> int:
         """Changes when another process commits to the file (this process's writes leave it alone)."""
-        cursor = await self._writer_db.execute("PRAGMA data_version")
-        row = await cursor.fetchone()
-        await cursor.close()
-        return int(row[0]) if row else 0
+        rows = await self._writer_db._execute(lambda: self._writer_db._conn.execute("PRAGMA data_version").fetchall())
+        return int(rows[0][0]) if rows else 0
 
     async def chain(self, interaction_id: str) -> list[Interaction]:
         """The conversation from its root to this node, oldest first, erased nodes skipped."""
@@ -317,7 +326,7 @@ class SQLiteStore:
         return list(chain)
 
     async def _query_chain(self, interaction_id: str) -> list[Interaction]:
-        cursor = await self._reader.execute(
+        rows = await self._read(
             f"""
             WITH RECURSIVE chain(id, parent_id, hop) AS (
                 SELECT id, parent_id, 0 FROM interactions WHERE id = ?
@@ -332,8 +341,6 @@ class SQLiteStore:
             """,
             (interaction_id,),
         )
-        rows = await cursor.fetchall()
-        await cursor.close()
         return [_row_to_interaction(row) for row in rows]
 
     async def exchanges_for(self, interaction_id: str) -> list[Exchange]:
@@ -352,19 +359,13 @@ class SQLiteStore:
         )
 
     async def stream_frames_timed(self, interaction_id: str) -> list[tuple[float, bytes]]:
-        cursor = await self._reader.execute(
+        rows = await self._read(
             "SELECT at_ms, frame FROM stream_events WHERE interaction_id = ? ORDER BY seq", (interaction_id,)
         )
-        rows = await cursor.fetchall()
-        await cursor.close()
         return [(row[0], row[1]) for row in rows]
 
     async def _exchanges(self, where: str, params: tuple[Any, ...]) -> list[Exchange]:
-        cursor = await self._reader.execute(
-            f"SELECT {EXCHANGE_COLUMNS} FROM exchanges WHERE {where}", params
-        )
-        rows = await cursor.fetchall()
-        await cursor.close()
+        rows = await self._read(f"SELECT {EXCHANGE_COLUMNS} FROM exchanges WHERE {where}", params)
         return [exchange_from_row(r) for r in rows]
 
     # -- conversations (OpenAI Conversations API) ------------------------------
@@ -383,11 +384,10 @@ class SQLiteStore:
         await self._writer.submit(op)
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
-        cursor = await self._reader.execute(
+        rows = await self._read(
             "SELECT id, owner, upstream, metadata, created_at FROM openai_conversations WHERE id = ?", (conversation_id,)
         )
-        row = await cursor.fetchone()
-        await cursor.close()
+        row = rows[0] if rows else None
         if row is None:
             return None
         return Conversation(id=row[0], owner=row[1], upstream=row[2], created=row[4],
@@ -421,11 +421,9 @@ class SQLiteStore:
 
     async def conversation_items(self, conversation_id: str) -> list[dict[str, Any]]:
         """A conversation's items, oldest first."""
-        cursor = await self._reader.execute(
+        rows = await self._read(
             "SELECT item FROM openai_conversation_items WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
         )
-        rows = await cursor.fetchall()
-        await cursor.close()
         return [orjson.loads(row[0]) for row in rows]
 
     async def delete_conversation_item(self, conversation_id: str, item_id: str) -> bool:
