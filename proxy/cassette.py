@@ -19,7 +19,9 @@ from typing import Any, TextIO
 
 import orjson
 
+from .model import Turn
 from .state import RECORDED_OWNER
+from .store.search import index_interaction
 from .store.sqlite import SQLiteStore
 
 FORMAT = 1
@@ -179,6 +181,8 @@ def insert_records(db: sqlite3.Connection, records: Iterator[dict[str, Any]]) ->
                       for c in _INTERACTION_COLUMNS]
             db.execute(f"INSERT OR REPLACE INTO interactions (owner, {', '.join(_INTERACTION_COLUMNS)})"
                        f" VALUES (?, {', '.join('?' * len(_INTERACTION_COLUMNS))})", [RECORDED_OWNER, *values])
+            index_interaction(db, record["id"], [Turn.from_json(t) for t in record.get("input") or []],
+                              [Turn.from_json(t) for t in record.get("output") or []])
         elif kind == "exchange":
             values = [_unbody(record, c) if c in _BODY_COLUMNS else
                       (orjson.dumps(record[c]).decode() if c in _JSON_COLUMNS and c in record else record.get(c))

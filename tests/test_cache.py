@@ -175,3 +175,17 @@ def test_cassette_import_refuses_a_file_that_is_not_one(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["cassette", "import", str(bogus), "--db", str(tmp_path / "x.db")])
     assert result.exit_code == 1
     assert "not a recall cassette" in result.output
+
+
+def test_imported_recordings_are_searchable(recall_factory: RecallFactory, fake_gemini: FakeGemini,
+                                            tmp_path: Path) -> None:
+    recall = recall_factory(emulated(fake_gemini))
+    app = client(recall)
+    app.interactions.create(model=MODEL, input="Tell me about the Zanzibar archipelago.")
+    cassette = tmp_path / "search.jsonl"
+    CliRunner().invoke(main, ["cassette", "export", "--db", str(recall.db_path), "-o", str(cassette)])
+    target = tmp_path / "imported.db"
+    CliRunner().invoke(main, ["cassette", "import", str(cassette), "--db", str(target)])
+    found = CliRunner().invoke(main, ["search", "Zanzibar", "--db", str(target), "--json"])
+    assert found.exit_code == 0, found.output
+    assert "Zanzibar" in found.output

@@ -241,6 +241,13 @@ def m007_interaction_run_ids(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX interactions_run ON interactions(run_id) WHERE run_id IS NOT NULL")
 
 
+def m008_search_indexed_by_the_writer(db: sqlite3.Connection) -> None:
+    """New and replaced nodes are indexed by the writer (store/search.py), in the same
+    transaction, from the turns it holds; the insert triggers parsed the JSON again."""
+    db.execute("DROP TRIGGER search_before_insert")
+    db.execute("DROP TRIGGER search_after_insert")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_interactions_and_exchanges,
     m002_stream_events,
@@ -249,6 +256,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m005_conversation_views,
     m006_openai_conversations,
     m007_interaction_run_ids,
+    m008_search_indexed_by_the_writer,
 ]
 
 

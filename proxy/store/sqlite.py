@@ -24,6 +24,7 @@ from .chain_cache import ChainCache
 from .erase import Removed, erase_interactions, purge_before, reclaim_space
 from .migrations import migrate
 from .records import Conversation, Exchange
+from .search import index_interaction
 from .writer import Writer
 
 _INTERACTION_COLUMNS = (
@@ -204,6 +205,7 @@ class SQLiteStore:
                     it.usage.input_tokens, it.usage.output_tokens,
                 ),
             )
+            index_interaction(db, it.id, it.input, it.output)
             if exchange is not None:
                 exchange.interaction_id = it.id
                 _insert_exchange(db, exchange)

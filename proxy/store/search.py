@@ -1,0 +1,47 @@
+"""Keeping the full-text index (`search_index`, migration m004) in step with the nodes.
+
+The writer indexes a node in the same transaction that saves it, from the
+turns it already holds in memory: cheaper than the SQL triggers that once did
+it by parsing the stored JSON again (about 0.4 ms per saved turn). Erasures
+still go through the update and delete triggers, which forget the entry.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import orjson
+
+from ..model import TEXT, Turn
+
+
+def _json_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def searchable_text(turns: list[Turn]) -> str | None:
+    """Every part's text, function name, arguments and result, and the JSON of parts recall
+    does not model, one line a part; media data is left out. None when there are no parts."""
+    lines = [
+        " ".join((part.text or "", part.name or "", _json_text(part.arguments), _json_text(part.result),
+                  "" if part.kind == TEXT else _json_text(part.native))).strip()
+        for turn in turns
+        for part in turn.parts
+    ]
+    return "\n".join(lines) if lines else None
+
+
+def index_interaction(db: sqlite3.Connection, interaction_id: str, input_turns: list[Turn],
+                      output_turns: list[Turn]) -> None:
+    """(Re)index one node: its old entry, if any, is replaced."""
+    db.execute("DELETE FROM search_index WHERE rowid IN (SELECT id FROM search_keys WHERE interaction_id = ?)",
+               (interaction_id,))
+    db.execute("DELETE FROM search_keys WHERE interaction_id = ?", (interaction_id,))
+    key = db.execute("INSERT INTO search_keys (interaction_id) VALUES (?)", (interaction_id,)).lastrowid
+    db.execute("INSERT INTO search_index (rowid, input, output) VALUES (?, ?, ?)",
+               (key, searchable_text(input_turns), searchable_text(output_turns)))
