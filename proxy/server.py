@@ -6,7 +6,6 @@ provider's own. recall's own endpoints live under /_recall/.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -16,7 +15,7 @@ import orjson
 from aiohttp import web
 
 from . import __version__, routes, turns
-from .auth import RECALL_TOKEN_HEADER, caller_key, fingerprint
+from .auth import RECALL_TOKEN_HEADER, caller_key, fingerprint, token_ok
 from .cache import AUTO, CACHE_HEADER, REPLAY, Cache, canonical_request, request_key
 from .call import Call
 from .cassette import load_cassette
@@ -31,6 +30,7 @@ from .services import Services
 from .state import ConversationState
 from .store.sqlite import SQLiteStore, copy_database
 from .upstream import UpstreamClient
+from .viewer import mount_viewer
 
 log = logging.getLogger("recall")
 
@@ -49,11 +49,6 @@ OPERATIONS: dict[str, Operation] = {
 
 def error_response(codec: Codec, err: ApiError) -> web.Response:
     return web.Response(body=orjson.dumps(codec.error_body(err)), status=err.status, content_type="application/json")
-
-
-def _token_ok(request: web.Request, tokens: list[str]) -> bool:
-    sent = request.headers.get(RECALL_TOKEN_HEADER, "")
-    return any(hmac.compare_digest(sent.encode(), token.encode()) for token in tokens)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -81,7 +76,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     route = routes.match(request.method, tail, upstream.api)
     codec = route.codec
     try:
-        if config.tokens and not _token_ok(request, config.tokens):
+        if config.tokens and not token_ok(request.headers, config.tokens):
             raise unauthorized(f"a valid {RECALL_TOKEN_HEADER} header is required by this recall server")
         try:
             body = await request.read()
@@ -174,6 +169,8 @@ def create_app(config: Config, db_path: Path) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.on_response_prepare.append(_cache_header)
     app.router.add_get("/_recall/health", health)
+    # The viewer reads the file the store opened (in replay mode, the store's copy).
+    mount_viewer(app, tokens=config.tokens, database=lambda: app[SERVICES].store.path, mode=config.mode)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
 
