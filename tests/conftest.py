@@ -15,7 +15,7 @@ from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_gemini import FakeGemini
 from tests.support.loop_thread import LoopThread
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.support.viewer_fixtures"]
 
 
 @pytest.fixture(scope="session")

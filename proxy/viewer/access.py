@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from ..auth import RECALL_TOKEN_HEADER, is_loopback, token_ok
+from ..auth import is_loopback, token_ok
 
 # Only the package's own script and style; stored data is never markup (Trusted
 # Types make any innerHTML assignment throw), images may be data: URLs built
@@ -56,7 +56,7 @@ def check_access(request: web.Request, tokens: Sequence[str], *, api: bool) -> N
     if tokens:
         if api and not token_ok(request.headers, tokens):
             raise ViewerError(401, "unauthenticated",
-                          f"this recall has [server] tokens: send one in the {RECALL_TOKEN_HEADER} header")
+                          "this recall has [server] tokens: send one in the X-Recall-Token header")
         return
     if not is_loopback(request.remote):
         raise ViewerError(403, "loopback_only",
