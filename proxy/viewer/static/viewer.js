@@ -208,9 +208,9 @@
 
   async function listView(params, current) {
     const filters = {};
-    for (const key of ["upstream", "model", "since", "until"]) filters[key] = params.get(key);
+    for (const key of ["upstream", "model", "since", "until", "limit"]) filters[key] = params.get(key);
     const page = Number(params.get("page") || "1");
-    const data = await api("/conversations", { ...filters, cursor: params.get("cursor"), limit: 50 });
+    const data = await api("/conversations", { limit: 50, ...filters, cursor: params.get("cursor") });
     if (!current()) return;
     const rows = data.conversations.map((c) => h("tr", {},
       h("td", { class: "title" }, link("/c/" + enc(c.thread_id), c.title ? clip(c.title, 90) : "(no text)"),
