@@ -17,6 +17,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from proxy.audit.queries import AuditDB
+from proxy.config import Upstream
 from proxy.model import MODEL as MODEL_ROLE
 from proxy.model import TEXT, USER, Interaction, Part, Turn, Usage
 from proxy.store.sqlite import SQLiteStore
@@ -503,3 +504,20 @@ def test_recall_ui_needs_an_existing_database(tmp_path: Path, monkeypatch: pytes
     missing = cli(tmp_path / "none.db", "ui")
     assert missing.exit_code == 1 and "no database at" in missing.output
     assert not (tmp_path / "none.db").exists()
+
+
+def test_native_turns_show_their_exchange_and_take_it_when_erased(
+    recall_factory: RecallFactory, stateful_gemini: FakeGemini
+) -> None:
+    """In native mode the call is relayed as it is; its recorded exchange is filed under the
+    interaction the provider answered with, so the viewer shows it and DELETE erases it."""
+    recall = recall_factory({"gemini": Upstream("gemini", stateful_gemini.url, "gemini", state="native")})
+    gemini = client(f"{recall.url}/gemini")
+    turn = gemini.interactions.create(model=MODEL, input="Remember the word persimmon.")
+    [node] = ok(httpx.get(f"{recall.url}/_recall/api/conversations/{turn.id}"))["nodes"]
+    assert node["mode"] == "native" and node["served"]["exchanges"] == 1 and node["served"]["cache"] == "live"
+    [ex] = ok(httpx.get(f"{recall.url}/_recall/api/interactions/{turn.id}/exchanges"))["exchanges"]
+    assert "persimmon" in ex["request_body"] and json.loads(ex["response_body"])["id"] == turn.id
+    gemini.interactions.delete(turn.id)
+    assert ok(httpx.get(f"{recall.url}/_recall/api/interactions/{turn.id}/exchanges"))["exchanges"] == []
+    assert b"persimmon" not in recall.db_bytes()
