@@ -6,14 +6,15 @@ answers with records from proxy.viewer.records. No SQL lives here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 
 from .. import __version__
-from ..audit.queries import STATS_KEYS, AuditDB, fts_query
+from ..audit.queries import STATS_KEYS, AuditDB, ThreadSummary, fts_query
 from ..audit.render import stats_record, thread_record, tree_record
 from ..audit.when import parse_moment
 from .access import ViewerError
@@ -29,6 +30,7 @@ from .records import (
 )
 
 MAX_LIMIT = 500
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -39,7 +41,7 @@ class Viewer:
     mode: str | None  # live, replay or auto under `recall serve`; None under `recall ui`
     readers: Readers | None = None
 
-    async def read(self, query: Any) -> Any:
+    async def read(self, query: Callable[[AuditDB], T]) -> T:
         assert self.readers is not None, "the viewer's readers open at start-up"
         return await self.readers.run(query)
 
@@ -102,10 +104,14 @@ async def conversations(request: web.Request) -> web.Response:
         after = thread_cursor(cursor) if cursor is not None else None
     except ValueError as exc:
         raise _bad(f"{exc}; start again from the first page (leave cursor out)") from None
-    filters = {"upstream": request.query.get("upstream") or None, "model": request.query.get("model") or None,
-               "since": _moment(request, "since"), "until": _moment(request, "until")}
-    # One more than asked: whether there is a next page, without an empty last one.
-    threads = await request.app[VIEWER].read(lambda db: db.threads(**filters, limit=limit + 1, after=after))
+    upstream, model = request.query.get("upstream") or None, request.query.get("model") or None
+    since, until = _moment(request, "since"), _moment(request, "until")
+
+    def page_of(db: AuditDB) -> list[ThreadSummary]:
+        # One more than asked: whether there is a next page, without an empty last one.
+        return db.threads(upstream=upstream, model=model, since=since, until=until, limit=limit + 1, after=after)
+
+    threads = await request.app[VIEWER].read(page_of)
     page = threads[:limit]
     more = len(threads) > limit
     return json_answer({
