@@ -51,8 +51,15 @@ def redacted_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
         lower = str(name).lower()
         if lower in SECRET_HEADERS:
             continue
+        value = _printable(value)
         kept[lower] = f"{kept[lower]}, {value}" if lower in kept else value
     return kept
+
+
+def _printable(value: str) -> str:
+    """A header value as valid text: bytes that were not UTF-8 (kept by the HTTP parser
+    as surrogates) become U+FFFD, so the record can be written as JSON."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def redacted_query(query_string: str) -> str:

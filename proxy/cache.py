@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 
 from .auth import SECRET_QUERY_PARAMS
-from .call import Call
+from .call import MAX_JSON_DEPTH, Call, nested_deeper_than
 from .errors import ApiError
 from .store.records import Exchange
 from .store.sqlite import SQLiteStore
@@ -46,6 +46,9 @@ def canonical_form(upstream: str, method: str, path: str, query: Iterable[tuple[
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
+            parsed = None
+        # Bodies that are not JSON, or nest too deep to be re-encoded, are keyed by their bytes.
+        if parsed is None or nested_deeper_than(parsed, MAX_JSON_DEPTH):
             parsed = {"sha256": hashlib.sha256(body).hexdigest()}
         if isinstance(parsed, dict):
             parsed = {k: v for k, v in parsed.items() if k not in ignore_fields}

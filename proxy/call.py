@@ -15,6 +15,22 @@ from .errors import bad_request
 from .routes import Route
 from .store.records import Exchange
 
+# Deeper bodies are refused: recall wraps what it stores and sends in a few more
+# levels, and orjson stops at 255. Protocol-buffer APIs such as Google's stop at 100.
+MAX_JSON_DEPTH = 100
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects in `value` nest more than `limit` levels (walked without recursion)."""
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
 
 @dataclass(slots=True)
 class Call:
@@ -40,9 +56,12 @@ class Call:
         if not self.body.strip():
             raise bad_request("the request body is empty; expected a JSON object")
         try:
-            return orjson.loads(self.body)
+            value = orjson.loads(self.body)
         except orjson.JSONDecodeError as exc:
             raise bad_request(f"the request body is not valid JSON: {exc}") from None
+        if nested_deeper_than(value, MAX_JSON_DEPTH):
+            raise bad_request(f"the request body is nested more than {MAX_JSON_DEPTH} levels deep; flatten it")
+        return value
 
     def query_flag(self, name: str) -> bool:
         return self.query.get(name, "").lower() == "true"

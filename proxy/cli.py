@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 
@@ -54,6 +55,9 @@ def serve(config_path: str | None, db_path: str | None, host: str | None, port: 
         )
         sys.exit(2)
     path = resolve_db_path(db_path, config)
+    # One line per request from recall.access (proxy/request_log.py) and recall's errors, on stderr.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(_serve(config, path))
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ STATES = ("native", "emulate")
 MODES = ("live", "replay", "auto")
 # Stateless wire APIs have no previous id of their own: recall always keeps their state.
 STATELESS_APIS = frozenset({"gemini-generate", "openai-chat", "anthropic"})
+DEFAULT_CONTEXT_MAX_CHARS = 50_000
 
 
 class ConfigError(Exception):
@@ -35,6 +36,9 @@ class Upstream:
     state: str = "native"
     api_key_env: str | None = None
     timeout_s: float = 600.0
+    # Where recall folds a conversation into one input (api = "parallel" in
+    # emulate mode): at most this many characters of earlier turns go with it.
+    context_max_chars: int = DEFAULT_CONTEXT_MAX_CHARS
 
     @property
     def emulates(self) -> bool:
@@ -55,6 +59,8 @@ class Config:
     port: int = 8642
     tokens: list[str] = field(default_factory=list)
     max_body_mb: int = 32
+    # On SIGTERM, requests in flight get this long to finish before they are cut.
+    shutdown_grace_s: float = 10.0
     db_path: str | None = None
     log_unstored: bool = True
     retention_days: int = 0
@@ -75,6 +81,7 @@ _SCALARS: dict[str, dict[str, tuple[str, type | tuple[type, ...], tuple[Any, ...
         "port": ("port", int, None),
         "tokens": ("tokens", list, None),
         "max_body_mb": ("max_body_mb", int, None),
+        "shutdown_grace_s": ("shutdown_grace_s", (int, float), None),
     },
     "storage": {
         "path": ("db_path", str, None),
@@ -93,6 +100,7 @@ _UPSTREAM_KEYS: dict[str, tuple[type | tuple[type, ...], tuple[Any, ...] | None]
     "state": (str, STATES),
     "api_key_env": (str, None),
     "timeout_s": ((int, float), None),
+    "context_max_chars": (int, None),
 }
 
 
@@ -162,6 +170,8 @@ def _parse_upstream(source: str, name: str, table: Any, base: Upstream | None) -
         raise ConfigError(source, f"{where} url", f"must start with http:// or https://; got {upstream.url!r}")
     if upstream.timeout_s <= 0:
         raise ConfigError(source, f"{where} timeout_s", "must be greater than 0")
+    if upstream.context_max_chars <= 0:
+        raise ConfigError(source, f"{where} context_max_chars", "must be greater than 0")
     return replace(upstream, url=upstream.url.rstrip("/"), timeout_s=float(upstream.timeout_s))
 
 
@@ -170,6 +180,8 @@ def _validate(config: Config, source: str) -> None:
         raise ConfigError(source, "[server] port", f"must be between 1 and 65535; got {config.port}")
     if config.max_body_mb <= 0:
         raise ConfigError(source, "[server] max_body_mb", "must be greater than 0")
+    if config.shutdown_grace_s < 0:
+        raise ConfigError(source, "[server] shutdown_grace_s", "must be 0 or more seconds")
     if config.retention_days < 0:
         raise ConfigError(source, "[storage] retention_days", "must be 0 (keep forever) or more")
     for key, items in (("[server] tokens", config.tokens), ("[cache] ignore_fields", config.ignore_fields)):

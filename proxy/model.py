@@ -18,6 +18,9 @@ DOCUMENT = "document"
 FUNCTION_CALL = "function_call"
 FUNCTION_RESULT = "function_result"
 THOUGHT = "thought"
+# A system or developer message inside the conversation (OpenAI input items);
+# APIs with no such message drop it.
+INSTRUCTION = "instruction"
 MEDIA_KINDS = frozenset({IMAGE, AUDIO, VIDEO, DOCUMENT})
 
 USER = "user"
@@ -122,12 +125,18 @@ class TurnRequest:
     store: bool = True
     stream: bool = False
     background: bool = False
+    # A conversation object recall keeps (OpenAI Conversations): its items are
+    # the history, and the turn's items are appended to it.
+    conversation: str | None = None
     # The body as the app sent it; used when the upstream speaks the same wire
     # API, so that fields recall does not model still reach the provider.
     raw: dict[str, Any] = field(default_factory=dict)
     # Things this front API has that no neutral field holds (e.g. built-in
     # search tools). Another wire API refuses them by name.
     untranslatable: list[str] = field(default_factory=list)
+    # Set by the pipeline from the upstream's config: how many characters of
+    # earlier turns an upstream API that folds history into one input may carry.
+    context_max_chars: int | None = None
 
 
 @dataclass(slots=True)
@@ -140,6 +149,9 @@ class ModelReply:
     model: str | None = None
     provider_id: str | None = None
     error: str | None = None
+    # The provider's id for the run that produced this reply, where its API names
+    # runs apart from conversation nodes (Parallel's run_id beside interaction_id).
+    run_id: str | None = None
 
 
 def settle_status(output: list[Turn], finished: str) -> str:
@@ -172,6 +184,9 @@ class Interaction:
     # Front-API request fields echoed on GET (system instruction, tools, config).
     request: dict[str, Any] = field(default_factory=dict)
     provider_id: str | None = None
+    # The id of the run that produced this node, where the front API has one
+    # besides the interaction id (Parallel task runs: `run_id`).
+    run_id: str | None = None
 
     def turns(self) -> list[Turn]:
         """This node's contribution to the conversation history."""

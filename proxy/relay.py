@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from .auth import redacted_headers
@@ -34,7 +35,11 @@ async def relay(
     *,
     store_content: bool = True,
     on_relayed: OnRelayed | None = None,
+    whole_json: bool = False,
 ) -> web.StreamResponse:
+    """Relay the call; `whole_json` holds the answer until it has all arrived and
+    parses, for modelled JSON answers: a provider that breaks off or sends
+    something unreadable then gets a clear 502, never a truncated 200."""
     upstream = call.upstream
     response = await services.upstreams.open(
         upstream,
@@ -56,7 +61,7 @@ async def relay(
     async with response:
         try:
             async for chunk in response.content.iter_any():
-                if app_connected:
+                if app_connected and not whole_json:
                     try:
                         if not out.prepared:
                             await out.prepare(request)
@@ -65,7 +70,9 @@ async def relay(
                         # The app went away: read the provider to the end anyway,
                         # so that what it answered is still recorded.
                         app_connected = False
-                if len(kept) < limit:
+                if whole_json:
+                    kept += chunk
+                elif len(kept) < limit:
                     kept += chunk[: limit - len(kept)]
         except TimeoutError:
             if not out.prepared:
@@ -76,15 +83,28 @@ async def relay(
                 raise upstream_bad_response(upstream.name, str(exc) or type(exc).__name__) from None
             error = f"the provider's connection broke mid-body: {exc or type(exc).__name__}"
     body = bytes(kept)
+    if whole_json and response.status == 200:
+        try:
+            orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise upstream_bad_response(upstream.name, f"its answer is not valid JSON ({exc})") from None
     exchange = call.exchange(response.status, redacted_headers(out.headers.items()), body)
     exchange.error = error
     if on_relayed is not None and error is None:
         exchange.interaction_id = await on_relayed(response.status, body)
     await services.record(exchange, content=store_content and call.recording)
+    if error is not None and out.prepared:
+        # The app has part of a body: cut its connection too, so that it sees a
+        # broken answer (and may retry) rather than a short one that looks whole.
+        if request.transport is not None:
+            request.transport.abort()
+        return out
     if app_connected:
         try:
             if not out.prepared:
                 await out.prepare(request)
+            if whole_json:
+                await out.write(body)
             await out.write_eof()
         except ConnectionResetError:
             pass

@@ -16,6 +16,15 @@ GET = "get"
 DELETE = "delete"
 CANCEL = "cancel"
 RELAY = "relay"
+INPUT_ITEMS = "input_items"
+CONVERSATION = "conversation"
+CONVERSATION_ITEMS = "conversation_items"
+# Parallel task runs (proxy/task_runs.py).
+TASK_CREATE = "task_create"
+TASK_GET = "task_get"
+TASK_RESULT = "task_result"
+TASK_INPUT = "task_input"
+TASK_EVENTS = "task_events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,12 +32,23 @@ class Route:
     codec: Codec
     operation: str
     resource_id: str | None = None
+    # An item inside the resource (a conversation's item).
+    item_id: str | None = None
 
 
 # Interactions: any version segment (v1, v1beta, v1alpha...) or none.
 _INTERACTIONS = re.compile(r"^(?:/v[^/]*)?/interactions(?:/(?P<id>[^/]+)(?P<cancel>/cancel)?)?/?$")
 _GENERATE = re.compile(r"^(?:/v[^/]*)?/models/[^/]+:(?:stream)?[gG]enerateContent$")
 _MESSAGES = re.compile(r"^/v1/messages/?$")
+# OpenAI: the SDK's base_url ends in /v1, so paths under an upstream start with it.
+_RESPONSES = re.compile(r"^(?:/v1)?/responses(?:/(?P<id>[^/]+)(?P<sub>/cancel|/input_items)?)?/?$")
+_CONVERSATIONS = re.compile(
+    r"^(?:/v1)?/conversations(?:/(?P<id>[^/]+)(?P<items>/items(?:/(?P<item>[^/]+))?)?)?/?$"
+)
+# Chat Completions: OpenAI's path, and Parallel's two (`/v1beta/…`, and `/chat/…` for its openai-SDK base_url).
+_CHAT = re.compile(r"^(?:/v1|/v1beta)?/chat/completions/?$")
+_TASK_RUNS = re.compile(r"^/v1/tasks/runs(?:/(?P<id>[^/]+)(?:/(?P<sub>result|input|events))?)?/?$")
+_TASK_READS = {None: TASK_GET, "result": TASK_RESULT, "input": TASK_INPUT, "events": TASK_EVENTS}
 
 
 def match(method: str, tail: str, upstream_api: str) -> Route:
@@ -50,5 +70,35 @@ def match(method: str, tail: str, upstream_api: str) -> Route:
         return Route(FRONT_CODECS["anthropic-messages"], CREATE if method == "POST" else RELAY)
     if _GENERATE.match(tail):
         return Route(FRONT_CODECS["gemini-generate"], RELAY)
+    found = _RESPONSES.match(tail)
+    if found:
+        return _responses_route(method, found)
+    found = _CONVERSATIONS.match(tail)
+    if found:
+        operation = CONVERSATION_ITEMS if found.group("items") else CONVERSATION
+        return Route(FRONT_CODECS["openai-responses"], operation, found.group("id"), found.group("item"))
+    if _CHAT.match(tail):
+        return Route(FRONT_CODECS["openai-chat"], CREATE if method == "POST" else RELAY)
+    found = _TASK_RUNS.match(tail)
+    if found:
+        codec = FRONT_CODECS["parallel-tasks"]
+        resource = found.group("id")
+        if resource is None:
+            return Route(codec, TASK_CREATE if method == "POST" else RELAY)
+        return Route(codec, _TASK_READS[found.group("sub")] if method == "GET" else RELAY, resource)
     # Unmodelled path: answer errors in the upstream's own shape.
     return Route(UPSTREAM_CODECS.get(upstream_api) or FRONT_CODECS["gemini-interactions"], RELAY)
+
+
+def _responses_route(method: str, found: re.Match[str]) -> Route:
+    codec = FRONT_CODECS["openai-responses"]
+    resource, sub = found.group("id"), found.group("sub")
+    if resource is None:
+        return Route(codec, CREATE if method == "POST" else RELAY)
+    if sub == "/cancel":
+        return Route(codec, CANCEL if method == "POST" else RELAY, resource)
+    if sub == "/input_items":
+        return Route(codec, INPUT_ITEMS if method == "GET" else RELAY, resource)
+    # POST /responses/compact, /responses/input_tokens …: relayed.
+    operation = {"GET": GET, "DELETE": DELETE}.get(method, RELAY)
+    return Route(codec, operation, resource)

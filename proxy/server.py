@@ -7,23 +7,26 @@ provider's own. recall's own endpoints live under /_recall/.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
-from . import __version__, routes, turns
+from . import __version__, conversations, routes, task_runs, turns
 from .auth import RECALL_TOKEN_HEADER, caller_key, fingerprint, token_ok
 from .cache import AUTO, CACHE_HEADER, REPLAY, Cache, canonical_request, request_key
 from .call import Call
 from .cassette import load_cassette
 from .codecs import Codec
 from .config import Config
-from .errors import ApiError, ReplayMiss, too_large, unauthorized
+from .errors import ApiError, ReplayMiss, bad_request, too_large, unauthorized
 from .http_compat import TolerantAppRunner
 from .relay import relay
+from .request_log import log_path, log_requests
 from .retention import Retention
 from .runs import Runs
 from .services import Services
@@ -43,8 +46,19 @@ OPERATIONS: dict[str, Operation] = {
     routes.GET: turns.get,
     routes.DELETE: turns.delete,
     routes.CANCEL: turns.cancel,
+    routes.INPUT_ITEMS: turns.input_items,
+    routes.CONVERSATION: conversations.conversation,
+    routes.CONVERSATION_ITEMS: conversations.conversation_items,
     routes.RELAY: relay,
+    routes.TASK_CREATE: task_runs.create,
+    routes.TASK_GET: task_runs.get,
+    routes.TASK_RESULT: task_runs.result,
+    routes.TASK_INPUT: task_runs.input_of,
+    routes.TASK_EVENTS: task_runs.events,
 }
+
+
+_DOT_SEGMENT = re.compile(r"/\.\.?/")
 
 
 def error_response(codec: Codec, err: ApiError) -> web.Response:
@@ -78,16 +92,25 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         if config.tokens and not token_ok(request.headers, config.tokens):
             raise unauthorized(f"a valid {RECALL_TOKEN_HEADER} header is required by this recall server")
+        if _DOT_SEGMENT.search(f"/{rest}/"):
+            # The provider's URL would resolve `..` away, out of the path the app named and
+            # possibly out of the upstream's configured prefix; no SDK sends such a path.
+            raise bad_request("the path must not contain '.' or '..' segments; name the resource directly")
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise too_large(config.max_body_mb) from None
+        except ConnectionResetError:
+            raise bad_request("the connection closed before the whole request body arrived") from None
+        except RequestPayloadError as exc:
+            raise bad_request(f"the request body could not be read: {exc}") from None
         raw_path = request.raw_path.split("?", 1)[0]
         call = Call(
             upstream=upstream,
             route=route,
             method=request.method,
-            raw_tail=raw_path[len(name) + 1:] or "/",
+            # The raw path without its first segment (the mount, possibly percent-encoded).
+            raw_tail="/" + raw_path.lstrip("/").partition("/")[2],
             query=request.query,
             query_string=request.query_string,
             headers=request.headers,
@@ -124,6 +147,14 @@ async def handle(request: web.Request) -> web.StreamResponse:
             raise
     except ApiError as err:
         return error_response(codec, err)
+    except web.HTTPException:
+        raise
+    except Exception:
+        # A bug of recall's own: the app still gets an answer in its API's shape,
+        # and the traceback goes to the log only (which never holds credentials).
+        log.exception("unexpected error on %s %s", request.method, log_path(request))
+        return error_response(codec, ApiError(500, "internal_error",
+                                              "recall failed on this request; its log has the details"))
 
 
 async def _cache_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -134,7 +165,7 @@ async def _cache_header(request: web.Request, response: web.StreamResponse) -> N
 
 
 def create_app(config: Config, db_path: Path) -> web.Application:
-    app = web.Application(client_max_size=config.max_body_mb * 1024 * 1024)
+    app = web.Application(client_max_size=config.max_body_mb * 1024 * 1024, middlewares=[log_requests])
     replaying = config.mode == REPLAY
 
     async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
@@ -171,13 +202,16 @@ def create_app(config: Config, db_path: Path) -> web.Application:
     app.router.add_get("/_recall/health", health)
     # The viewer reads the file the store opened (in replay mode, the store's copy).
     mount_viewer(app, tokens=config.tokens, database=lambda: app[SERVICES].store.path, mode=config.mode)
-    app.router.add_route("*", "/{tail:.*}", handle)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", handle)  # [\s\S]: a path may hold an encoded newline
     return app
 
 
 async def start(config: Config, db_path: Path) -> tuple[TolerantAppRunner, int]:
     """Start serving on config.host:config.port (port 0 picks a free one); return the bound port."""
-    runner = TolerantAppRunner(create_app(config, db_path), access_log=None, shutdown_timeout=10)
+    # Request lines and headers up to 64 KiB reach recall (aiohttp stops at 8 KiB), so that
+    # a long id or header gets an answer in the front API's shape rather than aiohttp's.
+    runner = TolerantAppRunner(create_app(config, db_path), access_log=None, shutdown_timeout=config.shutdown_grace_s,
+                               max_line_size=65536, max_field_size=65536)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .cache import Cache
 from .config import Config
@@ -10,6 +10,7 @@ from .runs import Runs
 from .state import ConversationState
 from .store.records import Exchange
 from .store.sqlite import SQLiteStore
+from .task_registry import TaskRegistry
 from .upstream import UpstreamClient
 
 
@@ -21,6 +22,7 @@ class Services:
     state: ConversationState
     runs: Runs
     cache: Cache
+    tasks: TaskRegistry = field(default_factory=TaskRegistry)
 
     async def record(self, exchange: Exchange, *, content: bool) -> None:
         """Keep an audit row: whole, or metadata only for calls that opted out of storage."""

@@ -7,6 +7,7 @@ It keeps each event's raw bytes, so a relay can pass events on untouched.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,8 @@ import aiohttp
 import orjson
 
 DONE = b"[DONE]"
+# A line end followed by an empty line, in any of the three line-end styles.
+_BLANK_LINE = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 
 
 _UNPARSED = object()
@@ -52,18 +55,18 @@ class SSEParser:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        self._buffer += chunk
+        buffer = self._buffer + chunk if self._buffer else chunk
         events: list[SSEEvent] = []
-        while True:
-            end, gap = _event_end(self._buffer)
-            if end < 0:
-                return events
-            raw = self._buffer[: end + gap]
-            self._buffer = self._buffer[end + gap:]
+        start = 0
+        # One scan of the buffer per chunk: an event ends at the first blank line.
+        for match in _BLANK_LINE.finditer(buffer):
             # A comment-only block (a keep-alive) is an event with no data, so
             # that a relay passing events on keeps every byte.
-            event, data = _parse_block(raw[:end])
-            events.append(SSEEvent(event, data, raw))
+            event, data = _parse_block(buffer[start:match.start()])
+            events.append(SSEEvent(event, data, buffer[start:match.end()]))
+            start = match.end()
+        self._buffer = buffer[start:]
+        return events
 
     def flush(self) -> list[SSEEvent]:
         """The last event of a stream that ended without a blank line."""
@@ -76,16 +79,6 @@ class SSEParser:
     @property
     def pending(self) -> int:
         return len(self._buffer)
-
-
-def _event_end(buffer: bytes) -> tuple[int, int]:
-    """Index where the first complete event ends, and the length of the blank line after it."""
-    best, gap = -1, 0
-    for separator in (b"\r\n\r\n", b"\n\n", b"\r\r"):
-        index = buffer.find(separator)
-        if index >= 0 and (best < 0 or index < best):
-            best, gap = index, len(separator)
-    return best, gap
 
 
 def _parse_block(block: bytes) -> tuple[str | None, bytes]:

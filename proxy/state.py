@@ -49,7 +49,7 @@ class ConversationState:
         if previous.status == IN_PROGRESS:
             raise bad_request(
                 f"interaction '{previous_id}' is still in progress; wait until it completes before continuing it",
-                param="previous_interaction_id",
+                param=codec.previous_field,
             )
         return await self._store.chain(previous_id)
 

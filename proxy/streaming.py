@@ -23,6 +23,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from . import conversations
 from .call import Call
 from .codecs import Codec, upstream_codec_for
 from .codecs.base import Frame, StreamDecoder, StreamEncoder
@@ -34,8 +35,7 @@ from .relay import STORED_HEADER
 from .runs import CANCELLED_BY_APP
 from .services import Services
 from .sse import SSEEvent, iter_events
-from .state import history
-from .upstream import forward_headers
+from .upstream import forward_headers, translated_headers
 
 NATIVE, RELABEL, ENCODE = "native", "relabel", "encode"
 SSE_CONTENT_TYPE = "text/event-stream"
@@ -125,14 +125,14 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
     if req.background and not req.store:
         raise bad_request("background interactions must be stored; remove store=false or background=true",
                           param="background")
-    chain = await services.state.chain_for(req.previous_id, call.owner, front) if req.previous_id else []
+    chain, prior = await conversations.context(services, call, req)
     upstream_codec = upstream_codec_for(front, call.upstream.api)
     encoder = front.stream_encoder(call.headers, req.raw)
     streamed_req = dataclasses.replace(req, stream=True)
-    upstream_call = upstream_codec.upstream_call(streamed_req, history(chain))
+    streamed_req.context_max_chars = call.upstream.context_max_chars
+    upstream_call = upstream_codec.upstream_call(streamed_req, prior)
     upstream_body = orjson.dumps(upstream_call.body)
-    headers = forward_headers(call.headers, call.upstream, upstream_codec,
-                              translated=upstream_codec is not call.route.codec)
+    headers = translated_headers(call.headers, call.query, call.upstream, front, upstream_codec)
     headers["Content-Type"] = "application/json"
     response = await services.upstreams.open(
         call.upstream, upstream_call.method, upstream_call.path, headers=headers, body=upstream_body
@@ -140,25 +140,25 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
     if response.status != 200:
         async with response:
             body = await response.read()
-        raise ApiError(response.status, "upstream_error",
-                       f"upstream '{call.upstream.name}' answered {response.status}: "
-                       f"{upstream_codec.upstream_error_message(body)}")
+        raise upstream_codec.upstream_error(call.upstream.name, response.status, body)
+    await _expect_event_stream(response, call)
     storing = req.store and call.recording
     now = time.time()
     node = Interaction(
         id=mint_id(front.id_prefix), owner=call.owner, upstream=call.upstream.name, front=front.name,
         mode="emulate", model=req.model, status=IN_PROGRESS, input=req.input, output=[], created=call.created,
         updated=now, parent_id=chain[-1].id if chain else None, root_id=chain[-1].root_id if chain else None,
-        request={k: v for k, v in req.raw.items() if k not in ("input", "stream", "store", "background", "model")},
+        request=front.echoed(req),
     )
     if storing:
         # The node exists before its id reaches the app (interaction.created or the background answer).
         await services.store.save_interaction(node)
     mode = RELABEL if upstream_codec is front and encoder.can_relabel else ENCODE
-    sink = None if req.background else Sink(request, storing)
+    # background answers at once with the in-progress object, unless the app also asked for the stream.
+    sink = None if req.background and not req.stream else Sink(request, storing)
     run = _Run(services, call, node, response, upstream_codec.stream_decoder(), encoder, sink,
                EventLog(services, node.id, storing), mode=mode, storing=storing,
-               upstream_digest=hashlib.sha256(upstream_body).hexdigest())
+               upstream_digest=hashlib.sha256(upstream_body).hexdigest(), conversation=req.conversation)
     if sink is not None:
         await sink.open()
     task = services.runs.start(node.id, run.run())
@@ -182,12 +182,13 @@ async def relay_native(request: web.Request, call: Call, services: Services, req
             body = await response.read()
         return web.Response(body=body, status=response.status,
                             content_type=response.content_type or "application/json")
+    await _expect_event_stream(response, call)
     storing = req.store and call.recording
     node = Interaction(
         id="", owner=call.owner, upstream=call.upstream.name, front=front.name, mode="native", model=req.model,
         status=IN_PROGRESS, input=req.input, output=[], created=call.created, updated=time.time(),
         parent_id=req.previous_id,
-        request={k: v for k, v in req.raw.items() if k not in ("input", "stream", "store", "background", "model")},
+        request=front.echoed(req),
     )
     sink = Sink(request, storing)
     await sink.open()
@@ -197,14 +198,27 @@ async def relay_native(request: web.Request, call: Call, services: Services, req
     return sink.response
 
 
+async def _expect_event_stream(response: aiohttp.ClientResponse, call: Call) -> None:
+    """A provider that answers a stream request with something else gets a clear 502
+    before the app's stream starts (and before any node exists)."""
+    if response.content_type == SSE_CONTENT_TYPE:
+        return
+    async with response:
+        await response.read()
+    raise upstream_bad_response(call.upstream.name, f"it answered a stream request with {response.content_type}"
+                                f" instead of an event stream ({SSE_CONTENT_TYPE})")
+
+
 class _Run:
     def __init__(self, services: Services, call: Call, node: Interaction, response: aiohttp.ClientResponse,
                  decoder: StreamDecoder, encoder: StreamEncoder, sink: Sink | None, log: EventLog, *,
-                 mode: str, storing: bool, upstream_digest: str | None) -> None:
+                 mode: str, storing: bool, upstream_digest: str | None, conversation: str | None = None) -> None:
         self.services, self.call, self.node = services, call, node
         self.response, self.decoder, self.encoder = response, decoder, encoder
         self.sink, self.log, self.mode = sink, log, mode
         self.storing, self.upstream_digest = storing, upstream_digest
+        # The conversation object the finished turn's items go into.
+        self.conversation = conversation
 
     async def _emit(self, frames: list[Frame]) -> None:
         if not frames:
@@ -296,6 +310,8 @@ class _Run:
         if self.storing and node.id:
             exchange.upstream_digest = self.upstream_digest
             await self.services.store.save_interaction(node, exchange)
+            if self.conversation:
+                await conversations.add_turn(self.services, self.conversation, node)
         else:
             await self.services.record(exchange, content=False)
         if self.sink is not None:
@@ -304,14 +320,14 @@ class _Run:
 
 
 async def follow(request: web.Request, call: Call, services: Services, node: Interaction) -> web.StreamResponse:
-    """GET …?stream=true: the recorded events after `last_event_id`, then live ones while it runs."""
+    """GET …?stream=true: the recorded events after the app's resume id, then live ones while it runs."""
     after = 0
-    last_event_id = call.query.get("last_event_id")
+    resume_param = call.route.codec.resume_param
+    last_event_id = call.query.get(resume_param)
     if last_event_id:
         seq = await services.store.event_seq(node.id, last_event_id)
         if seq is None:
-            raise bad_request(f"last_event_id '{last_event_id}' is not an event of interaction '{node.id}'",
-                              param="last_event_id")
+            raise bad_request(f"{resume_param} '{last_event_id}' is not an event of '{node.id}'", param=resume_param)
         after = seq
     sink = Sink(request, True)
     await sink.open()

@@ -38,18 +38,15 @@ class UpstreamResponse:
     body: bytes
 
 
-def forward_headers(
-    headers: Mapping[str, str], upstream: Upstream, codec: Codec | None, *, translated: bool = False
-) -> CIMultiDict[str]:
+def forward_headers(headers: Mapping[str, str], upstream: Upstream, codec: Codec | None) -> CIMultiDict[str]:
     """The app's headers as the provider should see them.
 
     The app's own key passes through unless the upstream names `api_key_env`,
-    whose key then replaces every credential the app sent. On a translated call
-    (the app speaks another API than the provider) the key moves to the header
-    the provider's API takes it in.
+    whose key then replaces every credential the app sent. Headers the
+    provider's API requires and the app did not send are added.
     """
     out: CIMultiDict[str] = CIMultiDict()
-    replacing = bool(upstream.api_key_env) or translated
+    replacing = bool(upstream.api_key_env)
     for name, value in headers.items():
         lower = name.lower()
         if lower in _DROPPED_REQUEST_HEADERS or lower.startswith("x-recall-"):
@@ -57,13 +54,37 @@ def forward_headers(
         if replacing and lower in CREDENTIAL_HEADERS:
             continue
         out.add(name, value)
+    if replacing and codec is not None:
+        key = os.environ.get(upstream.api_key_env or "", "")
+        out[codec.auth_header] = codec.auth_prefix + key
+    elif codec is not None and codec.reads_key_header_only:
+        _move_key(out, codec, caller_key(headers, {}))
     if codec is not None:
-        if upstream.api_key_env:
-            out[codec.auth_header] = codec.auth_prefix + os.environ.get(upstream.api_key_env, "")
-        elif translated and (key := caller_key(headers, {})):
-            out[codec.auth_header] = codec.auth_prefix + key
         for name, value in codec.required_headers.items():
             out.setdefault(name, value)
+    return out
+
+
+def _move_key(headers: CIMultiDict[str], codec: Codec, key: str | None) -> None:
+    """Put the app's key in the one header `codec`'s provider reads, and no other."""
+    if not key:
+        return
+    for name in CREDENTIAL_HEADERS:
+        headers.popall(name, None)
+    headers[codec.auth_header] = codec.auth_prefix + key
+
+
+def translated_headers(headers: Mapping[str, str], query: Mapping[str, str], upstream: Upstream,
+                       front: Codec, codec: Codec) -> CIMultiDict[str]:
+    """Headers for a call recall builds in `codec`'s API for an app of `front`'s API.
+
+    Where the two APIs take keys in different headers (a Parallel app's
+    `x-api-key` for a Gemini upstream), or the app sent its key as `?key=`
+    (the built call has no query), the key moves to the header the provider reads."""
+    out = forward_headers(headers, upstream, codec)
+    differ = (front.auth_header, front.auth_prefix) != (codec.auth_header, codec.auth_prefix)
+    if not upstream.api_key_env and (differ or caller_key(headers, {}) is None):
+        _move_key(out, codec, caller_key(headers, query))
     return out
 
 

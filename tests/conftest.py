@@ -13,9 +13,12 @@ from proxy.config import Config, Upstream
 from proxy.server import start
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_gemini import FakeGemini
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_parallel import FakeParallel
 from tests.support.loop_thread import LoopThread
 
-pytest_plugins = ["pytester", "tests.support.viewer_fixtures"]
+pytest_plugins = ["pytester", "tests.support.rigs", "tests.support.figures", "tests.support.profiles",
+                  "tests.support.viewer_fixtures"]
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +47,48 @@ def stateful_gemini(loop_thread: LoopThread) -> Iterator[FakeGemini]:
 @pytest.fixture
 def fake_anthropic(loop_thread: LoopThread) -> Iterator[FakeAnthropic]:
     fake = FakeAnthropic()
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
+@pytest.fixture
+def fake_parallel(loop_thread: LoopThread) -> Iterator[FakeParallel]:
+    fake = FakeParallel()
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
+@pytest.fixture
+def fake_openai(loop_thread: LoopThread) -> Iterator[FakeOpenAI]:
+    """A zero-data-retention OpenAI: stateless, answers from the history it is sent."""
+    fake = FakeOpenAI()
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
+@pytest.fixture
+def stateful_openai(loop_thread: LoopThread) -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI(stateful=True)
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
+@pytest.fixture
+def chat_only_openai(loop_thread: LoopThread) -> Iterator[FakeOpenAI]:
+    """A Chat-Completions-only server, like vLLM, Ollama or llama.cpp."""
+    fake = FakeOpenAI(chat_only=True)
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
+@pytest.fixture
+def stateful_parallel(loop_thread: LoopThread) -> Iterator[FakeParallel]:
+    fake = FakeParallel(stateful=True)
     loop_thread.run(fake.start())
     yield fake
     loop_thread.run(fake.stop())
@@ -91,6 +136,15 @@ def recall_factory(loop_thread: LoopThread, tmp_path: Path) -> Iterator[RecallFa
     yield make
     for runner in runners:
         loop_thread.run(runner.cleanup())
+
+
+@pytest.fixture
+def openai_recall(recall_factory: RecallFactory, fake_openai: FakeOpenAI, chat_only_openai: FakeOpenAI) -> Recall:
+    """recall in front of a zero-data-retention OpenAI (`openai`, emulate) and a Chat-only server (`local`)."""
+    return recall_factory({
+        "openai": Upstream("openai", fake_openai.url, "openai", state="emulate"),
+        "local": Upstream("local", chat_only_openai.url, "openai-chat"),
+    })
 
 
 @pytest.fixture

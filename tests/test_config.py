@@ -19,6 +19,7 @@ def test_example_config_loads_every_key() -> None:
     assert set(BUILTIN_UPSTREAMS) <= set(config.upstreams)
     local = config.upstreams["local"]
     assert (local.url, local.api, local.emulates) == ("http://127.0.0.1:8080", "openai-chat", True)
+    assert config.upstreams["parallel"].context_max_chars == 50000
 
 
 def test_no_config_gives_the_builtin_upstreams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,6 +39,8 @@ def test_no_config_gives_the_builtin_upstreams(tmp_path: Path, monkeypatch: pyte
         ("[upstreams.local]\napi = 'openai-chat'", "[upstreams.local] url", "is required"),
         ("[upstreams.gemini]\nstate = 'maybe'", "[upstreams.gemini] state", "must be one of native, emulate"),
         ("[upstreams.x]\nurl = 'ftp://h'\napi = 'openai'", "[upstreams.x] url", "must start with http"),
+        ("[upstreams.parallel]\ncontext_max_chars = 0", "[upstreams.parallel] context_max_chars",
+         "must be greater than 0"),
         ("[server\nport = 1", "syntax", ""),
     ],
 )

@@ -3,7 +3,8 @@
 One browser for the module; each test gets a fresh context (its own session
 storage). Every page's screenshot is saved under test-artifacts/viewer/.
 A page that logs an error (a Content-Security-Policy violation included) or
-opens a dialog fails its test.
+opens a dialog fails its test. Waits are functions, not expression strings:
+Playwright evaluates a string with eval, which the viewer's policy forbids.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ class Watched:
         dialog.dismiss()
 
     def open(self, url: str, wait_for: str) -> Any:
+        """Go to `url` and wait until its view is drawn (a hash change keeps the old view a moment)."""
         self.page.goto(url)
+        self.page.wait_for_function("() => document.getElementById('main').dataset.ready === location.hash")
         return self.page.wait_for_selector(wait_for)
 
     def text(self, selector: str = "main") -> str:
@@ -107,8 +110,8 @@ def test_conversation_list(page: Watched, viewer_site: ViewerSite) -> None:
     page.open(viewer(viewer_site), "#conversations")
     page.page.fill("#filters input[name=upstream]", "gemgen")
     page.page.click("#filters button")
-    page.page.wait_for_function("location.hash.includes('upstream=gemgen')")
-    page.page.wait_for_function("document.querySelectorAll('#conversations tbody tr').length === 1")
+    page.page.wait_for_function("() => location.hash.includes('upstream=gemgen')")
+    page.page.wait_for_function("() => document.querySelectorAll('#conversations tbody tr').length === 1")
     assert data.convs.generate.id in rows.nth(0).inner_text()
 
 
@@ -190,7 +193,7 @@ def test_stored_markup_is_shown_and_never_runs(page: Watched, viewer_site: Viewe
 def test_turn_parts_images_thoughts_and_calls(page: Watched, viewer_site: ViewerSite) -> None:
     rich = viewer_site.data.rich
     page.open(viewer(viewer_site, f"#/c/{rich.id}"), "#transcript")
-    page.page.wait_for_function("document.querySelector('img.media')?.complete")
+    page.page.wait_for_function("() => document.querySelector('img.media')?.complete")
     assert page.page.evaluate("document.querySelector('img.media').naturalWidth") == 12  # the stored PNG, decoded
     thought = page.page.locator("details.thought")
     assert thought.get_attribute("open") is None and not page.page.is_visible("details.thought .text")

@@ -9,11 +9,17 @@ from .anthropic_messages import AnthropicMessages
 from .base import Codec, UpstreamCall
 from .gemini_generate import GeminiGenerate
 from .gemini_interactions import GeminiInteractions
+from .openai_chat import OpenAIChat
+from .openai_responses import OpenAIResponses
+from .parallel_tasks import ParallelTasks
 
 CODECS: tuple[Codec, ...] = (
     GeminiInteractions(),
     GeminiGenerate(),
+    OpenAIResponses(),
+    OpenAIChat(),
     AnthropicMessages(),
+    ParallelTasks(),
 )
 
 #: Codec by front API name ("gemini-interactions", ...).

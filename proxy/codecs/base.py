@@ -79,11 +79,11 @@ class StreamEncoder:
 
 @dataclass(slots=True)
 class UpstreamCall:
-    """A request for the provider: path (with query) under its root URL, and JSON body."""
+    """A request for the provider: path (with query) under its root URL, and JSON body (None: no body)."""
 
     method: str
     path: str
-    body: dict[str, Any]
+    body: dict[str, Any] | None
 
 
 class Codec:
@@ -111,6 +111,19 @@ class Codec:
     #: How this API's provider takes a key: header name and value prefix.
     auth_header: ClassVar[str] = "authorization"
     auth_prefix: ClassVar[str] = "Bearer "
+    #: The create field that names the turn to continue, as errors should call it.
+    previous_field: ClassVar[str] = "previous_interaction_id"
+    #: Body fields a node does not keep in `request` (see echoed).
+    not_echoed: ClassVar[frozenset[str]] = frozenset({"input", "stream", "store", "background", "model"})
+    #: Query parameter that resumes a stream after an event id (GET …?stream=true).
+    resume_param: ClassVar[str] = "last_event_id"
+    #: The provider reads a key from `auth_header` only: a key an app sent another
+    #: way (a Bearer token to Parallel) is moved there, relays included. False keeps
+    #: the app's own choice where the provider reads several (OAuth tokens to Google).
+    reads_key_header_only: ClassVar[bool] = False
+    #: Statuses with which this API's provider says of a result fetched through
+    #: `pending_result` that it is not ready yet (ask again), e.g. Parallel's 408.
+    not_ready_statuses: ClassVar[frozenset[int]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -131,6 +144,26 @@ class Codec:
     def previous_not_found(self, previous_id: str) -> ApiError:
         return not_found(f"interaction '{previous_id}' was not found", param="previous_interaction_id")
 
+    def not_found(self, resource_id: str) -> ApiError:
+        """The answer to GET, DELETE or cancel of an id the caller cannot see."""
+        return not_found(f"interaction '{resource_id}' was not found")
+
+    def echoed(self, req: TurnRequest) -> dict[str, Any]:
+        """The request fields a node keeps to show again (system instruction, tools, config):
+        the body without the conversation itself, which the node holds as turns."""
+        return {k: v for k, v in req.raw.items() if k not in self.not_echoed}
+
+    def input_items(self, it: Interaction) -> list[dict[str, Any]]:
+        """A node's own input as the items of an input-item list, for APIs that have one."""
+        raise bad_request(f"the {self.name} API has no input item lists")
+
+    def reply_body(self, node: Interaction, provider_body: bytes | None, *, stored: bool) -> bytes:
+        """The body of a create's answer for a node committed (or not, `stored`).
+
+        `provider_body` is the provider's own answer when it speaks this same
+        API, for an API that can pass it on nearly as it came."""
+        return orjson.dumps(self.render(node))
+
     # -- upstream side ----------------------------------------------------------
 
     def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
@@ -138,6 +171,12 @@ class Codec:
 
     def parse_reply(self, body: Any) -> ModelReply:
         raise NotImplementedError
+
+    def pending_result(self, reply: ModelReply, wait_s: int) -> UpstreamCall | None:
+        """How to await an asynchronous provider: the call that fetches the finished
+        reply (holding up to `wait_s` seconds) while `reply` is a run still going,
+        or None when `reply` is final. Synchronous APIs answer finished replies."""
+        return None
 
     def stream_decoder(self) -> StreamDecoder:
         raise bad_request(f"streaming from an upstream that speaks {self.speaks} is not supported")
@@ -158,6 +197,11 @@ class Codec:
         if isinstance(error, str):
             return error
         return body.decode("utf-8", "replace")[:500]
+
+    def upstream_error(self, upstream: str, status: int, body: bytes) -> ApiError:
+        """A provider's error answer to a call recall made, as the app will see it."""
+        return ApiError(status, "upstream_error",
+                        f"upstream '{upstream}' answered {status}: {self.upstream_error_message(body)}")
 
     def refuse_untranslatable(self, req: TurnRequest) -> None:
         """A request that holds what this API cannot carry gets a 400 naming it."""

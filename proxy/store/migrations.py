@@ -204,12 +204,51 @@ def m005_conversation_views(db: sqlite3.Connection) -> None:
     )
 
 
+def m006_openai_conversations(db: sqlite3.Connection) -> None:
+    """OpenAI Conversations that recall keeps: the object, and its items in order.
+
+    Named for the API: `conversations` is the view of threads (m005)."""
+    db.execute(
+        """
+        CREATE TABLE openai_conversations (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            upstream TEXT NOT NULL,
+            metadata TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE openai_conversation_items (
+            conversation_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            item_id TEXT NOT NULL,
+            item TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (conversation_id, seq)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX openai_conversation_items_id ON openai_conversation_items(conversation_id, item_id)")
+
+
+def m007_interaction_run_ids(db: sqlite3.Connection) -> None:
+    """The run id a front API names beside the interaction id (Parallel task runs)."""
+    db.execute("ALTER TABLE interactions ADD COLUMN run_id TEXT")
+    db.execute("CREATE INDEX interactions_run ON interactions(run_id) WHERE run_id IS NOT NULL")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_interactions_and_exchanges,
     m002_stream_events,
     m003_cache_keys,
     m004_search_index,
     m005_conversation_views,
+    m006_openai_conversations,
+    m007_interaction_run_ids,
 ]
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -44,3 +45,14 @@ class Exchange:
             model=self.model, input_tokens=self.input_tokens, output_tokens=self.output_tokens,
             stored=False, error=self.error, cache=self.cache,
         )
+
+
+@dataclass(slots=True)
+class Conversation:
+    """An OpenAI conversation object recall keeps (its items are stored beside it)."""
+
+    id: str
+    owner: str
+    upstream: str
+    created: float
+    metadata: dict[str, Any] = field(default_factory=dict)

@@ -20,14 +20,15 @@ import aiosqlite
 import orjson
 
 from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
+from .chain_cache import ChainCache
 from .erase import Removed, erase_interactions, purge_before, reclaim_space
 from .migrations import migrate
-from .records import Exchange
+from .records import Conversation, Exchange
 from .writer import Writer
 
 _INTERACTION_COLUMNS = (
     "id, owner, upstream, front, mode, model, status, parent_id, root_id, depth,"
-    " input, output, request, usage, error, provider_id, created_at, updated_at"
+    " input, output, request, usage, error, provider_id, created_at, updated_at, run_id"
 )
 
 T = TypeVar("T")
@@ -49,12 +50,12 @@ def _turns(text: str | None) -> list[Turn]:
 
 def _row_to_interaction(row: sqlite3.Row | tuple[Any, ...]) -> Interaction:
     (id_, owner, upstream, front, mode, model, status, parent_id, root_id, _depth,
-     input_, output, request, usage, error, provider_id, created, updated) = row
+     input_, output, request, usage, error, provider_id, created, updated, run_id) = row
     return Interaction(
         id=id_, owner=owner, upstream=upstream, front=front, mode=mode, model=model, status=status,
         parent_id=parent_id, root_id=root_id, input=_turns(input_), output=_turns(output),
         request=orjson.loads(request) if request else {}, usage=Usage.from_json(orjson.loads(usage) if usage else None),
-        error=error, provider_id=provider_id, created=created, updated=updated,
+        error=error, provider_id=provider_id, created=created, updated=updated, run_id=run_id,
     )
 
 
@@ -93,8 +94,9 @@ def _insert_exchange(db: sqlite3.Connection, ex: Exchange) -> int:
 
 
 def open_private(path: Path) -> None:
-    """Create the database file readable by its owner only (WAL and SHM inherit it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Create the database file readable by its owner only (SQLite gives the WAL and
+    SHM files the database's mode), in a directory of the owner's if recall makes it."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
@@ -144,6 +146,8 @@ class SQLiteStore:
         self._writer_db = writer_db
         self._reader = reader_db
         self._writer = Writer(writer_db)
+        self._chains = ChainCache()
+        self._version = 0  # the last outside version seen (see chain)
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
@@ -192,11 +196,11 @@ class SQLiteStore:
             it.root_id = root_id
             db.execute(
                 f"INSERT OR REPLACE INTO interactions ({_INTERACTION_COLUMNS}, input_tokens, output_tokens)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     it.id, it.owner, it.upstream, it.front, it.mode, it.model, it.status, it.parent_id, root_id,
                     depth, _turns_json(it.input), _turns_json(it.output), _dumps(it.request),
-                    _dumps(it.usage.to_json()), it.error, it.provider_id, it.created, it.updated,
+                    _dumps(it.usage.to_json()), it.error, it.provider_id, it.created, it.updated, it.run_id,
                     it.usage.input_tokens, it.usage.output_tokens,
                 ),
             )
@@ -205,6 +209,9 @@ class SQLiteStore:
                 _insert_exchange(db, exchange)
 
         await self._writer.submit(op)
+        if it.status != IN_PROGRESS:
+            # The next turn most likely continues this one: its chain is its parent's plus itself.
+            self._chains.extend(it, self._version)
 
     async def run_write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run a write of the caller's own (e.g. a bulk load) through the writer."""
@@ -220,21 +227,23 @@ class SQLiteStore:
         their place in the tree; their history skips the erased turn.
         """
         removed: Removed = await self._writer.submit(lambda db: erase_interactions(db, [interaction_id]))
+        self._chains.clear()
         await self._scrub_wal()
         return removed.interactions > 0
 
     async def purge_older_than(self, cutoff: float) -> Removed:
         """Erase everything recorded before `cutoff` (epoch seconds) and free the space."""
         removed: Removed = await self._writer.submit(lambda db: purge_before(db, cutoff))
+        self._chains.clear()
         await self._writer_db._execute(reclaim_space, self._writer_db._conn)
         return removed
 
     async def _scrub_wal(self) -> None:
         """Fold the WAL into the database and truncate it: old page images in the
         WAL would otherwise still hold erased content until the next checkpoint."""
-        cursor = await self._writer_db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        await cursor.fetchall()
-        await cursor.close()
+        # One trip, so that no statement of it is still open when the writer's next batch begins.
+        await self._writer_db._execute(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall(),
+                                       self._writer_db._conn)
 
     def append_frames(self, interaction_id: str, frames: list[tuple[int, str | None, float, bytes]]) -> asyncio.Future[Any]:
         """Queue stream events (seq, event id, ms since start, bytes); the future resolves on commit.
@@ -252,37 +261,72 @@ class SQLiteStore:
 
     # -- reads ----------------------------------------------------------------
 
+    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Run a query to its last row in one trip to the reader's thread.
+
+        A cursor left open across an await keeps its connection's read
+        transaction, and so its snapshot, open; under load, overlapping cursors
+        of concurrent requests would keep one snapshot open indefinitely, and a
+        turn committed a moment ago would not be found. One trip per query
+        starts each read from the latest commit (read-your-writes)."""
+
+        def run(db: sqlite3.Connection) -> list[Any]:
+            cursor = db.execute(sql, params)
+            try:
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+
+        return await self._reader._execute(run, self._reader._conn)
+
     async def stream_frames(self, interaction_id: str, after_seq: int = 0) -> list[tuple[int, bytes]]:
         """Recorded stream events after `after_seq`, in order: (seq, frame bytes)."""
-        cursor = await self._reader.execute(
+        rows = await self._read(
             "SELECT seq, frame FROM stream_events WHERE interaction_id = ? AND seq > ? ORDER BY seq",
             (interaction_id, after_seq),
         )
-        rows = await cursor.fetchall()
-        await cursor.close()
         return [(row[0], row[1]) for row in rows]
 
     async def event_seq(self, interaction_id: str, event_id: str) -> int | None:
-        cursor = await self._reader.execute(
+        rows = await self._read(
             "SELECT seq FROM stream_events WHERE interaction_id = ? AND event_id = ?", (interaction_id, event_id)
         )
-        row = await cursor.fetchone()
-        await cursor.close()
-        return row[0] if row else None
+        return rows[0][0] if rows else None
 
     async def get_interaction(self, interaction_id: str) -> Interaction | None:
         """A live (not deleted) node by id, or None."""
-        cursor = await self._reader.execute(
+        rows = await self._read(
             f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id = ? AND deleted_at IS NULL",
             (interaction_id,),
         )
-        row = await cursor.fetchone()
-        await cursor.close()
-        return _row_to_interaction(row) if row else None
+        return _row_to_interaction(rows[0]) if rows else None
+
+    async def get_interaction_by_run(self, run_id: str) -> Interaction | None:
+        """A live node by the run id its front API names it by (Parallel's `run_id`), or None."""
+        rows = await self._read(
+            f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE run_id = ? AND deleted_at IS NULL",
+            (run_id,),
+        )
+        return _row_to_interaction(rows[0]) if rows else None
+
+    async def _outside_version(self) -> int:
+        """Changes when another process commits to the file (this process's writes leave it alone)."""
+        rows = await self._writer_db._execute(lambda: self._writer_db._conn.execute("PRAGMA data_version").fetchall())
+        return int(rows[0][0]) if rows else 0
 
     async def chain(self, interaction_id: str) -> list[Interaction]:
         """The conversation from its root to this node, oldest first, erased nodes skipped."""
-        cursor = await self._reader.execute(
+        version = self._version = await self._outside_version()
+        cached = self._chains.get(interaction_id, version)
+        if cached is not None:
+            return cached
+        chain = await self._query_chain(interaction_id)
+        if chain and chain[-1].id == interaction_id:
+            self._chains.put(interaction_id, version, chain)
+        return list(chain)
+
+    async def _query_chain(self, interaction_id: str) -> list[Interaction]:
+        rows = await self._read(
             f"""
             WITH RECURSIVE chain(id, parent_id, hop) AS (
                 SELECT id, parent_id, 0 FROM interactions WHERE id = ?
@@ -297,8 +341,6 @@ class SQLiteStore:
             """,
             (interaction_id,),
         )
-        rows = await cursor.fetchall()
-        await cursor.close()
         return [_row_to_interaction(row) for row in rows]
 
     async def exchanges_for(self, interaction_id: str) -> list[Exchange]:
@@ -317,17 +359,90 @@ class SQLiteStore:
         )
 
     async def stream_frames_timed(self, interaction_id: str) -> list[tuple[float, bytes]]:
-        cursor = await self._reader.execute(
+        rows = await self._read(
             "SELECT at_ms, frame FROM stream_events WHERE interaction_id = ? ORDER BY seq", (interaction_id,)
         )
-        rows = await cursor.fetchall()
-        await cursor.close()
         return [(row[0], row[1]) for row in rows]
 
     async def _exchanges(self, where: str, params: tuple[Any, ...]) -> list[Exchange]:
-        cursor = await self._reader.execute(
-            f"SELECT {EXCHANGE_COLUMNS} FROM exchanges WHERE {where}", params
-        )
-        rows = await cursor.fetchall()
-        await cursor.close()
+        rows = await self._read(f"SELECT {EXCHANGE_COLUMNS} FROM exchanges WHERE {where}", params)
         return [exchange_from_row(r) for r in rows]
+
+    # -- conversations (OpenAI Conversations API) ------------------------------
+
+    async def create_conversation(self, conversation: Conversation, items: list[tuple[str, Any]]) -> None:
+        """Insert a conversation and its first items (item id, item JSON), in one commit."""
+
+        def op(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO openai_conversations (id, owner, upstream, metadata, created_at, updated_at) VALUES (?,?,?,?,?,?)",
+                (conversation.id, conversation.owner, conversation.upstream, _dumps(conversation.metadata),
+                 conversation.created, conversation.created),
+            )
+            _append_items(db, conversation.id, items, conversation.created)
+
+        await self._writer.submit(op)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        rows = await self._read(
+            "SELECT id, owner, upstream, metadata, created_at FROM openai_conversations WHERE id = ?", (conversation_id,)
+        )
+        row = rows[0] if rows else None
+        if row is None:
+            return None
+        return Conversation(id=row[0], owner=row[1], upstream=row[2], created=row[4],
+                            metadata=orjson.loads(row[3]) if row[3] else {})
+
+    async def update_conversation(self, conversation_id: str, metadata: dict[str, Any]) -> None:
+        now = time.time()
+        await self._writer.submit(lambda db: db.execute(
+            "UPDATE openai_conversations SET metadata = ?, updated_at = ? WHERE id = ?", (_dumps(metadata), now, conversation_id)
+        ))
+
+    async def delete_conversation(self, conversation_id: str) -> None:
+        """Erase a conversation, every item in it and the recorded calls made on it, from the file."""
+
+        def op(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM openai_conversation_items WHERE conversation_id = ?", (conversation_id,))
+            db.execute("DELETE FROM exchanges WHERE interaction_id = ?", (conversation_id,))
+            db.execute("DELETE FROM openai_conversations WHERE id = ?", (conversation_id,))
+
+        await self._writer.submit(op)
+        await self._scrub_wal()
+
+    async def append_conversation_items(self, conversation_id: str, items: list[tuple[str, Any]]) -> None:
+        now = time.time()
+
+        def op(db: sqlite3.Connection) -> None:
+            _append_items(db, conversation_id, items, now)
+            db.execute("UPDATE openai_conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+
+        await self._writer.submit(op)
+
+    async def conversation_items(self, conversation_id: str) -> list[dict[str, Any]]:
+        """A conversation's items, oldest first."""
+        rows = await self._read(
+            "SELECT item FROM openai_conversation_items WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
+        )
+        return [orjson.loads(row[0]) for row in rows]
+
+    async def delete_conversation_item(self, conversation_id: str, item_id: str) -> bool:
+        def op(db: sqlite3.Connection) -> bool:
+            return db.execute(
+                "DELETE FROM openai_conversation_items WHERE conversation_id = ? AND item_id = ?", (conversation_id, item_id)
+            ).rowcount > 0
+
+        deleted = bool(await self._writer.submit(op))
+        await self._scrub_wal()
+        return deleted
+
+
+def _append_items(db: sqlite3.Connection, conversation_id: str, items: list[tuple[str, Any]], now: float) -> None:
+    """Items after the conversation's last; the single writer keeps `seq` free of races."""
+    last = db.execute(
+        "SELECT coalesce(max(seq), 0) FROM openai_conversation_items WHERE conversation_id = ?", (conversation_id,)
+    ).fetchone()[0]
+    db.executemany(
+        "INSERT INTO openai_conversation_items (conversation_id, seq, item_id, item, created_at) VALUES (?,?,?,?,?)",
+        [(conversation_id, last + n, item_id, _dumps(item), now) for n, (item_id, item) in enumerate(items, start=1)],
+    )

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .brain import answer
+from .brain import answer, history_problem, requested_pause
 
 
 @dataclass
@@ -41,14 +41,17 @@ class FakeGemini:
     # stream go on after its first event; a fault injected mid-stream
     # ("reset", "error_event", "bad_chunk", "truncate").
     stream_delay: float = 0.0
+    # Seconds before any answer; and the requests whose history was incomplete (brain.history_problem).
+    reply_delay: float = 0.0
+    history_mismatches: list[str] = field(default_factory=list)
     hold: asyncio.Event | None = None
     fault: str | None = None
     streams_finished: int = 0
 
     async def start(self) -> str:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # recall's own limit is what tests exercise
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # paused answers end with the test
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -68,6 +71,13 @@ class FakeGemini:
     # -- handlers --------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._serve(request)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # Like the real provider: a request it cannot read is a 400, never a crash.
+            return _error(400, "invalid_request", f"fake gemini cannot read this request: {exc!r}")
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         try:
             body = await request.json() if raw else None
@@ -76,17 +86,29 @@ class FakeGemini:
         self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
         path = request.path
         if ":generateContent" in path:
-            return self._generate(body)
+            return await self._generate(body)
         if ":streamGenerateContent" in path:
             return await self._stream_generate(request, body)
         parts = path.strip("/").split("/")
         if parts and parts[-1] == "interactions" and request.method == "POST":
             if body.get("stream"):
                 return await self._stream_create(request, body)
-            return self._create(body)
+            return await self._create(body)
         if len(parts) >= 2 and parts[-2] == "interactions":
             return self._by_id(request.method, parts[-1])
         return _error(404, "not_found", f"fake gemini has no route {request.method} {path}")
+
+    def _mismatch(self, texts: list[str]) -> web.Response | None:
+        """A 400 when a conversation arrives without its whole history."""
+        problem = history_problem(texts)
+        if problem is None:
+            return None
+        self.history_mismatches.append(problem)
+        return _error(400, "history_mismatch", problem)
+
+    async def _wait(self, texts: list[str]) -> None:
+        if delay := self.reply_delay + requested_pause(texts):
+            await asyncio.sleep(delay)
 
     def _refusal(self, body: dict[str, Any]) -> web.Response | None:
         previous = body.get("previous_interaction_id")
@@ -103,12 +125,13 @@ class FakeGemini:
         previous = body.get("previous_interaction_id")
         return [*self.histories.get(previous, []), *_user_texts_of_input(body.get("input"))]
 
-    def _create(self, body: dict[str, Any]) -> web.Response:
-        refused = self._refusal(body)
+    async def _create(self, body: dict[str, Any]) -> web.Response:
+        refused = self._refusal(body) or self._mismatch(self._history(body))
         if refused is not None:
             return refused
         previous = body.get("previous_interaction_id")
         history = self._history(body)
+        await self._wait(history)
         text = answer(history)
         interaction_id = f"v1_fake{next(self._ids)}"
         reply = {
@@ -130,7 +153,7 @@ class FakeGemini:
 
     async def _stream_create(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         """An Interactions stream in the current revision's vocabulary (spec 5.3)."""
-        refused = self._refusal(body)
+        refused = self._refusal(body) or self._mismatch(self._history(body))
         if refused is not None:
             return refused
         history = self._history(body)
@@ -159,10 +182,13 @@ class FakeGemini:
                 "steps": [{"type": "model_output", "content": [{"type": "text", "text": " ".join(words)}]}],
             }
         return await self._send_stream(request, frames, error_frame=b'event: error\ndata: {"event_type": "error", '
-                                       b'"error": {"code": "internal", "message": "the fake model crashed"}}\n\n')
+                                       b'"error": {"code": "internal", "message": "the fake model crashed"}}\n\n',
+                                       pause=requested_pause(history))
 
     async def _stream_generate(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         texts = _user_texts_of_contents(body)
+        if (refused := self._mismatch(texts)) is not None:
+            return refused
         words = answer(texts).split(" ")
         chunks = []
         for i, word in enumerate(words):
@@ -175,9 +201,11 @@ class FakeGemini:
                                           "totalTokenCount": 5 * len(texts) + len(words)}
             chunks.append(b"data: " + _json(chunk) + b"\r\n\r\n")
         return await self._send_stream(request, chunks, error_frame=b'data: {"error": {"code": 500, '
-                                       b'"message": "the fake model crashed", "status": "INTERNAL"}}\r\n\r\n')
+                                       b'"message": "the fake model crashed", "status": "INTERNAL"}}\r\n\r\n',
+                                       pause=requested_pause(texts))
 
-    async def _send_stream(self, request: web.Request, frames: list[bytes], error_frame: bytes) -> web.StreamResponse:
+    async def _send_stream(self, request: web.Request, frames: list[bytes], error_frame: bytes,
+                           pause: float = 0.0) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         for n, data in enumerate(frames):
@@ -200,8 +228,8 @@ class FakeGemini:
             await response.write(data)
             if n == 0 and self.hold is not None:
                 await self.hold.wait()
-            if self.stream_delay:
-                await asyncio.sleep(self.stream_delay)
+            if delay := self.stream_delay + pause:
+                await asyncio.sleep(delay)
         await response.write_eof()
         self.streams_finished += 1
         return response
@@ -214,8 +242,11 @@ class FakeGemini:
             return web.json_response({})
         return web.json_response(self.interactions[interaction_id])
 
-    def _generate(self, body: dict[str, Any]) -> web.Response:
+    async def _generate(self, body: dict[str, Any]) -> web.Response:
         texts = _user_texts_of_contents(body)
+        if (refused := self._mismatch(texts)) is not None:
+            return refused
+        await self._wait(texts)
         return web.json_response({
             "candidates": [{"content": {"role": "model", "parts": [{"text": answer(texts)}]},
                             "finishReason": "STOP", "index": 0}],

@@ -169,6 +169,8 @@
     }
     const mine = ++rendering;
     const current = () => mine === rendering;
+    // data-ready names the view on show once it is drawn (tools and tests wait for it).
+    main.removeAttribute("data-ready");
     // Say so when a view takes a while (stats over a big file), instead of showing the last one.
     const slow = setTimeout(() => current() && show(h("p", { class: "muted" }, "Loading…")), 250);
     try {
@@ -183,7 +185,10 @@
       if (current()) show(h("p", { class: "error", role: "alert" }, err instanceof ApiError ? err.message : String(err)));
     }
     clearTimeout(slow);
-    if (current()) window.scrollTo(0, 0);
+    if (current()) {
+      main.dataset.ready = location.hash;
+      window.scrollTo(0, 0);
+    }
   }
 
   // -- conversations -----------------------------------------------------------

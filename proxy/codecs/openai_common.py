@@ -1,0 +1,125 @@
+"""What OpenAI's two wire APIs (Responses, Chat Completions) share: the error
+shape, the key header, data URLs and the neutral names of their settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, ClassVar
+
+import orjson
+
+from ..errors import ApiError
+from ..model import FunctionTool
+from .base import Codec, expect, type_name
+
+# Generation settings under their neutral names (TurnRequest.generation) that
+# both OpenAI APIs have, besides temperature/top_p/seed:
+#   reasoning_effort: str
+#   response_format: {"type": "json_schema", "name", "schema", "strict"?, "description"?} | {"type": "json_object"}
+#   tool_choice: "auto" | "none" | "required" | {"name": function name}
+TOOL_CHOICE_WORDS = ("auto", "none", "required")
+
+
+class OpenAICodec(Codec):
+    """Base of the OpenAI codecs: key header, error shape and provider errors."""
+
+    family: ClassVar[str] = "openai"
+    auth_header: ClassVar[str] = "authorization"
+    auth_prefix: ClassVar[str] = "Bearer "
+
+    def error_body(self, err: ApiError) -> dict[str, Any]:
+        kind = "invalid_request_error" if err.status < 500 else "server_error"
+        return {"error": {"message": err.message, "type": kind, "param": err.param, "code": err.code}}
+
+    def upstream_error(self, upstream: str, status: int, body: bytes) -> ApiError:
+        """The provider's error with its own code and param kept, so `e.code` still tells what happened."""
+        error = _error_object(body)
+        code = error.get("code")
+        param = error.get("param")
+        return ApiError(status, code if isinstance(code, str) else "upstream_error", f"upstream '{upstream}' answered {status}: {self.upstream_error_message(body)}",
+                        param=param if isinstance(param, str) else None)
+
+
+def _error_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return as_dict(as_dict(data).get("error"))
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A JSON value that should be an object, or an empty one: providers leave fields out."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def stable_id(prefix: str, *parts: object) -> str:
+    """An id derived from where an item sits, so that every rendering of a node agrees on it."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
+    return f"{prefix}{digest[:40]}"
+
+
+def data_url(mime_type: str | None, data: str) -> str:
+    return f"data:{mime_type or 'application/octet-stream'};base64,{data}"
+
+
+def split_data_url(url: str) -> tuple[str | None, str] | None:
+    """(mime type, base64 data) of a `data:` URL, or None for any other URL."""
+    if not url.startswith("data:"):
+        return None
+    head, _, data = url[5:].partition(",")
+    mime_type = head.split(";", 1)[0] or None
+    return mime_type, data
+
+
+def arguments_json(arguments: Any) -> str:
+    """A call's arguments as the JSON string OpenAI carries them in."""
+    if isinstance(arguments, dict) and set(arguments) == {"_unparsed"}:
+        return str(arguments["_unparsed"])
+    return orjson.dumps(arguments if arguments is not None else {}).decode()
+
+
+def parse_arguments(raw: Any) -> Any:
+    """A call's JSON-string arguments as an object (kept verbatim when they are not JSON)."""
+    if not isinstance(raw, str):
+        return raw if raw is not None else {}
+    if not raw.strip():
+        return {}
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {"_unparsed": raw}
+
+
+def result_text(result: Any) -> str:
+    """A function result as the string a tool message / function_call_output carries."""
+    return result if isinstance(result, str) else orjson.dumps(result).decode()
+
+
+def function_tool(tool: dict[str, Any], where: str) -> FunctionTool:
+    expect(isinstance(tool.get("name"), str) and bool(tool["name"]), f"{where}.name: a function needs a name", "tools")
+    parameters = tool.get("parameters")
+    expect(parameters is None or isinstance(parameters, dict),
+           f"{where}.parameters: expected a JSON schema object; got {type_name(parameters)}", "tools")
+    return FunctionTool(tool["name"], tool.get("description"), parameters)
+
+
+def neutral_tool_choice(value: Any, where: str) -> Any:
+    """tool_choice of either API as the neutral form; None when absent."""
+    if value is None or value in TOOL_CHOICE_WORDS:
+        return value
+    if isinstance(value, dict) and value.get("type") == "function":
+        name = value.get("name") or (value.get("function") or {}).get("name")
+        expect(isinstance(name, str), f"{where}: a function tool_choice needs the function's name", where)
+        return {"name": name}
+    expect(False, f"{where}: expected 'auto', 'none', 'required' or a function choice; got {value!r}", where)
+    return None

@@ -1,0 +1,366 @@
+"""A fake OpenAI provider on loopback: Responses and Chat Completions.
+
+Stateless by default, like a zero-data-retention organisation: it refuses
+`previous_response_id`, `store` other than false and `background`, and answers
+from the whole history each request carries (tests/support/brain.py). Reasoning
+models return a reasoning item when the request has `reasoning`; with
+`include: ["reasoning.encrypted_content"]` the item carries encrypted content
+that the fake checks when it comes back, and a reasoning item sent back without
+it is refused as OpenAI refuses it under store=false. `stateful=True` keeps
+responses (previous ids, retrieve, delete) for native-mode tests;
+`chat_only=True` serves Chat Completions alone, like vLLM or Ollama.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .brain import answer
+
+ENCRYPTED = "reasoning.encrypted_content"
+NON_REASONING_MODELS = ("gpt-4o", "gpt-4.1")
+_WEATHER = re.compile(r"weather in (\w+)", re.IGNORECASE)
+_CHAT_KEYS = frozenset({
+    "messages", "model", "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+    "max_completion_tokens", "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls", "prediction",
+    "presence_penalty", "reasoning_effort", "response_format", "seed", "service_tier", "stop", "store", "stream",
+    "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user",
+})
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeOpenAI:
+    stateful: bool = False
+    chat_only: bool = False
+    requests: list[Seen] = field(default_factory=list)
+    responses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Encrypted reasoning the fake handed out, and what came back to it.
+    minted_reasoning: set[str] = field(default_factory=set)
+    reasoning_received: list[str] = field(default_factory=list)
+    url: str = ""
+    # Stream controls: seconds between events; an event that, once set, lets a
+    # stream go on after its first event.
+    stream_delay: float = 0.0
+    hold: asyncio.Event | None = None
+    # A stream that stops after its fourth event, with no terminal event.
+    truncate: bool = False
+    streams_finished: int = 0
+    # Every body the fake answered, byte for byte (a stream's events joined).
+    answers: list[bytes] = field(default_factory=list)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def last_body(self) -> Any:
+        return self.requests[-1].body
+
+    def bodies(self, path: str) -> list[Any]:
+        return [seen.body for seen in self.requests if seen.path == path]
+
+    # -- routing -----------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
+        path = request.path
+        if path == "/v1/chat/completions" and request.method == "POST":
+            return await self._chat(request, body)
+        if self.chat_only:
+            return _error(404, f"fake chat-only server has no route {request.method} {path}", code="not_found")
+        if path == "/v1/responses" and request.method == "POST":
+            return await self._create(request, body)
+        parts = path.strip("/").split("/")
+        if len(parts) == 3 and parts[1] == "responses":
+            return self._by_id(request.method, parts[2])
+        return _error(404, f"fake openai has no route {request.method} {path}", code="not_found")
+
+    # -- Responses -----------------------------------------------------------------
+
+    def _refusal(self, body: dict[str, Any]) -> web.Response | None:
+        previous = body.get("previous_response_id")
+        if not self.stateful:
+            if previous:
+                return _error(400, f"Previous response with id '{previous}' not found.",
+                              param="previous_response_id", code="previous_response_not_found")
+            if body.get("store") is not False:
+                return _error(400, "This organization has zero data retention: store must be false.", param="store")
+            for key in ("background", "conversation"):
+                if body.get(key):
+                    return _error(400, f"{key} needs stored responses, which zero data retention forbids.", param=key)
+        elif previous and previous not in self.histories:
+            return _error(400, f"Previous response with id '{previous}' not found.",
+                          param="previous_response_id", code="previous_response_not_found")
+        include = body.get("include") or []
+        if ENCRYPTED in include and str(body.get("model", "")).startswith(NON_REASONING_MODELS):
+            return _error(400, "Encrypted content is not supported with this model.", param="include")
+        return None
+
+    def _check_items(self, items: list[dict[str, Any]]) -> web.Response | None:
+        """Input items as OpenAI checks them under store=false."""
+        calls: set[str] = set()
+        for item in items:
+            kind = item.get("type") or ("message" if "role" in item else None)
+            if kind == "reasoning":
+                encrypted = item.get("encrypted_content")
+                if not encrypted:
+                    return _error(404, f"Item with id '{item.get('id')}' not found. Items are not persisted when "
+                                       "`store` is set to false.", param="input")
+                if encrypted not in self.minted_reasoning:
+                    return _error(400, "The encrypted content could not be verified.", param="input")
+                self.reasoning_received.append(encrypted)
+            elif kind == "function_call":
+                calls.add(item.get("call_id"))
+            elif kind == "function_call_output" and item.get("call_id") not in calls:
+                return _error(400, f"No tool call found for function call output with call_id "
+                                   f"{item.get('call_id')}.", param="input")
+        return None
+
+    def _reply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The Response for a create whose full item history is known."""
+        previous = body.get("previous_response_id")
+        raw_input = body.get("input")
+        new_items = [{"role": "user", "content": raw_input}] if isinstance(raw_input, str) else list(raw_input or [])
+        items = [*self.histories.get(previous, []), *new_items] if previous else new_items
+        response_id = f"resp_fake{next(self._ids)}"
+        output: list[dict[str, Any]] = []
+        if body.get("reasoning") and not str(body.get("model", "")).startswith(NON_REASONING_MODELS):
+            reasoning: dict[str, Any] = {"id": f"rs_{response_id}", "type": "reasoning",
+                                         "summary": [{"type": "summary_text", "text": "Thinking it over."}]}
+            if ENCRYPTED in (body.get("include") or []):
+                encrypted = f"enc::{response_id}"
+                self.minted_reasoning.add(encrypted)
+                reasoning["encrypted_content"] = encrypted
+            output.append(reasoning)
+        last = items[-1] if items else {}
+        weather = _WEATHER.search(_text_of_item(last)) if last.get("role") == "user" else None
+        if body.get("tools") and weather:
+            output.append({"id": f"fc_{response_id}", "type": "function_call", "status": "completed",
+                           "call_id": f"call_{response_id}", "name": body["tools"][0]["name"],
+                           "arguments": json.dumps({"city": weather.group(1)})})
+        else:
+            if last.get("type") == "function_call_output":
+                text = f"The tool said: {last.get('output')}"
+            else:
+                text = answer(_user_texts(items))
+            output.append({"id": f"msg_{response_id}", "type": "message", "role": "assistant",
+                           "status": "completed",
+                           "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]})
+        user_count = len(_user_texts(items))
+        response = {
+            "id": response_id, "object": "response", "created_at": 1760000000, "status": "completed",
+            "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
+            "model": body.get("model"), "output": output, "parallel_tool_calls": True,
+            "previous_response_id": previous, "store": body.get("store", True), "tools": body.get("tools", []),
+            "tool_choice": "auto", "text": {"format": {"type": "text"}},
+            "usage": {"input_tokens": 10 * user_count, "input_tokens_details": {"cached_tokens": 0},
+                      "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 3 if len(output) > 1 else 0},
+                      "total_tokens": 10 * user_count + 7},
+        }
+        if self.stateful and body.get("store", True) is not False:
+            self.responses[response_id] = response
+            self.histories[response_id] = [*items, *output]
+        return response
+
+    async def _create(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        refused = self._refusal(body)
+        if refused is None and isinstance(body.get("input"), list):
+            refused = self._check_items(body["input"])
+        if refused is not None:
+            return refused
+        response = self._reply(body)
+        if not body.get("stream"):
+            return self._json(response)
+        return await self._send_stream(request, _response_events(response), done=False)
+
+    def _by_id(self, method: str, response_id: str) -> web.Response:
+        if not self.stateful or response_id not in self.responses:
+            return _error(404, f"Response with id '{response_id}' not found.")
+        if method == "DELETE":
+            del self.responses[response_id]
+            return self._json({"id": response_id, "object": "response.deleted", "deleted": True})
+        return self._json(self.responses[response_id])
+
+    # -- Chat Completions ------------------------------------------------------------
+
+    async def _chat(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        unknown = sorted(set(body) - _CHAT_KEYS)
+        if unknown:
+            return _error(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
+        messages = body["messages"]
+        calls = {c["id"] for m in messages if m.get("role") == "assistant" for c in m.get("tool_calls") or []}
+        for message in messages:
+            if message.get("role") == "tool" and message.get("tool_call_id") not in calls:
+                return _error(400, "Invalid parameter: messages with role 'tool' must be a response to a preceding "
+                                   "message with 'tool_calls'.", param="messages")
+        number = next(self._ids)
+        last = messages[-1]
+        weather = _WEATHER.search(_text_of_item(last)) if last.get("role") == "user" else None
+        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
+        if body.get("tools") and weather:
+            message["tool_calls"] = [{"id": f"call_chat{number}", "type": "function", "function": {
+                "name": body["tools"][0]["function"]["name"], "arguments": json.dumps({"city": weather.group(1)})}}]
+            finish = "tool_calls"
+        else:
+            texts = [_text_of_item(m) for m in messages if m.get("role") == "user"]
+            message["content"] = f"The tool said: {last['content']}" if last.get("role") == "tool" else answer(texts)
+            finish = "stop"
+        if body.get("reasoning_effort"):  # as vLLM and DeepSeek show a reasoning model's thinking
+            message["reasoning_content"] = "Thinking it over."
+        system = [m for m in messages if m.get("role") in ("system", "developer")]
+        usage = {"prompt_tokens": 5 * len(messages) + len(system), "completion_tokens": 6,
+                 "total_tokens": 5 * len(messages) + len(system) + 6}
+        completion = {"id": f"chatcmpl-fake{number}", "object": "chat.completion", "created": 1760000000,
+                      "model": body["model"], "choices": [{"index": 0, "message": message, "finish_reason": finish,
+                                                          "logprobs": None}],
+                      "usage": usage, "system_fingerprint": "fp_fake", "service_tier": "default"}
+        if not body.get("stream"):
+            return self._json(completion)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return await self._send_stream(request, _chat_chunks(completion, include_usage), done=True)
+
+    # -- streams ---------------------------------------------------------------------
+
+    def _json(self, payload: dict[str, Any]) -> web.Response:
+        body = json.dumps(payload).encode()
+        self.answers.append(body)
+        return web.Response(body=body, content_type="application/json")
+
+    async def _send_stream(self, request: web.Request, events: list[bytes], *, done: bool) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        events = [*events, *([b"data: [DONE]\n\n"] if done else [])]
+        self.answers.append(b"".join(events))
+        for n, data in enumerate(events):
+            if self.truncate and n == 4:
+                await response.write_eof()
+                return response
+            await response.write(data)
+            if n == 0 and self.hold is not None:
+                await self.hold.wait()
+            if self.stream_delay:
+                await asyncio.sleep(self.stream_delay)
+        await response.write_eof()
+        self.streams_finished += 1
+        return response
+
+
+def _response_events(response: dict[str, Any]) -> list[bytes]:
+    """A Response as the stream events OpenAI sends for it (spec 4.6)."""
+    shell = {**response, "status": "in_progress", "output": [], "usage": None}
+    events: list[dict[str, Any]] = [{"type": "response.created", "response": shell},
+                                    {"type": "response.in_progress", "response": shell}]
+    for index, item in enumerate(response["output"]):
+        where = {"item_id": item["id"], "output_index": index}
+        if item["type"] == "message":
+            text = item["content"][0]["text"]
+            words = text.split(" ")
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            events += [{"type": "response.output_item.added", "output_index": index,
+                        "item": {**item, "status": "in_progress", "content": []}},
+                       {"type": "response.content_part.added", **where, "content_index": 0, "part": part}]
+            events += [{"type": "response.output_text.delta", **where, "content_index": 0, "logprobs": [],
+                        "delta": word + (" " if i < len(words) - 1 else "")} for i, word in enumerate(words)]
+            events += [{"type": "response.output_text.done", **where, "content_index": 0, "text": text, "logprobs": []},
+                       {"type": "response.content_part.done", **where, "content_index": 0,
+                        "part": item["content"][0]}]
+        elif item["type"] == "function_call":
+            events += [{"type": "response.output_item.added", "output_index": index,
+                        "item": {**item, "arguments": "", "status": "in_progress"}},
+                       {"type": "response.function_call_arguments.delta", **where, "delta": item["arguments"][:5]},
+                       {"type": "response.function_call_arguments.delta", **where, "delta": item["arguments"][5:]},
+                       {"type": "response.function_call_arguments.done", **where, "arguments": item["arguments"]}]
+        else:
+            summary = item["summary"][0]
+            events += [{"type": "response.output_item.added", "output_index": index,
+                        "item": {"id": item["id"], "type": "reasoning", "summary": []}},
+                       {"type": "response.reasoning_summary_part.added", **where, "summary_index": 0,
+                        "part": {"type": "summary_text", "text": ""}},
+                       {"type": "response.reasoning_summary_text.delta", **where, "summary_index": 0,
+                        "delta": summary["text"]},
+                       {"type": "response.reasoning_summary_text.done", **where, "summary_index": 0,
+                        "text": summary["text"]},
+                       {"type": "response.reasoning_summary_part.done", **where, "summary_index": 0, "part": summary}]
+        events.append({"type": "response.output_item.done", "output_index": index, "item": item})
+    events.append({"type": "response.completed", "response": response})
+    return [f"event: {e['type']}\ndata: {json.dumps({**e, 'sequence_number': n})}\n\n".encode()
+            for n, e in enumerate(events)]
+
+
+def _chat_chunks(completion: dict[str, Any], include_usage: bool) -> list[bytes]:
+    """A chat completion as the chunks OpenAI streams for it (spec 5.2)."""
+    base = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint")}
+    base["object"] = "chat.completion.chunk"
+    message = completion["choices"][0]["message"]
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    if message.get("reasoning_content"):
+        chunks.append(chunk({"reasoning_content": message["reasoning_content"]}))
+    if message["content"]:
+        words = message["content"].split(" ")
+        chunks += [chunk({"content": w + (" " if i < len(words) - 1 else "")}) for i, w in enumerate(words)]
+    for n, call in enumerate(message.get("tool_calls") or []):
+        arguments = call["function"]["arguments"]
+        chunks.append(chunk({"tool_calls": [{"index": n, "id": call["id"], "type": "function",
+                                             "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+        chunks += [chunk({"tool_calls": [{"index": n, "function": {"arguments": piece}}]})
+                   for piece in (arguments[:6], arguments[6:])]
+    chunks.append(chunk({}, completion["choices"][0]["finish_reason"]))
+    if include_usage:
+        chunks.append({**base, "choices": [], "usage": completion["usage"]})
+    return [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks]
+
+
+def _text_of_item(item: dict[str, Any]) -> str:
+    content = item.get("content")
+    if isinstance(content, str):
+        return content
+    return "".join(c.get("text", "") for c in content or [] if isinstance(c, dict))
+
+
+def _user_texts(items: list[dict[str, Any]]) -> list[str]:
+    """The user messages among Responses input items."""
+    return [_text_of_item(item) for item in items
+            if (item.get("type") or "message") == "message" and item.get("role") == "user"]
+
+
+def _error(status: int, message: str, *, param: str | None = None, code: str | None = None) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": "invalid_request_error", "param": param,
+                                        "code": code}}, status=status)

@@ -1,0 +1,137 @@
+"""A misbehaving provider: a reverse proxy on loopback in front of any fake provider.
+
+It passes requests through to the fake untouched until a fault is armed, and
+then misbehaves the way real networks and providers do. Being generic (bytes
+in, bytes out), it serves every upstream API: a new fake provider gets every
+fault without a line of its own.
+
+Faults (set `fault`, optionally `after_events`):
+- "status_503": answers 503 with a provider-style JSON error, the fake untouched;
+- "invalid_json": answers 200 application/json whose body is not JSON;
+- "reset_body": sends the fake's headers and half its body, then resets the connection;
+- "hang": sends nothing until `hang_s` has passed (for timeout_s);
+- "reset_stream", "truncate_stream", "bad_event", "stall_stream": an SSE answer
+  passes `after_events` events, then resets / ends cleanly / sends an event
+  that is not JSON and goes on / stops sending but keeps the connection open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+OVERLOADED_BODY = b'{"error": {"code": "overloaded", "message": "the fake provider is overloaded"}}'
+NOT_JSON_BODY = b'{"id": "v1_broken", "steps": [{"type": "model_output", "content": [{"te'
+STREAM_FAULTS = ("reset_stream", "truncate_stream", "bad_event", "stall_stream")
+BODY_FAULTS = ("status_503", "invalid_json", "reset_body", "hang")
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+_HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "content-encoding", "date", "server"})
+
+
+@dataclass
+class FaultyUpstream:
+    target: str
+    fault: str | None = None
+    after_events: int = 2
+    hang_s: float = 30.0
+    url: str = ""
+    faults_served: int = 0
+    _runner: web.AppRunner | None = None
+    _session: aiohttp.ClientSession | None = None
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> str:
+        app = web.Application(client_max_size=1 << 30)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        self._session = aiohttp.ClientSession(auto_decompress=False)
+        return self.url
+
+    async def stop(self) -> None:
+        self._released.set()  # hanging answers end now, not at hang_s
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _hang(self) -> None:
+        try:
+            await asyncio.wait_for(self._released.wait(), self.hang_s)
+        except TimeoutError:
+            pass
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        fault = self.fault
+        if fault == "status_503":
+            self.faults_served += 1
+            return web.Response(status=503, body=OVERLOADED_BODY, content_type="application/json")
+        if fault == "invalid_json":
+            self.faults_served += 1
+            return web.Response(status=200, body=NOT_JSON_BODY, content_type="application/json")
+        if fault == "hang":
+            self.faults_served += 1
+            await self._hang()
+            return web.Response(status=503, body=OVERLOADED_BODY, content_type="application/json")
+        assert self._session is not None
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        async with self._session.request(request.method, self.target + request.raw_path, headers=headers,
+                                         data=body or None) as upstream:
+            out = web.StreamResponse(status=upstream.status)
+            for name, value in upstream.headers.items():
+                if name.lower() not in _HOP_BY_HOP:
+                    out.headers.add(name, value)
+            if fault == "reset_body":
+                payload = await upstream.read()
+                self.faults_served += 1
+                out.content_length = len(payload)
+                await out.prepare(request)
+                await out.write(payload[: len(payload) // 2])
+                await asyncio.sleep(0.05)  # let the half reach the client before the reset
+                assert request.transport is not None
+                request.transport.abort()
+                return out
+            await out.prepare(request)
+            streaming = upstream.content_type == "text/event-stream" and fault in STREAM_FAULTS
+            if not streaming:
+                async for chunk in upstream.content.iter_any():
+                    await out.write(chunk)
+                await out.write_eof()
+                return out
+            return await self._misbehave_in_stream(request, upstream, out, fault)
+
+    async def _misbehave_in_stream(self, request: web.Request, upstream: aiohttp.ClientResponse,
+                                   out: web.StreamResponse, fault: str | None) -> web.StreamResponse:
+        buffer, passed = b"", 0
+        async for chunk in upstream.content.iter_any():
+            buffer += chunk
+            while (end := _EVENT_END.search(buffer)) is not None:
+                event, buffer = buffer[: end.end()], buffer[end.end():]
+                if passed == self.after_events:
+                    self.faults_served += 1
+                    if fault == "reset_stream":
+                        await asyncio.sleep(0.05)
+                        assert request.transport is not None
+                        request.transport.abort()
+                        return out
+                    if fault == "truncate_stream":
+                        await out.write_eof()
+                        return out
+                    if fault == "stall_stream":
+                        await self._hang()
+                        return out
+                    if fault == "bad_event":
+                        await out.write(b"data: {this is not json\n\n")
+                await out.write(event)
+                passed += 1
+        await out.write(buffer)
+        await out.write_eof()
+        return out

@@ -1,0 +1,156 @@
+"""Many conversations at once through recall, with an async HTTP client (aiohttp).
+
+A chain is one conversation: turn N says `chain C turn N` and names turn N-1 as
+its previous id, so the fake provider can check that every turn arrived with
+its whole history (brain.history_problem). The driver keeps, per chain, every
+id the app was given, and verify() then checks them against the database file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import median, quantiles
+
+import aiohttp
+
+from .front_routes import FrontRoute
+
+MOUNT = "up"
+
+
+@dataclass
+class Chain:
+    name: str
+    key: str
+    #: Ids of turns the app saw complete, in order: the conversation so far.
+    done: list[str] = field(default_factory=list)
+    #: Ids of streamed turns whose id the app saw but whose stream broke off.
+    unfinished: list[str] = field(default_factory=list)
+
+    @property
+    def turn(self) -> int:
+        return len(self.done)
+
+
+@dataclass
+class Report:
+    requests: int = 0
+    completed: int = 0
+    #: Answers that were not a whole, correct turn while recall was up: must stay empty.
+    errors: list[str] = field(default_factory=list)
+    #: Requests cut by a kill (connection refused or broken): expected only around a kill.
+    cut: int = 0
+    latencies: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    def summary(self) -> str:
+        lat = sorted(self.latencies) or [0.0]
+        p99 = quantiles(lat, n=100)[98] if len(lat) > 1 else lat[0]
+        return (f"{self.requests} requests, {self.completed} turns completed, {len(self.errors)} errors,"
+                f" {self.cut} cut by kills, {self.elapsed:.1f} s, {self.completed / max(self.elapsed, 1e-9):.0f} turns/s,"
+                f" latency p50 {median(lat) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms")
+
+
+def new_chains(count: int, prefix: str = "c", keys: int = 4) -> list[Chain]:
+    return [Chain(f"{prefix}{n}", f"load-key-{n % keys}") for n in range(count)]
+
+
+def _text(chain: Chain, turn: int) -> str:
+    return f"chain {chain.name} turn {turn}"
+
+
+async def drive(session: aiohttp.ClientSession, base: str, route: FrontRoute, chains: list[Chain], turns: int,
+                report: Report, *, stream_every: int = 0, stop: asyncio.Event | None = None) -> None:
+    """Run every chain forward by up to `turns` turns, all chains at once."""
+    started = time.perf_counter()
+    await asyncio.gather(*(_drive_chain(session, base, route, chain, turns, report, stream_every, stop)
+                           for chain in chains))
+    report.elapsed += time.perf_counter() - started
+
+
+async def _drive_chain(session: aiohttp.ClientSession, base: str, route: FrontRoute, chain: Chain, turns: int,
+                       report: Report, stream_every: int, stop: asyncio.Event | None) -> None:
+    for _ in range(turns):
+        if stop is not None and stop.is_set():
+            return
+        turn = chain.turn + 1
+        streamed = bool(stream_every) and turn % stream_every == 0 and route.stream_fields is not None
+        body = route.body(_text(chain, turn), chain.done[-1] if chain.done else None,
+                          **(route.stream_fields if streamed else {}))
+        report.requests += 1
+        sent = time.perf_counter()
+        received = b""
+        try:
+            async with session.post(f"{base}/{MOUNT}{route.create_path}", json=body,
+                                    headers=route.key_headers(chain.key)) as answer:
+                async for chunk in answer.content.iter_any():
+                    received += chunk
+                status = answer.status
+        except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            if streamed and (seen := route.stream_id(received)):
+                chain.unfinished.append(seen)
+            if stop is not None and stop.is_set():
+                report.cut += 1
+                return
+            report.errors.append(f"{chain.name} turn {turn}: {type(exc).__name__}: {exc}")
+            return
+        report.latencies.append(time.perf_counter() - sent)
+        problem = _check(route, chain, turn, status, received, streamed)
+        if problem:
+            report.errors.append(problem)
+            return
+        report.completed += 1
+
+
+def _check(route: FrontRoute, chain: Chain, turn: int, status: int, received: bytes, streamed: bool) -> str | None:
+    """Record a finished turn, or say what was wrong with it."""
+    where = f"{chain.name} turn {turn}"
+    if status != 200:
+        return f"{where}: {status} {received[:300]!r}"
+    if streamed:
+        interaction_id, error = route.stream_id(received), route.stream_error(received)
+        if error or not interaction_id:
+            return f"{where}: stream ended in {error!r}"
+        text = route.stream_text(received)
+    else:
+        answer = json.loads(received)
+        interaction_id, text = route.read_id(answer), route.reply_text(answer)
+    if not text.startswith(f"[{turn} user messages]"):
+        return f"{where}: the reply shows an incomplete history: {text[:120]!r}"
+    chain.done.append(interaction_id)
+    return None
+
+
+def verify(db_path: Path, chains: list[Chain]) -> list[str]:
+    """Every id an app saw complete is in the file, completed, holding its own turn,
+    with exactly the chain's earlier turns as its ancestors. Returns what is wrong."""
+    problems: list[str] = []
+    with sqlite3.connect(db_path) as db:
+        for chain in chains:
+            if not chain.done:
+                continue
+            rows = db.execute(
+                """WITH RECURSIVE up(id, parent_id, hop) AS (
+                       SELECT id, parent_id, 0 FROM interactions WHERE id = ?
+                       UNION ALL SELECT i.id, i.parent_id, up.hop + 1 FROM interactions i JOIN up ON i.id = up.parent_id)
+                   SELECT up.id, i.status, i.input, i.output FROM up JOIN interactions i ON i.id = up.id
+                   ORDER BY up.hop DESC""",
+                (chain.done[-1],),
+            ).fetchall()
+            if [r[0] for r in rows] != chain.done:
+                problems.append(f"{chain.name}: stored chain {[r[0] for r in rows]} != acknowledged {chain.done}")
+                continue
+            for turn, (interaction_id, status, input_, output) in enumerate(rows, start=1):
+                if status != "completed" or f"chain {chain.name} turn {turn}" not in (input_ or "") \
+                        or f"[{turn} user messages]" not in (output or ""):
+                    problems.append(f"{chain.name} turn {turn} ({interaction_id}): {status}, incomplete record")
+            for interaction_id in chain.unfinished:
+                found = db.execute("SELECT status FROM interactions WHERE id = ?", (interaction_id,)).fetchone()
+                if found is None or found[0] not in ("completed", "failed"):
+                    problems.append(f"{chain.name}: streamed {interaction_id} is {found}")
+    return problems

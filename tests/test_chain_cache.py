@@ -1,0 +1,62 @@
+"""Chains kept in memory must never outlive an erasure, wherever it was made."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from proxy.cli import main
+from proxy.model import COMPLETED, MODEL, USER, Interaction, Part, Turn
+from proxy.store.chain_cache import ChainCache
+
+from .conftest import Recall
+from .support.fake_gemini import FakeGemini
+from .test_gemini_interactions import MODEL as GEMINI_MODEL
+from .test_gemini_interactions import client, user_turns_sent
+
+
+def node(node_id: str, parent: str | None) -> Interaction:
+    return Interaction(id=node_id, owner="o", upstream="u", front="f", mode="emulate", model="m", status=COMPLETED,
+                       input=[Turn(USER, [Part("text", text=node_id)])], output=[Turn(MODEL, [])],
+                       created=0.0, updated=0.0, parent_id=parent)
+
+
+def test_a_new_node_extends_its_parents_chain_in_the_same_version() -> None:
+    cache = ChainCache()
+    root, child = node("a", None), node("b", "a")
+    cache.extend(root, version=1)
+    cache.extend(child, version=1)
+    assert [n.id for n in cache.get("b", 1) or []] == ["a", "b"]
+    assert cache.get("b", 2) is None  # another process wrote to the file: ask the database again
+    cache.extend(node("c", "b"), version=2)  # the parent's entry is of another version: not extended
+    assert cache.get("c", 2) is None
+
+
+def test_the_cache_is_bounded_by_the_references_it_holds() -> None:
+    cache = ChainCache(max_references=5)
+    chain = [node(str(n), str(n - 1) if n else None) for n in range(3)]
+    cache.put("2", 1, chain)
+    cache.put("x", 1, chain[:2])
+    cache.put("y", 1, chain[:2])  # 7 references: the oldest entry goes
+    assert cache.get("2", 1) is None and cache.get("y", 1) is not None
+
+
+def test_an_erasure_by_another_process_reaches_the_next_turn(recall: Recall, fake_gemini: FakeGemini) -> None:
+    c = client(recall)
+    first = c.interactions.create(model=GEMINI_MODEL, input="Secret-Marmot-1 is my first message.")
+    second = c.interactions.create(model=GEMINI_MODEL, input="Second.", previous_interaction_id=first.id)
+    c.interactions.create(model=GEMINI_MODEL, input="Third.", previous_interaction_id=second.id)
+    assert user_turns_sent(fake_gemini)[0] == "Secret-Marmot-1 is my first message."
+    # `recall rm` runs in its own process (here: its own connection) while recall serves.
+    result = CliRunner().invoke(main, ["rm", first.id, "--db", str(recall.db_path)])
+    assert result.exit_code == 0, result.output
+    c.interactions.create(model=GEMINI_MODEL, input="Fourth.", previous_interaction_id=second.id)
+    assert user_turns_sent(fake_gemini) == ["Second.", "Fourth."]
+
+
+def test_an_erasure_through_the_api_reaches_the_next_turn(recall: Recall, fake_gemini: FakeGemini) -> None:
+    c = client(recall)
+    first = c.interactions.create(model=GEMINI_MODEL, input="Secret-Marmot-2.")
+    second = c.interactions.create(model=GEMINI_MODEL, input="Second.", previous_interaction_id=first.id)
+    c.interactions.delete(first.id)
+    c.interactions.create(model=GEMINI_MODEL, input="Third.", previous_interaction_id=second.id)
+    assert user_turns_sent(fake_gemini) == ["Second.", "Third."]
