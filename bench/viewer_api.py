@@ -98,15 +98,19 @@ async def measure(path: Path) -> list[tuple[str, float]]:
     async with aiohttp.ClientSession() as session:
         ms, first = await timed(session, f"{base}/conversations?limit=50")
         figures.append(("conversations, page 1 (50)", ms))
+        # Walk up to page 1000 by cursor, then time that page again on its own.
         cursor, pages, walked = first["next_cursor"], 1, time.perf_counter()
-        while pages < 1000 and cursor:
+        while pages < 999 and cursor:
             async with session.get(f"{base}/conversations?limit=50&cursor={cursor}") as answer:
-                cursor = (await answer.json())["next_cursor"]
+                next_cursor = (await answer.json())["next_cursor"]
             pages += 1
+            if next_cursor is None:
+                break
+            cursor = next_cursor
         figures.append((f"conversations, walking {pages} pages by cursor (mean per page)",
                         (time.perf_counter() - walked) * 1000 / (pages - 1)))
         ms, _ = await timed(session, f"{base}/conversations?limit=50&cursor={cursor}")
-        figures.append((f"conversations, page {pages + 1}", ms))
+        figures.append((f"conversations, page {pages} again", ms))
         ms, _ = await timed(session, f"{base}/conversations?limit=50&model=gpt-5")
         figures.append(("conversations, model=gpt-5, page 1", ms))
         ms, _ = await timed(session, f"{base}/conversations?limit=50&model=no-such-model", rounds=3)
