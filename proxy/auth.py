@@ -7,6 +7,8 @@ hash of it is kept, as the owner of the interactions it creates.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import ipaddress
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, urlencode
 
@@ -66,3 +68,21 @@ def redacted_query(query_string: str) -> str:
         return ""
     pairs = [(k, v) for k, v in parse_qsl(query_string, keep_blank_values=True) if k not in SECRET_QUERY_PARAMS]
     return urlencode(pairs)
+
+
+def token_ok(headers: Mapping[str, str], tokens: Iterable[str]) -> bool:
+    """Whether the request carries one of the proxy tokens in X-Recall-Token (compared in constant time)."""
+    sent = headers.get(RECALL_TOKEN_HEADER, "")
+    return any(hmac.compare_digest(sent.encode(), token.encode()) for token in tokens)
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether an address or host name (`localhost`, `127.0.0.1`, `::1`, `[::1]`) is this machine only."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

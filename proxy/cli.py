@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import signal
 import sys
@@ -11,19 +10,12 @@ import sys
 import click
 
 from . import __version__
+from .auth import is_loopback
 from .cli_audit import AUDIT_COMMANDS
 from .cli_cassette import cassette
 from .cli_common import load_config_or_exit
+from .cli_ui import ui
 from .config import MODES, Config, resolve_db_path
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,7 +47,7 @@ def serve(config_path: str | None, db_path: str | None, host: str | None, port: 
         config.port = port
     if mode is not None:
         config.mode = mode
-    if not _is_loopback(config.host) and not config.tokens and not insecure:
+    if not is_loopback(config.host) and not config.tokens and not insecure:
         click.echo(
             f"recall: refusing to listen on {config.host} without a proxy token: anyone who can reach it could"
             " read every stored conversation. Set [server] tokens, or pass --insecure if this is really wanted.",
@@ -89,5 +81,5 @@ async def _serve(config: Config, path) -> None:  # type: ignore[no-untyped-def]
     await runner.cleanup()
 
 
-for _command in (*AUDIT_COMMANDS, cassette):
+for _command in (*AUDIT_COMMANDS, cassette, ui):
     main.add_command(_command)

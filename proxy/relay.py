@@ -20,8 +20,10 @@ from .errors import upstream_bad_response, upstream_timeout
 from .services import Services
 from .upstream import DROPPED_RESPONSE_HEADERS, forward_headers, forward_query
 
-# Called with the relayed status and the full response body once it has passed.
-OnRelayed = Callable[[int, bytes], Awaitable[None]]
+# Called with the relayed status and the full response body once it has passed; returns
+# the id of the interaction it stored from them, if any, so that the exchange is filed
+# under that interaction (shown with it, erased with it).
+OnRelayed = Callable[[int, bytes], Awaitable[str | None]]
 
 STORED_HEADER = "X-Recall-Stored"
 
@@ -89,7 +91,7 @@ async def relay(
     exchange = call.exchange(response.status, redacted_headers(out.headers.items()), body)
     exchange.error = error
     if on_relayed is not None and error is None:
-        await on_relayed(response.status, body)
+        exchange.interaction_id = await on_relayed(response.status, body)
     await services.record(exchange, content=store_content and call.recording)
     if error is not None and out.prepared:
         # The app has part of a body: cut its connection too, so that it sees a

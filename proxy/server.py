@@ -6,7 +6,6 @@ provider's own. recall's own endpoints live under /_recall/.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import tempfile
@@ -18,7 +17,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from . import __version__, conversations, routes, task_runs, turns
-from .auth import RECALL_TOKEN_HEADER, caller_key, fingerprint
+from .auth import RECALL_TOKEN_HEADER, caller_key, fingerprint, token_ok
 from .cache import AUTO, CACHE_HEADER, REPLAY, Cache, canonical_request, request_key
 from .call import Call
 from .cassette import load_cassette
@@ -34,6 +33,7 @@ from .services import Services
 from .state import ConversationState
 from .store.sqlite import SQLiteStore, copy_database
 from .upstream import UpstreamClient
+from .viewer import mount_viewer
 
 log = logging.getLogger("recall")
 
@@ -65,11 +65,6 @@ def error_response(codec: Codec, err: ApiError) -> web.Response:
     return web.Response(body=orjson.dumps(codec.error_body(err)), status=err.status, content_type="application/json")
 
 
-def _token_ok(request: web.Request, tokens: list[str]) -> bool:
-    sent = request.headers.get(RECALL_TOKEN_HEADER, "")
-    return any(hmac.compare_digest(sent.encode(), token.encode()) for token in tokens)
-
-
 async def health(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     return web.json_response(
@@ -95,7 +90,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     route = routes.match(request.method, tail, upstream.api)
     codec = route.codec
     try:
-        if config.tokens and not _token_ok(request, config.tokens):
+        if config.tokens and not token_ok(request.headers, config.tokens):
             raise unauthorized(f"a valid {RECALL_TOKEN_HEADER} header is required by this recall server")
         if _DOT_SEGMENT.search(f"/{rest}/"):
             # The provider's URL would resolve `..` away, out of the path the app named and
@@ -205,6 +200,8 @@ def create_app(config: Config, db_path: Path) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     app.on_response_prepare.append(_cache_header)
     app.router.add_get("/_recall/health", health)
+    # The viewer reads the file the store opened (in replay mode, the store's copy).
+    mount_viewer(app, tokens=config.tokens, database=lambda: app[SERVICES].store.path, mode=config.mode)
     app.router.add_route("*", r"/{tail:[\s\S]*}", handle)  # [\s\S]: a path may hold an encoded newline
     return app
 

@@ -74,15 +74,17 @@ async def create_native(request: web.Request, call: Call, services: Services, re
         raise codec.previous_not_found(req.previous_id)
     storing = req.store and call.recording
 
-    async def remember(status: int, body: bytes) -> None:
+    async def remember(status: int, body: bytes) -> str | None:
         if status != 200 or not storing:
-            return
+            return None
         try:
             reply = codec.parse_reply(orjson.loads(body))
         except (orjson.JSONDecodeError, ApiError):
-            return  # relayed as it came; nothing to model
-        if reply.provider_id:
-            await services.store.save_interaction(new_node(call, req, reply, reply.provider_id, mode="native"))
+            return None  # relayed as it came; nothing to model
+        if not reply.provider_id:
+            return None
+        await services.store.save_interaction(new_node(call, req, reply, reply.provider_id, mode="native"))
+        return reply.provider_id
 
     return await relay(request, call, services, store_content=storing, on_relayed=remember, whole_json=True)
 

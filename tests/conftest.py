@@ -17,7 +17,8 @@ from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_parallel import FakeParallel
 from tests.support.loop_thread import LoopThread
 
-pytest_plugins = ["pytester", "tests.support.rigs", "tests.support.figures", "tests.support.profiles"]
+pytest_plugins = ["pytester", "tests.support.rigs", "tests.support.figures", "tests.support.profiles",
+                  "tests.support.viewer_fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -64,6 +64,10 @@ class ThreadSummary:
     title: str | None
 
 
+# Where a page of threads ended: (last activity, thread id) of its last thread.
+ThreadKey = tuple[float, str]
+
+
 @dataclass(slots=True)
 class SearchHit:
     interaction_id: str
@@ -75,6 +79,27 @@ class SearchHit:
     # each side where any of them was found; None where none was.
     input_snippet: str | None
     output_snippet: str | None
+
+
+@dataclass(slots=True)
+class Served:
+    """How recall answered the call that made a node, from its recorded exchanges."""
+
+    exchanges: int
+    status: int | None  # of the first exchange, as are latency and cache
+    latency_ms: float | None
+    cache: str | None  # live, miss (forwarded in auto mode) or hit (replayed)
+    stream_events: int
+
+
+@dataclass(slots=True)
+class StreamEvent:
+    """One recorded SSE event as the app was sent it, `at_ms` after the stream began."""
+
+    seq: int
+    event_id: str | None
+    at_ms: float
+    frame: bytes
 
 
 @dataclass(slots=True)
@@ -135,28 +160,48 @@ class AuditDB:
     # -- threads and nodes ----------------------------------------------------
 
     def threads(self, *, upstream: str | None = None, model: str | None = None, since: float | None = None,
-                until: float | None = None, limit: int = 50) -> list[ThreadSummary]:
-        """Conversations newest first, by last activity; a thread matches a filter
-        when any of its live interactions does."""
-        rows = self.db.execute(
+                until: float | None = None, limit: int = 50, after: ThreadKey | None = None) -> list[ThreadSummary]:
+        """Conversations newest first, by last activity (then thread id); a thread matches a filter
+        when any of its live interactions does. `after` continues from a page's last thread.
+
+        Keyset paging over the updated_at index: a page reads about `limit` threads' rows,
+        whatever the size of the file and however deep the page, instead of grouping every
+        thread first. A filter that matches few threads still has to walk past the others.
+        """
+        keys = self.db.execute(
             """
-            SELECT thread_id, interactions, upstreams, models, input_tokens, output_tokens,
-                   started_at, last_activity_at, title
-            FROM conversations AS c
-            WHERE (:since IS NULL OR last_activity_at >= :since)
-              AND (:until IS NULL OR last_activity_at < :until)
-              AND (:upstream IS NULL OR EXISTS (SELECT 1 FROM interactions AS j WHERE j.root_id = c.thread_id
+            SELECT DISTINCT i.root_id, i.updated_at FROM interactions AS i
+            WHERE i.deleted_at IS NULL
+              AND i.updated_at <= coalesce(:after_time, 1e308)
+              AND (:after_time IS NULL OR i.updated_at < :after_time OR i.root_id > :after_thread)
+              AND i.updated_at >= coalesce(:since, -1e308) AND i.updated_at < coalesce(:until, 1e308)
+              -- a thread is met first at its latest live node: later rows of it are skipped
+              AND i.updated_at = (SELECT max(j.updated_at) FROM interactions AS j
+                                  WHERE j.root_id = i.root_id AND j.deleted_at IS NULL)
+              AND (:upstream IS NULL OR EXISTS (SELECT 1 FROM interactions AS j WHERE j.root_id = i.root_id
                    AND j.deleted_at IS NULL AND j.upstream = :upstream))
-              AND (:model IS NULL OR EXISTS (SELECT 1 FROM interactions AS j WHERE j.root_id = c.thread_id
+              AND (:model IS NULL OR EXISTS (SELECT 1 FROM interactions AS j WHERE j.root_id = i.root_id
                    AND j.deleted_at IS NULL AND j.model = :model))
-            ORDER BY last_activity_at DESC, thread_id
+            ORDER BY i.updated_at DESC, i.root_id
             LIMIT :limit
             """,
-            {"since": since, "until": until, "upstream": upstream, "model": model, "limit": limit},
+            {"since": since, "until": until, "upstream": upstream, "model": model, "limit": limit,
+             "after_time": after[0] if after else None, "after_thread": after[1] if after else None},
+        ).fetchall()
+        if not keys:
+            return []
+        ids = [thread_id for thread_id, _ in keys]
+        # Placeholders, not a JSON list: SQLite pushes `IN (?, …)` into the view's GROUP BY.
+        rows = self.db.execute(
+            f"""
+            SELECT thread_id, interactions, upstreams, models, input_tokens, output_tokens,
+                   started_at, last_activity_at, title
+            FROM conversations WHERE thread_id IN ({", ".join("?" * len(ids))})
+            """,
+            ids,
         )
-        return [
-            ThreadSummary(r[0], r[1], _split(r[2]), _split(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows
-        ]
+        found = {r[0]: ThreadSummary(r[0], r[1], _split(r[2]), _split(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows}
+        return [found[thread_id] for thread_id in ids if thread_id in found]
 
     def node(self, interaction_id: str) -> Node | None:
         """A node by id, tombstones included."""
@@ -197,10 +242,33 @@ class AuditDB:
         )
         return [exchange_from_row(r) for r in rows]
 
+    def served(self, thread_id: str) -> dict[str, Served]:
+        """For each node of a thread, how its call was answered (no exchange: zero and Nones)."""
+        rows = self.db.execute(
+            """
+            SELECT i.id, (SELECT count(*) FROM exchanges WHERE interaction_id = i.id),
+                   e.status, e.latency_ms, e.cache,
+                   (SELECT count(*) FROM stream_events WHERE interaction_id = i.id)
+            FROM interactions AS i
+            LEFT JOIN exchanges AS e ON e.id = (SELECT min(id) FROM exchanges WHERE interaction_id = i.id)
+            WHERE i.root_id = ?
+            """,
+            (thread_id,),
+        )
+        return {r[0]: Served(*r[1:]) for r in rows}
+
+    def stream_events(self, interaction_id: str) -> list[StreamEvent]:
+        """The events a streamed turn sent, in order (none for a turn that was not streamed)."""
+        rows = self.db.execute(
+            "SELECT seq, event_id, at_ms, frame FROM stream_events WHERE interaction_id = ? ORDER BY seq",
+            (interaction_id,),
+        )
+        return [StreamEvent(*r) for r in rows]
+
     # -- search ---------------------------------------------------------------
 
-    def search(self, query: str, *, limit: int = 20, since: float | None = None, until: float | None = None,
-               upstream: str | None = None) -> list[SearchHit]:
+    def search(self, query: str, *, limit: int = 20, offset: int = 0, since: float | None = None,
+               until: float | None = None, upstream: str | None = None) -> list[SearchHit]:
         """Best matches first. `query` is FTS5 syntax (see fts_query); a bad one raises ValueError."""
         try:
             rows = self.db.execute(
@@ -216,9 +284,10 @@ class AuditDB:
                   AND (:until IS NULL OR i.created_at < :until)
                   AND (:upstream IS NULL OR i.upstream = :upstream)
                 ORDER BY search_index.rank
-                LIMIT :limit
+                LIMIT :limit OFFSET :offset
                 """,
-                {"query": query, "since": since, "until": until, "upstream": upstream, "limit": limit},
+                {"query": query, "since": since, "until": until, "upstream": upstream, "limit": limit,
+                 "offset": offset},
             ).fetchall()
         except sqlite3.OperationalError as exc:
             raise ValueError(f"cannot search for {query!r}: {exc}") from None

@@ -1,0 +1,59 @@
+"""`recall ui`: the conversation viewer on its own, read-only, on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import click
+from aiohttp import web
+
+from .cli_audit import _opened
+from .cli_common import config_and_db_options, load_config_or_exit
+from .config import Config
+from .viewer import create_viewer_app
+
+DEFAULT_PORT = 8643  # beside the proxy's 8642
+
+
+@click.command()
+@config_and_db_options
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
+              help="Port on 127.0.0.1 (0 picks a free one).")
+def ui(config_path: str | None, db_path: str | None, port: int) -> None:
+    """Serve the conversation viewer on its own (http://127.0.0.1:PORT/_recall/).
+
+    Prints the URL and opens nothing. Reads the same database as `recall serve`,
+    whether or not it runs; [server] tokens apply here too.
+    """
+    config = load_config_or_exit(config_path)
+    with _opened(config_path, db_path) as audit:  # exists, is a recall database, migrated
+        path = audit.path
+    try:
+        asyncio.run(_serve_viewer(config, path, port))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _serve_viewer(config: Config, path: Path, port: int) -> None:
+    runner = web.AppRunner(create_viewer_app(config, path), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        click.echo(f"recall: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc};"
+                   " choose another --port (0 picks a free one)", err=True)
+        sys.exit(2)
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    click.echo(f"http://127.0.0.1:{bound}/_recall/")
+    click.echo(f"recall viewer (read-only) on {path}; Ctrl-C stops it", err=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()

@@ -1,0 +1,269 @@
+"""The viewer in a real browser: Debian's Chromium driven by Playwright.
+
+One browser for the module; each test gets a fresh context (its own session
+storage). Every page's screenshot is saved under test-artifacts/viewer/.
+A page that logs an error (a Content-Security-Policy violation included) or
+opens a dialog fails its test. Waits are functions, not expression strings:
+Playwright evaluates a string with eval, which the viewer's policy forbids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from proxy.config import Config
+from proxy.viewer import create_viewer_app
+
+from .support.loop_thread import LoopThread
+from .support.viewer_data import XSS_INPUT
+from .support.viewer_fixtures import ViewerSite
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+MODEL_SHOWN = "gemini-3-flash-preview"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "viewer"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason=f"no Chromium at {CHROMIUM}: install Debian's (apt-get install -y chromium)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e '.[test]')")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Watched:
+    """A page with what it said on the side: console errors, uncaught errors, dialogs."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.problems: list[str] = []
+        self.dialogs: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
+        page.on("pageerror", lambda e: self.problems.append(f"uncaught: {e}"))
+        page.on("dialog", self._dialog)
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def open(self, url: str, wait_for: str) -> Any:
+        """Go to `url` and wait until its view is drawn (a hash change keeps the old view a moment)."""
+        self.page.goto(url)
+        self.page.wait_for_function("() => document.getElementById('main').dataset.ready === location.hash")
+        return self.page.wait_for_selector(wait_for)
+
+    def text(self, selector: str = "main") -> str:
+        return self.page.inner_text(selector)
+
+    def screenshot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Watched]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    watched = Watched(context.new_page())
+    yield watched
+    context.close()
+    assert watched.problems == [] and watched.dialogs == []
+
+
+def viewer(site: ViewerSite, fragment: str = "") -> str:
+    return f"{site.url}/_recall/{fragment}"
+
+
+def test_conversation_list(page: Watched, viewer_site: ViewerSite) -> None:
+    data = viewer_site.data
+    page.open(viewer(viewer_site), "#conversations")
+    rows = page.page.locator("#conversations tbody tr")
+    assert rows.count() == 5
+    assert data.convs.first.id in rows.nth(4).inner_text()
+    first_row = rows.nth(0).inner_text()
+    assert data.xss.id in first_row and "gemini" in first_row and MODEL_SHOWN in first_row
+    assert page.page.inner_text("#conversations thead").split("\t")[:4] == ["Conversation", "Upstream", "Model", "Turns"]
+    assert page.page.inner_text("footer").startswith("recall ") and "mode live" in page.page.inner_text("footer")
+    page.screenshot("conversations")
+
+    # Two at a time: the next page holds the next two, newest first.
+    page.open(viewer(viewer_site, "#/?limit=2"), "#conversations")
+    assert rows.count() == 2 and data.xss.id in rows.nth(0).inner_text()
+    page.page.click("text=Next page »")
+    page.page.wait_for_selector("text=Page 2")
+    assert data.rich.id in rows.nth(0).inner_text() and data.convs.generate.id in rows.nth(1).inner_text()
+
+    # Filters go into the address, so a filtered list can be bookmarked.
+    page.open(viewer(viewer_site), "#conversations")
+    page.page.fill("#filters input[name=upstream]", "gemgen")
+    page.page.click("#filters button")
+    page.page.wait_for_function("() => location.hash.includes('upstream=gemgen')")
+    page.page.wait_for_function("() => document.querySelectorAll('#conversations tbody tr').length === 1")
+    assert data.convs.generate.id in rows.nth(0).inner_text()
+
+
+def test_search_highlights_and_opens_the_turn(page: Watched, viewer_site: ViewerSite) -> None:
+    convs = viewer_site.data.convs
+    page.open(viewer(viewer_site), "#conversations")
+    page.page.fill("#search-box", "cricket")
+    page.page.press("#search-box", "Enter")
+    page.page.wait_for_selector("#hits")
+    marks = page.page.locator("#hits mark").all_inner_texts()
+    assert marks and set(marks) == {"cricket"}
+    assert "I like to play cricket" in page.text("#hits")
+    page.screenshot("search")
+    page.page.click(f"#hits a:text('{convs.first.id}')")
+    page.page.wait_for_selector("#transcript")
+    assert page.page.get_attribute(".tree-node.selected", "data-id") == convs.first.id
+
+
+def test_switch_between_branches(page: Watched, viewer_site: ViewerSite) -> None:
+    convs = viewer_site.data.convs
+    page.open(viewer(viewer_site, f"#/c/{convs.first.id}"), "#transcript")
+    assert page.page.locator("#tree .tree-node").count() == 3
+    # The newest branch first: the fork.
+    transcript = page.text("#transcript")
+    assert "Zephyrquill" in transcript and "What is my name?" not in transcript
+    assert "2 follow-ups branch from here" in transcript
+    assert set(page.page.locator(".tree-node.on-path").evaluate_all("els => els.map(e => e.dataset.id)")) == {
+        convs.first.id, convs.fork.id}
+    page.screenshot("conversation")
+
+    page.page.click(f".tree-node[data-id='{convs.name_question.id}']")
+    page.page.wait_for_selector(f".tree-node.selected[data-id='{convs.name_question.id}']")
+    transcript = page.text("#transcript")
+    assert "What is my name?" in transcript and "Your name is Karthik." in transcript
+    assert "Zephyrquill" not in transcript
+    # And back, through the fork's own links.
+    page.page.click(".fork a:text('branch 2')")
+    page.page.wait_for_selector(f".tree-node.selected[data-id='{convs.fork.id}']")
+    assert "Zephyrquill" in page.text("#transcript")
+    meta = page.page.inner_text(f"#node-{convs.fork.id} .meta")
+    assert convs.fork.id in meta and "emulate" in meta and "live" in meta and "tokens" in meta
+
+
+def test_raw_exchange_pretty_printed_without_credentials(page: Watched, viewer_site: ViewerSite) -> None:
+    first = viewer_site.data.convs.first
+    page.open(viewer(viewer_site, f"#/c/{first.id}"), "#transcript")
+    page.page.click(f"#node-{first.id} .node-links a:text('Raw HTTP (1)')")
+    page.page.wait_for_selector(".exchange")
+    assert page.page.inner_text(".exchange h2").startswith("1. POST /v1/interactions → 200")
+    request_body = page.page.locator(".exchange pre.body").nth(0).inner_text()
+    assert request_body == '{\n  "model": "gemini-3-flash-preview",\n  "input": "Hi, my name is Karthik. I like to play cricket."\n}'  # indented JSON
+    whole = page.text()
+    assert "user-agent" in whole and "x-goog-api-key" not in whole and "key-A" not in whole
+    page.screenshot("raw-exchange")
+
+
+def test_stored_markup_is_shown_and_never_runs(page: Watched, viewer_site: ViewerSite) -> None:
+    xss = viewer_site.data.xss
+    page.open(viewer(viewer_site, f"#/c/{xss.id}"), "#transcript")
+    assert XSS_INPUT in page.text("#transcript")
+    assert "<b>bold</b>" in page.text("#tree")
+    page.screenshot("stored-markup")
+    for fragment, ready in (("#/", "#conversations"), ("#/search?q=onerror", "#hits")):
+        page.open(viewer(viewer_site, fragment), ready)
+        assert "<script>" in page.text() and "onerror=" in page.text()
+    state = page.page.evaluate("""() => ({
+        ran: window.__recall_xss === undefined ? null : window.__recall_xss,
+        elements: document.querySelectorAll('main script, main img:not(.media), main b').length,
+        // Trusted Types: even the page's own code could not turn a string into markup.
+        innerHTML: (() => { try { document.body.innerHTML = '<b>x</b>'; return 'assigned'; }
+                            catch (e) { return e.name; } })(),
+    })""")
+    assert state == {"ran": None, "elements": 0, "innerHTML": "TypeError"}
+    # That refused assignment is the only problem the page reported.
+    assert len(page.problems) == 1 and "TrustedHTML" in page.problems[0]
+    page.problems.clear()
+
+
+def test_turn_parts_images_thoughts_and_calls(page: Watched, viewer_site: ViewerSite) -> None:
+    rich = viewer_site.data.rich
+    page.open(viewer(viewer_site, f"#/c/{rich.id}"), "#transcript")
+    page.page.wait_for_function("() => document.querySelector('img.media')?.complete")
+    assert page.page.evaluate("document.querySelector('img.media').naturalWidth") == 12  # the stored PNG, decoded
+    thought = page.page.locator("details.thought")
+    assert thought.get_attribute("open") is None and not page.page.is_visible("details.thought .text")
+    thought.locator("summary").click()
+    assert page.page.is_visible("details.thought .text")
+    assert "ask the weather tool" in thought.inner_text()
+    call = page.page.inner_text(".call")
+    assert "get_weather" in call and '"city": "Lima"' in call
+    assert '"temp_c": 18' in page.page.inner_text(".result")
+    page.screenshot("transcript-parts")
+
+
+def test_stream_timeline(page: Watched, viewer_site: ViewerSite) -> None:
+    data = viewer_site.data
+    page.open(viewer(viewer_site, f"#/c/{data.streamed.id}"), "#transcript")
+    page.page.click(f"a:text('Stream timeline ({data.stream_events + 1} events)')")
+    page.page.wait_for_selector("svg.timeline")
+    summary = page.page.inner_text("#timeline-summary")
+    assert summary.startswith(f"{data.stream_events + 1} events over") and "first event after" in summary
+    assert "largest gap" in summary
+    assert page.page.locator("svg.timeline line.tick").count() == data.stream_events + 1
+    assert page.page.locator("table.events tbody tr").count() == data.stream_events + 1
+    page.screenshot("stream-timeline")
+
+
+def test_stats_charts(page: Watched, viewer_site: ViewerSite) -> None:
+    page.open(viewer(viewer_site, "#/stats"), "#stats-total")
+    assert page.page.inner_text("#stats-total").startswith(f"{viewer_site.data.convs.requests + 4} requests")
+    assert page.page.locator("figure.chart").count() == 4
+    assert page.page.locator("figure.chart rect.bar").count() >= 4
+    page.screenshot("stats")
+
+
+@pytest.fixture
+def tokened_ui(loop_thread: LoopThread, viewer_site: ViewerSite) -> Iterator[str]:
+    """`recall ui`'s app over the same database, with [server] tokens set."""
+
+    async def up() -> web.AppRunner:
+        runner = web.AppRunner(create_viewer_app(Config(tokens=["s3cret"]), viewer_site.db_path))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return runner
+
+    runner = loop_thread.run(up())
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}/_recall/"
+    loop_thread.run(runner.cleanup())
+
+
+def test_token_prompt(page: Watched, browser: Any, tokened_ui: str) -> None:
+    page.page.goto(tokened_ui)
+    dialog = page.page.wait_for_selector("#token-dialog[open]")
+    page.screenshot("token-prompt")
+    page.page.fill("#token-input", "guess")
+    page.page.press("#token-input", "Enter")
+    page.page.wait_for_selector("#token-error:not([hidden])")
+    assert "refused" in page.page.inner_text("#token-error") and dialog.is_visible()
+    page.problems.clear()  # the browser logs the 401s it was answered
+    page.page.fill("#token-input", "s3cret")
+    page.page.press("#token-input", "Enter")
+    page.page.wait_for_selector("#conversations")
+    assert not dialog.is_visible()
+    stored = page.page.evaluate("({session: sessionStorage.getItem('recall.token'), local: localStorage.length, cookie: document.cookie})")
+    assert stored == {"session": "s3cret", "local": 0, "cookie": ""}
+    assert "viewer only (recall ui)" in page.page.inner_text("footer")
+    # Asked once per tab: a reload keeps it; a new session asks again.
+    page.page.reload()
+    page.page.wait_for_selector("#conversations")
+    assert not page.page.is_visible("#token-dialog")
+    other = browser.new_context().new_page()
+    other.goto(tokened_ui)
+    other.wait_for_selector("#token-dialog[open]")
+    other.context.close()
