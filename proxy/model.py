@@ -6,6 +6,7 @@ cache and store layers speak only this model, never a provider's format.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -137,6 +138,9 @@ class TurnRequest:
     # Set by the pipeline from the upstream's config: how many characters of
     # earlier turns an upstream API that folds history into one input may carry.
     context_max_chars: int | None = None
+    # Set by the pipeline: the `api` of the upstream the call goes to, for an API
+    # that several providers serve at different paths (Chat Completions).
+    upstream_api: str | None = None
 
 
 @dataclass(slots=True)
@@ -152,6 +156,23 @@ class ModelReply:
     # The provider's id for the run that produced this reply, where its API names
     # runs apart from conversation nodes (Parallel's run_id beside interaction_id).
     run_id: str | None = None
+
+
+def name_results(turns: list[Turn]) -> None:
+    """Give each function result the name of the call it answers, where its API left it out
+    (OpenAI and Anthropic results carry only the call id; Gemini's need the name)."""
+    names = {p.call_id: p.name for turn in turns for p in turn.parts if p.kind == FUNCTION_CALL and p.call_id}
+    for turn in turns:
+        for part in turn.parts:
+            if part.kind == FUNCTION_RESULT and not part.name and part.call_id in names:
+                part.name = names[part.call_id]
+
+
+def give_call_id(part: Part) -> None:
+    """A function call the provider left without an id (Gemini's generateContent) gets one,
+    so that every front API can name it and the app's result can point back at it."""
+    if part.kind == FUNCTION_CALL and not part.call_id:
+        part.call_id = "call_" + secrets.token_urlsafe(12)
 
 
 def settle_status(output: list[Turn], finished: str) -> str:

@@ -70,6 +70,7 @@ class AnthropicMessages(Codec):
     auth_header = "x-api-key"
     auth_prefix = ""
     required_headers = {"anthropic-version": "2023-06-01"}
+    media_inline = media_by_url = frozenset({IMAGE, DOCUMENT})
 
     # -- front side -------------------------------------------------------------
 

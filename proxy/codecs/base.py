@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 
 import orjson
 
-from ..deltas import Assembler, StreamDelta
+from ..deltas import Assembler, PartStart, StreamDelta
 from ..errors import ApiError, bad_request, not_found
-from ..model import Interaction, ModelReply, Part, Turn, TurnRequest
+from ..model import MEDIA_KINDS, Interaction, ModelReply, Part, Turn, TurnRequest, give_call_id
 from ..sse import SSEEvent
 
 
@@ -45,6 +45,8 @@ class StreamDecoder:
         """The deltas an event holds, already applied to the assembled reply."""
         deltas = self.decode(event)
         for delta in deltas:
+            if isinstance(delta, PartStart):
+                give_call_id(delta.part)
             self.assembler.apply(delta)
         return deltas
 
@@ -124,6 +126,14 @@ class Codec:
     #: Statuses with which this API's provider says of a result fetched through
     #: `pending_result` that it is not ready yet (ask again), e.g. Parallel's 408.
     not_ready_statuses: ClassVar[frozenset[int]] = frozenset()
+    #: Whether recall reads this API's streams from a provider. An upstream API that
+    #: cannot stream (Parallel's task runs) is asked whole, and recall streams the
+    #: finished turn to an app that asked for a stream.
+    reads_streams: ClassVar[bool] = True
+    #: Media kinds (model.MEDIA_KINDS) this API takes from recall as an upstream:
+    #: inline (base64 data) and by URL. Other media is refused by name (check_carriage).
+    media_inline: ClassVar[frozenset[str]] = frozenset()
+    media_by_url: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -203,6 +213,25 @@ class Codec:
         return ApiError(status, "upstream_error",
                         f"upstream '{upstream}' answered {status}: {self.upstream_error_message(body)}")
 
+    def cannot_carry(self, part: Part) -> str | None:
+        """Why a part of the conversation cannot be sent in this API, or None when it can.
+
+        Thoughts and provider-only parts of another API are not refused: they are
+        dropped (another provider could not verify or use them); media is content,
+        so media this API cannot take is refused."""
+        if part.kind not in MEDIA_KINDS:
+            return None
+        if part.data is None and part.uri is None:  # a provider file id: meaningful to its own API only
+            return None if part.origin == self.name else f"{_article(part.kind)} {part.kind} given as a file id"
+        inline = part.data is not None
+        if part.kind in (self.media_inline if inline else self.media_by_url):
+            return None
+        how = "inline (base64)" if inline else "by URL"
+        other = self.media_by_url if inline else self.media_inline
+        hint = (f"; it takes {part.kind}s {'by URL' if inline else 'inline (base64)'} only" if part.kind in other
+                else f"; it takes no {part.kind}s")
+        return f"{_article(part.kind)} {part.kind} given {how}{hint}"
+
     def refuse_untranslatable(self, req: TurnRequest) -> None:
         """A request that holds what this API cannot carry gets a 400 naming it."""
         if req.front != self.name and req.untranslatable:  # same codec: carried verbatim
@@ -210,6 +239,32 @@ class Codec:
                 f"{', '.join(req.untranslatable)} cannot be carried from the {req.front} API to an upstream"
                 f" that speaks {self.speaks}; remove it or use an upstream with api = \"{_speaks_of(req.front)}\""
             )
+
+
+def check_carriage(target: Codec, req: TurnRequest, history: list[Turn]) -> None:
+    """A 400 in the front API's shape when the conversation holds what `target` cannot carry,
+    naming what and where, before anything is sent."""
+    # The request's own parts in its own API go back as they came; earlier turns may
+    # come from any API (a chain can change front API and upstream at every turn).
+    own_input = [] if req.front == target.name else req.input
+    for where, turns in (("the conversation this request continues", history), ("this request's input", own_input)):
+        for number, turn in enumerate(turns, start=1):
+            for position, part in enumerate(turn.parts, start=1):
+                reason = target.cannot_carry(part)
+                if reason is not None:
+                    raise bad_request(
+                        f"{reason.split(';')[0]} (turn {number}, part {position} of {where}) cannot be carried from"
+                        f" the {req.front} API to an upstream that speaks {target.speaks}{_hint(reason)};"
+                        " remove it or use an upstream that takes it", code="untranslatable")
+
+
+def _hint(reason: str) -> str:
+    _, _, hint = reason.partition(";")
+    return f" ({hint.strip()})" if hint else ""
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _speaks_of(front: str) -> str:

@@ -61,6 +61,7 @@ class GeminiGenerate(Codec):
     id_prefix = "gc_"
     auth_header = "x-goog-api-key"
     auth_prefix = ""
+    media_inline = media_by_url = MEDIA_KINDS
 
     def error_body(self, err: ApiError) -> dict[str, Any]:
         return {"error": {"code": err.status, "message": err.message, "status": _STATUS_WORDS.get(err.status, "UNKNOWN")}}

@@ -79,6 +79,7 @@ class GeminiInteractions(Codec):
     id_prefix = "v1_"
     auth_header = "x-goog-api-key"
     auth_prefix = ""
+    media_inline = media_by_url = MEDIA_KINDS
 
     # -- front side -------------------------------------------------------------
 

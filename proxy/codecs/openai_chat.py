@@ -64,6 +64,8 @@ INTERACTION_ID = "interaction_id"
 _FINISH_STATUS = {"stop": COMPLETED, "tool_calls": COMPLETED, "function_call": COMPLETED,
                   "length": INCOMPLETE, "content_filter": INCOMPLETE}
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+# Where a provider that speaks this API serves it, when not at OpenAI's path (by upstream `api`).
+_PATHS = {"parallel": "/v1beta/chat/completions"}
 
 
 class OpenAIChat(OpenAICodec):
@@ -74,6 +76,8 @@ class OpenAIChat(OpenAICodec):
     # `previous_interaction_id` itself, so with state = "native" it chains there.
     stateful_on = frozenset({"parallel"})
     id_prefix = "chatcmpl-"
+    media_inline = frozenset({IMAGE, AUDIO, DOCUMENT})
+    media_by_url = frozenset({IMAGE})
     not_echoed = frozenset({"messages", "stream", "model", PREVIOUS})
 
     # -- front side -------------------------------------------------------------
@@ -161,7 +165,7 @@ class OpenAIChat(OpenAICodec):
         else:
             body.pop("stream", None)
             body.pop("stream_options", None)
-        return UpstreamCall("POST", "/v1/chat/completions", body)
+        return UpstreamCall("POST", _PATHS.get(req.upstream_api or "", "/v1/chat/completions"), body)
 
     def parse_reply(self, body: Any) -> ModelReply:
         expect(isinstance(body, dict), "the chat completion is not a JSON object")

@@ -89,6 +89,7 @@ class OpenAIResponses(OpenAICodec):
     id_prefix = "resp_"
     previous_field = "previous_response_id"
     resume_param = "starting_after"
+    media_inline = media_by_url = frozenset({IMAGE, DOCUMENT})
     not_echoed = frozenset({"input", "stream", "store", "model"})
 
     # -- front side -------------------------------------------------------------

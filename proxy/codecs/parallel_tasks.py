@@ -119,6 +119,8 @@ class ParallelTasks(Codec):
     auth_prefix = ""
     reads_key_header_only = True
     not_ready_statuses = frozenset({408})
+    # A run's output arrives whole: recall asks, awaits the result, and streams the finished turn.
+    reads_streams = False
 
     # -- front side -------------------------------------------------------------
 
@@ -193,8 +195,6 @@ class ParallelTasks(Codec):
     def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
         """A create for a provider that keeps nothing: earlier turns folded into the input."""
         self.refuse_untranslatable(req)
-        expect(not req.stream, "stream: an upstream that speaks parallel answers a task run whole, after it ends;"
-               " call without stream or background", "stream")
         if req.tools:
             raise bad_request("tools cannot be carried to an upstream that speaks parallel: the Task API has no"
                               " function tools; remove them or use another upstream", param="tools")
