@@ -28,7 +28,7 @@ from aiohttp import web
 
 from . import conversations
 from .call import Call
-from .codecs import Codec
+from .codecs import UPSTREAM_CODECS, Codec
 from .codecs.base import Frame, StreamDecoder, StreamEncoder
 from .deltas import StreamDelta, deltas_of
 from .errors import ApiError, bad_request, upstream_bad_response
@@ -173,7 +173,7 @@ async def relay_native(request: web.Request, call: Call, services: Services, req
     front = call.route.codec
     response = await services.upstreams.open(
         call.upstream, call.method, call.raw_tail,
-        headers=forward_headers(call.headers, call.upstream, front), body=call.body,
+        headers=forward_headers(call.headers, call.upstream, UPSTREAM_CODECS.get(call.upstream.api)), body=call.body,
     )
     if response.status != 200:
         async with response:
