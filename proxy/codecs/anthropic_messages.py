@@ -338,7 +338,8 @@ class MessagesStreamEncoder(StreamEncoder):
         return [
             self._frame("message_delta", {"delta": {"stop_reason": _stop_reason(node.status, node.output),
                                                     "stop_sequence": None},
-                                          "usage": {"output_tokens": node.usage.output_tokens or 0}}),
+                                          # Cumulative, so the input count known only now reaches the SDK's snapshot.
+                                          "usage": _usage(node.usage)}),
             self._frame("message_stop", {}),
         ]
 
