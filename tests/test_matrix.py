@@ -13,17 +13,12 @@ events (`GET …/events`) to the final state, which carries the output.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from proxy.config import Config, Upstream
-from proxy.server import start
-
 from .conftest import Recall
-from .support.loop_thread import LoopThread
-from .support.matrix import FRONTS, UPSTREAM_APIS, Reply, Text, fakes_by_api, last_body, model_for, sent_conversation
+from .support.matrix import FRONTS, UPSTREAM_APIS, Reply, Text, last_body, model_for, sent_conversation
 
 TURNS = ["Hi, my name is Karthik.", "I like cricket.", "What is my name?"]
 
@@ -37,32 +32,10 @@ FINISHED = {"interactions": "completed", "responses": "completed", "chat": "stop
 NO_USAGE = {"parallel"}
 
 
-@pytest.fixture(scope="module")
-def fakes(loop_thread: LoopThread) -> Iterator[dict[str, Any]]:
-    started = fakes_by_api()
-    for fake in started.values():
-        loop_thread.run(fake.start())
-    yield started
-    for fake in started.values():
-        loop_thread.run(fake.stop())
-
-
-@pytest.fixture(scope="module")
-def matrix_recall(loop_thread: LoopThread, fakes: dict[str, Any],
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recall]:
-    """One recall with every upstream api mounted under its own name, recall keeping the state."""
-    config = Config(host="127.0.0.1", port=0)
-    config.upstreams = {api: Upstream(api, fakes[api].url, api, state="emulate") for api in UPSTREAM_APIS}
-    db_path = tmp_path_factory.mktemp("matrix") / "recall.db"
-    runner, port = loop_thread.run(start(config, db_path))
-    yield Recall(f"http://127.0.0.1:{port}", db_path, config)
-    loop_thread.run(runner.cleanup())
-
-
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
 @pytest.mark.parametrize("api", UPSTREAM_APIS)
 @pytest.mark.parametrize("front_name", list(FRONTS))
-def test_three_turn_chain(matrix_recall: Recall, fakes: dict[str, Any], front_name: str, api: str,
+def test_three_turn_chain(matrix_recall: Recall, matrix_fakes: dict[str, Any], front_name: str, api: str,
                           stream: bool) -> None:
     front, base, model = FRONTS[front_name], matrix_recall.base(api), model_for(api)
     previous: str | None = None
@@ -71,7 +44,7 @@ def test_three_turn_chain(matrix_recall: Recall, fakes: dict[str, Any], front_na
         reply = front.ask(base, model, [Text(text)], previous, stream=stream)
         replies.append(reply)
         previous = reply.id
-    sent = sent_conversation(api, last_body(fakes[api]))
+    sent = sent_conversation(api, last_body(matrix_fakes[api]))
     assert [role for role, _ in sent] == ["user", "model", "user", "model", "user"]
     assert [said for role, said in sent if role == "user"] == TURNS
     assert [said for role, said in sent if role == "model"] == [r.text for r in replies[:2]]

@@ -213,24 +213,26 @@ class Codec:
         return ApiError(status, "upstream_error",
                         f"upstream '{upstream}' answered {status}: {self.upstream_error_message(body)}")
 
-    def cannot_carry(self, part: Part) -> str | None:
-        """Why a part of the conversation cannot be sent in this API, or None when it can.
+    def cannot_carry(self, part: Part) -> tuple[str, str] | None:
+        """What a part of the conversation is and why this API cannot take it, or None when it can.
 
         Thoughts and provider-only parts of another API are not refused: they are
-        dropped (another provider could not verify or use them); media is content,
+        dropped (another provider could not verify or use them). Media is content,
         so media this API cannot take is refused."""
         if part.kind not in MEDIA_KINDS:
             return None
-        if part.data is None and part.uri is None:  # a provider file id: meaningful to its own API only
-            return None if part.origin == self.name else f"{_article(part.kind)} {part.kind} given as a file id"
+        if part.data is None and part.uri is None:  # a provider's file id: meaningful to its own API only
+            if part.origin == self.name:
+                return None
+            return f"{_article(part.kind)} {part.kind} given as a file id", "file ids belong to the API that issued them"
         inline = part.data is not None
         if part.kind in (self.media_inline if inline else self.media_by_url):
             return None
-        how = "inline (base64)" if inline else "by URL"
+        plural = _PLURAL.get(part.kind, part.kind + "s")
         other = self.media_by_url if inline else self.media_inline
-        hint = (f"; it takes {part.kind}s {'by URL' if inline else 'inline (base64)'} only" if part.kind in other
-                else f"; it takes no {part.kind}s")
-        return f"{_article(part.kind)} {part.kind} given {how}{hint}"
+        why = (f"it takes {plural} {'by URL' if inline else 'inline (base64)'} only" if part.kind in other
+               else f"it takes no {plural}")
+        return f"{_article(part.kind)} {part.kind} given {'inline' if inline else 'by URL'}", why
 
     def refuse_untranslatable(self, req: TurnRequest) -> None:
         """A request that holds what this API cannot carry gets a 400 naming it."""
@@ -250,17 +252,16 @@ def check_carriage(target: Codec, req: TurnRequest, history: list[Turn]) -> None
     for where, turns in (("the conversation this request continues", history), ("this request's input", own_input)):
         for number, turn in enumerate(turns, start=1):
             for position, part in enumerate(turn.parts, start=1):
-                reason = target.cannot_carry(part)
-                if reason is not None:
+                refused = target.cannot_carry(part)
+                if refused is not None:
+                    what, why = refused
                     raise bad_request(
-                        f"{reason.split(';')[0]} (turn {number}, part {position} of {where}) cannot be carried from"
-                        f" the {req.front} API to an upstream that speaks {target.speaks}{_hint(reason)};"
-                        " remove it or use an upstream that takes it", code="untranslatable")
+                        f"{what} (turn {number}, part {position} of {where}) cannot be carried from the {req.front}"
+                        f" API to an upstream that speaks {target.speaks} ({why}); remove it or use an upstream"
+                        " that takes it", code="untranslatable")
 
 
-def _hint(reason: str) -> str:
-    _, _, hint = reason.partition(";")
-    return f" ({hint.strip()})" if hint else ""
+_PLURAL = {"audio": "audio", "video": "video"}
 
 
 def _article(word: str) -> str:

@@ -6,6 +6,7 @@ Thought signatures ride on the part after the thought (specs section 10).
 
 from __future__ import annotations
 
+import mimetypes
 from typing import Any
 from urllib.parse import quote
 
@@ -146,7 +147,9 @@ def _part(part: Part) -> dict[str, Any] | None:
     if part.kind in MEDIA_KINDS:
         if part.data is not None:
             return {"inlineData": {"mimeType": part.mime_type, "data": part.data}}
-        return {"fileData": {"fileUri": part.uri, "mimeType": part.mime_type}}
+        # Gemini needs a file's type; an API that names none (a Chat image URL) leaves it to the URL.
+        mime_type = part.mime_type or mimetypes.guess_type(part.uri or "")[0]
+        return {"fileData": {"fileUri": part.uri, **({"mimeType": mime_type} if mime_type else {})}}
     if part.kind == FUNCTION_CALL:
         call = {"name": part.name, "args": part.arguments or {}}
         if part.call_id:

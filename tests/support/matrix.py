@@ -17,7 +17,9 @@ from typing import Any
 
 import anthropic
 import openai
+import parallel
 from google import genai
+from google.genai import _interactions as gi
 from parallel import Parallel
 from parallel.types import TaskSpecParam, TextSchemaParam
 
@@ -295,6 +297,29 @@ class TasksFront(Front):
         return Reply(result.output.content, run.interaction_id, finish=result.run.status)
 
 
+def refusal(front_name: str, action: Callable[[], Any]) -> str:
+    """The message of the 400 `action` got, checked to be in the front API's own error shape
+    (so that the SDK raised its own BadRequestError)."""
+    raised, shape = _BAD_REQUEST[front_name]
+    try:
+        action()
+    except raised as exc:
+        body = exc.body
+        assert isinstance(body, dict) and shape(body), body
+        return body["message"] if front_name in ("responses", "chat") else body["error"]["message"]
+    raise AssertionError("expected a 400")
+
+
+_BAD_REQUEST: dict[str, tuple[type[Exception], Callable[[dict[str, Any]], bool]]] = {
+    "interactions": (gi.BadRequestError, lambda b: isinstance(b.get("error"), dict) and "code" in b["error"]),
+    "responses": (openai.BadRequestError, lambda b: b.get("type") == "invalid_request_error" and "param" in b),
+    "chat": (openai.BadRequestError, lambda b: b.get("type") == "invalid_request_error" and "param" in b),
+    "messages": (anthropic.BadRequestError, lambda b: b.get("type") == "error"
+                 and b["error"]["type"] == "invalid_request_error"),
+    "tasks": (parallel.BadRequestError, lambda b: b.get("type") == "error" and "ref_id" in b["error"]),
+}
+
+
 FRONTS: dict[str, Front] = {f.name: f for f in (InteractionsFront(), ResponsesFront(), ChatFront(), MessagesFront(),
                                                  TasksFront())}
 
@@ -399,3 +424,104 @@ _EXTRACTORS: dict[str, Callable[[dict[str, Any]], list[tuple[str, str]]]] = {
     "interactions": _interactions, "generate": _generate, "responses": _responses, "chat": _chat,
     "messages": _messages, "task": _task,
 }
+
+
+# -- function calls and results the provider received -------------------------------------
+
+
+def sent_tool_traffic(api: str, body: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """The function calls and results an upstream request carried, in order, as
+    ("call", call id, arguments) and ("result", call id, value), values decoded from JSON text."""
+    shape = _shape(api, body)
+    out: list[tuple[str, str, Any]] = []
+    if shape == "interactions":
+        for step in body["input"]:
+            if step["type"] == "function_call":
+                out.append(("call", step["id"], step["arguments"]))
+            elif step["type"] == "function_result":
+                out.append(("result", step["call_id"], step["result"]))
+    elif shape == "generate":
+        for part in (p for c in body["contents"] for p in c["parts"]):
+            if "functionCall" in part:
+                out.append(("call", part["functionCall"].get("id"), part["functionCall"]["args"]))
+            elif "functionResponse" in part:
+                out.append(("result", part["functionResponse"].get("id"), part["functionResponse"]["response"]))
+    elif shape == "responses":
+        for item in body["input"]:
+            if item.get("type") == "function_call":
+                out.append(("call", item["call_id"], item["arguments"]))
+            elif item.get("type") == "function_call_output":
+                out.append(("result", item["call_id"], item["output"]))
+    elif shape == "chat":
+        for message in body["messages"]:
+            for call in message.get("tool_calls") or []:
+                out.append(("call", call["id"], call["function"]["arguments"]))
+            if message["role"] == "tool":
+                out.append(("result", message["tool_call_id"], message["content"]))
+    elif shape == "messages":
+        for block in (b for m in body["messages"] if isinstance(m["content"], list) for b in m["content"]):
+            if block["type"] == "tool_use":
+                out.append(("call", block["id"], block["input"]))
+            elif block["type"] == "tool_result":
+                out.append(("result", block["tool_use_id"], block["content"]))
+    return [(kind, call_id, _decoded(value)) for kind, call_id, value in out]
+
+
+def _decoded(value: Any) -> Any:
+    """A value as JSON text decoded, and Gemini's `{"result": …}` wrapper of a non-object result taken off."""
+    if isinstance(value, dict) and set(value) == {"result"}:
+        value = value["result"]
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+# -- media the provider received ----------------------------------------------------------
+
+
+def sent_media(api: str, body: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    """The images and documents an upstream request carried, in order, as (kind, how, mime type),
+    `how` being "inline" or the URL."""
+    shape = _shape(api, body)
+    out: list[tuple[str, str, str | None]] = []
+    if shape == "interactions":
+        for item in (c for s in body["input"] if s["type"] == "user_input" for c in s["content"]):
+            if item["type"] in ("image", "document"):
+                out.append((item["type"], "inline" if "data" in item else item["uri"], item.get("mime_type")))
+    elif shape == "generate":
+        for part in (p for c in body["contents"] for p in c["parts"]):
+            if "inlineData" in part:
+                out.append((_kind_of(part["inlineData"]["mimeType"]), "inline", part["inlineData"]["mimeType"]))
+            elif "fileData" in part:
+                data = part["fileData"]
+                out.append((_kind_of(data.get("mimeType")), data["fileUri"], data.get("mimeType")))
+    elif shape in ("responses", "chat"):
+        key = "input" if shape == "responses" else "messages"
+        for element in (c for m in body[key] if isinstance(m.get("content"), list) for c in m["content"]):
+            url = element.get("image_url")
+            url = url["url"] if isinstance(url, dict) else url
+            file = element.get("file") or element
+            if element["type"] in ("input_image", "image_url"):
+                out.append(("image", *_how(url)))
+            elif element["type"] in ("input_file", "file"):
+                out.append(("document", *_how(file.get("file_data") or file.get("file_url"))))
+    elif shape == "messages":
+        for block in (b for m in body["messages"] if isinstance(m["content"], list) for b in m["content"]):
+            if block["type"] in ("image", "document"):
+                source = block["source"]
+                how = "inline" if source["type"] == "base64" else source["url"]
+                out.append((block["type"], how, source.get("media_type")))
+    return out
+
+
+def _how(url: str) -> tuple[str, str | None]:
+    if url.startswith("data:"):
+        return "inline", url[5:].split(";", 1)[0]
+    return url, None
+
+
+def _kind_of(mime_type: str | None) -> str:
+    return "image" if (mime_type or "").startswith("image/") else "document"
