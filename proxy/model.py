@@ -120,8 +120,12 @@ class TurnRequest:
     previous_id: str | None = None
     system: str | None = None
     tools: list[FunctionTool] = field(default_factory=list)
-    # Neutral generation settings: temperature, top_p, max_output_tokens,
-    # stop_sequences, seed.
+    # Neutral generation settings (codecs.base.SETTINGS says which ones bind):
+    #   temperature, top_p, top_k, seed: numbers; max_output_tokens: int;
+    #   stop_sequences: [str]; reasoning_effort: "minimal" | "low" | "medium" | "high";
+    #   response_format: {"type": "json_schema", "schema", "name"?, "strict"?, "description"?}
+    #                    | {"type": "json_object"};
+    #   tool_choice: "auto" | "none" | "required" | {"name": function name}.
     generation: dict[str, Any] = field(default_factory=dict)
     store: bool = True
     stream: bool = False

@@ -6,6 +6,7 @@ fake per upstream `api`, mounted under its own name, recall keeping the state.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -128,3 +129,163 @@ def test_media_earlier_in_a_chain_is_refused_where_it_cannot_go(matrix_recall: R
                        looked.id, stream=False)
     assert "Karthik" in onward.text
     assert sent_media("anthropic", last_body(matrix_fakes["anthropic"])) == [("document", MEDIA["document-url"].url, None)]
+
+
+THINKING = {"thinking": {"type": "enabled", "budget_tokens": 1024}, "max_tokens": 2048}
+REASONING = {"reasoning": {"effort": "low"}}
+# (front API, upstream api, what makes the model think) for pairs of one provider family.
+SAME_FAMILY = [("interactions", "gemini", {}), ("interactions", "gemini-generate", {}),
+               ("responses", "openai", REASONING), ("messages", "anthropic", THINKING)]
+
+
+def _signatures(fake: Any) -> tuple[set[str], list[str]]:
+    """The opaque reasoning tokens a fake handed out, and those that came back to it."""
+    if hasattr(fake, "minted_reasoning"):
+        return fake.minted_reasoning, fake.reasoning_received
+    return fake.minted_signatures, fake.signatures_received
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize(("front_name", "api", "extra"), SAME_FAMILY, ids=[f"{f}-{a}" for f, a, _ in SAME_FAMILY])
+def test_reasoning_is_kept_within_a_family(matrix_recall: Recall, matrix_fakes: dict[str, Any], front_name: str,
+                                          api: str, extra: dict[str, Any], stream: bool) -> None:
+    """The provider's thoughts and their signatures go back to it on the next turn (it checks them)."""
+    front, base, model = FRONTS[front_name], matrix_recall.base(api), model_for(api, thinking=True)
+    minted, received = _signatures(matrix_fakes[api])
+    before = len(minted)
+    first = front.ask(base, model, [Text("Hi, my name is Karthik.")], None, stream=stream, extra=extra)
+    assert first.thoughts >= 1
+    mine = minted.copy()
+    assert len(mine) == before + 1
+    came_back = len(received)
+    second = front.ask(base, model, [Text("What is my name?")], first.id, stream=stream, extra=extra)
+    assert "Karthik" in second.text
+    assert set(received[came_back:]) & mine  # the first turn's signature, sent back and verified
+
+
+# (front API, the family's upstream, what makes it think, an upstream of another family)
+ACROSS = [("messages", "anthropic", THINKING, "gemini-generate"), ("interactions", "gemini", {}, "openai"),
+          ("responses", "openai", REASONING, "anthropic"), ("interactions", "gemini-generate", {}, "openai-chat")]
+
+
+@pytest.mark.parametrize(("front_name", "home", "extra", "away"), ACROSS, ids=[f"{f}-{h}-{a}" for f, h, _, a in ACROSS])
+def test_reasoning_is_dropped_cleanly_across_families(matrix_recall: Recall, matrix_fakes: dict[str, Any],
+                                                      front_name: str, home: str, extra: dict[str, Any],
+                                                      away: str) -> None:
+    """A chain that moves to another provider family leaves its thoughts behind (the other provider
+    could not verify them), and picks them up again when it comes home."""
+    front = FRONTS[front_name]
+    minted, received = _signatures(matrix_fakes[home])
+    first = front.ask(matrix_recall.base(home), model_for(home, thinking=True), [Text("Hi, my name is Karthik.")],
+                      None, stream=False, extra=extra)
+    assert first.thoughts >= 1
+    away_turn = front.ask(matrix_recall.base(away), model_for(away), [Text("I like cricket.")], first.id, stream=False)
+    sent_away = json.dumps(last_body(matrix_fakes[away]))
+    assert not any(signature in sent_away for signature in minted)
+    assert [role for role, _ in sent_conversation(away, last_body(matrix_fakes[away]))] == ["user", "model", "user"]
+    came_back = len(received)
+    home_again = front.ask(matrix_recall.base(home), model_for(home, thinking=True), [Text("What is my name?")],
+                           away_turn.id, stream=False, extra=extra)
+    assert "Karthik" in home_again.text
+    assert set(received[came_back:]) & minted  # the first turn's reasoning is the family's again
+
+
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+# Where each upstream API takes a JSON schema for the answer.
+SCHEMA_AT = {"gemini": lambda b: b["response_format"],
+             "gemini-generate": lambda b: b["generationConfig"]["responseJsonSchema"],
+             "openai": lambda b: b["text"]["format"]["schema"],
+             "openai-chat": lambda b: b["response_format"]["json_schema"]["schema"],
+             "anthropic": lambda b: b["output_config"]["format"]["schema"],
+             "parallel": lambda b: b["task_spec"]["output_schema"]["json_schema"]}
+
+
+@pytest.mark.parametrize("api", list(SCHEMA_AT))
+def test_structured_output_is_carried(matrix_recall: Recall, matrix_fakes: dict[str, Any], api: str) -> None:
+    """A Responses app's JSON schema binds every upstream, each in its own field (Parallel: the task's output schema)."""
+    text_format = {"format": {"type": "json_schema", "name": "reply", "schema": SCHEMA}}
+    reply = FRONTS["responses"].ask(matrix_recall.base(api), model_for(api), [Text("Answer in JSON.")], None,
+                                    stream=False, extra={"text": text_format})
+    assert SCHEMA_AT[api](last_body(matrix_fakes[api])) == SCHEMA
+    if api == "parallel":  # a json run's output is the object, as JSON text
+        assert json.loads(reply.text) == {"answer": "answer: You asked: Answer in JSON."}
+
+
+# Where each upstream API takes a forced choice of the function get_weather.
+FORCED_AT = {"gemini": lambda b: b["generation_config"]["tool_choice"] == {"allowed_tools": {
+                 "mode": "any", "tools": ["get_weather"]}},
+             "gemini-generate": lambda b: b["toolConfig"] == {"functionCallingConfig": {
+                 "mode": "ANY", "allowedFunctionNames": ["get_weather"]}},
+             "openai": lambda b: b["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}},
+             "openai-chat": lambda b: b["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}},
+             "anthropic": lambda b: b["tool_choice"] == {"type": "tool", "name": "get_weather"}}
+
+
+@pytest.mark.parametrize("api", list(FORCED_AT))
+def test_forced_tool_choice_is_carried(matrix_recall: Recall, matrix_fakes: dict[str, Any], api: str) -> None:
+    choice = {"type": "function", "function": {"name": "get_weather"}}
+    FRONTS["chat"].ask(matrix_recall.base(api), model_for(api), [Text("What is the weather in Oslo?")], None,
+                       stream=False, tools=True, extra={"tool_choice": choice})
+    assert FORCED_AT[api](last_body(matrix_fakes[api]))
+
+
+# (front API, upstream api, what the app sends, what the 400 must say: what and where)
+REFUSED = [
+    ("interactions", "openai", {"tools": [{"type": "google_search"}]},
+     "tools[0] (type 'google_search') cannot be carried from the gemini-interactions API to an upstream that speaks openai"),
+    ("interactions", "anthropic", {"response_modalities": ["image"]},
+     "response_modalities ['image'] cannot be carried from the gemini-interactions API to an upstream that speaks"
+     " anthropic"),
+    ("interactions", "parallel", {"generation_config": {"stop_sequences": ["END"]}},
+     "generation_config.stop_sequences cannot be carried from the gemini-interactions API to an upstream that speaks"
+     " parallel (it has no stop sequences)"),
+    ("responses", "gemini-generate", {"tools": [{"type": "web_search"}]},
+     "tools[0] (type 'web_search') cannot be carried from the openai-responses API to an upstream that speaks"
+     " gemini-generate"),
+    ("chat", "anthropic", {"n": 2},
+     "n > 1 cannot be carried from the openai-chat API to an upstream that speaks anthropic"),
+    ("messages", "openai", {"stop_sequences": ["END"]},
+     "stop_sequences cannot be carried from the anthropic-messages API to an upstream that speaks openai"
+     " (it has no stop sequences)"),
+    ("messages", "openai-chat", {"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
+     "tools.0 (type 'web_search_20250305') cannot be carried from the anthropic-messages API to an upstream that"
+     " speaks openai-chat"),
+    ("tasks", "anthropic", {"source_policy": {"include_domains": ["example.org"]}},
+     "source_policy cannot be carried from the parallel-tasks API to an upstream that speaks anthropic"),
+]
+
+
+@pytest.mark.parametrize(("front_name", "api", "extra", "said"), REFUSED, ids=[f"{f}-{a}" for f, a, _, _ in REFUSED])
+def test_what_cannot_be_carried_is_a_400_naming_it(matrix_recall: Recall, matrix_fakes: dict[str, Any],
+                                                   front_name: str, api: str, extra: dict[str, Any], said: str) -> None:
+    sent_before = len(matrix_fakes[api].requests)
+    message = refusal(front_name, lambda: FRONTS[front_name].ask(
+        matrix_recall.base(api), model_for(api), [Text("Hello.")], None, stream=False, extra=extra))
+    assert said in message
+    assert len(matrix_fakes[api].requests) == sent_before
+
+
+# (front API, upstream api, settings in the front API's own words, with tools?, how the upstream must have them)
+SETTINGS_CASES = [
+    ("interactions", "anthropic", {"response_format": SCHEMA}, False,
+     lambda b: b["output_config"] == {"format": {"type": "json_schema", "schema": SCHEMA}}),
+    ("interactions", "openai-chat", {"generation_config": {"thinking_level": "low", "tool_choice": "any"}}, True,
+     lambda b: b["reasoning_effort"] == "low" and b["tool_choice"] == "required"),
+    ("messages", "gemini-generate", {"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}},
+                                     "tool_choice": {"type": "any"}}, True,
+     lambda b: b["generationConfig"]["responseJsonSchema"] == SCHEMA
+     and b["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}),
+    ("messages", "openai", THINKING, False, lambda b: b["reasoning"] == {"effort": "low"}),
+    ("responses", "gemini", {"reasoning": {"effort": "high"}, "tool_choice": "required"}, True,
+     lambda b: b["generation_config"] == {"thinking_level": "high", "tool_choice": "any"}),
+]
+
+
+@pytest.mark.parametrize(("front_name", "api", "extra", "tools", "check"), SETTINGS_CASES,
+                         ids=[f"{f}-{a}" for f, a, *_ in SETTINGS_CASES])
+def test_settings_reach_each_upstream_in_its_own_words(matrix_recall: Recall, matrix_fakes: dict[str, Any],
+                                                       front_name: str, api: str, extra: dict[str, Any], tools: bool,
+                                                       check: Any) -> None:
+    FRONTS[front_name].ask(matrix_recall.base(api), model_for(api), [Text("Hello.")], None, stream=False,
+                           tools=tools, extra=extra)
+    assert check(last_body(matrix_fakes[api])), last_body(matrix_fakes[api])

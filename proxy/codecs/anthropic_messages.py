@@ -57,6 +57,9 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: 
                 404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 529: "overloaded_error"}
 _GENERATION = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "stop_sequences": "stop_sequences",
                "max_tokens": "max_output_tokens"}
+# A thinking budget as the neutral reasoning effort (the first limit it fits under).
+_MEDIUM_BUDGET = 8192
+_EFFORT_OF_BUDGET = ((2048, "low"), (_MEDIUM_BUDGET, "medium"), (2**62, "high"))
 _USAGE_KEYS = {"input_tokens": "input_tokens", "output_tokens": "output_tokens",
                "cache_read_input_tokens": "cached_tokens"}
 
@@ -71,6 +74,8 @@ class AnthropicMessages(Codec):
     auth_prefix = ""
     required_headers = {"anthropic-version": "2023-06-01"}
     media_inline = media_by_url = frozenset({IMAGE, DOCUMENT})
+    carries_settings = frozenset({*_GENERATION.values(), "response_format", "tool_choice"})
+    setting_fields = {"response_format": "output_config.format"}
 
     # -- front side -------------------------------------------------------------
 
@@ -91,6 +96,7 @@ class AnthropicMessages(Codec):
         for wire, neutral in _GENERATION.items():
             if body.get(wire) is not None:
                 req.generation[neutral] = body[wire]
+        _parse_choices(body, req)
         tools = body.get("tools")
         expect(tools is None or isinstance(tools, list), f"tools: expected a list; got {type_name(tools)}", "tools")
         for i, tool in enumerate(tools or []):
@@ -141,6 +147,14 @@ class AnthropicMessages(Codec):
             for wire, neutral in _GENERATION.items():
                 if wire != "max_tokens" and neutral in req.generation:
                     body[wire] = req.generation[neutral]
+            choice = req.generation.get("tool_choice")
+            if choice is not None:
+                body["tool_choice"] = ({"type": "tool", "name": choice["name"]} if isinstance(choice, dict)
+                                       else {"type": "any" if choice == "required" else choice})
+            form = req.generation.get("response_format")
+            if form:
+                schema = form["schema"] if form["type"] == "json_schema" else {"type": "object"}
+                body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
         body["messages"] = _messages(turns, self)
         if req.stream:
             body["stream"] = True
@@ -165,6 +179,27 @@ class AnthropicMessages(Codec):
 
 
 # -- decoding ------------------------------------------------------------------
+
+
+def _parse_choices(body: dict[str, Any], req: TurnRequest) -> None:
+    """Tool choice, structured output and extended thinking as neutral settings."""
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        if kind == "tool":
+            expect(isinstance(choice.get("name"), str), "tool_choice.name: Field required", "tool_choice")
+            req.generation["tool_choice"] = {"name": choice["name"]}
+        elif kind in ("auto", "any", "none"):
+            req.generation["tool_choice"] = {"any": "required"}.get(kind, kind)
+    output = body.get("output_config")
+    form = output.get("format") if isinstance(output, dict) else None
+    if isinstance(form, dict) and form.get("type") == "json_schema" and isinstance(form.get("schema"), dict):
+        req.generation["response_format"] = {"type": "json_schema", "schema": form["schema"]}
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+        budget = thinking.get("budget_tokens")
+        budget = budget if isinstance(budget, int) else _MEDIUM_BUDGET
+        req.generation["reasoning_effort"] = next(word for limit, word in _EFFORT_OF_BUDGET if budget <= limit)
 
 
 def _system(value: Any) -> str | None:

@@ -130,6 +130,11 @@ class Codec:
     #: cannot stream (Parallel's task runs) is asked whole, and recall streams the
     #: finished turn to an app that asked for a stream.
     reads_streams: ClassVar[bool] = True
+    #: Neutral generation settings (TurnRequest.generation keys) this API carries as an
+    #: upstream. A binding one it does not carry is refused (SETTINGS); others are dropped.
+    carries_settings: ClassVar[frozenset[str]] = frozenset()
+    #: What this front API calls a neutral setting, for errors in the app's own terms.
+    setting_fields: ClassVar[dict[str, str]] = {}
     #: Media kinds (model.MEDIA_KINDS) this API takes from recall as an upstream:
     #: inline (base64 data) and by URL. Other media is refused by name (check_carriage).
     media_inline: ClassVar[frozenset[str]] = frozenset()
@@ -244,8 +249,11 @@ class Codec:
 
 
 def check_carriage(target: Codec, req: TurnRequest, history: list[Turn]) -> None:
-    """A 400 in the front API's shape when the conversation holds what `target` cannot carry,
-    naming what and where, before anything is sent."""
+    """A 400 in the front API's shape when the request holds what `target` cannot carry (a
+    binding setting, or media anywhere in the conversation), naming what and where,
+    before anything is sent."""
+    if req.front != target.name:  # the same API carries its own settings as they came
+        _check_settings(target, req)
     # The request's own parts in its own API go back as they came; earlier turns may
     # come from any API (a chain can change front API and upstream at every turn).
     own_input = [] if req.front == target.name else req.input
@@ -262,6 +270,25 @@ def check_carriage(target: Codec, req: TurnRequest, history: list[Turn]) -> None
 
 
 _PLURAL = {"audio": "audio", "video": "video"}
+
+#: Neutral settings whose loss would change what the app gets back (the rest are
+#: tuning hints an upstream without them does without), and what each one is.
+SETTINGS = {"stop_sequences": "stop sequences", "response_format": "structured output",
+            "tool_choice": "a forced tool choice"}
+
+
+def _check_settings(target: Codec, req: TurnRequest) -> None:
+    from . import FRONT_CODECS  # local: the registry imports this module
+
+    for key, what in SETTINGS.items():
+        value = req.generation.get(key)
+        if value is None or key in target.carries_settings or (key == "tool_choice" and value in ("auto", "none")):
+            continue
+        front = FRONT_CODECS.get(req.front)
+        field = front.setting_fields.get(key, key) if front else key
+        raise bad_request(f"{field} cannot be carried from the {req.front} API to an upstream that speaks"
+                          f" {target.speaks} (it has no {what}); remove it or use an upstream that has it",
+                          code="untranslatable", param=field)
 
 
 def _article(word: str) -> str:

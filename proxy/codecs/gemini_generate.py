@@ -39,6 +39,7 @@ _GENERATION_KEYS = {
     "max_output_tokens": "maxOutputTokens",
     "stop_sequences": "stopSequences",
     "seed": "seed",
+    "top_k": "topK",
 }
 _USAGE_KEYS = {
     "promptTokenCount": "input_tokens",
@@ -63,6 +64,7 @@ class GeminiGenerate(Codec):
     auth_header = "x-goog-api-key"
     auth_prefix = ""
     media_inline = media_by_url = MEDIA_KINDS
+    carries_settings = frozenset({*_GENERATION_KEYS, "reasoning_effort", "response_format", "tool_choice"})
 
     def error_body(self, err: ApiError) -> dict[str, Any]:
         return {"error": {"code": err.status, "message": err.message, "status": _STATUS_WORDS.get(err.status, "UNKNOWN")}}
@@ -81,8 +83,20 @@ class GeminiGenerate(Codec):
                 for t in req.tools
             ]}]
         config = {wire: req.generation[n] for n, wire in _GENERATION_KEYS.items() if n in req.generation}
+        if "reasoning_effort" in req.generation:
+            config["thinkingConfig"] = {"thinkingLevel": str(req.generation["reasoning_effort"]).upper()}
+        form = req.generation.get("response_format")
+        if form:
+            config["responseMimeType"] = "application/json"
+            if form["type"] == "json_schema":
+                config["responseJsonSchema"] = form["schema"]
         if config:
             body["generationConfig"] = config
+        choice = req.generation.get("tool_choice")
+        if isinstance(choice, dict):
+            body["toolConfig"] = {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [choice["name"]]}}
+        elif choice is not None:
+            body["toolConfig"] = {"functionCallingConfig": {"mode": {"required": "ANY"}.get(choice, choice.upper())}}
         model = req.model.removeprefix("models/") if req.model else ""
         verb = "streamGenerateContent?alt=sse" if req.stream else "generateContent"
         return UpstreamCall("POST", f"/v1beta/models/{quote(model, safe='-._~')}:{verb}", body)

@@ -13,11 +13,7 @@ from ..errors import ApiError
 from ..model import FunctionTool
 from .base import Codec, expect, type_name
 
-# Generation settings under their neutral names (TurnRequest.generation) that
-# both OpenAI APIs have, besides temperature/top_p/seed:
-#   reasoning_effort: str
-#   response_format: {"type": "json_schema", "name", "schema", "strict"?, "description"?} | {"type": "json_object"}
-#   tool_choice: "auto" | "none" | "required" | {"name": function name}
+# The words of a neutral tool_choice (model.TurnRequest.generation).
 TOOL_CHOICE_WORDS = ("auto", "none", "required")
 
 

@@ -90,6 +90,9 @@ class OpenAIResponses(OpenAICodec):
     previous_field = "previous_response_id"
     resume_param = "starting_after"
     media_inline = media_by_url = frozenset({IMAGE, DOCUMENT})
+    carries_settings = frozenset({"temperature", "top_p", "max_output_tokens", "reasoning_effort", "response_format",
+                                  "tool_choice"})
+    setting_fields = {"response_format": "text.format"}
     not_echoed = frozenset({"input", "stream", "store", "model"})
 
     # -- front side -------------------------------------------------------------

@@ -85,9 +85,9 @@ class FakeGemini:
         self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
         path = request.path
         if ":generateContent" in path:
-            return self._generate(body)
+            return self._generate(path, body)
         if ":streamGenerateContent" in path:
-            return await self._stream_generate(request, body)
+            return await self._stream_generate(request, path, body)
         parts = path.strip("/").split("/")
         if parts and parts[-1] == "interactions" and request.method == "POST":
             if body.get("stream"):
@@ -140,11 +140,16 @@ class FakeGemini:
         steps.append({"type": "model_output", "content": [{"type": "text", "text": text}]})
         return steps, "completed"
 
+    def _valid(self, signature: Any) -> bool:
+        """A signature some fake provider minted (they all hold "::") must be this one's; one an
+        app wrote itself into its history is taken as it is."""
+        return not (isinstance(signature, str) and "::" in signature) or signature in self.minted_signatures
+
     def _check_signatures(self, body: dict[str, Any]) -> web.Response | None:
         """Thought signatures sent back must be ones this provider handed out (Gemini validates them)."""
         for item in body.get("input") if isinstance(body.get("input"), list) else []:
             if isinstance(item, dict) and item.get("type") == "thought":
-                if item.get("signature") not in self.minted_signatures:
+                if not self._valid(item.get("signature")):
                     return _error(400, "invalid_argument", "Thought signature is not valid.")
                 self.signatures_received.append(item["signature"])
         return None
@@ -218,7 +223,7 @@ class FakeGemini:
         return await self._send_stream(request, frames, error_frame=b'event: error\ndata: {"event_type": "error", '
                                        b'"error": {"code": "internal", "message": "the fake model crashed"}}\n\n')
 
-    def _generate_parts(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    def _generate_parts(self, path: str, body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
         """The model's parts for a generateContent call (as _steps decides), and the user texts.
 
         Calls come without an id, as Gemini's generateContent sends them; a thinking
@@ -232,7 +237,7 @@ class FakeGemini:
         weather = _WEATHER.search(texts[-1]) if texts and result is None else None
         signature = None
         parts: list[dict[str, Any]] = []
-        if "thinking" in str(body.get("model") or ""):
+        if "thinking" in path.rsplit("/", 1)[-1]:  # …/models/{model}:generateContent
             signature = f"gsig::gc{number}"
             self.minted_signatures.add(signature)
             parts.append({"text": "Thinking it over.", "thought": True})
@@ -250,16 +255,16 @@ class FakeGemini:
         for content in body.get("contents") or []:
             for part in content.get("parts") or []:
                 if "thoughtSignature" in part:
-                    if part["thoughtSignature"] not in self.minted_signatures:
+                    if not self._valid(part["thoughtSignature"]):
                         return _error(400, "invalid_argument", "Thought signature is not valid.")
                     self.signatures_received.append(part["thoughtSignature"])
         return None
 
-    async def _stream_generate(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    async def _stream_generate(self, request: web.Request, path: str, body: dict[str, Any]) -> web.StreamResponse:
         refused = self._check_generate_signatures(body)
         if refused is not None:
             return refused
-        model_parts, texts = self._generate_parts(body)
+        model_parts, texts = self._generate_parts(path, body)
         pieces: list[dict[str, Any]] = []
         for part in model_parts:
             if "text" in part and not part.get("thought"):
@@ -318,11 +323,11 @@ class FakeGemini:
             return web.json_response({})
         return web.json_response(self.interactions[interaction_id])
 
-    def _generate(self, body: dict[str, Any]) -> web.Response:
+    def _generate(self, path: str, body: dict[str, Any]) -> web.Response:
         refused = self._check_generate_signatures(body)
         if refused is not None:
             return refused
-        parts, texts = self._generate_parts(body)
+        parts, texts = self._generate_parts(path, body)
         return web.json_response({
             "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
             "usageMetadata": {"promptTokenCount": 5 * len(texts), "candidatesTokenCount": 6,

@@ -286,7 +286,7 @@ class TasksFront(Front):
         assert not tools and all(isinstance(i, Text) for i in items), "task runs take text (or JSON) input"
         c = Parallel(api_key=key, base_url=base, max_retries=0)
         run = c.task_run.create(input="\n".join(i.text for i in items), processor=model,  # type: ignore[union-attr]
-                                task_spec=TaskSpecParam(output_schema=TextSchemaParam()),
+                                **{"task_spec": TaskSpecParam(output_schema=TextSchemaParam()), **(extra or {})},
                                 **({"previous_interaction_id": previous} if previous else {}))
         assert run.status == "queued" and run.run_id.startswith("trun_")
         if stream:
