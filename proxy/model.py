@@ -27,6 +27,10 @@ MEDIA_KINDS = frozenset({IMAGE, AUDIO, VIDEO, DOCUMENT})
 USER = "user"
 MODEL = "model"
 
+# How many characters of earlier turns an upstream API that folds history into one
+# input carries by default ([upstreams.NAME] context_max_chars).
+DEFAULT_CONTEXT_MAX_CHARS = 50_000
+
 # Interaction statuses, in the Interactions API's own vocabulary; codecs map
 # them to their front API's words.
 IN_PROGRESS = "in_progress"
@@ -141,7 +145,7 @@ class TurnRequest:
     untranslatable: list[str] = field(default_factory=list)
     # Set by the pipeline from the upstream's config: how many characters of
     # earlier turns an upstream API that folds history into one input may carry.
-    context_max_chars: int | None = None
+    context_max_chars: int = DEFAULT_CONTEXT_MAX_CHARS
     # Set by the pipeline: the `api` of the upstream the call goes to, for an API
     # that several providers serve at different paths (Chat Completions).
     upstream_api: str | None = None
@@ -170,6 +174,17 @@ def name_results(turns: list[Turn]) -> None:
         for part in turn.parts:
             if part.kind == FUNCTION_RESULT and not part.name and part.call_id in names:
                 part.name = names[part.call_id]
+
+
+def lift_instructions(turns: list[Turn]) -> tuple[list[Turn], list[str]]:
+    """Turns without their instruction parts (system or developer messages inside the
+    conversation), and those instructions' texts in order, for an API that has a
+    system instruction but no such messages."""
+    lifted = [p.text or "" for turn in turns for p in turn.parts if p.kind == INSTRUCTION]
+    if not lifted:
+        return turns, []
+    kept = [Turn(t.role, [p for p in t.parts if p.kind != INSTRUCTION]) for t in turns]
+    return [t for t in kept if t.parts], lifted
 
 
 def give_call_id(part: Part) -> None:

@@ -10,6 +10,7 @@ stream. `new_node` is the node a turn makes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 
@@ -21,7 +22,7 @@ from .call import Call
 from .codecs import Codec, UpstreamCall, upstream_codec_for
 from .codecs.base import check_carriage
 from .errors import ApiError, upstream_bad_response
-from .model import Interaction, ModelReply, Turn, TurnRequest, give_call_id, name_results
+from .model import Interaction, ModelReply, Turn, TurnRequest, give_call_id, lift_instructions, name_results
 from .services import Services
 from .upstream import translated_headers
 
@@ -43,6 +44,12 @@ def upstream_request(call: Call, req: TurnRequest, prior: list[Turn]) -> tuple[C
     req.upstream_api, req.context_max_chars = call.upstream.api, call.upstream.context_max_chars
     name_results([*prior, *req.input])
     check_carriage(upstream_codec, req, prior)
+    if not upstream_codec.instruction_messages and upstream_codec is not call.route.codec:
+        prior, earlier = lift_instructions(prior)
+        own_input, own = lift_instructions(req.input)
+        if earlier or own:  # the node keeps the app's input as it came; only the call changes
+            system = "\n\n".join(text for text in (req.system, *earlier, *own) if text)
+            req = dataclasses.replace(req, input=own_input, system=system)
     return upstream_codec, upstream_codec.upstream_call(req, prior)
 
 

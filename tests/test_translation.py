@@ -289,3 +289,21 @@ def test_settings_reach_each_upstream_in_its_own_words(matrix_recall: Recall, ma
     FRONTS[front_name].ask(matrix_recall.base(api), model_for(api), [Text("Hello.")], None, stream=False,
                            tools=tools, extra=extra)
     assert check(last_body(matrix_fakes[api])), last_body(matrix_fakes[api])
+
+
+SYSTEM_AT = {"gemini": lambda b: b["system_instruction"],
+             "gemini-generate": lambda b: b["systemInstruction"]["parts"][0]["text"],
+             "anthropic": lambda b: b["system"]}
+
+
+@pytest.mark.parametrize("api", list(SYSTEM_AT))
+def test_developer_messages_become_the_system_instruction(matrix_recall: Recall, matrix_fakes: dict[str, Any],
+                                                          api: str) -> None:
+    """An API with no system messages inside the conversation gets them in its system instruction,
+    after the request's own instructions; the conversation keeps the rest."""
+    items = [{"role": "developer", "content": "Answer in French."}, {"role": "user", "content": "Hi, my name is Ada."}]
+    FRONTS["responses"].ask(matrix_recall.base(api), model_for(api), [], None, stream=False,
+                            extra={"input": items, "instructions": "Be brief."})
+    body = last_body(matrix_fakes[api])
+    assert SYSTEM_AT[api](body) == "Be brief.\n\nAnswer in French."
+    assert sent_conversation(api, body) == [("user", "Hi, my name is Ada.")]

@@ -74,6 +74,10 @@ class AnthropicMessages(Codec):
     auth_prefix = ""
     required_headers = {"anthropic-version": "2023-06-01"}
     media_inline = media_by_url = frozenset({IMAGE, DOCUMENT})
+    builtin_url = "https://api.anthropic.com"
+    sdk_base_url = ("ANTHROPIC_BASE_URL", "")  # anthropic
+    replayed_headers = ("request-id", "anthropic-version")
+    key_pattern = r"sk-ant-[A-Za-z0-9_\-]{20,}"
     carries_settings = frozenset({*_GENERATION.values(), "response_format", "tool_choice"})
     setting_fields = {"response_format": "output_config.format"}
 

@@ -126,10 +126,23 @@ class Codec:
     #: Statuses with which this API's provider says of a result fetched through
     #: `pending_result` that it is not ready yet (ask again), e.g. Parallel's 408.
     not_ready_statuses: ClassVar[frozenset[int]] = frozenset()
+    #: The provider's facts, on the codec recall calls it with (its row in UPSTREAM_CODECS):
+    #: its root URL when recall mounts it by default under the name of its `api` value;
+    builtin_url: ClassVar[str | None] = None
+    #: the environment variable its official SDK reads its base URL from, and the path
+    #: the SDK expects under it (`recall env`, the pytest fixture);
+    sdk_base_url: ClassVar[tuple[str, str] | None] = None
+    #: response headers its SDK reads (request ids), kept when a recording is replayed;
+    replayed_headers: ClassVar[tuple[str, ...]] = ()
+    #: and the shape of its API keys, masked wherever a cassette export finds one.
+    key_pattern: ClassVar[str | None] = None
     #: Whether recall reads this API's streams from a provider. An upstream API that
     #: cannot stream (Parallel's task runs) is asked whole, and recall streams the
     #: finished turn to an app that asked for a stream.
     reads_streams: ClassVar[bool] = True
+    #: Whether this API takes system or developer messages inside the conversation; for
+    #: one that does not, recall moves them into its system instruction.
+    instruction_messages: ClassVar[bool] = False
     #: Neutral generation settings (TurnRequest.generation keys) this API carries as an
     #: upstream. A binding one it does not carry is refused (SETTINGS); others are dropped.
     carries_settings: ClassVar[frozenset[str]] = frozenset()

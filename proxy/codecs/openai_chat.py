@@ -78,6 +78,7 @@ class OpenAIChat(OpenAICodec):
     id_prefix = "chatcmpl-"
     media_inline = frozenset({IMAGE, AUDIO, DOCUMENT})
     media_by_url = frozenset({IMAGE})
+    instruction_messages = True
     carries_settings = frozenset({"temperature", "top_p", "seed", "max_output_tokens", "stop_sequences",
                                   "reasoning_effort", "response_format", "tool_choice"})
     setting_fields = {"stop_sequences": "stop"}

@@ -21,6 +21,8 @@ class OpenAICodec(Codec):
     """Base of the OpenAI codecs: key header, error shape and provider errors."""
 
     family: ClassVar[str] = "openai"
+    replayed_headers: ClassVar[tuple[str, ...]] = ("x-request-id", "openai-model")
+    key_pattern: ClassVar[str | None] = r"sk-[A-Za-z0-9_\-]{20,}"
     auth_header: ClassVar[str] = "authorization"
     auth_prefix: ClassVar[str] = "Bearer "
 

@@ -90,6 +90,9 @@ class OpenAIResponses(OpenAICodec):
     previous_field = "previous_response_id"
     resume_param = "starting_after"
     media_inline = media_by_url = frozenset({IMAGE, DOCUMENT})
+    instruction_messages = True
+    builtin_url = "https://api.openai.com"
+    sdk_base_url = ("OPENAI_BASE_URL", "/v1")  # openai: its paths start after /v1
     carries_settings = frozenset({"temperature", "top_p", "max_output_tokens", "reasoning_effort", "response_format",
                                   "tool_choice"})
     setting_fields = {"response_format": "text.format"}

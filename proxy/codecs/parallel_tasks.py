@@ -17,7 +17,6 @@ from urllib.parse import quote
 
 import orjson
 
-from ..config import DEFAULT_CONTEXT_MAX_CHARS
 from ..deltas import StreamDelta
 from ..errors import ApiError, bad_request
 from ..ids import mint_id
@@ -122,6 +121,8 @@ class ParallelTasks(Codec):
     # A run's output arrives whole: recall asks, awaits the result, and streams the finished turn.
     reads_streams = False
     carries_settings = frozenset({"response_format"})
+    builtin_url = "https://api.parallel.ai"
+    sdk_base_url = ("PARALLEL_BASE_URL", "")  # parallel-web
     setting_fields = {"response_format": "task_spec.output_schema"}
 
     # -- front side -------------------------------------------------------------
@@ -203,7 +204,7 @@ class ParallelTasks(Codec):
         if req.tools:
             raise bad_request("tools cannot be carried to an upstream that speaks parallel: the Task API has no"
                               " function tools; remove them or use another upstream", param="tools")
-        budget = req.context_max_chars or DEFAULT_CONTEXT_MAX_CHARS
+        budget = req.context_max_chars
         if req.front == NAME:
             expect(req.raw.get("webhook") is None,
                    "webhook: on an emulated upstream Parallel would call it with its own run ids, which this app"
