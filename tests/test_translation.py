@@ -133,9 +133,11 @@ def test_media_earlier_in_a_chain_is_refused_where_it_cannot_go(matrix_recall: R
 
 THINKING = {"thinking": {"type": "enabled", "budget_tokens": 1024}, "max_tokens": 2048}
 REASONING = {"reasoning": {"effort": "low"}}
-# (front API, upstream api, what makes the model think) for pairs of one provider family.
+# (front API, upstream api, what makes the model think): the thoughts come from, and go back to, one provider
+# family (a Responses app's reasoning effort is an Anthropic thinking budget).
 SAME_FAMILY = [("interactions", "gemini", {}), ("interactions", "gemini-generate", {}),
-               ("responses", "openai", REASONING), ("messages", "anthropic", THINKING)]
+               ("responses", "openai", REASONING), ("messages", "anthropic", THINKING),
+               ("responses", "anthropic", REASONING)]
 
 
 def _signatures(fake: Any) -> tuple[set[str], list[str]]:
@@ -276,6 +278,9 @@ SETTINGS_CASES = [
      lambda b: b["generationConfig"]["responseJsonSchema"] == SCHEMA
      and b["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}),
     ("messages", "openai", THINKING, False, lambda b: b["reasoning"] == {"effort": "low"}),
+    ("chat", "anthropic", {"reasoning_effort": "medium", "max_tokens": 100, "temperature": 0.5}, False,
+     lambda b: b["thinking"] == {"type": "enabled", "budget_tokens": 8192} and b["max_tokens"] == 8292
+     and "temperature" not in b),
     ("responses", "gemini", {"reasoning": {"effort": "high"}, "tool_choice": "required"}, True,
      lambda b: b["generation_config"] == {"thinking_level": "high", "tool_choice": "any"}),
 ]

@@ -60,6 +60,7 @@ _GENERATION = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k",
 # A thinking budget as the neutral reasoning effort (the first limit it fits under).
 _MEDIUM_BUDGET = 8192
 _EFFORT_OF_BUDGET = ((2048, "low"), (_MEDIUM_BUDGET, "medium"), (2**62, "high"))
+_BUDGET_OF_EFFORT = {"minimal": 1024, "low": 2048, "medium": _MEDIUM_BUDGET, "high": 16384}
 _USAGE_KEYS = {"input_tokens": "input_tokens", "output_tokens": "output_tokens",
                "cache_read_input_tokens": "cached_tokens"}
 
@@ -78,7 +79,7 @@ class AnthropicMessages(Codec):
     sdk_base_url = ("ANTHROPIC_BASE_URL", "")  # anthropic
     replayed_headers = ("request-id", "anthropic-version")
     key_pattern = r"sk-ant-[A-Za-z0-9_\-]{20,}"
-    carries_settings = frozenset({*_GENERATION.values(), "response_format", "tool_choice"})
+    carries_settings = frozenset({*_GENERATION.values(), "reasoning_effort", "response_format", "tool_choice"})
     setting_fields = {"response_format": "output_config.format"}
 
     # -- front side -------------------------------------------------------------
@@ -155,6 +156,7 @@ class AnthropicMessages(Codec):
             if choice is not None:
                 body["tool_choice"] = ({"type": "tool", "name": choice["name"]} if isinstance(choice, dict)
                                        else {"type": "any" if choice == "required" else choice})
+            _thinking_out(req, body)
             form = req.generation.get("response_format")
             if form:
                 schema = form["schema"] if form["type"] == "json_schema" else {"type": "object"}
@@ -289,6 +291,19 @@ def _block(part: Part, target: Codec) -> dict[str, Any] | None:
     if part.native is not None and part.origin == NAME:
         return dict(part.native)
     return None
+
+
+def _thinking_out(req: TurnRequest, body: dict[str, Any]) -> None:
+    """A reasoning effort as extended thinking, where Anthropic allows it (not with a forced tool)."""
+    effort = req.generation.get("reasoning_effort")
+    choice = req.generation.get("tool_choice")
+    if not effort or isinstance(choice, dict) or choice == "required":
+        return
+    budget = _BUDGET_OF_EFFORT.get(effort, _MEDIUM_BUDGET)
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    body["max_tokens"] += budget  # max_tokens counts the thinking too: the answer keeps the room it was given
+    for key in ("temperature", "top_k"):  # Anthropic refuses them beside thinking
+        body.pop(key, None)
 
 
 def _messages(turns: list[Turn], target: Codec) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ own shape, so a test can tell which earlier turns reached the model.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -106,7 +107,7 @@ class InteractionsFront(Front):
     name, id_prefix = "interactions", "v1_"
 
     def ask(self, base, model, items, previous, *, stream, tools=False, key="key-A", extra=None):  # type: ignore[no-untyped-def]
-        c = genai.Client(api_key=key, http_options={"base_url": base, "retry_options": {"attempts": 1}})
+        c = _client(genai.Client, key, base)
         args: dict[str, Any] = {"model": model, "input": _interactions_input(items), **(extra or {})}
         if previous:
             args["previous_interaction_id"] = previous
@@ -154,7 +155,7 @@ class ResponsesFront(Front):
     name, id_prefix = "responses", "resp_"
 
     def ask(self, base, model, items, previous, *, stream, tools=False, key="key-A", extra=None):  # type: ignore[no-untyped-def]
-        c = openai.OpenAI(api_key=key, base_url=f"{base}/v1", max_retries=0)
+        c = _client(openai.OpenAI, key, f"{base}/v1")
         args: dict[str, Any] = {"model": model, "input": _responses_input(items), **(extra or {})}
         if previous:
             args["previous_response_id"] = previous
@@ -192,7 +193,7 @@ class ChatFront(Front):
     name, id_prefix = "chat", "chatcmpl-"
 
     def ask(self, base, model, items, previous, *, stream, tools=False, key="key-A", extra=None):  # type: ignore[no-untyped-def]
-        c = openai.OpenAI(api_key=key, base_url=f"{base}/v1", max_retries=0)
+        c = _client(openai.OpenAI, key, f"{base}/v1")
         args: dict[str, Any] = {"model": model, "messages": _chat_messages(items), **(extra or {})}
         if previous:
             args["extra_body"] = {"previous_interaction_id": previous}
@@ -242,7 +243,7 @@ class MessagesFront(Front):
     name, id_prefix = "messages", "msg_"
 
     def ask(self, base, model, items, previous, *, stream, tools=False, key="key-A", extra=None):  # type: ignore[no-untyped-def]
-        c = anthropic.Anthropic(api_key=key, base_url=base, max_retries=0)
+        c = _client(anthropic.Anthropic, key, base)
         args: dict[str, Any] = {"model": model, "max_tokens": 256, "messages": _anthropic_messages(items), **(extra or {})}
         if previous:
             args["extra_body"] = {"previous_interaction_id": previous}
@@ -284,7 +285,7 @@ class TasksFront(Front):
 
     def ask(self, base, model, items, previous, *, stream, tools=False, key="key-A", extra=None):  # type: ignore[no-untyped-def]
         assert not tools and all(isinstance(i, Text) for i in items), "task runs take text (or JSON) input"
-        c = Parallel(api_key=key, base_url=base, max_retries=0)
+        c = _client(Parallel, key, base)
         run = c.task_run.create(input="\n".join(i.text for i in items), processor=model,  # type: ignore[union-attr]
                                 **{"task_spec": TaskSpecParam(output_schema=TextSchemaParam()), **(extra or {})},
                                 **({"previous_interaction_id": previous} if previous else {}))
@@ -322,6 +323,14 @@ _BAD_REQUEST: dict[str, tuple[type[Exception], Callable[[dict[str, Any]], bool]]
 
 FRONTS: dict[str, Front] = {f.name: f for f in (InteractionsFront(), ResponsesFront(), ChatFront(), MessagesFront(),
                                                  TasksFront())}
+
+
+@functools.cache
+def _client(sdk: type, key: str, base: str) -> Any:
+    """One SDK client per base URL and key, kept for the session (building one costs an SSL context)."""
+    if sdk is genai.Client:
+        return sdk(api_key=key, http_options={"base_url": base, "retry_options": {"attempts": 1}})
+    return sdk(api_key=key, base_url=base, max_retries=0)
 
 
 def _dump(usage: Any) -> dict[str, Any]:
