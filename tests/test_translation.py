@@ -254,6 +254,12 @@ REFUSED = [
      " speaks openai-chat"),
     ("tasks", "anthropic", {"source_policy": {"include_domains": ["example.org"]}},
      "source_policy cannot be carried from the parallel-tasks API to an upstream that speaks anthropic"),
+    ("interactions", "openai-chat", {"cached_content": "cachedContents/abc"},
+     "cached_content cannot be carried from the gemini-interactions API to an upstream that speaks openai-chat"),
+    ("responses", "anthropic", {"prompt": {"id": "pmpt_123"}},
+     "prompt cannot be carried from the openai-responses API to an upstream that speaks anthropic"),
+    ("messages", "gemini", {"container": "container_1"},
+     "container cannot be carried from the anthropic-messages API to an upstream that speaks gemini"),
 ]
 
 

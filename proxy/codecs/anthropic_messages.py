@@ -43,6 +43,7 @@ from .base import (
     UpstreamCall,
     carries,
     expect,
+    mark_provider_only,
     optional_bool,
     optional_str,
     type_name,
@@ -111,6 +112,7 @@ class AnthropicMessages(Codec):
                 req.tools.append(FunctionTool(tool["name"], tool.get("description"), tool.get("input_schema")))
             else:
                 req.untranslatable.append(f"tools.{i} (type {tool.get('type')!r})")
+        mark_provider_only(body, ("container", "mcp_servers"), req)  # Anthropic's code containers, its MCP client
         return req
 
     def render(self, it: Interaction, *, include_input: bool = False) -> dict[str, Any]:
@@ -137,7 +139,6 @@ class AnthropicMessages(Codec):
     # -- upstream side ----------------------------------------------------------
 
     def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
-        self.refuse_untranslatable(req)
         turns = [*history, *req.input]
         if req.front == NAME:
             body = {k: v for k, v in req.raw.items() if k != "previous_interaction_id"}

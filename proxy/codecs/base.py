@@ -262,9 +262,10 @@ class Codec:
 
 
 def check_carriage(target: Codec, req: TurnRequest, history: list[Turn]) -> None:
-    """A 400 in the front API's shape when the request holds what `target` cannot carry (a
-    binding setting, or media anywhere in the conversation), naming what and where,
-    before anything is sent."""
+    """A 400 in the front API's shape when the request holds what `target` cannot carry (what
+    the front codec marked untranslatable, a binding setting, or media anywhere in the
+    conversation), naming what and where, before anything is sent."""
+    target.refuse_untranslatable(req)
     if req.front != target.name:  # the same API carries its own settings as they came
         _check_settings(target, req)
     # The request's own parts in its own API go back as they came; earlier turns may
@@ -340,6 +341,12 @@ def type_name(value: Any) -> str:
     return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}.get(
         type(value), type(value).__name__
     )
+
+
+def mark_provider_only(body: dict[str, Any], fields: tuple[str, ...], req: TurnRequest) -> None:
+    """Fields only this front API's provider understands (its caches, containers, servers):
+    carried to it as they are, refused by name for any other."""
+    req.untranslatable.extend(name for name in fields if body.get(name) is not None)
 
 
 def optional_bool(body: dict[str, Any], key: str, default: bool) -> bool:

@@ -70,7 +70,6 @@ class GeminiGenerate(Codec):
         return {"error": {"code": err.status, "message": err.message, "status": _STATUS_WORDS.get(err.status, "UNKNOWN")}}
 
     def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
-        self.refuse_untranslatable(req)
         expect(bool(req.model), "model: is required to call generateContent", "model")
         body: dict[str, Any] = {"contents": [_content(t, self) for t in [*history, *req.input]]}
         body["contents"] = [c for c in body["contents"] if c["parts"]]

@@ -42,6 +42,7 @@ from .base import (
     carries,
     expect,
     iso_time,
+    mark_provider_only,
     optional_bool,
     optional_str,
     type_name,
@@ -66,6 +67,8 @@ _USAGE_KEYS = {
     "total_cached_tokens": "cached_tokens",
     "total_tokens": "total_tokens",
 }
+# Fields that name something at Google (a cache, an agent's environment, a webhook).
+_PROVIDER_ONLY = ("cached_content", "agent_config", "environment", "environment_id", "webhook_config")
 # Request fields echoed back on the interaction object.
 _ECHOED = ("system_instruction", "tools", "generation_config", "response_format", "agent", "agent_config",
            "safety_settings", "labels", "service_tier", "response_modalities", "response_mime_type")
@@ -117,6 +120,7 @@ class GeminiInteractions(Codec):
         _parse_choices(config or {}, body, req)
         if agent:
             req.untranslatable.append(f"agent '{agent}'")
+        mark_provider_only(body, _PROVIDER_ONLY, req)
         return req
 
     def render(self, it: Interaction, *, include_input: bool = False) -> dict[str, Any]:
@@ -158,7 +162,6 @@ class GeminiInteractions(Codec):
 
     def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
         """A self-contained create: the whole conversation as steps, not stored upstream."""
-        self.refuse_untranslatable(req)
         if req.front == NAME:
             # Same wire API: keep every field the app sent, swap the history in.
             body = {k: v for k, v in req.raw.items() if k not in ("previous_interaction_id", "background")}

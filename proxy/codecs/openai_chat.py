@@ -149,7 +149,6 @@ class OpenAIChat(OpenAICodec):
 
     def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
         """A self-contained request: the stored conversation before the request's own messages."""
-        self.refuse_untranslatable(req)
         if req.front == NAME:
             # Same wire API: the app's body as it came. Only the conversation
             # carries over, so its own system messages stay first.

@@ -200,7 +200,6 @@ class ParallelTasks(Codec):
 
     def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
         """A create for a provider that keeps nothing: earlier turns folded into the input."""
-        self.refuse_untranslatable(req)
         if req.tools:
             raise bad_request("tools cannot be carried to an upstream that speaks parallel: the Task API has no"
                               " function tools; remove them or use another upstream", param="tools")
