@@ -318,3 +318,21 @@ def test_developer_messages_become_the_system_instruction(matrix_recall: Recall,
     body = last_body(matrix_fakes[api])
     assert SYSTEM_AT[api](body) == "Be brief.\n\nAnswer in French."
     assert sent_conversation(api, body) == [("user", "Hi, my name is Ada.")]
+
+
+# Each front API's words for an answer cut off at its output limit, and how it sets that limit.
+CUT_OFF = {"interactions": ("incomplete", {"generation_config": {"max_output_tokens": 3}}),
+           "responses": ("incomplete", {"max_output_tokens": 3}),
+           "chat": ("length", {"max_tokens": 3}),
+           "messages": ("max_tokens", {"max_tokens": 3})}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize("front_name", list(CUT_OFF))
+def test_an_answer_cut_off_at_its_limit_says_so_in_each_front_api(matrix_recall: Recall, matrix_fakes: dict[str, Any],
+                                                                  front_name: str, stream: bool) -> None:
+    finish, limit = CUT_OFF[front_name]
+    reply = FRONTS[front_name].ask(matrix_recall.base("anthropic"), model_for("anthropic"),
+                                   [Text("Tell me a long story.")], None, stream=stream, extra=limit)
+    assert last_body(matrix_fakes["anthropic"])["max_tokens"] == 3
+    assert reply.finish == finish and reply.text == "[1 user messages]"

@@ -5,6 +5,7 @@ requires `anthropic-version`, and answers from the whole `messages` history it
 receives. It calls the declared tool when the user asks about the weather in a
 city, and streams the events of spec section 6.3. With `thinking` enabled it
 thinks first, with a signature it checks when the thinking block comes back.
+An answer longer than `max_tokens` words is cut there (`stop_reason: max_tokens`).
 """
 
 from __future__ import annotations
@@ -82,8 +83,10 @@ class FakeAnthropic:
             reply = answer(texts)
             if answered_tool:
                 reply += " The tool said: " + json.dumps([b.get("content") for b in last if b.get("type") == "tool_result"])
-            content.append({"type": "text", "text": reply})
             stop = "end_turn"
+            if len(reply.split(" ")) > body["max_tokens"]:  # a word a token: cut off at the limit
+                reply, stop = " ".join(reply.split(" ")[: body["max_tokens"]]), "max_tokens"
+            content.append({"type": "text", "text": reply})
         message = {"id": message_id, "type": "message", "role": "assistant", "model": body["model"],
                    "content": content, "stop_reason": stop, "stop_sequence": None,
                    "usage": {"input_tokens": 10 * len(messages), "output_tokens": 7}}

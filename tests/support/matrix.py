@@ -162,8 +162,10 @@ class ResponsesFront(Front):
         if tools:
             args["tools"] = [{"type": "function", **TOOL}]
         if stream:
+            # The helper's get_final_response() knows response.completed only; an answer cut off
+            # ends with response.incomplete (as at OpenAI), whose response the helper also fills in.
             with c.responses.stream(**args) as events:
-                r = events.get_final_response()
+                r = [e.response for e in events if e.type in ("response.completed", "response.incomplete")][-1]
         else:
             r = c.responses.create(**args)
         calls = [{"id": o.call_id, "name": o.name, "arguments": json.loads(o.arguments)}
