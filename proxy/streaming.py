@@ -244,7 +244,6 @@ class _Run:
         return [f for d in deltas for f in self.encoder.delta(d)]
 
     async def run(self) -> None:
-        node, decoder = self.node, self.decoder
         broken: str | None = None
         stopped: str | None = None
         # Events from the provider's completion on wait until the node is
@@ -252,30 +251,34 @@ class _Run:
         held: list[Frame] = []
         try:
             if self.encoding:
-                await self._emit(self.encoder.opening(node))
+                await self._emit(self.encoder.opening(self.node))
             if self.mode == WHOLE:
                 await self._read_whole()
-                return await self._finish(held, broken, stopped)
-            assert self.response is not None
-            async with self.response:
-                async for _, events in iter_events(self.response.content):
-                    frames: list[Frame] = []
-                    for event in events:
-                        if event.malformed:
-                            broken = "the provider sent an event that is not valid JSON"
-                            break
-                        produced = self._frames_of(event, decoder.feed(event))
-                        (held if decoder.finished else frames).extend(produced)
-                    if self.mode == NATIVE and self.log.interaction_id is None and decoder.assembler.provider_id:
-                        self.log.interaction_id = node.id = decoder.assembler.provider_id
-                    await self._emit(frames)
-                    if broken:
-                        break
+            else:
+                broken = await self._read_stream(held)
         except asyncio.CancelledError:
-            stopped = self.services.runs.stop_reason(node.id) or "the request was cancelled"
+            stopped = self.services.runs.stop_reason(self.node.id) or "the request was cancelled"
         except (TimeoutError, aiohttp.ClientError) as exc:
             broken = f"the provider's stream broke: {exc or type(exc).__name__}"
         await self._finish(held, broken, stopped)
+
+    async def _read_stream(self, held: list[Frame]) -> str | None:
+        """Pass the provider's stream on as it comes; why it broke, if it did."""
+        node, decoder = self.node, self.decoder
+        assert self.response is not None
+        async with self.response:
+            async for _, events in iter_events(self.response.content):
+                frames: list[Frame] = []
+                for event in events:
+                    if event.malformed:
+                        await self._emit(frames)
+                        return "the provider sent an event that is not valid JSON"
+                    produced = self._frames_of(event, decoder.feed(event))
+                    (held if decoder.finished else frames).extend(produced)
+                if self.mode == NATIVE and self.log.interaction_id is None and decoder.assembler.provider_id:
+                    self.log.interaction_id = node.id = decoder.assembler.provider_id
+                await self._emit(frames)
+        return None
 
     async def _read_whole(self) -> None:
         """Ask the provider for the whole reply, keeping the app's connection alive meanwhile,
