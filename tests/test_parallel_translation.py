@@ -193,3 +193,14 @@ def test_a_background_response_over_a_run(recall_factory: RecallFactory, fake_pa
     while (got := c.responses.retrieve(started.id)).status == "in_progress" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert got.status == "completed" and got.output_text == "Norway won the most gold medals: 18."
+
+
+def test_a_failed_run_ends_a_stream_with_the_providers_error(recall_factory: RecallFactory,
+                                                             fake_parallel: FakeParallel) -> None:
+    fake_parallel.fail = True
+    recall = recall_factory({"parallel": Upstream("parallel", fake_parallel.url, "parallel", state="emulate")})
+    c = genai_client(recall)
+    events = list(c.interactions.create(model="lite", input="q", stream=True))
+    assert events[0].event_type == "interaction.created" and events[-1].event_type == "error"
+    assert "gave up" in events[-1].error.message
+    assert c.interactions.get(events[0].interaction.id).status == "failed"
