@@ -257,8 +257,8 @@ class Codec:
         if req.front != self.name and req.untranslatable:  # same codec: carried verbatim
             raise bad_request(
                 f"{', '.join(req.untranslatable)} cannot be carried from the {req.front} API to an upstream"
-                f" that speaks {self.speaks}; remove it or use an upstream with api = \"{_speaks_of(req.front)}\""
-            )
+                f" that speaks {self.speaks}; remove it or use an upstream with api = \"{_speaks_of(req.front)}\"",
+                code="untranslatable")
 
 
 def check_carriage(target: Codec, req: TurnRequest, history: list[Turn]) -> None:
