@@ -12,8 +12,10 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, urlencode
 
+from .codecs import KEY_HEADERS
+
 # Headers that carry a credential, in the order they identify the caller.
-CREDENTIAL_HEADERS = ("x-goog-api-key", "x-api-key", "authorization")
+CREDENTIAL_HEADERS = KEY_HEADERS
 RECALL_TOKEN_HEADER = "x-recall-token"
 # Never written to the database nor sent upstream as-is.
 SECRET_HEADERS = frozenset({*CREDENTIAL_HEADERS, RECALL_TOKEN_HEADER, "proxy-authorization", "cookie", "set-cookie"})

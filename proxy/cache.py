@@ -25,6 +25,7 @@ from aiohttp import web
 
 from .auth import SECRET_QUERY_PARAMS
 from .call import MAX_JSON_DEPTH, Call, nested_deeper_than
+from .codecs import REPLAYED_HEADERS
 from .errors import ApiError
 from .store.records import Exchange
 from .store.sqlite import SQLiteStore
@@ -33,8 +34,7 @@ LIVE, REPLAY, AUTO = "live", "replay", "auto"
 CACHE_HEADER = "X-Recall-Cache"
 # Response headers worth replaying; the rest (dates, request ids of the
 # provider's infrastructure) are either volatile or re-made by aiohttp.
-_REPLAYED_HEADERS = ("content-type", "x-recall-stored", "request-id", "x-request-id", "openai-model",
-                     "anthropic-version", "retry-after")
+_REPLAYED_HEADERS = ("content-type", "x-recall-stored", "retry-after", *REPLAYED_HEADERS)
 _NEAREST_CANDIDATES = 200
 
 

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from .codecs import KEY_PATTERNS
 from .model import Turn
 from .state import RECORDED_OWNER
 from .store.search import index_interaction
@@ -28,8 +29,7 @@ FORMAT = 1
 
 # Known credential shapes, masked wherever they appear in an exported text.
 SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
-    "openai/anthropic key": re.compile(r"sk-[A-Za-z0-9_\-]{20,}"),
-    "google api key": re.compile(r"AIza[0-9A-Za-z_\-]{35}"),
+    **{name: re.compile(pattern) for name, pattern in KEY_PATTERNS.items()},  # the providers' own (their codecs)
     "bearer token": re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/\-]{16,}=*"),
     "aws access key": re.compile(r"AKIA[0-9A-Z]{16}"),
     "github token": re.compile(r"gh[pousr]_[A-Za-z0-9]{30,}"),

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-UPSTREAM_APIS = ("gemini", "gemini-generate", "openai", "openai-chat", "anthropic", "parallel")
+from .codecs import BUILTIN_URLS, STATEFUL_APIS, UPSTREAM_CODECS
+from .model import DEFAULT_CONTEXT_MAX_CHARS
+
+# What an upstream's `api` may say: the wire APIs recall has a codec to call (codecs/__init__.py).
+UPSTREAM_APIS = tuple(UPSTREAM_CODECS)
 STATES = ("native", "emulate")
 MODES = ("live", "replay", "auto")
-# Stateless wire APIs have no previous id of their own: recall always keeps their state.
-STATELESS_APIS = frozenset({"gemini-generate", "openai-chat", "anthropic"})
-DEFAULT_CONTEXT_MAX_CHARS = 50_000
 
 
 class ConfigError(Exception):
@@ -42,15 +43,12 @@ class Upstream:
 
     @property
     def emulates(self) -> bool:
-        return self.state == "emulate" or self.api in STATELESS_APIS
+        """recall keeps this upstream's conversations: asked to, or its provider cannot."""
+        return self.state == "emulate" or self.api not in STATEFUL_APIS
 
 
-BUILTIN_UPSTREAMS: dict[str, Upstream] = {
-    "gemini": Upstream("gemini", "https://generativelanguage.googleapis.com", "gemini"),
-    "openai": Upstream("openai", "https://api.openai.com", "openai"),
-    "anthropic": Upstream("anthropic", "https://api.anthropic.com", "anthropic"),
-    "parallel": Upstream("parallel", "https://api.parallel.ai", "parallel"),
-}
+# Every provider whose codec names a root URL is mounted under its `api` value.
+BUILTIN_UPSTREAMS: dict[str, Upstream] = {api: Upstream(api, url, api) for api, url in BUILTIN_URLS.items()}
 
 
 @dataclass(slots=True)

@@ -4,6 +4,7 @@ front stream encodes from, and the assembler that turns them into a reply.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import orjson
@@ -93,3 +94,16 @@ class Assembler:
             provider_id=self.provider_id,
             error=self.error,
         )
+
+
+def deltas_of(parts: list[Part]) -> list[StreamDelta]:
+    """The deltas a stream of these finished parts would have held: each part's shell,
+    its whole content at once, and its end."""
+    deltas: list[StreamDelta] = []
+    for index, part in enumerate(parts):
+        shell = dataclasses.replace(part, text=None, arguments=None, signature=None, data=None)
+        arguments = orjson.dumps(part.arguments).decode() if part.arguments is not None else None
+        deltas += [PartStart(index, shell),
+                   PartDelta(index, text=part.text, arguments=arguments, signature=part.signature, data=part.data),
+                   PartStop(index)]
+    return deltas

@@ -6,6 +6,7 @@ cache and store layers speak only this model, never a provider's format.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -25,6 +26,10 @@ MEDIA_KINDS = frozenset({IMAGE, AUDIO, VIDEO, DOCUMENT})
 
 USER = "user"
 MODEL = "model"
+
+# How many characters of earlier turns an upstream API that folds history into one
+# input carries by default ([upstreams.NAME] context_max_chars).
+DEFAULT_CONTEXT_MAX_CHARS = 50_000
 
 # Interaction statuses, in the Interactions API's own vocabulary; codecs map
 # them to their front API's words.
@@ -119,8 +124,12 @@ class TurnRequest:
     previous_id: str | None = None
     system: str | None = None
     tools: list[FunctionTool] = field(default_factory=list)
-    # Neutral generation settings: temperature, top_p, max_output_tokens,
-    # stop_sequences, seed.
+    # Neutral generation settings (codecs.base.SETTINGS says which ones bind):
+    #   temperature, top_p, top_k, seed: numbers; max_output_tokens: int;
+    #   stop_sequences: [str]; reasoning_effort: "minimal" | "low" | "medium" | "high";
+    #   response_format: {"type": "json_schema", "schema", "name"?, "strict"?, "description"?}
+    #                    | {"type": "json_object"};
+    #   tool_choice: "auto" | "none" | "required" | {"name": function name}.
     generation: dict[str, Any] = field(default_factory=dict)
     store: bool = True
     stream: bool = False
@@ -136,7 +145,10 @@ class TurnRequest:
     untranslatable: list[str] = field(default_factory=list)
     # Set by the pipeline from the upstream's config: how many characters of
     # earlier turns an upstream API that folds history into one input may carry.
-    context_max_chars: int | None = None
+    context_max_chars: int = DEFAULT_CONTEXT_MAX_CHARS
+    # Set by the pipeline: the `api` of the upstream the call goes to, for an API
+    # that several providers serve at different paths (Chat Completions).
+    upstream_api: str | None = None
 
 
 @dataclass(slots=True)
@@ -152,6 +164,34 @@ class ModelReply:
     # The provider's id for the run that produced this reply, where its API names
     # runs apart from conversation nodes (Parallel's run_id beside interaction_id).
     run_id: str | None = None
+
+
+def name_results(turns: list[Turn]) -> None:
+    """Give each function result the name of the call it answers, where its API left it out
+    (OpenAI and Anthropic results carry only the call id; Gemini's need the name)."""
+    names = {p.call_id: p.name for turn in turns for p in turn.parts if p.kind == FUNCTION_CALL and p.call_id}
+    for turn in turns:
+        for part in turn.parts:
+            if part.kind == FUNCTION_RESULT and not part.name and part.call_id in names:
+                part.name = names[part.call_id]
+
+
+def lift_instructions(turns: list[Turn]) -> tuple[list[Turn], list[str]]:
+    """Turns without their instruction parts (system or developer messages inside the
+    conversation), and those instructions' texts in order, for an API that has a
+    system instruction but no such messages."""
+    lifted = [p.text or "" for turn in turns for p in turn.parts if p.kind == INSTRUCTION]
+    if not lifted:
+        return turns, []
+    kept = [Turn(t.role, [p for p in t.parts if p.kind != INSTRUCTION]) for t in turns]
+    return [t for t in kept if t.parts], lifted
+
+
+def give_call_id(part: Part) -> None:
+    """A function call the provider left without an id (Gemini's generateContent) gets one,
+    so that every front API can name it and the app's result can point back at it."""
+    if part.kind == FUNCTION_CALL and not part.call_id:
+        part.call_id = "call_" + secrets.token_urlsafe(12)
 
 
 def settle_status(output: list[Turn], finished: str) -> str:

@@ -32,18 +32,15 @@ import pytest
 
 from .cache import AUTO, LIVE, REPLAY
 from .cassette import export_cassette
+from .codecs import SDK_BASE_URLS
 from .config import MODES, load_config
 
 T = TypeVar("T")
 
 # Environment variables through which each SDK finds its base URL, and the
-# path under recall that serves it.
-BASE_URL_VARIABLES = {
-    "OPENAI_BASE_URL": "openai/v1",
-    "ANTHROPIC_BASE_URL": "anthropic",
-    "GOOGLE_GEMINI_BASE_URL": "gemini",
-    "PARALLEL_BASE_URL": "parallel",
-}
+# path under recall that serves it (the codecs say, codecs/__init__.py).
+BASE_URL_VARIABLES = {variable: f"{mount}{suffix}" for mount, variable, suffix in SDK_BASE_URLS}
+_SUFFIXES = {mount: suffix for mount, _, suffix in SDK_BASE_URLS}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,7 +63,7 @@ class RecallProxy:
 
     def base_url(self, upstream: str) -> str:
         """The base URL an SDK should use for one upstream (OpenAI's SDK wants /v1 in it)."""
-        return f"{self.url}/{upstream}/v1" if upstream == "openai" else f"{self.url}/{upstream}"
+        return f"{self.url}/{upstream}{_SUFFIXES.get(upstream, '')}"
 
 
 class _ServerThread:

@@ -5,15 +5,8 @@ from __future__ import annotations
 import ipaddress
 import shlex
 
+from .codecs import SDK_BASE_URLS
 from .config import Config
-
-# (built-in upstream, the SDK's base-URL variable, the path the SDK expects under it)
-SDK_BASE_URLS = (
-    ("gemini", "GOOGLE_GEMINI_BASE_URL", ""),  # google-genai
-    ("openai", "OPENAI_BASE_URL", "/v1"),  # openai: its paths start after /v1
-    ("anthropic", "ANTHROPIC_BASE_URL", ""),  # anthropic
-    ("parallel", "PARALLEL_BASE_URL", ""),  # parallel-web
-)
 
 
 def listen_url(config: Config) -> str:

@@ -16,6 +16,7 @@ import aiohttp
 import orjson
 
 DONE = b"[DONE]"
+SSE_CONTENT_TYPE = "text/event-stream"
 # A line end followed by an empty line, in any of the three line-end styles.
 _BLANK_LINE = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 

@@ -9,14 +9,17 @@ Three ways a provider's stream reaches the app:
 Whichever way, every event sent is recorded (for resume and replay) and the
 reply is assembled for the node, which is committed when the stream ends.
 The run is a task of its own: an app that disconnects loses nothing.
+An upstream API recall cannot read streams of (Parallel's task runs) is asked
+whole instead, and the finished reply is encoded as the front API's events
+(whole mode).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -25,20 +28,31 @@ from aiohttp import web
 
 from . import conversations
 from .call import Call
-from .codecs import Codec, upstream_codec_for
+from .codecs import UPSTREAM_CODECS, Codec
 from .codecs.base import Frame, StreamDecoder, StreamEncoder
-from .deltas import PartDelta, PartStart, PartStop, StreamDelta
+from .deltas import StreamDelta, deltas_of
 from .errors import ApiError, bad_request, upstream_bad_response
 from .ids import mint_id
-from .model import CANCELLED, FAILED, IN_PROGRESS, Interaction, TurnRequest
+from .model import CANCELLED, FAILED, IN_PROGRESS, Interaction, ModelReply, TurnRequest
 from .relay import STORED_HEADER
 from .runs import CANCELLED_BY_APP
 from .services import Services
-from .sse import SSEEvent, iter_events
-from .upstream import forward_headers, translated_headers
+from .sse import SSE_CONTENT_TYPE, SSEEvent, iter_events
+from .upstream import forward_headers
+from .upstream_calls import (
+    ask_upstream,
+    digest_of,
+    expect_event_stream,
+    new_node,
+    open_upstream_stream,
+    upstream_codec_of,
+    upstream_request,
+)
 
-NATIVE, RELABEL, ENCODE = "native", "relabel", "encode"
-SSE_CONTENT_TYPE = "text/event-stream"
+NATIVE, RELABEL, ENCODE, WHOLE = "native", "relabel", "encode", "whole"
+# While a reply asked whole is awaited, the app's stream gets a comment this often.
+_KEEPALIVE_SECONDS = 15.0
+KEEPALIVE = b": keep-alive\n\n"
 # Events are written behind the stream once this much is pending, or this long has passed.
 _FLUSH_BYTES = 64 * 1024
 _FLUSH_SECONDS = 0.05
@@ -122,43 +136,34 @@ class EventLog:
 async def start_emulated(request: web.Request, call: Call, services: Services, req: TurnRequest) -> web.StreamResponse:
     """A streamed or background turn in emulate mode."""
     front = call.route.codec
-    if req.background and not req.store:
-        raise bad_request("background interactions must be stored; remove store=false or background=true",
-                          param="background")
     chain, prior = await conversations.context(services, call, req)
-    upstream_codec = upstream_codec_for(front, call.upstream.api)
+    upstream_codec = upstream_codec_of(call)
     encoder = front.stream_encoder(call.headers, req.raw)
-    streamed_req = dataclasses.replace(req, stream=True)
-    streamed_req.context_max_chars = call.upstream.context_max_chars
-    upstream_call = upstream_codec.upstream_call(streamed_req, prior)
-    upstream_body = orjson.dumps(upstream_call.body)
-    headers = translated_headers(call.headers, call.query, call.upstream, front, upstream_codec)
-    headers["Content-Type"] = "application/json"
-    response = await services.upstreams.open(
-        call.upstream, upstream_call.method, upstream_call.path, headers=headers, body=upstream_body
-    )
-    if response.status != 200:
-        async with response:
-            body = await response.read()
-        raise upstream_codec.upstream_error(call.upstream.name, response.status, body)
-    await _expect_event_stream(response, call)
+    # An upstream API recall cannot read streams of is asked whole (WHOLE mode).
+    whole = not upstream_codec.reads_streams
+    _, upstream_call = upstream_request(call, dataclasses.replace(req, stream=not whole), prior)
+    response = None if whole else await open_upstream_stream(call, services, upstream_codec, upstream_call)
     storing = req.store and call.recording
-    now = time.time()
-    node = Interaction(
-        id=mint_id(front.id_prefix), owner=call.owner, upstream=call.upstream.name, front=front.name,
-        mode="emulate", model=req.model, status=IN_PROGRESS, input=req.input, output=[], created=call.created,
-        updated=now, parent_id=chain[-1].id if chain else None, root_id=chain[-1].root_id if chain else None,
-        request=front.echoed(req),
-    )
+    node = new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), mint_id(front.id_prefix), mode="emulate",
+                    parent=chain[-1] if chain else None)
     if storing:
         # The node exists before its id reaches the app (interaction.created or the background answer).
         await services.store.save_interaction(node)
-    mode = RELABEL if upstream_codec is front and encoder.can_relabel else ENCODE
+    if whole:
+        mode, decoder = WHOLE, WholeReply()
+    else:
+        mode = RELABEL if upstream_codec is front and encoder.can_relabel else ENCODE
+        decoder = upstream_codec.stream_decoder()
+
+    async def ask() -> ModelReply:
+        reply, _ = await ask_upstream(call, services, upstream_codec, upstream_call)
+        return reply
+
     # background answers at once with the in-progress object, unless the app also asked for the stream.
     sink = None if req.background and not req.stream else Sink(request, storing)
-    run = _Run(services, call, node, response, upstream_codec.stream_decoder(), encoder, sink,
+    run = _Run(services, call, node, response, decoder, encoder, sink,
                EventLog(services, node.id, storing), mode=mode, storing=storing,
-               upstream_digest=hashlib.sha256(upstream_body).hexdigest(), conversation=req.conversation)
+               upstream_digest=digest_of(upstream_call), conversation=req.conversation, ask=ask if whole else None)
     if sink is not None:
         await sink.open()
     task = services.runs.start(node.id, run.run())
@@ -175,14 +180,14 @@ async def relay_native(request: web.Request, call: Call, services: Services, req
     front = call.route.codec
     response = await services.upstreams.open(
         call.upstream, call.method, call.raw_tail,
-        headers=forward_headers(call.headers, call.upstream, front), body=call.body,
+        headers=forward_headers(call.headers, call.upstream, UPSTREAM_CODECS.get(call.upstream.api)), body=call.body,
     )
     if response.status != 200:
         async with response:
             body = await response.read()
         return web.Response(body=body, status=response.status,
                             content_type=response.content_type or "application/json")
-    await _expect_event_stream(response, call)
+    await expect_event_stream(response, call)
     storing = req.store and call.recording
     node = Interaction(
         id="", owner=call.owner, upstream=call.upstream.name, front=front.name, mode="native", model=req.model,
@@ -198,27 +203,37 @@ async def relay_native(request: web.Request, call: Call, services: Services, req
     return sink.response
 
 
-async def _expect_event_stream(response: aiohttp.ClientResponse, call: Call) -> None:
-    """A provider that answers a stream request with something else gets a clear 502
-    before the app's stream starts (and before any node exists)."""
-    if response.content_type == SSE_CONTENT_TYPE:
-        return
-    async with response:
-        await response.read()
-    raise upstream_bad_response(call.upstream.name, f"it answered a stream request with {response.content_type}"
-                                f" instead of an event stream ({SSE_CONTENT_TYPE})")
+class WholeReply(StreamDecoder):
+    """A reply asked for whole (WHOLE mode), given as the deltas a stream of it would have held."""
+
+    def take(self, reply: ModelReply) -> list[StreamDelta]:
+        deltas = deltas_of([p for turn in reply.output for p in turn.parts])
+        for delta in deltas:
+            self.assembler.apply(delta)
+        assembler = self.assembler
+        assembler.status, assembler.usage, assembler.model = reply.status, reply.usage, reply.model
+        assembler.provider_id, assembler.error = reply.provider_id, reply.error
+        self.finished = True
+        return deltas
 
 
 class _Run:
-    def __init__(self, services: Services, call: Call, node: Interaction, response: aiohttp.ClientResponse,
+    def __init__(self, services: Services, call: Call, node: Interaction, response: aiohttp.ClientResponse | None,
                  decoder: StreamDecoder, encoder: StreamEncoder, sink: Sink | None, log: EventLog, *,
-                 mode: str, storing: bool, upstream_digest: str | None, conversation: str | None = None) -> None:
+                 mode: str, storing: bool, upstream_digest: str | None, conversation: str | None = None,
+                 ask: Callable[[], Awaitable[ModelReply]] | None = None) -> None:
         self.services, self.call, self.node = services, call, node
         self.response, self.decoder, self.encoder = response, decoder, encoder
         self.sink, self.log, self.mode = sink, log, mode
         self.storing, self.upstream_digest = storing, upstream_digest
         # The conversation object the finished turn's items go into.
         self.conversation = conversation
+        # WHOLE mode: asks the provider for the finished reply.
+        self.ask = ask
+        # The provider's error answer to a call asked whole, shown to the app as it came.
+        self.refused: ApiError | None = None
+        # Events re-encoded in the front API (rather than passed on as the provider wrote them).
+        self.encoding = mode in (ENCODE, WHOLE)
 
     async def _emit(self, frames: list[Frame]) -> None:
         if not frames:
@@ -237,34 +252,60 @@ class _Run:
         return [f for d in deltas for f in self.encoder.delta(d)]
 
     async def run(self) -> None:
-        node, decoder = self.node, self.decoder
         broken: str | None = None
         stopped: str | None = None
         # Events from the provider's completion on wait until the node is
         # committed: an app that has seen the end can chain onto it at once.
         held: list[Frame] = []
         try:
-            if self.mode == ENCODE:
-                await self._emit(self.encoder.opening(node))
-            async with self.response:
-                async for _, events in iter_events(self.response.content):
-                    frames: list[Frame] = []
-                    for event in events:
-                        if event.malformed:
-                            broken = "the provider sent an event that is not valid JSON"
-                            break
-                        produced = self._frames_of(event, decoder.feed(event))
-                        (held if decoder.finished else frames).extend(produced)
-                    if self.mode == NATIVE and self.log.interaction_id is None and decoder.assembler.provider_id:
-                        self.log.interaction_id = node.id = decoder.assembler.provider_id
-                    await self._emit(frames)
-                    if broken:
-                        break
+            if self.encoding:
+                await self._emit(self.encoder.opening(self.node))
+            if self.mode == WHOLE:
+                await self._read_whole()
+            else:
+                broken = await self._read_stream(held)
         except asyncio.CancelledError:
-            stopped = self.services.runs.stop_reason(node.id) or "the request was cancelled"
+            stopped = self.services.runs.stop_reason(self.node.id) or "the request was cancelled"
         except (TimeoutError, aiohttp.ClientError) as exc:
             broken = f"the provider's stream broke: {exc or type(exc).__name__}"
         await self._finish(held, broken, stopped)
+
+    async def _read_stream(self, held: list[Frame]) -> str | None:
+        """Pass the provider's stream on as it comes; why it broke, if it did."""
+        node, decoder = self.node, self.decoder
+        assert self.response is not None
+        async with self.response:
+            async for _, events in iter_events(self.response.content):
+                frames: list[Frame] = []
+                for event in events:
+                    if event.malformed:
+                        await self._emit(frames)
+                        return "the provider sent an event that is not valid JSON"
+                    produced = self._frames_of(event, decoder.feed(event))
+                    (held if decoder.finished else frames).extend(produced)
+                if self.mode == NATIVE and self.log.interaction_id is None and decoder.assembler.provider_id:
+                    self.log.interaction_id = node.id = decoder.assembler.provider_id
+                await self._emit(frames)
+        return None
+
+    async def _read_whole(self) -> None:
+        """Ask the provider for the whole reply, keeping the app's connection alive meanwhile,
+        then send it as the front API's events."""
+        assert self.ask is not None and isinstance(self.decoder, WholeReply)
+        asking = asyncio.ensure_future(self.ask())
+        try:
+            while not asking.done():
+                await asyncio.wait({asking}, timeout=_KEEPALIVE_SECONDS)
+                if not asking.done() and self.sink is not None:
+                    await self.sink.send(KEEPALIVE)  # an SSE comment: every SDK skips it
+            try:
+                reply = asking.result()
+            except ApiError as err:
+                self.refused, self.decoder.failure = err, err.message
+                return
+            await self._emit([f for d in self.decoder.take(reply) for f in self.encoder.delta(d)])
+        finally:
+            asking.cancel()
 
     def _settle(self, broken: str | None, stopped: str | None) -> None:
         node, decoder = self.node, self.decoder
@@ -292,9 +333,9 @@ class _Run:
             # after the opening events if the provider broke before sending them.
             opening = self.encoder.opening(node) if self.mode == RELABEL and not self.log.count else []
             return opening + self.encoder.failure(node, upstream_bad_response(self.call.upstream.name, node.error or ""))
-        if self.mode == ENCODE and node.status == FAILED:
-            return self.encoder.failure(node, ApiError(502, "upstream_error", node.error or ""))
-        if self.mode == ENCODE or (stopped and self.mode == RELABEL):
+        if self.encoding and node.status == FAILED:
+            return self.encoder.failure(node, self.refused or ApiError(502, "upstream_error", node.error or ""))
+        if self.encoding or (stopped and self.mode == RELABEL):
             return self.encoder.closing(node)
         return []
 
@@ -351,12 +392,6 @@ def synthesize(front: Codec, call: Call, node: Interaction) -> list[Frame]:
     """The events of a stream for a turn that was not streamed when it ran."""
     encoder = front.stream_encoder(call.headers, None)
     frames = encoder.opening(node)
-    parts = [p for turn in node.output for p in turn.parts]
-    for index, part in enumerate(parts):
-        shell = dataclasses.replace(part, text=None, arguments=None, signature=None, data=None)
-        frames += encoder.delta(PartStart(index, shell))
-        arguments = orjson.dumps(part.arguments).decode() if part.arguments is not None else None
-        frames += encoder.delta(PartDelta(index, text=part.text, arguments=arguments,
-                                          signature=part.signature, data=part.data))
-        frames += encoder.delta(PartStop(index))
+    for delta in deltas_of([p for turn in node.output for p in turn.parts]):
+        frames += encoder.delta(delta)
     return frames + encoder.closing(node)

@@ -3,8 +3,8 @@
 Emulate mode (any upstream but a native Parallel one): the create answers
 `queued` at once with recall's ids, and the run goes on as a background task
 (proxy/runs.py) that asks the upstream once, whole, through the same pipeline
-steps as any turn (turns.upstream_request, turns.ask_upstream, which awaits an
-asynchronous provider). A task's output arrives whole and its events are
+steps as any turn (upstream_calls.upstream_request and ask_upstream, which
+awaits an asynchronous provider). A task's output arrives whole and its events are
 status changes, so no upstream stream is needed, and a run works over every
 upstream codec. Its events are recorded (streaming.EventLog) for `…/events`,
 which streaming.follow serves live or afterwards.
@@ -17,7 +17,6 @@ interaction id, with its run id).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import time
@@ -37,6 +36,7 @@ from .relay import STORED_HEADER, relay
 from .services import Services
 from .sse import SSEParser
 from .state import history
+from .upstream_calls import ask_upstream, digest_of, new_node, upstream_request
 
 log = logging.getLogger("recall")
 
@@ -60,8 +60,8 @@ async def create(request: web.Request, call: Call, services: Services) -> web.St
         return await turns.create_native(request, call, services, req)
     chain = await services.state.chain_for(req.previous_id, call.owner, codec) if req.previous_id else []
     # Built before anything is written: what the upstream cannot carry is a 400 now, not a failed run.
-    upstream_codec, upstream_call = turns.upstream_request(call, req, history(chain))
-    node = turns.new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), mint_id(codec.id_prefix),
+    upstream_codec, upstream_call = upstream_request(call, req, history(chain))
+    node = new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), mint_id(codec.id_prefix),
                           mode="emulate", parent=chain[-1] if chain else None)
     node.run_id = mint_id(codec.run_id_prefix)
     rendered = codec.render(node, status="queued")
@@ -70,7 +70,7 @@ async def create(request: web.Request, call: Call, services: Services) -> web.St
     exchange = call.exchange(200, {"content-type": JSON}, body if storing else None)
     exchange.model = node.model
     # The folded body sent upstream is derived data: its digest, not a copy.
-    exchange.upstream_digest = hashlib.sha256(orjson.dumps(upstream_call.body)).hexdigest()
+    exchange.upstream_digest = digest_of(upstream_call)
     if storing:
         # Committed before the ids reach the app: an immediate read or follow-up finds the run.
         await services.store.save_interaction(node, exchange)
@@ -89,7 +89,7 @@ async def _run(call: Call, services: Services, node: Interaction, upstream_codec
     events.add(encoder.opening(node))
     events.flush()
     try:
-        reply, _, _ = await turns.ask_upstream(call, services, upstream_codec, upstream_call)
+        reply, _ = await ask_upstream(call, services, upstream_codec, upstream_call)
         node.output, node.usage, node.status, node.error = reply.output, reply.usage, reply.status, reply.error
         node.provider_id = reply.provider_id
         if node.status in (COMPLETED, INCOMPLETE) and (problem := shape_output(node)):

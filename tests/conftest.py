@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from tests.support.fake_gemini import FakeGemini
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_parallel import FakeParallel
 from tests.support.loop_thread import LoopThread
+from tests.support.matrix import UPSTREAM_APIS, fakes_by_api
 
 pytest_plugins = ["pytester", "tests.support.rigs", "tests.support.figures", "tests.support.profiles",
                   "tests.support.viewer_fixtures"]
@@ -154,3 +156,29 @@ def recall(recall_factory: RecallFactory, fake_gemini: FakeGemini) -> Recall:
         "gemini": Upstream("gemini", fake_gemini.url, "gemini", state="emulate"),
         "gemgen": Upstream("gemgen", fake_gemini.url, "gemini-generate"),
     })
+
+
+# -- the translation matrix (tests/test_matrix.py, tests/test_translation.py) ----------------
+
+
+@pytest.fixture(scope="session")
+def matrix_fakes(loop_thread: LoopThread) -> Iterator[dict[str, Any]]:
+    """One stateless fake provider per upstream `api`, shared by the matrix tests."""
+    started = fakes_by_api()
+    for fake in started.values():
+        loop_thread.run(fake.start())
+    yield started
+    for fake in started.values():
+        loop_thread.run(fake.stop())
+
+
+@pytest.fixture(scope="session")
+def matrix_recall(loop_thread: LoopThread, matrix_fakes: dict[str, Any],
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recall]:
+    """One recall with every upstream api mounted under its own name, recall keeping the state."""
+    config = Config(host="127.0.0.1", port=0)
+    config.upstreams = {api: Upstream(api, matrix_fakes[api].url, api, state="emulate") for api in UPSTREAM_APIS}
+    db_path = tmp_path_factory.mktemp("matrix") / "recall.db"
+    runner, port = loop_thread.run(start(config, db_path))
+    yield Recall(f"http://127.0.0.1:{port}", db_path, config)
+    loop_thread.run(runner.cleanup())

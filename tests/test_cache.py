@@ -165,8 +165,8 @@ def test_export_masks_key_patterns_found_in_bodies(recall_factory: RecallFactory
     result = CliRunner().invoke(main, ["cassette", "export", "--db", str(recall.db_path), "-o", str(cassette)])
     assert result.exit_code == 0
     assert leaked not in cassette.read_text()
-    assert "<masked openai/anthropic key>" in cassette.read_text()
-    assert "masked a secret in" in result.output and "openai/anthropic key" in result.output
+    assert "<masked openai api key>" in cassette.read_text()
+    assert "masked a secret in" in result.output and "openai api key" in result.output
 
 
 def test_cassette_import_refuses_a_file_that_is_not_one(tmp_path: Path) -> None:

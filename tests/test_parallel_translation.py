@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import time
+
+import openai
 import parallel
 import pytest
 from google import genai
@@ -116,11 +120,15 @@ def test_interactions_app_over_a_parallel_upstream(recall_factory: RecallFactory
                                   f"{REQUEST_HEADER}\nHow many medals did they win?")
     results = [r for r in fake_parallel.requests if r.path.endswith("/result")]
     assert results and all(r.query["timeout"] == "595" for r in results)
-    creates = len(fake_parallel.creates())
-    with pytest.raises(gi.BadRequestError) as caught:
-        c.interactions.create(model="lite", input="q", stream=True)
-    assert "stream" in caught.value.body["error"]["message"] and "parallel" in caught.value.body["error"]["message"]
-    assert len(fake_parallel.creates()) == creates  # refused before anything was sent
+    # Parallel's runs do not stream: recall awaits the run and streams the finished turn.
+    events = list(c.interactions.create(model="lite", input="How does that compare to the second place country?",
+                                        previous_interaction_id=second.id, stream=True))
+    assert [e.event_type for e in events][:2] == ["interaction.created", "interaction.status_update"]
+    text = "".join(e.delta.text for e in events if e.event_type == "step.delta")
+    assert text == "Norway's 41 medals are 11 more than second-placed Italy's 30."
+    assert events[-1].event_type == "interaction.completed" and events[-1].interaction.status == "completed"
+    assert "stream" not in fake_parallel.creates()[-1].body
+    assert c.interactions.get(events[0].interaction.id).output_text == text
 
 
 def test_a_failed_provider_run_fails_the_interaction(recall_factory: RecallFactory, fake_parallel: FakeParallel) -> None:
@@ -151,3 +159,48 @@ def test_fold_context_rule() -> None:
     # Thoughts are left out; calls and results are summarised.
     mixed = Turn(MODEL, [Part("thought", text="secret"), Part("function_call", name="f", arguments={"x": 1}), Part(TEXT, text="ok")])
     assert fold_context([mixed], 100) == f'{CONTEXT_HEADER}\n\nAssistant: [called f with {{"x":1}}]\nok'
+
+
+def test_a_stream_over_a_run_keeps_the_connection_alive(recall_factory: RecallFactory, fake_parallel: FakeParallel,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a run asked whole goes on, the app's stream gets SSE comments, which every SDK skips."""
+    monkeypatch.setattr("proxy.streaming._KEEPALIVE_SECONDS", 0.05)
+    fake_parallel.delay = 0.4
+    recall = recall_factory({"parallel": Upstream("parallel", fake_parallel.url, "parallel", state="emulate")})
+    with http.stream("POST", f"{recall.base('parallel')}/v1beta/interactions", headers={"x-goog-api-key": "pk-A"},
+                     json={"model": "lite", "input": "Hi, my name is Karthik.", "stream": True}) as answer:
+        raw = answer.read()
+    assert raw.startswith(b"event: interaction.created\n") and raw.count(b": keep-alive\n\n") >= 3
+    c = genai_client(recall)  # kept alive: a collected genai.Client closes its connection pool
+    events = list(c.interactions.create(model="lite", input="What is my name?", stream=True,
+                                        previous_interaction_id=_first_id(raw)))
+    assert "".join(e.delta.text for e in events if e.event_type == "step.delta") == "Your name is Karthik."
+
+
+def _first_id(raw: bytes) -> str:
+    first = raw.split(b"\n\n", 1)[0].split(b"data: ", 1)[1]
+    return json.loads(first)["interaction"]["id"]
+
+
+def test_a_background_response_over_a_run(recall_factory: RecallFactory, fake_parallel: FakeParallel) -> None:
+    fake_parallel.delay = 0.2
+    recall = recall_factory({"parallel": Upstream("parallel", fake_parallel.url, "parallel", state="emulate")})
+    c = openai.OpenAI(api_key="pk-A", base_url=f"{recall.base('parallel')}/v1", max_retries=0)
+    started = c.responses.create(model="lite", input="Which country won the most Winter Olympics gold medals in 2026?",
+                                 background=True)
+    assert started.status == "in_progress" and started.background
+    deadline = time.monotonic() + 10
+    while (got := c.responses.retrieve(started.id)).status == "in_progress" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert got.status == "completed" and got.output_text == "Norway won the most gold medals: 18."
+
+
+def test_a_failed_run_ends_a_stream_with_the_providers_error(recall_factory: RecallFactory,
+                                                             fake_parallel: FakeParallel) -> None:
+    fake_parallel.fail = True
+    recall = recall_factory({"parallel": Upstream("parallel", fake_parallel.url, "parallel", state="emulate")})
+    c = genai_client(recall)
+    events = list(c.interactions.create(model="lite", input="q", stream=True))
+    assert events[0].event_type == "interaction.created" and events[-1].event_type == "error"
+    assert "gave up" in events[-1].error.message
+    assert c.interactions.get(events[0].interaction.id).status == "failed"

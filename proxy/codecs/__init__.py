@@ -1,6 +1,7 @@
 """The codec registry: one module per wire API, one row per codec here.
 
-Adding a provider is one new codec module and a row in CODECS.
+Adding a provider is one new codec module and a row in CODECS: every table
+below (and the config's `api` values, built-in mounts, `recall env`) follows.
 """
 
 from __future__ import annotations
@@ -28,7 +29,22 @@ FRONT_CODECS: dict[str, Codec] = {codec.name: codec for codec in CODECS}
 UPSTREAM_CODECS: dict[str, Codec] = {codec.speaks: codec for codec in CODECS}
 #: Provider family of each codec, for opaque signatures (thoughts, reasoning).
 FAMILY_OF: dict[str, str] = {codec.name: codec.family for codec in CODECS}
-
+#: Upstream `api` values whose provider can keep conversations itself (`state = "native"`);
+#: recall keeps every other one's.
+STATEFUL_APIS: frozenset[str] = frozenset().union(*(codec.stateful_on for codec in CODECS))
+#: Providers mounted by default, by `api` value (which is also the mount name): their root URL.
+BUILTIN_URLS: dict[str, str] = {codec.speaks: codec.builtin_url for codec in UPSTREAM_CODECS.values()
+                                if codec.builtin_url}
+#: (mount, the SDK's base-URL variable, the path the SDK expects under it) for each built-in provider.
+SDK_BASE_URLS: tuple[tuple[str, str, str], ...] = tuple(
+    (codec.speaks, *codec.sdk_base_url) for codec in UPSTREAM_CODECS.values() if codec.sdk_base_url)
+#: Headers providers read keys from, in the order they identify a caller (a bearer token last).
+KEY_HEADERS: tuple[str, ...] = tuple(sorted(dict.fromkeys(codec.auth_header for codec in CODECS),
+                                            key=lambda name: name == "authorization"))
+#: Response headers the providers' SDKs read, kept when a recording is replayed.
+REPLAYED_HEADERS: tuple[str, ...] = tuple(dict.fromkeys(h for codec in CODECS for h in codec.replayed_headers))
+#: The shapes of the providers' API keys, by family, masked in cassette exports.
+KEY_PATTERNS: dict[str, str] = {f"{codec.family} api key": codec.key_pattern for codec in CODECS if codec.key_pattern}
 
 
 def upstream_codec_for(front: Codec, upstream_api: str) -> Codec:
@@ -37,4 +53,5 @@ def upstream_codec_for(front: Codec, upstream_api: str) -> Codec:
     return front if upstream_api in front.same_wire else UPSTREAM_CODECS[upstream_api]
 
 
-__all__ = ["CODECS", "FAMILY_OF", "FRONT_CODECS", "UPSTREAM_CODECS", "Codec", "UpstreamCall", "upstream_codec_for"]
+__all__ = ["BUILTIN_URLS", "CODECS", "FAMILY_OF", "FRONT_CODECS", "KEY_HEADERS", "KEY_PATTERNS", "REPLAYED_HEADERS",
+           "SDK_BASE_URLS", "STATEFUL_APIS", "UPSTREAM_CODECS", "Codec", "UpstreamCall", "upstream_codec_for"]

@@ -43,6 +43,7 @@ from .base import (
     UpstreamCall,
     carries,
     expect,
+    mark_provider_only,
     optional_bool,
     optional_str,
     type_name,
@@ -57,6 +58,10 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: 
                 404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 529: "overloaded_error"}
 _GENERATION = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "stop_sequences": "stop_sequences",
                "max_tokens": "max_output_tokens"}
+# A thinking budget as the neutral reasoning effort (the first limit it fits under).
+_MEDIUM_BUDGET = 8192
+_EFFORT_OF_BUDGET = ((2048, "low"), (_MEDIUM_BUDGET, "medium"), (2**62, "high"))
+_BUDGET_OF_EFFORT = {"minimal": 1024, "low": 2048, "medium": _MEDIUM_BUDGET, "high": 16384}
 _USAGE_KEYS = {"input_tokens": "input_tokens", "output_tokens": "output_tokens",
                "cache_read_input_tokens": "cached_tokens"}
 
@@ -70,6 +75,13 @@ class AnthropicMessages(Codec):
     auth_header = "x-api-key"
     auth_prefix = ""
     required_headers = {"anthropic-version": "2023-06-01"}
+    media_inline = media_by_url = frozenset({IMAGE, DOCUMENT})
+    builtin_url = "https://api.anthropic.com"
+    sdk_base_url = ("ANTHROPIC_BASE_URL", "")  # anthropic
+    replayed_headers = ("request-id", "anthropic-version")
+    key_pattern = r"sk-ant-[A-Za-z0-9_\-]{20,}"
+    carries_settings = frozenset({*_GENERATION.values(), "reasoning_effort", "response_format", "tool_choice"})
+    setting_fields = {"response_format": "output_config.format"}
 
     # -- front side -------------------------------------------------------------
 
@@ -90,6 +102,7 @@ class AnthropicMessages(Codec):
         for wire, neutral in _GENERATION.items():
             if body.get(wire) is not None:
                 req.generation[neutral] = body[wire]
+        _parse_choices(body, req)
         tools = body.get("tools")
         expect(tools is None or isinstance(tools, list), f"tools: expected a list; got {type_name(tools)}", "tools")
         for i, tool in enumerate(tools or []):
@@ -99,6 +112,7 @@ class AnthropicMessages(Codec):
                 req.tools.append(FunctionTool(tool["name"], tool.get("description"), tool.get("input_schema")))
             else:
                 req.untranslatable.append(f"tools.{i} (type {tool.get('type')!r})")
+        mark_provider_only(body, ("container", "mcp_servers"), req)  # Anthropic's code containers, its MCP client
         return req
 
     def render(self, it: Interaction, *, include_input: bool = False) -> dict[str, Any]:
@@ -125,7 +139,6 @@ class AnthropicMessages(Codec):
     # -- upstream side ----------------------------------------------------------
 
     def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
-        self.refuse_untranslatable(req)
         turns = [*history, *req.input]
         if req.front == NAME:
             body = {k: v for k, v in req.raw.items() if k != "previous_interaction_id"}
@@ -140,6 +153,15 @@ class AnthropicMessages(Codec):
             for wire, neutral in _GENERATION.items():
                 if wire != "max_tokens" and neutral in req.generation:
                     body[wire] = req.generation[neutral]
+            choice = req.generation.get("tool_choice")
+            if choice is not None:
+                body["tool_choice"] = ({"type": "tool", "name": choice["name"]} if isinstance(choice, dict)
+                                       else {"type": "any" if choice == "required" else choice})
+            _thinking_out(req, body)
+            form = req.generation.get("response_format")
+            if form:
+                schema = form["schema"] if form["type"] == "json_schema" else {"type": "object"}
+                body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
         body["messages"] = _messages(turns, self)
         if req.stream:
             body["stream"] = True
@@ -164,6 +186,27 @@ class AnthropicMessages(Codec):
 
 
 # -- decoding ------------------------------------------------------------------
+
+
+def _parse_choices(body: dict[str, Any], req: TurnRequest) -> None:
+    """Tool choice, structured output and extended thinking as neutral settings."""
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        if kind == "tool":
+            expect(isinstance(choice.get("name"), str), "tool_choice.name: Field required", "tool_choice")
+            req.generation["tool_choice"] = {"name": choice["name"]}
+        elif kind in ("auto", "any", "none"):
+            req.generation["tool_choice"] = {"any": "required"}.get(kind, kind)
+    output = body.get("output_config")
+    form = output.get("format") if isinstance(output, dict) else None
+    if isinstance(form, dict) and form.get("type") == "json_schema" and isinstance(form.get("schema"), dict):
+        req.generation["response_format"] = {"type": "json_schema", "schema": form["schema"]}
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+        budget = thinking.get("budget_tokens")
+        budget = budget if isinstance(budget, int) else _MEDIUM_BUDGET
+        req.generation["reasoning_effort"] = next(word for limit, word in _EFFORT_OF_BUDGET if budget <= limit)
 
 
 def _system(value: Any) -> str | None:
@@ -249,6 +292,19 @@ def _block(part: Part, target: Codec) -> dict[str, Any] | None:
     if part.native is not None and part.origin == NAME:
         return dict(part.native)
     return None
+
+
+def _thinking_out(req: TurnRequest, body: dict[str, Any]) -> None:
+    """A reasoning effort as extended thinking, where Anthropic allows it (not with a forced tool)."""
+    effort = req.generation.get("reasoning_effort")
+    choice = req.generation.get("tool_choice")
+    if not effort or isinstance(choice, dict) or choice == "required":
+        return
+    budget = _BUDGET_OF_EFFORT.get(effort, _MEDIUM_BUDGET)
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    body["max_tokens"] += budget  # max_tokens counts the thinking too: the answer keeps the room it was given
+    for key in ("temperature", "top_k"):  # Anthropic refuses them beside thinking
+        body.pop(key, None)
 
 
 def _messages(turns: list[Turn], target: Codec) -> list[dict[str, Any]]:
@@ -337,7 +393,8 @@ class MessagesStreamEncoder(StreamEncoder):
         return [
             self._frame("message_delta", {"delta": {"stop_reason": _stop_reason(node.status, node.output),
                                                     "stop_sequence": None},
-                                          "usage": {"output_tokens": node.usage.output_tokens or 0}}),
+                                          # Cumulative, so the input count known only now reaches the SDK's snapshot.
+                                          "usage": _usage(node.usage)}),
             self._frame("message_stop", {}),
         ]
 

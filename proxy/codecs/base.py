@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 
 import orjson
 
-from ..deltas import Assembler, StreamDelta
+from ..deltas import Assembler, PartStart, StreamDelta
 from ..errors import ApiError, bad_request, not_found
-from ..model import Interaction, ModelReply, Part, Turn, TurnRequest
+from ..model import MEDIA_KINDS, Interaction, ModelReply, Part, Turn, TurnRequest, give_call_id
 from ..sse import SSEEvent
 
 
@@ -45,6 +45,8 @@ class StreamDecoder:
         """The deltas an event holds, already applied to the assembled reply."""
         deltas = self.decode(event)
         for delta in deltas:
+            if isinstance(delta, PartStart):
+                give_call_id(delta.part)
             self.assembler.apply(delta)
         return deltas
 
@@ -124,6 +126,32 @@ class Codec:
     #: Statuses with which this API's provider says of a result fetched through
     #: `pending_result` that it is not ready yet (ask again), e.g. Parallel's 408.
     not_ready_statuses: ClassVar[frozenset[int]] = frozenset()
+    #: The provider's facts, on the codec recall calls it with (its row in UPSTREAM_CODECS):
+    #: its root URL when recall mounts it by default under the name of its `api` value;
+    builtin_url: ClassVar[str | None] = None
+    #: the environment variable its official SDK reads its base URL from, and the path
+    #: the SDK expects under it (`recall env`, the pytest fixture);
+    sdk_base_url: ClassVar[tuple[str, str] | None] = None
+    #: response headers its SDK reads (request ids), kept when a recording is replayed;
+    replayed_headers: ClassVar[tuple[str, ...]] = ()
+    #: and the shape of its API keys, masked wherever a cassette export finds one.
+    key_pattern: ClassVar[str | None] = None
+    #: Whether recall reads this API's streams from a provider. An upstream API that
+    #: cannot stream (Parallel's task runs) is asked whole, and recall streams the
+    #: finished turn to an app that asked for a stream.
+    reads_streams: ClassVar[bool] = True
+    #: Whether this API takes system or developer messages inside the conversation; for
+    #: one that does not, recall moves them into its system instruction.
+    instruction_messages: ClassVar[bool] = False
+    #: Neutral generation settings (TurnRequest.generation keys) this API carries as an
+    #: upstream. A binding one it does not carry is refused (SETTINGS); others are dropped.
+    carries_settings: ClassVar[frozenset[str]] = frozenset()
+    #: What this front API calls a neutral setting, for errors in the app's own terms.
+    setting_fields: ClassVar[dict[str, str]] = {}
+    #: Media kinds (model.MEDIA_KINDS) this API takes from recall as an upstream:
+    #: inline (base64 data) and by URL. Other media is refused by name (check_carriage).
+    media_inline: ClassVar[frozenset[str]] = frozenset()
+    media_by_url: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -203,13 +231,82 @@ class Codec:
         return ApiError(status, "upstream_error",
                         f"upstream '{upstream}' answered {status}: {self.upstream_error_message(body)}")
 
+    def cannot_carry(self, part: Part) -> tuple[str, str] | None:
+        """What a part of the conversation is and why this API cannot take it, or None when it can.
+
+        Thoughts and provider-only parts of another API are not refused: they are
+        dropped (another provider could not verify or use them). Media is content,
+        so media this API cannot take is refused."""
+        if part.kind not in MEDIA_KINDS:
+            return None
+        if part.data is None and part.uri is None:  # a provider's file id: meaningful to its own API only
+            if part.origin == self.name:
+                return None
+            return f"{_article(part.kind)} {part.kind} given as a file id", "file ids belong to the API that issued them"
+        inline = part.data is not None
+        if part.kind in (self.media_inline if inline else self.media_by_url):
+            return None
+        plural = _PLURAL.get(part.kind, part.kind + "s")
+        other = self.media_by_url if inline else self.media_inline
+        why = (f"it takes {plural} {'by URL' if inline else 'inline (base64)'} only" if part.kind in other
+               else f"it takes no {plural}")
+        return f"{_article(part.kind)} {part.kind} given {'inline' if inline else 'by URL'}", why
+
     def refuse_untranslatable(self, req: TurnRequest) -> None:
         """A request that holds what this API cannot carry gets a 400 naming it."""
         if req.front != self.name and req.untranslatable:  # same codec: carried verbatim
             raise bad_request(
                 f"{', '.join(req.untranslatable)} cannot be carried from the {req.front} API to an upstream"
-                f" that speaks {self.speaks}; remove it or use an upstream with api = \"{_speaks_of(req.front)}\""
-            )
+                f" that speaks {self.speaks}; remove it or use an upstream with api = \"{_speaks_of(req.front)}\"",
+                code="untranslatable")
+
+
+def check_carriage(target: Codec, req: TurnRequest, history: list[Turn]) -> None:
+    """A 400 in the front API's shape when the request holds what `target` cannot carry (what
+    the front codec marked untranslatable, a binding setting, or media anywhere in the
+    conversation), naming what and where, before anything is sent."""
+    target.refuse_untranslatable(req)
+    if req.front != target.name:  # the same API carries its own settings as they came
+        _check_settings(target, req)
+    # The request's own parts in its own API go back as they came; earlier turns may
+    # come from any API (a chain can change front API and upstream at every turn).
+    own_input = [] if req.front == target.name else req.input
+    for where, turns in (("the conversation this request continues", history), ("this request's input", own_input)):
+        for number, turn in enumerate(turns, start=1):
+            for position, part in enumerate(turn.parts, start=1):
+                refused = target.cannot_carry(part)
+                if refused is not None:
+                    what, why = refused
+                    raise bad_request(
+                        f"{what} (turn {number}, part {position} of {where}) cannot be carried from the {req.front}"
+                        f" API to an upstream that speaks {target.speaks} ({why}); remove it or use an upstream"
+                        " that takes it", code="untranslatable")
+
+
+_PLURAL = {"audio": "audio", "video": "video"}
+
+#: Neutral settings whose loss would change what the app gets back (the rest are
+#: tuning hints an upstream without them does without), and what each one is.
+SETTINGS = {"stop_sequences": "stop sequences", "response_format": "structured output",
+            "tool_choice": "a forced tool choice"}
+
+
+def _check_settings(target: Codec, req: TurnRequest) -> None:
+    from . import FRONT_CODECS  # local: the registry imports this module
+
+    for key, what in SETTINGS.items():
+        value = req.generation.get(key)
+        if value is None or key in target.carries_settings or (key == "tool_choice" and value in ("auto", "none")):
+            continue
+        front = FRONT_CODECS.get(req.front)
+        field = front.setting_fields.get(key, key) if front else key
+        raise bad_request(f"{field} cannot be carried from the {req.front} API to an upstream that speaks"
+                          f" {target.speaks} (it has no {what}); remove it or use an upstream that has it",
+                          code="untranslatable", param=field)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _speaks_of(front: str) -> str:
@@ -244,6 +341,12 @@ def type_name(value: Any) -> str:
     return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}.get(
         type(value), type(value).__name__
     )
+
+
+def mark_provider_only(body: dict[str, Any], fields: tuple[str, ...], req: TurnRequest) -> None:
+    """Fields only this front API's provider understands (its caches, containers, servers):
+    carried to it as they are, refused by name for any other."""
+    req.untranslatable.extend(name for name in fields if body.get(name) is not None)
 
 
 def optional_bool(body: dict[str, Any], key: str, default: bool) -> bool:

@@ -6,6 +6,7 @@ Thought signatures ride on the part after the thought (specs section 10).
 
 from __future__ import annotations
 
+import mimetypes
 from typing import Any
 from urllib.parse import quote
 
@@ -38,6 +39,7 @@ _GENERATION_KEYS = {
     "max_output_tokens": "maxOutputTokens",
     "stop_sequences": "stopSequences",
     "seed": "seed",
+    "top_k": "topK",
 }
 _USAGE_KEYS = {
     "promptTokenCount": "input_tokens",
@@ -61,12 +63,13 @@ class GeminiGenerate(Codec):
     id_prefix = "gc_"
     auth_header = "x-goog-api-key"
     auth_prefix = ""
+    media_inline = media_by_url = MEDIA_KINDS
+    carries_settings = frozenset({*_GENERATION_KEYS, "reasoning_effort", "response_format", "tool_choice"})
 
     def error_body(self, err: ApiError) -> dict[str, Any]:
         return {"error": {"code": err.status, "message": err.message, "status": _STATUS_WORDS.get(err.status, "UNKNOWN")}}
 
     def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
-        self.refuse_untranslatable(req)
         expect(bool(req.model), "model: is required to call generateContent", "model")
         body: dict[str, Any] = {"contents": [_content(t, self) for t in [*history, *req.input]]}
         body["contents"] = [c for c in body["contents"] if c["parts"]]
@@ -79,8 +82,20 @@ class GeminiGenerate(Codec):
                 for t in req.tools
             ]}]
         config = {wire: req.generation[n] for n, wire in _GENERATION_KEYS.items() if n in req.generation}
+        if "reasoning_effort" in req.generation:
+            config["thinkingConfig"] = {"thinkingLevel": str(req.generation["reasoning_effort"]).upper()}
+        form = req.generation.get("response_format")
+        if form:
+            config["responseMimeType"] = "application/json"
+            if form["type"] == "json_schema":
+                config["responseJsonSchema"] = form["schema"]
         if config:
             body["generationConfig"] = config
+        choice = req.generation.get("tool_choice")
+        if isinstance(choice, dict):
+            body["toolConfig"] = {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [choice["name"]]}}
+        elif choice is not None:
+            body["toolConfig"] = {"functionCallingConfig": {"mode": {"required": "ANY"}.get(choice, choice.upper())}}
         model = req.model.removeprefix("models/") if req.model else ""
         verb = "streamGenerateContent?alt=sse" if req.stream else "generateContent"
         return UpstreamCall("POST", f"/v1beta/models/{quote(model, safe='-._~')}:{verb}", body)
@@ -145,7 +160,9 @@ def _part(part: Part) -> dict[str, Any] | None:
     if part.kind in MEDIA_KINDS:
         if part.data is not None:
             return {"inlineData": {"mimeType": part.mime_type, "data": part.data}}
-        return {"fileData": {"fileUri": part.uri, "mimeType": part.mime_type}}
+        # Gemini needs a file's type; an API that names none (a Chat image URL) leaves it to the URL.
+        mime_type = part.mime_type or mimetypes.guess_type(part.uri or "")[0]
+        return {"fileData": {"fileUri": part.uri, **({"mimeType": mime_type} if mime_type else {})}}
     if part.kind == FUNCTION_CALL:
         call = {"name": part.name, "args": part.arguments or {}}
         if part.call_id:

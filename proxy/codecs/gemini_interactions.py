@@ -42,6 +42,7 @@ from .base import (
     carries,
     expect,
     iso_time,
+    mark_provider_only,
     optional_bool,
     optional_str,
     type_name,
@@ -66,6 +67,8 @@ _USAGE_KEYS = {
     "total_cached_tokens": "cached_tokens",
     "total_tokens": "total_tokens",
 }
+# Fields that name something at Google (a cache, an agent's environment, a webhook).
+_PROVIDER_ONLY = ("cached_content", "agent_config", "environment", "environment_id", "webhook_config")
 # Request fields echoed back on the interaction object.
 _ECHOED = ("system_instruction", "tools", "generation_config", "response_format", "agent", "agent_config",
            "safety_settings", "labels", "service_tier", "response_modalities", "response_mime_type")
@@ -79,6 +82,13 @@ class GeminiInteractions(Codec):
     id_prefix = "v1_"
     auth_header = "x-goog-api-key"
     auth_prefix = ""
+    media_inline = media_by_url = MEDIA_KINDS
+    builtin_url = "https://generativelanguage.googleapis.com"
+    sdk_base_url = ("GOOGLE_GEMINI_BASE_URL", "")  # google-genai
+    key_pattern = r"AIza[0-9A-Za-z_\-]{35}"
+    carries_settings = frozenset({*_GENERATION_KEYS.values(), "reasoning_effort", "response_format", "tool_choice"})
+    setting_fields = {"stop_sequences": "generation_config.stop_sequences", "response_format": "response_format",
+                      "tool_choice": "generation_config.tool_choice"}
 
     # -- front side -------------------------------------------------------------
 
@@ -107,8 +117,10 @@ class GeminiInteractions(Codec):
         for wire, neutral in _GENERATION_KEYS.items():
             if config and config.get(wire) is not None:
                 req.generation[neutral] = config[wire]
+        _parse_choices(config or {}, body, req)
         if agent:
             req.untranslatable.append(f"agent '{agent}'")
+        mark_provider_only(body, _PROVIDER_ONLY, req)
         return req
 
     def render(self, it: Interaction, *, include_input: bool = False) -> dict[str, Any]:
@@ -150,7 +162,6 @@ class GeminiInteractions(Codec):
 
     def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
         """A self-contained create: the whole conversation as steps, not stored upstream."""
-        self.refuse_untranslatable(req)
         if req.front == NAME:
             # Same wire API: keep every field the app sent, swap the history in.
             body = {k: v for k, v in req.raw.items() if k not in ("previous_interaction_id", "background")}
@@ -164,8 +175,17 @@ class GeminiInteractions(Codec):
                     for t in req.tools
                 ]
             config = {wire: req.generation[n] for wire, n in _GENERATION_KEYS.items() if n in req.generation}
+            if "reasoning_effort" in req.generation:
+                config["thinking_level"] = req.generation["reasoning_effort"]
+            if "tool_choice" in req.generation:
+                config["tool_choice"] = _tool_choice_out(req.generation["tool_choice"])
             if config:
                 body["generation_config"] = config
+            form = req.generation.get("response_format")
+            if form and form["type"] == "json_schema":
+                body["response_format"] = form["schema"]
+            elif form:
+                body["response_mime_type"] = "application/json"
         if req.stream:
             body["stream"] = True
         else:
@@ -299,6 +319,55 @@ def _parse_tools(tools: Any, req: TurnRequest) -> None:
             req.tools.append(FunctionTool(tool["name"], tool.get("description"), tool.get("parameters")))
         else:
             req.untranslatable.append(f"tools[{i}] (type {tool.get('type')!r})")
+
+
+def _parse_choices(config: dict[str, Any], body: dict[str, Any], req: TurnRequest) -> None:
+    """Thinking level, tool choice, structured output and output modalities, as neutral settings
+    (or, where they have no neutral form, as what another API cannot carry)."""
+    level = config.get("thinking_level")
+    if isinstance(level, str):
+        req.generation["reasoning_effort"] = "high" if level == "xhigh" else level
+    choice = config.get("tool_choice")
+    if choice is not None:
+        neutral = _tool_choice_in(choice)
+        if neutral is None:
+            req.untranslatable.append(f"generation_config.tool_choice {choice!r}")
+        else:
+            req.generation["tool_choice"] = neutral
+    form = body.get("response_format")
+    forms = form if isinstance(form, list) else [form] if form is not None else []
+    for item in forms:
+        expect(isinstance(item, dict), f"response_format: expected an object; got {type_name(item)}", "response_format")
+        if item.get("type") in ("audio", "image", "video"):
+            req.untranslatable.append(f"response_format (type {item['type']!r})")
+        elif item.get("type") != "text":  # a JSON schema object
+            req.generation["response_format"] = {"type": "json_schema", "schema": item}
+        elif item.get("mime_type") == "application/json":
+            schema = item.get("schema")
+            req.generation["response_format"] = (
+                {"type": "json_schema", "schema": schema} if isinstance(schema, dict) else {"type": "json_object"})
+    if body.get("response_mime_type") == "application/json" and "response_format" not in req.generation:
+        req.generation["response_format"] = {"type": "json_object"}
+    modalities = body.get("response_modalities")
+    if isinstance(modalities, list) and any(str(m).lower() != "text" for m in modalities):
+        req.untranslatable.append(f"response_modalities {modalities!r}")
+
+
+def _tool_choice_in(choice: Any) -> Any:
+    """A tool_choice as the neutral form, or None when it has none ('validated', several allowed tools)."""
+    words = {"auto": "auto", "any": "required", "none": "none"}
+    if isinstance(choice, str):
+        return words.get(choice)
+    allowed = choice.get("allowed_tools") if isinstance(choice, dict) else None
+    if isinstance(allowed, dict) and allowed.get("mode") == "any" and len(allowed.get("tools") or []) == 1:
+        return {"name": allowed["tools"][0]}
+    return None
+
+
+def _tool_choice_out(choice: Any) -> Any:
+    if isinstance(choice, dict):
+        return {"allowed_tools": {"mode": "any", "tools": [choice["name"]]}}
+    return "any" if choice == "required" else choice
 
 
 # -- encoding ------------------------------------------------------------------

@@ -64,6 +64,8 @@ INTERACTION_ID = "interaction_id"
 _FINISH_STATUS = {"stop": COMPLETED, "tool_calls": COMPLETED, "function_call": COMPLETED,
                   "length": INCOMPLETE, "content_filter": INCOMPLETE}
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+# Where a provider that speaks this API serves it, when not at OpenAI's path (by upstream `api`).
+_PATHS = {"parallel": "/v1beta/chat/completions"}
 
 
 class OpenAIChat(OpenAICodec):
@@ -74,6 +76,12 @@ class OpenAIChat(OpenAICodec):
     # `previous_interaction_id` itself, so with state = "native" it chains there.
     stateful_on = frozenset({"parallel"})
     id_prefix = "chatcmpl-"
+    media_inline = frozenset({IMAGE, AUDIO, DOCUMENT})
+    media_by_url = frozenset({IMAGE})
+    instruction_messages = True
+    carries_settings = frozenset({"temperature", "top_p", "seed", "max_output_tokens", "stop_sequences",
+                                  "reasoning_effort", "response_format", "tool_choice"})
+    setting_fields = {"stop_sequences": "stop"}
     not_echoed = frozenset({"messages", "stream", "model", PREVIOUS})
 
     # -- front side -------------------------------------------------------------
@@ -141,7 +149,6 @@ class OpenAIChat(OpenAICodec):
 
     def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
         """A self-contained request: the stored conversation before the request's own messages."""
-        self.refuse_untranslatable(req)
         if req.front == NAME:
             # Same wire API: the app's body as it came. Only the conversation
             # carries over, so its own system messages stay first.
@@ -161,7 +168,7 @@ class OpenAIChat(OpenAICodec):
         else:
             body.pop("stream", None)
             body.pop("stream_options", None)
-        return UpstreamCall("POST", "/v1/chat/completions", body)
+        return UpstreamCall("POST", _PATHS.get(req.upstream_api or "", "/v1/chat/completions"), body)
 
     def parse_reply(self, body: Any) -> ModelReply:
         expect(isinstance(body, dict), "the chat completion is not a JSON object")

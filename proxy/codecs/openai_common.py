@@ -13,11 +13,7 @@ from ..errors import ApiError
 from ..model import FunctionTool
 from .base import Codec, expect, type_name
 
-# Generation settings under their neutral names (TurnRequest.generation) that
-# both OpenAI APIs have, besides temperature/top_p/seed:
-#   reasoning_effort: str
-#   response_format: {"type": "json_schema", "name", "schema", "strict"?, "description"?} | {"type": "json_object"}
-#   tool_choice: "auto" | "none" | "required" | {"name": function name}
+# The words of a neutral tool_choice (model.TurnRequest.generation).
 TOOL_CHOICE_WORDS = ("auto", "none", "required")
 
 
@@ -25,6 +21,8 @@ class OpenAICodec(Codec):
     """Base of the OpenAI codecs: key header, error shape and provider errors."""
 
     family: ClassVar[str] = "openai"
+    replayed_headers: ClassVar[tuple[str, ...]] = ("x-request-id", "openai-model")
+    key_pattern: ClassVar[str | None] = r"sk-[A-Za-z0-9_\-]{20,}"
     auth_header: ClassVar[str] = "authorization"
     auth_prefix: ClassVar[str] = "Bearer "
 

@@ -49,6 +49,7 @@ from .base import (
     UpstreamCall,
     carries,
     expect,
+    mark_provider_only,
     optional_bool,
     optional_str,
     type_name,
@@ -89,6 +90,13 @@ class OpenAIResponses(OpenAICodec):
     id_prefix = "resp_"
     previous_field = "previous_response_id"
     resume_param = "starting_after"
+    media_inline = media_by_url = frozenset({IMAGE, DOCUMENT})
+    instruction_messages = True
+    builtin_url = "https://api.openai.com"
+    sdk_base_url = ("OPENAI_BASE_URL", "/v1")  # openai: its paths start after /v1
+    carries_settings = frozenset({"temperature", "top_p", "max_output_tokens", "reasoning_effort", "response_format",
+                                  "tool_choice"})
+    setting_fields = {"response_format": "text.format"}
     not_echoed = frozenset({"input", "stream", "store", "model"})
 
     # -- front side -------------------------------------------------------------
@@ -120,6 +128,7 @@ class OpenAIResponses(OpenAICodec):
         )
         _parse_tools(body.get("tools"), req)
         _parse_settings(body, req)
+        mark_provider_only(body, ("prompt",), req)  # a prompt template stored at OpenAI
         return req
 
     def render(self, it: Interaction, *, include_input: bool = False) -> dict[str, Any]:
@@ -216,7 +225,6 @@ class OpenAIResponses(OpenAICodec):
 
     def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
         """A self-contained create: the whole conversation as input items, not stored upstream."""
-        self.refuse_untranslatable(req)
         if req.front == NAME:
             # Same wire API: every field the app sent goes on; its input follows the history as it came.
             body = {k: v for k, v in req.raw.items() if k not in _STATEFUL_FIELDS}

@@ -17,7 +17,6 @@ from urllib.parse import quote
 
 import orjson
 
-from ..config import DEFAULT_CONTEXT_MAX_CHARS
 from ..deltas import StreamDelta
 from ..errors import ApiError, bad_request
 from ..ids import mint_id
@@ -119,6 +118,12 @@ class ParallelTasks(Codec):
     auth_prefix = ""
     reads_key_header_only = True
     not_ready_statuses = frozenset({408})
+    # A run's output arrives whole: recall asks, awaits the result, and streams the finished turn.
+    reads_streams = False
+    carries_settings = frozenset({"response_format"})
+    builtin_url = "https://api.parallel.ai"
+    sdk_base_url = ("PARALLEL_BASE_URL", "")  # parallel-web
+    setting_fields = {"response_format": "task_spec.output_schema"}
 
     # -- front side -------------------------------------------------------------
 
@@ -149,6 +154,9 @@ class ParallelTasks(Codec):
             background=True,
             raw=body,
             untranslatable=[key for key, value in body.items() if key not in _MODELLED and value is not None],
+            # A json output schema binds other APIs too (their structured output), beside the instruction.
+            generation={"response_format": {"type": "json_schema", "name": "task_output", "schema": output.json_schema}}
+            if output.kind == "json" else {},
         )
 
     def render(self, it: Interaction, *, include_input: bool = False, status: str | None = None) -> dict[str, Any]:
@@ -192,13 +200,10 @@ class ParallelTasks(Codec):
 
     def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
         """A create for a provider that keeps nothing: earlier turns folded into the input."""
-        self.refuse_untranslatable(req)
-        expect(not req.stream, "stream: an upstream that speaks parallel answers a task run whole, after it ends;"
-               " call without stream or background", "stream")
         if req.tools:
             raise bad_request("tools cannot be carried to an upstream that speaks parallel: the Task API has no"
                               " function tools; remove them or use another upstream", param="tools")
-        budget = req.context_max_chars or DEFAULT_CONTEXT_MAX_CHARS
+        budget = req.context_max_chars
         if req.front == NAME:
             expect(req.raw.get("webhook") is None,
                    "webhook: on an emulated upstream Parallel would call it with its own run ids, which this app"
@@ -216,7 +221,7 @@ class ParallelTasks(Codec):
         if context := fold_context(turns, budget):
             sections.append(context)
         text = "\n\n".join([*sections, f"{REQUEST_HEADER}\n{question}"]) if sections else question
-        body = {"input": text, "processor": req.model, "task_spec": {"output_schema": {"type": "text"}}}
+        body = {"input": text, "processor": req.model, "task_spec": {"output_schema": _output_schema(req)}}
         return UpstreamCall("POST", "/v1/tasks/runs", body)
 
     def parse_reply(self, body: Any) -> ModelReply:
@@ -253,6 +258,17 @@ class ParallelTasks(Codec):
 
 
 # -- the front API's pieces -------------------------------------------------------
+
+
+def _output_schema(req: TurnRequest) -> dict[str, Any]:
+    """The output schema for another front API's request: its structured output, else text."""
+    form = req.generation.get("response_format")
+    if not form:
+        return {"type": "text"}
+    if form["type"] == "json_schema":
+        return {"type": "json", "json_schema": form["schema"]}
+    return {"type": "auto"}  # JSON wanted, no schema given: Parallel picks one
+
 
 
 def _parse_task_spec(spec: Any) -> tuple[Schema, Schema | None]:

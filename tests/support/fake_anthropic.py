@@ -2,14 +2,17 @@
 
 Stateless, as Anthropic is: it refuses recall's `previous_interaction_id`,
 requires `anthropic-version`, and answers from the whole `messages` history it
-receives. It calls a `get_weather` tool when one is declared and the user asks
-about the weather, and streams the events of spec section 6.3.
+receives. It calls the declared tool when the user asks about the weather in a
+city, and streams the events of spec section 6.3. With `thinking` enabled it
+thinks first, with a signature it checks when the thinking block comes back.
+An answer longer than `max_tokens` words is cut there (`stop_reason: max_tokens`).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,11 +20,16 @@ from aiohttp import web
 
 from .brain import answer
 
+_WEATHER = re.compile(r"weather in (\w+)", re.IGNORECASE)
+
 
 @dataclass
 class FakeAnthropic:
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    # Thinking signatures the fake handed out, and those that came back to it.
+    minted_signatures: set[str] = field(default_factory=set)
+    signatures_received: list[str] = field(default_factory=list)
     url: str = ""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
@@ -51,19 +59,34 @@ class FakeAnthropic:
         if "previous_interaction_id" in body:
             return _error(400, "invalid_request_error", "previous_interaction_id: Extra inputs are not permitted")
         messages = body["messages"]
+        for message in messages:
+            for block in message["content"] if isinstance(message["content"], list) else []:
+                if block.get("type") == "thinking":
+                    if block.get("signature") not in self.minted_signatures:
+                        return _error(400, "invalid_request_error", "Invalid `signature` in `thinking` block")
+                    self.signatures_received.append(block["signature"])
         texts = [_text_of(m["content"]) for m in messages if m["role"] == "user" and _text_of(m["content"])]
         last = messages[-1]["content"]
         answered_tool = isinstance(last, list) and any(b.get("type") == "tool_result" for b in last)
         message_id = f"msg_fake{next(self._ids)}"
-        if body.get("tools") and "weather" in texts[-1].lower() and not answered_tool:
-            content = [{"type": "tool_use", "id": f"toolu_{message_id}", "name": "get_weather", "input": {"city": "Paris"}}]
+        content: list[dict[str, Any]] = []
+        if (body.get("thinking") or {}).get("type") == "enabled":
+            signature = f"asig::{message_id}"
+            self.minted_signatures.add(signature)
+            content.append({"type": "thinking", "thinking": "Thinking it over.", "signature": signature})
+        weather = _WEATHER.search(texts[-1]) if texts and not answered_tool else None
+        if body.get("tools") and weather:
+            content.append({"type": "tool_use", "id": f"toolu_{message_id}", "name": body["tools"][0]["name"],
+                            "input": {"city": weather.group(1)}})
             stop = "tool_use"
         else:
             reply = answer(texts)
             if answered_tool:
                 reply += " The tool said: " + json.dumps([b.get("content") for b in last if b.get("type") == "tool_result"])
-            content = [{"type": "text", "text": reply}]
             stop = "end_turn"
+            if len(reply.split(" ")) > body["max_tokens"]:  # a word a token: cut off at the limit
+                reply, stop = " ".join(reply.split(" ")[: body["max_tokens"]]), "max_tokens"
+            content.append({"type": "text", "text": reply})
         message = {"id": message_id, "type": "message", "role": "assistant", "model": body["model"],
                    "content": content, "stop_reason": stop, "stop_sequence": None,
                    "usage": {"input_tokens": 10 * len(messages), "output_tokens": 7}}
@@ -88,6 +111,13 @@ class FakeAnthropic:
                 for n, word in enumerate(words):
                     piece = word + (" " if n < len(words) - 1 else "")
                     await send("content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": piece}})
+            elif block["type"] == "thinking":
+                await send("content_block_start", {"index": index, "content_block": {
+                    "type": "thinking", "thinking": "", "signature": ""}})
+                await send("content_block_delta", {"index": index, "delta": {"type": "thinking_delta",
+                                                                             "thinking": block["thinking"]}})
+                await send("content_block_delta", {"index": index, "delta": {"type": "signature_delta",
+                                                                             "signature": block["signature"]}})
             else:
                 await send("content_block_start", {"index": index, "content_block": {**block, "input": {}}})
                 raw = json.dumps(block["input"])

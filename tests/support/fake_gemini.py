@@ -3,7 +3,10 @@
 Stateless by default, like a zero-data-retention project: it refuses
 `previous_interaction_id` and `store` other than false, and answers from the
 whole history each request carries. `stateful=True` makes it keep
-interactions itself, for native-mode tests.
+interactions itself, for native-mode tests. It calls a declared function tool
+when the user asks about the weather in a city, says what a function result
+said, and a model whose name has "thinking" in it thinks first, with a thought
+signature it checks when it comes back (as Gemini does).
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from .brain import answer, history_problem, requested_pause
+
+_WEATHER = re.compile(r"weather in (\w+)", re.IGNORECASE)
 
 
 @dataclass
@@ -47,6 +53,9 @@ class FakeGemini:
     hold: asyncio.Event | None = None
     fault: str | None = None
     streams_finished: int = 0
+    # Thought signatures the fake handed out, and those that came back to it.
+    minted_signatures: set[str] = field(default_factory=set)
+    signatures_received: list[str] = field(default_factory=list)
 
     async def start(self) -> str:
         app = web.Application(client_max_size=64 * 1024 * 1024)  # recall's own limit is what tests exercise
@@ -86,9 +95,9 @@ class FakeGemini:
         self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
         path = request.path
         if ":generateContent" in path:
-            return await self._generate(body)
+            return await self._generate(path, body)
         if ":streamGenerateContent" in path:
-            return await self._stream_generate(request, body)
+            return await self._stream_generate(request, path, body)
         parts = path.strip("/").split("/")
         if parts and parts[-1] == "interactions" and request.method == "POST":
             if body.get("stream"):
@@ -125,23 +134,65 @@ class FakeGemini:
         previous = body.get("previous_interaction_id")
         return [*self.histories.get(previous, []), *_user_texts_of_input(body.get("input"))]
 
+    def _steps(self, body: dict[str, Any], history: list[str], interaction_id: str) -> tuple[list[dict[str, Any]], str]:
+        """The model's steps for an Interactions create, and its status.
+
+        A thinking model (its name says so) thinks first, with a signature it checks
+        when it comes back. With a function tool declared and the user asking about
+        the weather in a city, it calls the tool; answered a function result, it says
+        what the tool said; otherwise brain.answer."""
+        steps: list[dict[str, Any]] = []
+        if "thinking" in str(body.get("model")):
+            signature = f"gsig::{interaction_id}"
+            self.minted_signatures.add(signature)
+            steps.append({"type": "thought", "signature": signature,
+                          "summary": [{"type": "text", "text": "Thinking it over."}]})
+        items = body.get("input") if isinstance(body.get("input"), list) else []
+        last = items[-1] if items else {}
+        tool = _function_tool(body.get("tools"), "name")
+        weather = _WEATHER.search(history[-1]) if history and last.get("type") != "function_result" else None
+        if tool and weather:
+            steps.append({"type": "function_call", "id": f"call_{interaction_id}", "name": tool,
+                          "arguments": {"city": weather.group(1)}})
+            return steps, "requires_action"
+        if last.get("type") == "function_result":
+            text = f"The tool said: {json.dumps(last.get('result'))}"
+        else:
+            text = answer(history)
+        steps.append({"type": "model_output", "content": [{"type": "text", "text": text}]})
+        return steps, "completed"
+
+    def _valid(self, signature: Any) -> bool:
+        """A signature some fake provider minted (they all hold "::") must be this one's; one an
+        app wrote itself into its history is taken as it is."""
+        return not (isinstance(signature, str) and "::" in signature) or signature in self.minted_signatures
+
+    def _check_signatures(self, body: dict[str, Any]) -> web.Response | None:
+        """Thought signatures sent back must be ones this provider handed out (Gemini validates them)."""
+        for item in body.get("input") if isinstance(body.get("input"), list) else []:
+            if isinstance(item, dict) and item.get("type") == "thought":
+                if not self._valid(item.get("signature")):
+                    return _error(400, "invalid_argument", "Thought signature is not valid.")
+                self.signatures_received.append(item["signature"])
+        return None
+
     async def _create(self, body: dict[str, Any]) -> web.Response:
-        refused = self._refusal(body) or self._mismatch(self._history(body))
+        refused = self._refusal(body) or self._check_signatures(body) or self._mismatch(self._history(body))
         if refused is not None:
             return refused
         previous = body.get("previous_interaction_id")
         history = self._history(body)
         await self._wait(history)
-        text = answer(history)
         interaction_id = f"v1_fake{next(self._ids)}"
+        steps, status = self._steps(body, history, interaction_id)
         reply = {
             "id": interaction_id,
             "object": "interaction",
-            "status": "completed",
+            "status": status,
             "model": body.get("model"),
             "created": "2026-01-01T00:00:00Z",
             "updated": "2026-01-01T00:00:01Z",
-            "steps": [{"type": "model_output", "content": [{"type": "text", "text": text}]}],
+            "steps": steps,
             "usage": {"total_input_tokens": 10 * len(history), "total_output_tokens": 7, "total_tokens": 10 * len(history) + 7},
         }
         if previous:
@@ -153,52 +204,108 @@ class FakeGemini:
 
     async def _stream_create(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         """An Interactions stream in the current revision's vocabulary (spec 5.3)."""
-        refused = self._refusal(body) or self._mismatch(self._history(body))
+        refused = self._refusal(body) or self._check_signatures(body) or self._mismatch(self._history(body))
         if refused is not None:
             return refused
         history = self._history(body)
         interaction_id = f"v1_fake{next(self._ids)}"
-        words = answer(history).split(" ")
+        steps, status = self._steps(body, history, interaction_id)
         events: list[dict[str, Any]] = [
             {"event_type": "interaction.created",
-             "interaction": {"id": interaction_id, "status": "in_progress", "model": body.get("model")}},
-            {"event_type": "step.start", "index": 0, "step": {"type": "model_output"}},
-            *({"event_type": "step.delta", "index": 0, "delta": {"type": "text", "text": w + (" " if i < len(words) - 1 else "")}}
-              for i, w in enumerate(words)),
-            {"event_type": "step.stop", "index": 0},
-            {"event_type": "interaction.completed",
-             "interaction": {"id": interaction_id, "status": "completed", "model": body.get("model"),
-                             "usage": {"total_input_tokens": 10 * len(history), "total_output_tokens": len(words),
-                                       "total_tokens": 10 * len(history) + len(words)}}},
-        ]
+             "interaction": {"id": interaction_id, "status": "in_progress", "model": body.get("model")}}]
+        words: list[str] = []
+        for index, step in enumerate(steps):
+            if step["type"] == "thought":
+                events += [{"event_type": "step.start", "index": index, "step": {"type": "thought"}},
+                           {"event_type": "step.delta", "index": index, "delta": {
+                               "type": "thought_summary", "content": step["summary"][0]}},
+                           {"event_type": "step.delta", "index": index, "delta": {
+                               "type": "thought_signature", "signature": step["signature"]}}]
+            elif step["type"] == "function_call":
+                events += [{"event_type": "step.start", "index": index, "step": {**step, "arguments": {}}},
+                           {"event_type": "step.delta", "index": index, "delta": {
+                               "type": "arguments_delta", "arguments": json.dumps(step["arguments"])}}]
+            else:
+                words = step["content"][0]["text"].split(" ")
+                events.append({"event_type": "step.start", "index": index, "step": {"type": "model_output"}})
+                events += [{"event_type": "step.delta", "index": index, "delta": {
+                    "type": "text", "text": w + (" " if i < len(words) - 1 else "")}} for i, w in enumerate(words)]
+            events.append({"event_type": "step.stop", "index": index})
+        events.append({"event_type": "interaction.completed",
+                       "interaction": {"id": interaction_id, "status": status, "model": body.get("model"),
+                                       "usage": {"total_input_tokens": 10 * len(history),
+                                                 "total_output_tokens": len(words),
+                                                 "total_tokens": 10 * len(history) + len(words)}}})
         for n, event in enumerate(events, start=1):
             event["event_id"] = f"p{n}"
         frames = [b"event: " + e["event_type"].encode() + b"\ndata: " + _json(e) + b"\n\n" for e in events]
         frames.append(b"event: done\ndata: [DONE]\n\n")
         if self.stateful and body.get("store", True):
             self.histories[interaction_id] = history
-            self.interactions[interaction_id] = {
-                **events[-1]["interaction"], "object": "interaction",
-                "steps": [{"type": "model_output", "content": [{"type": "text", "text": " ".join(words)}]}],
-            }
+            self.interactions[interaction_id] = {**events[-1]["interaction"], "object": "interaction", "steps": steps}
         return await self._send_stream(request, frames, error_frame=b'event: error\ndata: {"event_type": "error", '
                                        b'"error": {"code": "internal", "message": "the fake model crashed"}}\n\n',
                                        pause=requested_pause(history))
 
-    async def _stream_generate(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    def _generate_parts(self, path: str, body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+        """The model's parts for a generateContent call (as _steps decides), and the user texts.
+
+        Calls come without an id, as Gemini's generateContent sends them; a thinking
+        model's signature rides on the part after its thought."""
         texts = _user_texts_of_contents(body)
-        if (refused := self._mismatch(texts)) is not None:
+        number = next(self._ids)
+        contents = body.get("contents") or []
+        last_parts = contents[-1].get("parts", []) if contents else []
+        result = next((p["functionResponse"] for p in last_parts if "functionResponse" in p), None)
+        tool = _function_tool([d for t in body.get("tools") or [] for d in t.get("functionDeclarations") or []], "name")
+        weather = _WEATHER.search(texts[-1]) if texts and result is None else None
+        signature = None
+        parts: list[dict[str, Any]] = []
+        if "thinking" in path.rsplit("/", 1)[-1]:  # …/models/{model}:generateContent
+            signature = f"gsig::gc{number}"
+            self.minted_signatures.add(signature)
+            parts.append({"text": "Thinking it over.", "thought": True})
+        if tool and weather:
+            parts.append({"functionCall": {"name": tool, "args": {"city": weather.group(1)}}})
+        elif result is not None:
+            parts.append({"text": f"The tool said: {json.dumps(result.get('response'))}"})
+        else:
+            parts.append({"text": answer(texts)})
+        if signature:
+            parts[-1]["thoughtSignature"] = signature
+        return parts, texts
+
+    def _check_generate_signatures(self, body: dict[str, Any]) -> web.Response | None:
+        for content in body.get("contents") or []:
+            for part in content.get("parts") or []:
+                if "thoughtSignature" in part:
+                    if not self._valid(part["thoughtSignature"]):
+                        return _error(400, "invalid_argument", "Thought signature is not valid.")
+                    self.signatures_received.append(part["thoughtSignature"])
+        return None
+
+    async def _stream_generate(self, request: web.Request, path: str, body: dict[str, Any]) -> web.StreamResponse:
+        refused = self._check_generate_signatures(body) or self._mismatch(_user_texts_of_contents(body))
+        if refused is not None:
             return refused
-        words = answer(texts).split(" ")
+        model_parts, texts = self._generate_parts(path, body)
+        pieces: list[dict[str, Any]] = []
+        for part in model_parts:
+            if "text" in part and not part.get("thought"):
+                words = part["text"].split(" ")
+                pieces += [{"text": w + (" " if i < len(words) - 1 else "")} for i, w in enumerate(words)]
+                if "thoughtSignature" in part:
+                    pieces[-1]["thoughtSignature"] = part["thoughtSignature"]
+            else:
+                pieces.append(part)
         chunks = []
-        for i, word in enumerate(words):
-            chunk: dict[str, Any] = {"candidates": [{"content": {"role": "model", "parts": [
-                {"text": word + (" " if i < len(words) - 1 else "")}]}, "index": 0}],
-                "modelVersion": "gemini-fake-001", "responseId": "gcs1"}
-            if i == len(words) - 1:
+        for i, piece in enumerate(pieces):
+            chunk: dict[str, Any] = {"candidates": [{"content": {"role": "model", "parts": [piece]}, "index": 0}],
+                                     "modelVersion": "gemini-fake-001", "responseId": "gcs1"}
+            if i == len(pieces) - 1:
                 chunk["candidates"][0]["finishReason"] = "STOP"
-                chunk["usageMetadata"] = {"promptTokenCount": 5 * len(texts), "candidatesTokenCount": len(words),
-                                          "totalTokenCount": 5 * len(texts) + len(words)}
+                chunk["usageMetadata"] = {"promptTokenCount": 5 * len(texts), "candidatesTokenCount": len(pieces),
+                                          "totalTokenCount": 5 * len(texts) + len(pieces)}
             chunks.append(b"data: " + _json(chunk) + b"\r\n\r\n")
         return await self._send_stream(request, chunks, error_frame=b'data: {"error": {"code": 500, '
                                        b'"message": "the fake model crashed", "status": "INTERNAL"}}\r\n\r\n',
@@ -242,14 +349,14 @@ class FakeGemini:
             return web.json_response({})
         return web.json_response(self.interactions[interaction_id])
 
-    async def _generate(self, body: dict[str, Any]) -> web.Response:
-        texts = _user_texts_of_contents(body)
-        if (refused := self._mismatch(texts)) is not None:
+    async def _generate(self, path: str, body: dict[str, Any]) -> web.Response:
+        refused = self._check_generate_signatures(body) or self._mismatch(_user_texts_of_contents(body))
+        if refused is not None:
             return refused
+        parts, texts = self._generate_parts(path, body)
         await self._wait(texts)
         return web.json_response({
-            "candidates": [{"content": {"role": "model", "parts": [{"text": answer(texts)}]},
-                            "finishReason": "STOP", "index": 0}],
+            "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
             "usageMetadata": {"promptTokenCount": 5 * len(texts), "candidatesTokenCount": 6,
                               "totalTokenCount": 5 * len(texts) + 6},
             "modelVersion": "gemini-fake-001",
@@ -262,14 +369,21 @@ def _json(value: Any) -> bytes:
 
 
 def _user_texts_of_contents(body: dict[str, Any]) -> list[str]:
-    """The user messages in a generateContent body's `contents`."""
-    return [
-        part["text"]
-        for content in body.get("contents", [])
-        if content.get("role") == "user"
-        for part in content.get("parts", [])
-        if "text" in part
-    ]
+    """The user messages in a generateContent body's `contents` (one per content with text)."""
+    texts = []
+    for content in body.get("contents", []):
+        pieces = [part["text"] for part in content.get("parts", []) if "text" in part]
+        if content.get("role") == "user" and pieces:
+            texts.append("".join(pieces))
+    return texts
+
+
+def _function_tool(tools: Any, key: str) -> str | None:
+    """The name of the first function tool declared, if any."""
+    for tool in tools or []:
+        if isinstance(tool, dict) and tool.get("type", "function") == "function" and tool.get(key):
+            return tool[key]
+    return None
 
 
 def _user_texts_of_input(value: Any) -> list[str]:

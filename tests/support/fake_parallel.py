@@ -1,11 +1,15 @@
-"""A fake Parallel Task API on loopback.
+"""A fake Parallel on loopback: the Task API and the Chat API.
 
 Stateless by default, like a zero-data-retention account: it refuses
 `previous_interaction_id` and answers from the context its input carries
 (the last line of a text input is the question, the lines before it the
-context). `stateful=True` keeps interactions itself, for native-mode tests.
-Runs go queued -> running -> completed over `delay` seconds (the slow mode);
-`fail=True` ends them failed. Every call needs an `x-api-key`.
+context; a chat's earlier messages). `stateful=True` keeps interactions
+itself, for native-mode tests: task runs and chat turns share one set of
+interaction ids, so a chain may go from one to the other (the launch
+material's mixed threads). Runs go queued -> running -> completed over
+`delay` seconds (the slow mode); `fail=True` ends them failed. Task calls
+need an `x-api-key`; chat takes it or `Authorization: Bearer` (the openai SDK).
+Chat is served at `/v1beta/chat/completions` and `/chat/completions` only.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from .brain import research_answer
 from .fake_gemini import Seen
 
 BASIS_URL = "https://example.org/fake-almanac"
+CHAT_PATHS = ("/v1beta/chat/completions", "/chat/completions")
 
 
 @dataclass
@@ -42,6 +47,8 @@ class FakeParallel:
     fail: bool = False
     requests: list[Seen] = field(default_factory=list)
     runs: dict[str, FakeRun] = field(default_factory=dict)
+    # What a stateful Parallel remembers of each interaction (task run or chat turn): its chain as text.
+    memory: dict[str, str] = field(default_factory=dict)
     url: str = ""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
@@ -67,7 +74,11 @@ class FakeParallel:
     # -- inspection ----------------------------------------------------------
 
     def creates(self) -> list[Seen]:
-        return [r for r in self.requests if r.method == "POST"]
+        """Task run creates."""
+        return [r for r in self.requests if r.method == "POST" and r.path == "/v1/tasks/runs"]
+
+    def chats(self) -> list[Seen]:
+        return [r for r in self.requests if r.method == "POST" and r.path in CHAT_PATHS]
 
     def last_input(self) -> Any:
         return self.creates()[-1].body["input"]
@@ -78,6 +89,10 @@ class FakeParallel:
         raw = await request.read()
         body = json.loads(raw) if raw else None
         self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
+        if request.path in CHAT_PATHS and request.method == "POST":
+            if not (request.headers.get("x-api-key") or request.headers.get("authorization", "").startswith("Bearer ")):
+                return _chat_error(401, "an x-api-key or Authorization: Bearer header is required")
+            return await self._chat(request, body)
         if not request.headers.get("x-api-key"):
             return _error(401, "x-api-key header is required")
         parts = request.path.strip("/").split("/")
@@ -102,26 +117,88 @@ class FakeParallel:
     def _create(self, body: dict[str, Any]) -> web.Response:
         if not isinstance(body, dict) or "input" not in body or not body.get("processor"):
             return _error(422, "input and processor are required")
-        previous = body.get("previous_interaction_id")
-        if previous and not self.stateful:
-            return _error(400, "previous_interaction_id: interactions are not available for zero data retention")
-        if previous and previous not in {r.interaction_id for r in self.runs.values()}:
-            return _error(404, f"interaction {previous} not found")
+        refused = self._refusal(body.get("previous_interaction_id"), _error)
+        if refused is not None:
+            return refused
         n = next(self._ids)
-        context = self._context_of(previous) if previous else ""
+        context = self.memory.get(body.get("previous_interaction_id") or "", "")
         question, context = _question_and_context(body["input"], context)
         run = FakeRun(f"trun_fake{n}", f"itr_fake{n}", body, time.monotonic(),
                       _output(body, question, context), context)
         self.runs[run.run_id] = run
+        if self.stateful:
+            content = run.output["content"]
+            answer = content if isinstance(content, str) else json.dumps(content)
+            asked = body["input"] if isinstance(body["input"], str) else json.dumps(body["input"])
+            self.memory[run.interaction_id] = f"{context}\n{asked}\n{answer}".strip()
         return web.json_response(self._run_object(run, "queued"))
 
-    def _context_of(self, interaction_id: str) -> str:
-        """What a stateful provider remembers of a chain: every earlier input and answer."""
-        run = next(r for r in self.runs.values() if r.interaction_id == interaction_id)
-        content = run.output["content"]
-        answer = content if isinstance(content, str) else json.dumps(content)
-        question = run.body["input"] if isinstance(run.body["input"], str) else json.dumps(run.body["input"])
-        return f"{run.context}\n{question}\n{answer}".strip()
+    def _refusal(self, previous: Any, error: Any) -> web.Response | None:
+        if previous and not self.stateful:
+            return error(400, "previous_interaction_id: interactions are not available for zero data retention")
+        if previous and previous not in self.memory:
+            return error(404, f"interaction {previous} not found")
+        return None
+
+    # -- the Chat API ------------------------------------------------------------
+
+    async def _chat(self, request: web.Request, body: Any) -> web.StreamResponse:
+        if not isinstance(body, dict) or not body.get("model") or not isinstance(body.get("messages"), list):
+            return _chat_error(400, "model and messages are required")
+        refused = self._refusal(body.get("previous_interaction_id"), _chat_error)
+        if refused is not None:
+            return refused
+        messages = body["messages"]
+        texts = [_message_text(m) for m in messages if m.get("role") in ("user", "assistant")]
+        question = texts[-1] if texts else ""
+        remembered = self.memory.get(body.get("previous_interaction_id") or "", "")
+        context = "\n".join([remembered, *texts[:-1]]).strip()
+        answer = research_answer(question, context)
+        n = next(self._ids)
+        interaction_id = f"itr_chat{n}"
+        if self.stateful:
+            self.memory[interaction_id] = f"{context}\n{question}\n{answer}".strip()
+        basis = [] if body["model"] == "speed" else [  # the research models add basis
+            {"field": "output", "reasoning": "Looked it up.", "confidence": "high",
+             "citations": [{"url": BASIS_URL, "title": "Fake almanac", "excerpts": [answer]}]}]
+        completion = {
+            "id": f"chatcmpl-par{n}", "object": "chat.completion", "created": 1760000000, "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                         "message": {"role": "assistant", "content": answer}}],
+            "usage": {"prompt_tokens": 9 * len(messages), "completion_tokens": 5, "total_tokens": 9 * len(messages) + 5},
+            "interaction_id": interaction_id, "basis": basis,
+        }
+        if not body.get("stream"):
+            return web.json_response(completion)
+        return await self._chat_stream(request, completion, bool((body.get("stream_options") or {}).get("include_usage")))
+
+    async def _chat_stream(self, request: web.Request, completion: dict[str, Any],
+                           include_usage: bool) -> web.StreamResponse:
+        """Chunks with `interaction_id` on the first and the last one, `basis` on the last."""
+        base = {k: completion[k] for k in ("id", "created", "model")}
+        base["object"] = "chat.completion.chunk"
+        marks = {"interaction_id": completion["interaction_id"]}
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+            body = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+            return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+        words = completion["choices"][0]["message"]["content"].split(" ")
+        frames = [chunk({"role": "assistant", "content": ""}, **marks)]
+        frames += [chunk({"content": w + (" " if i < len(words) - 1 else "")}) for i, w in enumerate(words)]
+        last = {**marks, "basis": completion["basis"]}
+        if include_usage:
+            frames.append(chunk({}, "stop"))
+            frames.append(b"data: " + json.dumps({**base, "choices": [], "usage": completion["usage"], **last}).encode()
+                          + b"\n\n")
+        else:
+            frames.append(chunk({}, "stop", **last))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for data in [*frames, b"data: [DONE]\n\n"]:
+            await response.write(data)
+        await response.write_eof()
+        return response
 
     def _status(self, run: FakeRun) -> str:
         elapsed = time.monotonic() - run.created
@@ -198,6 +275,18 @@ def _output(body: dict[str, Any], question: str, context: str) -> dict[str, Any]
     if kind == "auto":
         output["output_schema"] = {"type": "object", "properties": properties}
     return output
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    return "".join(c.get("text", "") for c in content or [] if isinstance(c, dict))
+
+
+def _chat_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": "invalid_request_error", "param": None,
+                                        "code": None}}, status=status)
 
 
 def _event(payload: dict[str, Any]) -> bytes:

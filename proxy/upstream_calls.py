@@ -1,0 +1,157 @@
+"""A turn's self-contained call to the provider: built in the upstream's API, sent, awaited.
+
+Every emulated turn (plain, streamed, background, task run) reaches its
+provider through these steps, whichever front API the app called:
+`upstream_request` picks the codec and builds the call (refusing what that
+API cannot carry before anything is sent), then `ask_upstream` sends it and
+awaits the finished reply, or `open_upstream_stream` opens the provider's
+stream. `new_node` is the node a turn makes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+
+import orjson
+from aiohttp import ClientResponse
+from multidict import CIMultiDict
+
+from .call import Call
+from .codecs import Codec, UpstreamCall, upstream_codec_for
+from .codecs.base import check_carriage
+from .errors import ApiError, upstream_bad_response
+from .model import Interaction, ModelReply, Turn, TurnRequest, give_call_id, lift_instructions, name_results
+from .services import Services
+from .sse import SSE_CONTENT_TYPE
+from .upstream import translated_headers
+
+JSON = "application/json"
+
+
+def upstream_codec_of(call: Call) -> Codec:
+    """The codec recall calls the upstream with: the front API itself where the provider
+    accepts it, else the provider's own."""
+    return upstream_codec_for(call.route.codec, call.upstream.api)
+
+
+def upstream_request(call: Call, req: TurnRequest, prior: list[Turn]) -> tuple[Codec, UpstreamCall]:
+    """The codec recall calls the upstream with, and the self-contained call for this turn
+    after the conversation `prior`.
+
+    Raises the front API's 400 for what that upstream cannot carry, before anything is sent."""
+    upstream_codec = upstream_codec_of(call)
+    req.upstream_api, req.context_max_chars = call.upstream.api, call.upstream.context_max_chars
+    name_results([*prior, *req.input])
+    check_carriage(upstream_codec, req, prior)
+    if not upstream_codec.instruction_messages and upstream_codec is not call.route.codec:
+        prior, earlier = lift_instructions(prior)
+        own_input, own = lift_instructions(req.input)
+        if earlier or own:  # the node keeps the app's input as it came; only the call changes
+            system = "\n\n".join(text for text in (req.system, *earlier, *own) if text)
+            req = dataclasses.replace(req, input=own_input, system=system)
+    return upstream_codec, upstream_codec.upstream_call(req, prior)
+
+
+def upstream_headers(call: Call, upstream_codec: Codec) -> CIMultiDict[str]:
+    """Headers for a call recall builds in `upstream_codec`'s API, JSON content type set."""
+    headers = translated_headers(call.headers, call.query, call.upstream, call.route.codec, upstream_codec)
+    headers["Content-Type"] = JSON
+    return headers
+
+
+def digest_of(upstream_call: UpstreamCall) -> str:
+    """What recall keeps of an upstream body it built: derived data, so a digest, not a copy."""
+    return hashlib.sha256(orjson.dumps(upstream_call.body)).hexdigest()
+
+
+async def ask_upstream(call: Call, services: Services, upstream_codec: Codec,
+                       upstream_call: UpstreamCall) -> tuple[ModelReply, bytes]:
+    """Send a self-contained call: the reply, and the provider's answer as it came.
+
+    An asynchronous provider (one whose create answers a run still going) is
+    awaited through the codec's `pending_result` until the run is final."""
+    headers = upstream_headers(call, upstream_codec)
+    got = await _send(call, services, upstream_codec, upstream_call, headers, orjson.dumps(upstream_call.body))
+    assert got is not None
+    reply, answer = got
+    # Each fetch holds a little less than the read timeout, so a slow run is not an upstream timeout.
+    wait_s = max(1, min(600, int(call.upstream.timeout_s) - 5))
+    while (pending := upstream_codec.pending_result(reply, wait_s)) is not None:
+        got = await _send(call, services, upstream_codec, pending, headers, None, pending=True)
+        if got is not None:
+            reply, answer = got
+    return reply, answer
+
+
+async def open_upstream_stream(call: Call, services: Services, upstream_codec: Codec,
+                               upstream_call: UpstreamCall) -> ClientResponse:
+    """Open the provider's stream for a streamed call; its error answer becomes the front API's error."""
+    response = await services.upstreams.open(call.upstream, upstream_call.method, upstream_call.path,
+                                             headers=upstream_headers(call, upstream_codec),
+                                             body=orjson.dumps(upstream_call.body))
+    if response.status != 200:
+        async with response:
+            body = await response.read()
+        raise upstream_codec.upstream_error(call.upstream.name, response.status, body)
+    await expect_event_stream(response, call)
+    return response
+
+
+async def expect_event_stream(response: ClientResponse, call: Call) -> None:
+    """A provider that answers a stream request with something else gets a clear 502
+    before the app's stream starts (and before any node exists)."""
+    if response.content_type == SSE_CONTENT_TYPE:
+        return
+    async with response:
+        await response.read()
+    raise upstream_bad_response(call.upstream.name, f"it answered a stream request with {response.content_type}"
+                                f" instead of an event stream ({SSE_CONTENT_TYPE})")
+
+
+async def _send(call: Call, services: Services, codec: Codec, upstream_call: UpstreamCall,
+                headers: CIMultiDict[str], body: bytes | None, *,
+                pending: bool = False) -> tuple[ModelReply, bytes] | None:
+    """One call upstream, decoded (and its raw answer); None when a pending result is not ready yet."""
+    answer = await services.upstreams.send(call.upstream, upstream_call.method, upstream_call.path,
+                                           headers=headers, body=body)
+    if pending and answer.status in codec.not_ready_statuses:
+        return None
+    if answer.status != 200:
+        raise codec.upstream_error(call.upstream.name, answer.status, answer.body)
+    try:
+        reply = codec.parse_reply(orjson.loads(answer.body))
+    except orjson.JSONDecodeError as exc:
+        raise upstream_bad_response(call.upstream.name, f"its answer is not valid JSON ({exc})") from None
+    except ApiError as exc:
+        raise upstream_bad_response(call.upstream.name, exc.message) from None
+    for part in (p for turn in reply.output for p in turn.parts):
+        give_call_id(part)
+    return reply, answer.body
+
+
+def new_node(call: Call, req: TurnRequest, reply: ModelReply, node_id: str, *, mode: str,
+             parent: Interaction | None = None) -> Interaction:
+    """The node a turn makes: the app's new input, the reply, and where it hangs in its chain."""
+    now = time.time()
+    return Interaction(
+        id=node_id,
+        owner=call.owner,
+        upstream=call.upstream.name,
+        front=call.route.codec.name,
+        mode=mode,
+        model=req.model or reply.model,
+        status=reply.status,
+        input=req.input,
+        output=reply.output,
+        created=call.created,
+        updated=now,
+        parent_id=parent.id if parent else req.previous_id,
+        root_id=parent.root_id if parent else None,
+        usage=reply.usage,
+        error=reply.error,
+        request=call.route.codec.echoed(req),
+        provider_id=reply.provider_id,
+        run_id=reply.run_id,
+    )
