@@ -142,13 +142,21 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
     # An upstream API recall cannot read streams of is asked whole (WHOLE mode).
     whole = not upstream_codec.reads_streams
     _, upstream_call = upstream_request(call, dataclasses.replace(req, stream=not whole), prior)
-    response = None if whole else await open_upstream_stream(call, services, upstream_codec, upstream_call)
     storing = req.store and call.recording
     node = new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), mint_id(front.id_prefix), mode="emulate",
                     parent=chain[-1] if chain else None)
-    if storing:
-        # The node exists before its id reaches the app (interaction.created or the background answer).
-        await services.store.save_interaction(node)
+    # The node exists before its id reaches the app (interaction.created or the background
+    # answer). Its commit runs while the provider opens its stream, not after.
+    saving = asyncio.ensure_future(services.store.save_interaction(node)) if storing else None
+    try:
+        response = None if whole else await open_upstream_stream(call, services, upstream_codec, upstream_call)
+    except BaseException:
+        if saving is not None:
+            await asyncio.shield(saving)
+            await services.store.discard_unstarted(node.id)  # the turn never began: no trace of it
+        raise
+    if saving is not None:
+        await saving
     if whole:
         mode, decoder = WHOLE, WholeReply()
     else:

@@ -216,3 +216,13 @@ def test_restart_marks_running_interactions_failed(
     assert got.status == "failed"
     assert "recall stopped" in got.errors[0].message
     loop_thread.loop.call_soon_threadsafe(fake_gemini.hold.set)
+
+
+def test_a_stream_the_provider_refuses_leaves_no_node(recall: Recall, fake_gemini: FakeGemini) -> None:
+    c = client(recall)
+    # The fake refuses a chain's second turn that arrives without its first (brain.history_problem).
+    with pytest.raises(gi.BadRequestError) as caught:
+        list(c.interactions.create(model=MODEL, input="chain lonely turn 2", stream=True))
+    assert "history" in caught.value.body["error"]["message"]
+    assert recall.query("SELECT count(*) FROM interactions") == [(0,)]
+    assert recall.query("SELECT count(*) FROM search_keys") == [(0,)]

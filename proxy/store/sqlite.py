@@ -222,6 +222,13 @@ class SQLiteStore:
     async def record_exchange(self, exchange: Exchange) -> None:
         await self._writer.submit(lambda db: _insert_exchange(db, exchange))
 
+    async def discard_unstarted(self, interaction_id: str) -> None:
+        """Remove a node saved in progress whose turn never started (the provider refused it).
+
+        Its id never reached the app, so nothing can refer to it: the row goes entirely."""
+        await self._writer.submit(lambda db: db.execute(
+            "DELETE FROM interactions WHERE id = ? AND status = ?", (interaction_id, IN_PROGRESS)))
+
     async def delete_interaction(self, interaction_id: str) -> bool:
         """Erase a node's content and every exchange that holds it.
 
