@@ -15,7 +15,6 @@ from aiohttp import web
 
 from . import conversations, streaming
 from .call import Call
-from .codecs import Codec
 from .errors import ApiError, bad_request
 from .ids import mint_id
 from .model import IN_PROGRESS, Interaction, TurnRequest
@@ -109,33 +108,35 @@ async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> 
     return web.Response(body=body, content_type=JSON, headers={STORED_HEADER: "true" if storing else "false"})
 
 
-async def _visible(call: Call, services: Services, codec: Codec) -> Interaction | None:
-    assert call.route.resource_id is not None
-    return await services.state.lookup(call.route.resource_id, call.owner)
+async def _target(call: Call, services: Services) -> tuple[Interaction | None, bool]:
+    """The stored turn an id names, and whether the provider holds it instead (native
+    mode: the call is relayed). An id neither holds for this caller is the front API's
+    not-found, never a hint that another key owns it."""
+    resource_id = call.route.resource_id or ""
+    found = await services.state.lookup(resource_id, call.owner)
+    if found is not None and found.mode != "native":
+        return found, False
+    if is_native(call) and not await services.state.foreign(resource_id, call.owner):
+        return found, True
+    raise call.route.codec.not_found(resource_id)
 
 
 async def get(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
-    codec = call.route.codec
-    found = await _visible(call, services, codec)
-    if found is None or found.mode == "native":
-        if is_native(call) and not await _foreign(call, services):
-            return await relay(request, call, services)
-        raise codec.not_found(call.route.resource_id or "")
+    found, relayed = await _target(call, services)
+    if relayed or found is None:
+        return await relay(request, call, services)
     if call.query_flag("stream"):
         return await streaming.follow(request, call, services, found)
-    return json_response(codec.render(found, include_input=call.query_flag("include_input")))
+    return json_response(call.route.codec.render(found, include_input=call.query_flag("include_input")))
 
 
 async def delete(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
-    codec = call.route.codec
     resource_id = call.route.resource_id or ""
-    found = await _visible(call, services, codec)
-    if found is None or found.mode == "native":
-        if not is_native(call) or await _foreign(call, services):
-            raise codec.not_found(resource_id)
+    found, relayed = await _target(call, services)
+    if relayed:
 
         async def forget(status: int, body: bytes) -> None:
-            if 200 <= status < 300 and found is not None:
+            if 200 <= status < 300 and found is not None:  # recall's record of it goes too
                 await services.store.delete_interaction(resource_id)
 
         return await relay(request, call, services, on_relayed=forget)
@@ -144,31 +145,21 @@ async def delete(request: web.Request, call: Call, services: Services) -> web.St
 
 
 async def cancel(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
-    codec = call.route.codec
     resource_id = call.route.resource_id or ""
-    found = await _visible(call, services, codec)
-    if found is None or found.mode == "native":
-        if not is_native(call) or await _foreign(call, services):
-            raise codec.not_found(resource_id)
+    found, relayed = await _target(call, services)
+    if relayed or found is None:
         return await relay(request, call, services)
     if found.status != IN_PROGRESS or not await services.runs.cancel(resource_id):
         raise bad_request(
             f"interaction '{resource_id}' is {found.status}; only an interaction still in progress can be cancelled"
         )
     cancelled = await services.state.lookup(resource_id, call.owner)
-    return json_response(codec.render(cancelled or found))
-
-
-async def _foreign(call: Call, services: Services) -> bool:
-    return await services.state.foreign(call.route.resource_id or "", call.owner)
+    return json_response(call.route.codec.render(cancelled or found))
 
 
 async def input_items(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
     """GET …/{id}/input_items: the turn's own input, as a cursor page."""
-    codec = call.route.codec
-    found = await _visible(call, services, codec)
-    if found is None or found.mode == "native":
-        if is_native(call) and not await _foreign(call, services):
-            return await relay(request, call, services)
-        raise codec.not_found(call.route.resource_id or "")
-    return json_response(cursor_page(codec.input_items(found), call.query))
+    found, relayed = await _target(call, services)
+    if relayed or found is None:
+        return await relay(request, call, services)
+    return json_response(cursor_page(call.route.codec.input_items(found), call.query))
