@@ -76,10 +76,11 @@ class Assembler:
         parts = []
         for index in sorted(self.parts):
             part = self.parts[index]
+            # Pieces are joined into the part once and let go: a long reply is not held twice.
             if index in self._text:
-                part.text = (part.text or "") + "".join(self._text[index])
+                part.text = (part.text or "") + "".join(self._text.pop(index))
             if index in self._arguments:
-                raw = "".join(self._arguments[index])
+                raw = "".join(self._arguments.pop(index))
                 try:
                     part.arguments = orjson.loads(raw) if raw else {}
                 except orjson.JSONDecodeError:

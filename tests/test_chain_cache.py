@@ -60,3 +60,13 @@ def test_an_erasure_through_the_api_reaches_the_next_turn(recall: Recall, fake_g
     c.interactions.delete(first.id)
     c.interactions.create(model=GEMINI_MODEL, input="Third.", previous_interaction_id=second.id)
     assert user_turns_sent(fake_gemini) == ["Second.", "Third."]
+
+
+def test_the_search_index_takes_the_start_of_a_huge_reply() -> None:
+    from proxy.store.search import MAX_INDEXED_CHARS, searchable_text
+
+    huge = [Turn(MODEL, [Part("text", text="needle " + "x" * (3 * MAX_INDEXED_CHARS)), Part("text", text="tail")])]
+    text = searchable_text(huge)
+    assert text is not None and text.startswith("needle ") and len(text) == MAX_INDEXED_CHARS
+    assert searchable_text([Turn(USER, [Part("text", text="short"), Part("function_call", name="f", arguments={"a": 1})])]) \
+        == 'short\nf {"a":1}'

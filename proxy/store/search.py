@@ -16,6 +16,11 @@ import orjson
 from ..model import TEXT, Turn
 
 
+# Of one side (input or output) of one node, this much text is indexed: enough for any
+# conversation, while a reply of tens of megabytes is not tokenised (and held) whole.
+MAX_INDEXED_CHARS = 1_000_000
+
+
 def _json_text(value: Any) -> str:
     if value is None:
         return ""
@@ -26,14 +31,20 @@ def _json_text(value: Any) -> str:
 
 def searchable_text(turns: list[Turn]) -> str | None:
     """Every part's text, function name, arguments and result, and the JSON of parts recall
-    does not model, one line a part; media data is left out. None when there are no parts."""
-    lines = [
-        " ".join((part.text or "", part.name or "", _json_text(part.arguments), _json_text(part.result),
-                  "" if part.kind == TEXT else _json_text(part.native))).strip()
-        for turn in turns
-        for part in turn.parts
-    ]
-    return "\n".join(lines) if lines else None
+    does not model, one line a part, up to MAX_INDEXED_CHARS; media data is left out.
+    None when there are no parts."""
+    lines: list[str] = []
+    size = 0
+    for turn in turns:
+        for part in turn.parts:
+            if size >= MAX_INDEXED_CHARS:
+                break
+            line = " ".join((part.text[:MAX_INDEXED_CHARS] if part.text else "", part.name or "",
+                             _json_text(part.arguments), _json_text(part.result),
+                             "" if part.kind == TEXT else _json_text(part.native))).strip()
+            lines.append(line)
+            size += len(line) + 1
+    return "\n".join(lines)[:MAX_INDEXED_CHARS] if lines else None
 
 
 def index_interaction(db: sqlite3.Connection, interaction_id: str, input_turns: list[Turn],
