@@ -15,7 +15,6 @@ import orjson
 
 from ..model import TEXT, Turn
 
-
 # Of one side (input or output) of one node, this much text is indexed: enough for any
 # conversation, while a reply of tens of megabytes is not tokenised (and held) whole.
 MAX_INDEXED_CHARS = 1_000_000
