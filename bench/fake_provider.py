@@ -47,7 +47,7 @@ def make_app(chunks: int) -> web.Application:
         await response.write_eof()
         return response
 
-    app = web.Application()
+    app = web.Application(client_max_size=512 * 1024 * 1024)  # a 10,000-turn history is megabytes
     app.router.add_post("/{tail:.*}", create)
     return app
 
