@@ -52,25 +52,35 @@ class SSEParser:
     """Feed bytes as they arrive; get back the events they completed."""
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
+        # The buffer's bytes already searched: no blank line starts before the last 3 of them.
+        self._scanned = 0
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        buffer = self._buffer + chunk if self._buffer else chunk
+        buffer = self._buffer
+        buffer += chunk
         events: list[SSEEvent] = []
         start = 0
-        # One scan of the buffer per chunk: an event ends at the first blank line.
-        for match in _BLANK_LINE.finditer(buffer):
+        # Each byte is scanned once, whatever the chunking: an event of many megabytes
+        # in small chunks would otherwise be rescanned from its start at every chunk.
+        # An event ends at the first blank line (at most 4 bytes, so it may begin in
+        # the last 3 bytes scanned before).
+        for match in _BLANK_LINE.finditer(buffer, max(self._scanned - 3, 0)):
+            raw = bytes(buffer[start:match.end()])
             # A comment-only block (a keep-alive) is an event with no data, so
             # that a relay passing events on keeps every byte.
-            event, data = _parse_block(buffer[start:match.start()])
-            events.append(SSEEvent(event, data, buffer[start:match.end()]))
+            event, data = _parse_block(raw[: match.start() - start])
+            events.append(SSEEvent(event, data, raw))
             start = match.end()
-        self._buffer = buffer[start:]
+        del buffer[:start]
+        self._scanned = len(buffer)
         return events
 
     def flush(self) -> list[SSEEvent]:
         """The last event of a stream that ended without a blank line."""
-        rest, self._buffer = self._buffer, b""
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        self._scanned = 0
         if not rest:
             return []
         event, data = _parse_block(rest)

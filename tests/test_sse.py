@@ -43,3 +43,20 @@ def test_a_stream_without_a_final_blank_line_keeps_its_last_event() -> None:
     assert parser.feed(b'data: {"a": 1}\n\ndata: {"b": 2}') and parser.pending
     tail = parser.flush()
     assert [e.json() for e in tail] == [{"b": 2}] and tail[0].raw == b'data: {"b": 2}'
+
+
+def test_one_large_event_over_many_chunks_is_parsed_in_linear_time() -> None:
+    """A provider's multi-megabyte event (a generated image, a long completed response)
+    arrives in many small chunks; each must not rescan what came before, or the event
+    loop stalls for seconds (quadratic: this one took ~20 s so)."""
+    import time
+
+    event = b'data: {"image": "' + b"A" * (16 * 1024 * 1024) + b'"}\n\n'
+    parser = SSEParser()
+    started = time.perf_counter()
+    events = []
+    for start in range(0, len(event), 16 * 1024):
+        events += parser.feed(event[start:start + 16 * 1024])
+    took = time.perf_counter() - started
+    assert [e.raw for e in events] == [event] and not parser.pending
+    assert took < 2, f"{took:.1f} s to parse one 16 MB event"
