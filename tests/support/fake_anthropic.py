@@ -39,7 +39,7 @@ class FakeAnthropic:
     _runner: web.AppRunner | None = None
 
     async def start(self) -> str:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # recall's own limit is what tests exercise
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()

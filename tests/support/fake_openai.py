@@ -60,7 +60,7 @@ class FakeOpenAI:
     reasoning_received: list[str] = field(default_factory=list)
     url: str = ""
     # Stream controls: seconds between events; an event that, once set, lets a
-    # stream go on after its first event.
+    # stream go on after its first event (and a whole answer be sent).
     stream_delay: float = 0.0
     hold: asyncio.Event | None = None
     # A stream that stops after its fourth event, with no terminal event.
@@ -74,9 +74,9 @@ class FakeOpenAI:
     _runner: web.AppRunner | None = None
 
     async def start(self) -> str:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # recall's own limit is what tests exercise
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # paused answers end with the test
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -233,8 +233,7 @@ class FakeOpenAI:
         response = self._reply(body)
         pause = requested_pause(texts)
         if not body.get("stream"):
-            await asyncio.sleep(pause)
-            return self._json(response)
+            return await self._whole(response, pause)
         return await self._send_stream(request, _response_events(response), done=False, pause=pause)
 
     def _by_id(self, method: str, response_id: str) -> web.Response:
@@ -283,12 +282,18 @@ class FakeOpenAI:
                       "usage": usage, "system_fingerprint": "fp_fake", "service_tier": "default"}
         pause = requested_pause(user_texts)
         if not body.get("stream"):
-            await asyncio.sleep(pause)
-            return self._json(completion)
+            return await self._whole(completion, pause)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return await self._send_stream(request, _chat_chunks(completion, include_usage), done=True, pause=pause)
 
     # -- streams ---------------------------------------------------------------------
+
+    async def _whole(self, payload: dict[str, Any], pause: float) -> web.Response:
+        """A whole answer, once its pause has passed and nothing holds it."""
+        await asyncio.sleep(pause)
+        if self.hold is not None:
+            await self.hold.wait()
+        return self._json(payload)
 
     def _json(self, payload: dict[str, Any]) -> web.Response:
         body = json.dumps(payload).encode()

@@ -65,7 +65,7 @@ class FakeParallel:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> str:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # recall's own limit is what tests exercise
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
