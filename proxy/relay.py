@@ -38,8 +38,15 @@ async def relay(
     """Relay the call; `whole_json` holds the answer until it has all arrived and
     parses, for modelled JSON answers: a provider that breaks off or sends
     something unreadable then gets a clear 502, never a truncated 200."""
+    response = await open_relayed(call, services)
+    return await relay_response(request, call, services, response, store_content=store_content,
+                                on_relayed=on_relayed, whole_json=whole_json)
+
+
+async def open_relayed(call: Call, services: Services) -> aiohttp.ClientResponse:
+    """The call sent to the provider as it is; the answer with its body still unread."""
     upstream = call.upstream
-    response = await services.upstreams.open(
+    return await services.upstreams.open(
         upstream,
         call.method,
         call.raw_tail,
@@ -47,6 +54,20 @@ async def relay(
         body=call.body or None,
         query=forward_query(call.query, upstream),
     )
+
+
+async def relay_response(
+    request: web.Request,
+    call: Call,
+    services: Services,
+    response: aiohttp.ClientResponse,
+    *,
+    store_content: bool = True,
+    on_relayed: OnRelayed | None = None,
+    whole_json: bool = False,
+) -> web.StreamResponse:
+    """Pass on a provider's answer to a relayed call (see relay)."""
+    upstream = call.upstream
     out = web.StreamResponse(status=response.status, reason=response.reason)
     for name, value in response.headers.items():
         if name.lower() not in DROPPED_RESPONSE_HEADERS:
