@@ -84,7 +84,8 @@ async def create_native(request: web.Request, call: Call, services: Services, re
         if reply.provider_id:
             await services.store.save_interaction(new_node(call, req, reply, reply.provider_id, mode="native"))
 
-    return await relay(request, call, services, store_content=storing, on_relayed=remember, whole_json=True)
+    return await relay(request, call, services, store_content=storing, on_relayed=remember, whole_json=True,
+                       refusal_as_metadata=True)
 
 
 def upstream_request(call: Call, req: TurnRequest, prior: list[Turn]) -> tuple[Codec, UpstreamCall]:
