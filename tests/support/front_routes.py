@@ -19,11 +19,13 @@ Error shapes in shared/specs/: Gemini Interactions
 `{"type": "error", "error": {"type", "message"}}`; Parallel
 `{"type": "error", "error": {"ref_id", "message", "detail"?}}`.
 
-A fake provider for a row needs what tests/support/fake_gemini.py has:
-`start()`, `stop()`, `url`; `requests` (each with `.path` and `.headers`);
-`stream_delay`, `streams_finished`; and brain.history_problem and
-brain.requested_pause applied to every conversation it answers
-(`history_mismatches`), so that load, crash and shutdown tests can run on it.
+A fake provider for a row needs what every fake in tests/support/ has:
+`start()`, `stop()` (ending paused answers at once), `url`; `requests` (each
+with `.path`, `.headers` and `.body`); `stream_delay`, `streams_finished`;
+`hold` (an event: while unset, a background turn's answer waits for it); and
+brain.history_problem and brain.requested_pause applied to every conversation
+it answers (`history_mismatches`), so that load, crash and shutdown tests can
+run on it. A request it cannot read is a 400 in its provider's shape.
 """
 
 from __future__ import annotations
