@@ -18,7 +18,6 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest

@@ -25,8 +25,8 @@ from proxy.config import Config, Upstream
 from .support import store_checks
 from .support.front_routes import FrontRoute, pair_id, route_upstream_pairs
 from .support.front_routes import Upstream as RouteUpstream
-from .support.recall_process import RecallProcess, write_config
 from .support.loop_thread import LoopThread
+from .support.recall_process import RecallProcess, write_config
 from .support.rigs import Rig, RigFactory
 
 PAIRS = route_upstream_pairs()
