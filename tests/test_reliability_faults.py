@@ -241,6 +241,7 @@ def test_5xx_is_relayed_as_it_came(rig_factory: RigFactory, route: FrontRoute, u
         if relayed(upstream, kind):
             assert answer.status_code == 503, kind
             assert answer.content == OVERLOADED_BODY  # byte for byte
+            assert answer.headers.get("x-recall-stored", "false") == "false"
         else:
             # A translated call: re-wrapped in the front API's shape, the provider's status and words kept.
             assert "the fake provider is overloaded" in told(rig, kind, answer, 503)
