@@ -204,7 +204,8 @@ def test_non_utf8_headers_and_query_are_not_errors_of_recall(rig: Rig) -> None:
     body = json.dumps(rig.route.body("hello")).encode()
     answer = rig.http.post(rig.url(rig.route.create_path) + "?key=%ff%fe&x=%C3%28", content=body,
                            headers={"content-type": "application/json", "x-goog-api-key": b"\xff\xfe",
-                                    "authorization": b"Bearer \xc3\x28", "x-recall-store": b"\xff"})
+                                    "authorization": b"Bearer \xc3\x28", "x-api-key": b"\xc3\x28\xff",
+                                    "x-recall-store": b"\xff"})
     judge(rig, answer, before)
 
 
