@@ -36,12 +36,23 @@ async def relay(
     store_content: bool = True,
     on_relayed: OnRelayed | None = None,
     whole_json: bool = False,
+    refusal_as_metadata: bool = False,
 ) -> web.StreamResponse:
     """Relay the call; `whole_json` holds the answer until it has all arrived and
     parses, for modelled JSON answers: a provider that breaks off or sends
-    something unreadable then gets a clear 502, never a truncated 200."""
+    something unreadable then gets a clear 502, never a truncated 200.
+    `refusal_as_metadata`: a create the provider refused (4xx, 5xx) made no turn,
+    so its row keeps no bodies, as the row of a call recall refused itself."""
+    response = await open_relayed(call, services)
+    return await relay_response(request, call, services, response, store_content=store_content,
+                                on_relayed=on_relayed, whole_json=whole_json,
+                                refusal_as_metadata=refusal_as_metadata)
+
+
+async def open_relayed(call: Call, services: Services) -> aiohttp.ClientResponse:
+    """The call sent to the provider as it is; the answer with its body still unread."""
     upstream = call.upstream
-    response = await services.upstreams.open(
+    return await services.upstreams.open(
         upstream,
         call.method,
         call.raw_tail,
@@ -49,6 +60,21 @@ async def relay(
         body=call.body or None,
         query=forward_query(call.query, upstream),
     )
+
+
+async def relay_response(
+    request: web.Request,
+    call: Call,
+    services: Services,
+    response: aiohttp.ClientResponse,
+    *,
+    store_content: bool = True,
+    on_relayed: OnRelayed | None = None,
+    whole_json: bool = False,
+    refusal_as_metadata: bool = False,
+) -> web.StreamResponse:
+    """Pass on a provider's answer to a relayed call (see relay)."""
+    upstream = call.upstream
     out = web.StreamResponse(status=response.status, reason=response.reason)
     for name, value in response.headers.items():
         if name.lower() not in DROPPED_RESPONSE_HEADERS:
@@ -92,6 +118,10 @@ async def relay(
     exchange.error = error
     if on_relayed is not None and error is None:
         exchange.interaction_id = await on_relayed(response.status, body)
+    if refusal_as_metadata and response.status >= 400:
+        store_content = False
+        if not out.prepared:
+            out.headers[STORED_HEADER] = "false"
     await services.record(exchange, content=store_content and call.recording)
     if error is not None and out.prepared:
         # The app has part of a body: cut its connection too, so that it sees a

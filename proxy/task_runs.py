@@ -11,7 +11,9 @@ which streaming.follow serves live or afterwards.
 
 Native mode: every call goes to Parallel as it is; recall records the runs,
 results and events it relays, and keeps the chain as nodes (id = Parallel's
-interaction id, with its run id).
+interaction id, with its run id). A relayed events stream that breaks off is
+a read that failed, not the run: it ends in an `error` event, and the run's
+node is left for the next read to settle.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 
@@ -32,9 +36,9 @@ from .codecs.parallel_tasks import ParallelTasks, shape_output
 from .errors import ApiError, bad_request, not_found
 from .ids import mint_id
 from .model import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, INCOMPLETE, Interaction, ModelReply
-from .relay import STORED_HEADER, relay
+from .relay import STORED_HEADER, open_relayed, relay, relay_response
 from .services import Services
-from .sse import SSEParser
+from .sse import frame, iter_events
 from .state import history
 from .upstream_calls import ask_upstream, digest_of, new_node, upstream_request
 
@@ -146,8 +150,59 @@ async def input_of(request: web.Request, call: Call, services: Services) -> web.
 async def events(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
     node = await _resolve(call, services)
     if node is None:
-        return await relay(request, call, services, on_relayed=_remember_events(call, services))
+        return await _relay_events(request, call, services)
     return await streaming.follow(request, call, services, node)
+
+
+async def _relay_events(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
+    """Native mode: Parallel's events of a run, passed on event by event as they come.
+
+    A stream that breaks, stalls past timeout_s, holds an event that is not JSON or
+    ends before the run's final state ends instead in an `error` event of the Task
+    API, and cleanly: the SDK yields it, where a cut connection would raise mid-way
+    and a broken event crash its decoder. Only the read failed: the run goes on at
+    Parallel, and its node stays as it was until a read says how it ended."""
+    response = await open_relayed(call, services)
+    if response.status != 200 or response.content_type != streaming.SSE_CONTENT_TYPE:
+        return await relay_response(request, call, services, response)
+    sink = streaming.Sink(request, call.recording)
+    await sink.open()
+    limit = services.config.max_body_mb * 1024 * 1024
+    passed = bytearray()
+    final: ModelReply | None = None
+    problem: str | None = None
+    try:
+        async with response:
+            async for _, received in iter_events(response.content):
+                for event in received:
+                    if event.malformed:
+                        problem = "sent an event that is not valid JSON"
+                        break
+                    final = _state_of(call, event.json()) or final
+                    await sink.send(event.raw)
+                    passed += event.raw[: max(limit - len(passed), 0)]
+                if problem:
+                    break
+    except TimeoutError:
+        problem = f"sent nothing for {call.upstream.timeout_s:g} s ([upstreams.{call.upstream.name}] timeout_s)"
+    except aiohttp.ClientError as exc:
+        problem = f"broke off ({exc or type(exc).__name__})"
+    if problem is None and (final is None or final.status == IN_PROGRESS):
+        problem = "ended before the run did"
+    if problem is not None:
+        err = ApiError(502, "upstream_stream_broken", f"upstream '{call.upstream.name}': the run's event stream"
+                       f" {problem}; the run may still be going: read its result or its events again")
+        closing = frame(orjson.dumps(_codec(call).error_body(err)), "error")
+        await sink.send(closing)
+        passed += closing
+    exchange = call.exchange(200, {"content-type": streaming.SSE_CONTENT_TYPE}, bytes(passed))
+    exchange.error = problem
+    if final is not None and call.recording:
+        await _update_native(call, services, final)
+    await services.record(exchange, content=call.recording)
+    # Ended after the commit: an app that has read the end finds the run as it ended.
+    await sink.close()
+    return sink.response
 
 
 async def result(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
@@ -251,26 +306,14 @@ def _remember_json(call: Call, services: Services) -> Callable[[int, bytes], Awa
     return remember
 
 
-def _remember_events(call: Call, services: Services) -> Callable[[int, bytes], Awaitable[None]]:
-    """Keep the final state a relayed events stream reported in the run's node."""
-
-    async def remember(status: int, body: bytes) -> None:
-        if status != 200 or not call.recording:
-            return
-        final = None
-        for event in SSEParser().feed(body + b"\n\n"):
-            data = event.json()
-            if isinstance(data, dict) and data.get("type") == "task_run.state" and isinstance(data.get("run"), dict):
-                final = data
-        if final is None:
-            return
-        try:
-            reply = _codec(call).parse_reply({"run": final["run"], "output": final.get("output")})
-        except ApiError:
-            return
-        await _update_native(call, services, reply)
-
-    return remember
+def _state_of(call: Call, event: Any) -> ModelReply | None:
+    """The run as a relayed `task_run.state` event reports it, or None for any other event."""
+    if not isinstance(event, dict) or event.get("type") != "task_run.state" or not isinstance(event.get("run"), dict):
+        return None
+    try:
+        return _codec(call).parse_reply({"run": event["run"], "output": event.get("output")})
+    except ApiError:
+        return None
 
 
 async def _update_native(call: Call, services: Services, reply: ModelReply) -> None:

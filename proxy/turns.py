@@ -82,7 +82,8 @@ async def create_native(request: web.Request, call: Call, services: Services, re
         await services.store.save_interaction(new_node(call, req, reply, reply.provider_id, mode="native"))
         return reply.provider_id
 
-    return await relay(request, call, services, store_content=storing, on_relayed=remember, whole_json=True)
+    return await relay(request, call, services, store_content=storing, on_relayed=remember, whole_json=True,
+                       refusal_as_metadata=True)
 
 
 async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> web.Response:

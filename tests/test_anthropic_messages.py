@@ -25,7 +25,7 @@ def client(recall: Recall, key: str = "sk-ant-test-key") -> anthropic.Anthropic:
 
 def user_texts(fake: FakeAnthropic) -> list[str]:
     out = []
-    for message in fake.requests[-1]["messages"]:
+    for message in fake.requests[-1].body["messages"]:
         if message["role"] == "user":
             content = message["content"]
             out.append(content if isinstance(content, str) else "".join(b.get("text", "") for b in content))
@@ -41,7 +41,7 @@ def test_plain_call_is_relayed_byte_for_byte_and_recorded(recall: Recall, fake_a
     assert answer.headers["request-id"] == "req_msg_fake1"
     rows = recall.query("SELECT id, mode, status FROM interactions")
     assert rows == [("msg_fake1", "native", "completed")]
-    assert fake_anthropic.headers[-1]["x-api-key"] == "k"
+    assert fake_anthropic.requests[-1].headers["x-api-key"] == "k"
 
 
 def test_chain_with_previous_interaction_id(recall: Recall, fake_anthropic: FakeAnthropic) -> None:
@@ -55,8 +55,8 @@ def test_chain_with_previous_interaction_id(recall: Recall, fake_anthropic: Fake
                               extra_body={"previous_interaction_id": second.interaction_id})
     assert "Karthik" in third.content[0].text
     assert user_texts(fake_anthropic) == ["Hi, my name is Karthik.", "I like cricket.", "What is my name?"]
-    assert "previous_interaction_id" not in fake_anthropic.requests[-1]
-    roles = [m["role"] for m in fake_anthropic.requests[-1]["messages"]]
+    assert "previous_interaction_id" not in fake_anthropic.requests[-1].body
+    roles = [m["role"] for m in fake_anthropic.requests[-1].body["messages"]]
     assert roles == ["user", "assistant", "user", "assistant", "user"]
 
 
@@ -102,7 +102,7 @@ def test_tool_round_trip_across_a_chain(recall: Recall, fake_anthropic: FakeAnth
         messages=[{"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "18C and sunny"}]}],
         extra_body={"previous_interaction_id": asked.id})
     assert "18C and sunny" in answered.content[0].text
-    sent = fake_anthropic.requests[-1]["messages"]
+    sent = fake_anthropic.requests[-1].body["messages"]
     assert sent[1]["content"][0]["type"] == "tool_use" and sent[2]["content"][0]["tool_use_id"] == call.id
 
 
@@ -144,10 +144,10 @@ def test_interactions_api_over_anthropic(recall_factory: RecallFactory, fake_ant
     first = c.interactions.create(model=MODEL, input="Hi, my name is Karthik.", system_instruction="Be brief.")
     second = c.interactions.create(model=MODEL, input="What is my name?", previous_interaction_id=first.id)
     assert "Karthik" in second.output_text
-    sent = fake_anthropic.requests[-1]
+    sent = fake_anthropic.requests[-1].body
     assert sent["max_tokens"] == 4096 and "system" not in sent
-    assert fake_anthropic.headers[-1]["x-api-key"] == "sk-ant-key"  # the key moved to Anthropic's header
-    assert fake_anthropic.headers[-1]["anthropic-version"] == "2023-06-01"
+    assert fake_anthropic.requests[-1].headers["x-api-key"] == "sk-ant-key"  # the key moved to Anthropic's header
+    assert fake_anthropic.requests[-1].headers["anthropic-version"] == "2023-06-01"
     events = list(c.interactions.create(model=MODEL, input="What is my name?", previous_interaction_id=second.id,
                                         stream=True))
     text = "".join(e.delta.text for e in events if e.event_type == "step.delta")

@@ -281,7 +281,7 @@ def test_keys_by_either_header_reach_the_provider_and_never_the_database(
     assert bearer.status_code == 200  # same key, same owner: the chain is visible
     result = http.get(f"{recall.base('parallel')}/v1/tasks/runs/{bearer.json()['run_id']}/result",
                        headers={"Authorization": f"Bearer {key}"})
-    assert result.json()["output"]["content"] == "You asked: again"
+    assert result.json()["output"]["content"] == "[2 user messages] You said: again"
     # The provider reads x-api-key: a Bearer key is moved there.
     assert [r.headers.get("x-api-key") for r in fake_parallel.creates()] == [key, key]
     assert all("Authorization" not in r.headers for r in fake_parallel.creates())
@@ -294,7 +294,7 @@ def test_recall_store_false_keeps_nothing_but_still_answers(recall: Recall, fake
     run = c.task_run.create(input=f"Remember {marker}.", processor="lite", task_spec=TEXT,
                             extra_headers={"X-Recall-Store": "false"})
     result = c.task_run.result(run.run_id)
-    assert result.output.content == f"You asked: Remember {marker}."
+    assert result.output.content == f"[1 user messages] You said: Remember {marker}."
     assert c.task_run.retrieve_input(run.run_id).input == f"Remember {marker}."
     assert [e.run.status for e in c.task_run.events(run.run_id)][-1] == "completed"
     assert marker.encode() not in recall.db_bytes()

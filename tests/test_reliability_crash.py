@@ -2,10 +2,10 @@
 
 After every kill: `PRAGMA integrity_check` is ok; every turn any app was told
 exists is in the file, completed, with exactly its chain's earlier turns as
-its ancestors; every streamed turn whose id an app saw is there (completed, or
-failed if the kill cut it); nothing is left in progress after the restart; and
-the chains go on through the restarted recall with their whole history (the
-fake provider refuses any turn that arrives without it).
+its ancestors; every turn whose id an app saw begin (a stream, a task run) is
+there (completed, or failed if the kill cut it); nothing is left in progress
+after the restart; and the chains go on through the restarted recall with
+their whole history (the fake provider refuses any turn that arrives without it).
 
 Behind the `slow` marker: `pytest -m slow` (.ci/run runs it after the fast suite).
 """
@@ -89,6 +89,6 @@ def test_sigkill_mid_load_loses_no_acknowledged_turn(route: FrontRoute, loop_thr
     assert store_checks.problems(db) == []
     unfinished = sum(len(chain.unfinished) for chain in chains)
     figures.add("crash: turns acknowledged", sum(chain.turn for chain in chains))
-    figures.add("crash: streamed turns cut by a kill (present, marked failed)", unfinished)
+    figures.add("crash: turns begun but cut by a kill (present, completed or failed)", unfinished)
     figures.add("crash: requests cut by kills", report.cut)
     figures.add("crash: acknowledged turns lost", 0)  # verify() above would have failed otherwise

@@ -26,6 +26,7 @@ from .support import figures, store_checks
 from .support.front_routes import FRONT_ROUTES, FrontRoute, emulated, pair_id
 from .support.loop_thread import LoopThread
 from .support.recall_process import RecallProcess, write_config
+from .support.rigs import stream_turn, take_turn
 
 
 class Rig:
@@ -47,17 +48,21 @@ class Rig:
         return self.http.post(self.url(self.route.create_path), json=self.route.body(text, previous, **extra),
                               headers=self.route.key_headers("key-A"))
 
-    def stream(self, text: str) -> tuple[int, bytes]:
-        assert self.route.stream_fields is not None
-        with self.http.stream("POST", self.url(self.route.create_path), headers=self.route.key_headers("key-A"),
-                              json=self.route.body(text, None, **self.route.stream_fields)) as answer:
-            return answer.status_code, answer.read()
+    def turn(self, text: str, previous: str | None = None) -> httpx.Response:
+        return take_turn(self.http, self.url, self.route, self.route.body(text, previous),
+                         self.route.key_headers("key-A"))
 
-    def wait_for_provider(self, count: int, timeout: float = 10) -> None:
+    def stream(self, text: str) -> tuple[int, bytes]:
+        return stream_turn(self.http, self.url, self.route, text, None, self.route.key_headers("key-A"))
+
+    def wait_for_provider(self, texts: list[str], timeout: float = 10) -> None:
+        """Until the provider has every one of these turns in hand."""
         deadline = time.monotonic() + timeout
-        while len(self.fake.requests) < count:
-            assert time.monotonic() < deadline, f"only {len(self.fake.requests)} requests reached the provider"
+        while missing := [t for t in texts if not any(t in str(seen.body) for seen in self.fake.requests)]:
+            assert time.monotonic() < deadline, f"{missing} did not reach the provider"
             time.sleep(0.02)
+        if self.route.result_path is not None:
+            time.sleep(0.3)  # the app's reads of the runs' results follow their creates
 
     def close(self) -> None:
         self.http.close()
@@ -80,18 +85,20 @@ def test_sigterm_finishes_requests_in_flight_and_fails_background_runs(
 ) -> None:
     rig = Rig(route, loop_thread, tmp_path, shutdown_grace_s=10)
     try:
-        background = []
+        background: list[tuple[str, str]] = []  # (interaction id, item id)
         if route.background_fields is not None:
             for n in range(2):
                 answer = rig.create(f"background {n} [pause 30s]", **route.background_fields)
-                background.append(route.read_id(answer.json()))
+                background.append((route.read_id(answer.json()), route.item_id(answer.json())))
+        texts = [f"background {n}" for n in range(len(background))]
         with ThreadPoolExecutor(8) as pool:
-            plain: list[Future[httpx.Response]] = [pool.submit(rig.create, f"plain {n} [pause 1s]")
-                                                   for n in range(4)]
+            plain: list[Future[httpx.Response]] = [pool.submit(rig.turn, f"plain {n} [pause 1s]") for n in range(4)]
+            texts += [f"plain {n}" for n in range(4)]
             streams: list[Future[tuple[int, bytes]]] = []
-            if route.stream_fields is not None:
+            if route.streams:
                 streams = [pool.submit(rig.stream, f"stream {n} [pause 0.12s]") for n in range(4)]
-            rig.wait_for_provider(len(background) + len(plain) + len(streams))
+                texts += [f"stream {n}" for n in range(4)]
+            rig.wait_for_provider(texts)
             signalled = time.monotonic()
             assert rig.recall.process is not None
             rig.recall.process.send_signal(signal.SIGTERM)
@@ -123,17 +130,17 @@ def test_sigterm_finishes_requests_in_flight_and_fails_background_runs(
             for interaction_id in completed:
                 assert db.execute("SELECT status FROM interactions WHERE id = ?",
                                   (interaction_id,)).fetchone() == ("completed",)
-            for interaction_id in background:
+            for interaction_id, _ in background:
                 assert db.execute("SELECT status, error FROM interactions WHERE id = ?",
                                   (interaction_id,)).fetchone() == ("failed", SHUT_DOWN)
         assert store_checks.problems(rig.db) == []
         assert "recall: shutting down" in rig.recall.log()
         # After a restart all of it is served, and conversations go on.
         rig.recall.start()
-        for interaction_id in background:
-            got = rig.http.get(rig.url(route.item(interaction_id)), headers=route.key_headers("key-A"))
+        for _, item_id in background:
+            got = rig.http.get(rig.url(route.item(item_id)), headers=route.key_headers("key-A"))
             assert route.read_status(got.json()) == "failed" and SHUT_DOWN in got.text
-        follow = rig.create("and then?", completed[0])
+        follow = rig.turn("and then?", completed[0])
         assert follow.status_code == 200 and route.reply_text(follow.json()).startswith("[2 user messages]")
         figures.add("shutdown: requests in flight finished", len(completed))
         figures.add("shutdown: background runs marked failed", len(background))
@@ -149,8 +156,8 @@ def test_requests_longer_than_the_grace_period_are_cut_cleanly(
     try:
         before = store_checks.counts(rig.db)
         with ThreadPoolExecutor(4) as pool:
-            slow = [pool.submit(rig.create, f"slow {n} [pause 30s]") for n in range(3)]
-            rig.wait_for_provider(3)
+            slow = [pool.submit(rig.turn, f"slow {n} [pause 30s]") for n in range(3)]
+            rig.wait_for_provider([f"slow {n}" for n in range(3)])
             signalled = time.monotonic()
             assert rig.recall.process is not None
             rig.recall.process.send_signal(signal.SIGTERM)
@@ -161,7 +168,11 @@ def test_requests_longer_than_the_grace_period_are_cut_cleanly(
                     future.result()
         assert took < 5, f"shutdown took {took:.1f} s with a 0.5 s grace period"
         after = store_checks.counts(rig.db)
-        assert after["interactions"] == before["interactions"]
+        if route.result_path is None:
+            assert after["interactions"] == before["interactions"]
+        else:  # the runs were created, and answered: they end failed, with the reason
+            assert store_checks.statuses(rig.db) == {"failed": 3}
+            assert {row[0] for row in sqlite3.connect(rig.db).execute("SELECT error FROM interactions")} == {SHUT_DOWN}
         assert store_checks.problems(rig.db) == []
     finally:
         rig.close()

@@ -7,6 +7,7 @@ chaining; credentials are looked for in every byte of the database and the log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -24,6 +25,7 @@ from proxy.config import Config, Upstream
 from .support import store_checks
 from .support.front_routes import FrontRoute, pair_id, route_upstream_pairs
 from .support.front_routes import Upstream as RouteUpstream
+from .support.loop_thread import LoopThread
 from .support.recall_process import RecallProcess, write_config
 from .support.rigs import Rig, RigFactory
 
@@ -78,11 +80,11 @@ def test_non_loopback_host_starts_with_tokens_or_insecure(how: str, tmp_path: Pa
 # -- the proxy token ---------------------------------------------------------------------
 
 
-def _every_operation(rig: Rig, interaction_id: str) -> list[tuple[str, object]]:
+def _every_operation(rig: Rig, interaction_id: str, item_id: str) -> list[tuple[str, object]]:
     route = rig.route
     answers = [("create", rig.create("hello")), ("chain", rig.create("again", interaction_id))]
     for name, method, template in route.item_operations():
-        answers.append((name, rig.http.request(method, rig.url(template.format(id=interaction_id)),
+        answers.append((name, rig.http.request(method, rig.url(template.format(id=item_id)),
                                                headers=rig.headers())))
     return answers
 
@@ -91,20 +93,20 @@ def _every_operation(rig: Rig, interaction_id: str) -> list[tuple[str, object]]:
 def test_proxy_token_is_required_and_never_forwarded(rig_factory: RigFactory, route: FrontRoute,
                                                     upstream: RouteUpstream) -> None:
     rig = rig_factory(route, upstream, tokens=[TOKEN, "second-token"])
-    first = rig.create("Hi, my name is Ada.")
+    first = rig.turn("Hi, my name is Ada.")
     assert first.status_code == 200
-    interaction_id = route.read_id(first.json())
+    interaction_id, item_id = route.read_id(first.json()), route.item_id(first.json())
     seen = len(rig.upstream_requests())
     before = rig.counts()
     for token in (None, "wrong", TOKEN[:-1], TOKEN.upper(), "x" + TOKEN):
         rig.token = token
-        for operation, answer in _every_operation(rig, interaction_id):
+        for operation, answer in _every_operation(rig, interaction_id, item_id):
             route.check_error(answer, 401)  # type: ignore[arg-type]
             assert "x-recall-token" in route.error_message(answer.json()).lower(), operation  # type: ignore[attr-defined]
     assert len(rig.upstream_requests()) == seen, "a request without the token reached the provider"
     assert rig.counts() == before
     rig.token = "second-token"  # any configured token works
-    second = rig.create("What is my name?", interaction_id)
+    second = rig.turn("What is my name?", interaction_id)
     assert second.status_code == 200 and "Ada" in route.reply_text(second.json())
     for request in rig.upstream_requests():
         assert not any(name.lower().startswith("x-recall") for name in request.headers), request.headers
@@ -115,38 +117,48 @@ def test_proxy_token_is_required_and_never_forwarded(rig_factory: RigFactory, ro
 
 
 @pytest.mark.parametrize(("route", "upstream"), PAIRS, ids=pair_id)
-def test_another_key_sees_nothing_on_any_path(rig_factory: RigFactory, route: FrontRoute,
+def test_another_key_sees_nothing_on_any_path(rig_factory: RigFactory, loop_thread: LoopThread, route: FrontRoute,
                                               upstream: RouteUpstream) -> None:
     rig = rig_factory(route, upstream)
-    first = rig.create("Hi, my name is Ada. Remember the word heliotrope.", key="key-A")
-    interaction_id = route.read_id(first.json())
+    first = rig.turn("Hi, my name is Ada. Remember the word heliotrope.", key="key-A")
+    targets = [(route.read_id(first.json()), route.item_id(first.json()))]
     running = None
     if route.background_fields is not None and upstream.state == "emulate":
-        rig.fake.stream_delay = 0.3
-        running = route.read_id(rig.create("a slow one", key="key-A", **route.background_fields).json())
+        # Held by the provider until released: a run still in progress while the others try it.
+        rig.fake.hold = asyncio.Event()
+        created = rig.create("a slow one", key="key-A", **route.background_fields).json()
+        running = route.read_id(created)
+        targets.append((running, route.item_id(created)))
     seen = len(rig.upstream_requests())
     for other in ("key-B", None):  # another key, and no key at all
-        for target in filter(None, (interaction_id, running)):
+        for interaction_id, item_id in targets:
             for _, method, template in route.item_operations():
-                answer = rig.http.request(method, rig.url(template.format(id=target)), headers=rig.headers(other))
+                answer = rig.http.request(method, rig.url(template.format(id=item_id)), headers=rig.headers(other))
                 route.check_error(answer, 404)
                 assert "heliotrope" not in answer.text
-            follow = rig.http.get(rig.url(route.item(target)), params={"stream": "true"}, headers=rig.headers(other))
-            route.check_error(follow, 404)
-            chained = rig.create("What is my name?", target, key=other)
+            if route.item_path is not None:
+                follow = rig.http.get(rig.url(route.item(item_id)), params={"stream": "true"},
+                                      headers=rig.headers(other))
+                route.check_error(follow, 404)
+            chained = rig.create("What is my name?", interaction_id, key=other)
             route.check_error(chained, route.previous_not_found_status)
-    assert len(rig.upstream_requests()) == seen, "a foreign id was sent to the provider"
-    # The owner still has everything: nothing was deleted or cancelled by the others.
-    assert rig.get(interaction_id, key="key-A").status_code == 200
-    mine = rig.create("What is my name?", interaction_id, key="key-A")
-    assert mine.status_code == 200 and "Ada" in route.reply_text(mine.json())
+    # Nothing the others sent reached the provider (the held run's own calls, with key-A, go on meanwhile).
+    strays = [r for r in rig.upstream_requests()[seen:]
+              if "key-A" not in " ".join(r.headers.values()) or "What is my name?" in str(r.body)]
+    assert strays == [], "a foreign id was sent to the provider"
     if running is not None:
-        rig.fake.stream_delay = 0
+        assert rig.recall.query("SELECT status FROM interactions WHERE id = ?", running) == [("in_progress",)]
+        loop_thread.loop.call_soon_threadsafe(rig.fake.hold.set)
         deadline = time.monotonic() + 10
         while rig.recall.query("SELECT status FROM interactions WHERE id = ?", running)[0][0] == "in_progress":
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert rig.recall.query("SELECT status FROM interactions WHERE id = ?", running) == [("completed",)]
+    # The owner still has everything: nothing was deleted or cancelled by the others.
+    if route.item_path is not None:
+        assert rig.get(targets[0][1], key="key-A").status_code == 200
+    mine = rig.turn("What is my name?", targets[0][0], key="key-A")
+    assert mine.status_code == 200 and "Ada" in route.reply_text(mine.json())
 
 
 # -- credentials: never stored, never logged ------------------------------------------------
@@ -172,29 +184,36 @@ def test_credentials_are_never_stored_or_logged(rig_factory: RigFactory, route: 
     body = route.body(f"My secret marker is {BODY_MARKER}.")
     created = rig.http.post(rig.url(route.create_path) + query, json=body, headers=rig.headers(None))
     assert created.status_code == 200
-    interaction_id = route.read_id(created.json())
+    item_id = route.item_id(created.json())
     assert rig.stream(f"stream {BODY_MARKER}", key=None)[0] == 200
-    rig.http.get(rig.url(route.item(interaction_id)) + query, headers=rig.headers(None))
+    sent = 2 if route.stream_fields is not None else 3  # a task run streams by a create and a read of its events
+    if route.item_path is not None:
+        rig.http.get(rig.url(route.item(item_id)) + query, headers=rig.headers(None))
+        sent += 1
     rig.http.post(rig.url(route.create_path) + query, content=b"{broken " + BODY_MARKER.encode(),
                   headers=rig.headers(None))
     rig.http.get(rig.url("/v1beta/unmodelled") + query, headers=rig.headers(None))
     rig.faulty.fault = "status_503"
     rig.http.post(rig.url(route.create_path) + query, json=body, headers=rig.headers(None))
     rig.faulty.fault = None
-    rig.http.delete(rig.url(route.item(interaction_id)) + query, headers=rig.headers(None))
+    sent += 3
+    if route.item_path is not None and route.deletable:
+        rig.http.delete(rig.url(route.item(item_id)) + query, headers=rig.headers(None))
+        sent += 1
     time.sleep(0.2)  # let the last audit rows land
+    secrets = [*(v.split(" ")[-1].split("=")[-1] for v in SECRETS.values()), *QUERY_SECRETS.values()]
     # The provider did get the app's credentials (they are the app's to send)...
-    assert any(SECRETS["x-goog-api-key"] == r.headers.get("x-goog-api-key") for r in rig.upstream_requests())
+    assert any(secret in value for r in rig.upstream_requests() for value in r.headers.values() for secret in secrets)
     # ...but not one byte of them, nor of the proxy token, is in recall's files or log.
     stored = rig.recall.db_bytes()
     # What recall's process logs (this test's own HTTP client logs its URLs, which is its business).
     logged = "\n".join(caplog.handler.format(r) for r in caplog.records if r.name.startswith(RECALL_LOGGERS))
-    for secret in [*(v.split(" ")[-1].split("=")[-1] for v in SECRETS.values()), *QUERY_SECRETS.values(), TOKEN]:
+    for secret in [*secrets, TOKEN]:
         assert secret.encode() not in stored, secret
         assert secret not in logged, secret
     # One request-log line per request, with the path but never a body.
     lines = [r.getMessage() for r in caplog.records if r.name == "recall.access"]
-    assert len(lines) == 7, lines
+    assert len(lines) == sent, lines
     assert all(re.fullmatch(r"(GET|POST|DELETE) /up/\S+ (\d{3}|-) \d+\.\dms", line) for line in lines), lines
     assert any(line.startswith(f"POST /up{route.create_path} 200 ") for line in lines)
     assert BODY_MARKER not in logged

@@ -210,7 +210,7 @@ def test_structured_output_is_carried(matrix_recall: Recall, matrix_fakes: dict[
                                     stream=False, extra={"text": text_format})
     assert SCHEMA_AT[api](last_body(matrix_fakes[api])) == SCHEMA
     if api == "parallel":  # a json run's output is the object, as JSON text
-        assert json.loads(reply.text) == {"answer": "answer: You asked: Answer in JSON."}
+        assert json.loads(reply.text) == {"answer": "answer: [1 user messages] You said: Answer in JSON."}
 
 
 # Where each upstream API takes a forced choice of the function get_weather.

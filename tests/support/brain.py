@@ -27,8 +27,10 @@ def answer(user_texts: list[str]) -> str:
 _MEDALS = [("Norway", 18, 41), ("Italy", 10, 30), ("Germany", 9, 26)]
 
 
-def research_answer(question: str, context: str) -> str:
-    """A deterministic research answer to `question`, given what earlier turns said."""
+def research_answer(question: str, context: str, user_texts: list[str]) -> str:
+    """A deterministic research answer to `question`, given what earlier turns said
+    (`context`) and every user message of the conversation, `question` last
+    (a question it has no almanac answer for is answered as answer() would)."""
     asked = question.lower()
     known = next(((c, g, t) for c, g, t in _MEDALS if c in context), None)
     if "which country" in asked and "gold" in asked:
@@ -47,7 +49,7 @@ def research_answer(question: str, context: str) -> str:
     names = [m.group(1) for m in _NAME.finditer(f"{context}\n{question}")]
     if "name" in asked and "?" in asked:
         return f"Your name is {names[-1]}." if names else "I do not know your name."
-    return f"You asked: {question}"
+    return answer(user_texts)
 
 
 _TURN = re.compile(r"^chain (\S+) turn (\d+)\b")

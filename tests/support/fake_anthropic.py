@@ -6,10 +6,15 @@ receives. It calls the declared tool when the user asks about the weather in a
 city, and streams the events of spec section 6.3. With `thinking` enabled it
 thinks first, with a signature it checks when the thinking block comes back.
 An answer longer than `max_tokens` words is cut there (`stop_reason: max_tokens`).
+
+Like every fake provider it refuses a `chain C turn N` message that arrives
+without exactly its chain's earlier turns, and waits when the last message
+asks for `[pause Ns]` (brain.history_problem, brain.requested_pause).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -18,15 +23,22 @@ from typing import Any
 
 from aiohttp import web
 
-from .brain import answer
+from .brain import answer, history_problem, requested_pause
+from .fake_gemini import Seen
 
 _WEATHER = re.compile(r"weather in (\w+)", re.IGNORECASE)
 
 
 @dataclass
 class FakeAnthropic:
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
+    requests: list[Seen] = field(default_factory=list)
+    # Stream controls: seconds between events; an event that, once set, lets a
+    # stream go on after its first event.
+    stream_delay: float = 0.0
+    hold: asyncio.Event | None = None
+    streams_finished: int = 0
+    # The requests whose history was incomplete (brain.history_problem), refused with a 400.
+    history_mismatches: list[str] = field(default_factory=list)
     # Thinking signatures the fake handed out, and those that came back to it.
     minted_signatures: set[str] = field(default_factory=set)
     signatures_received: list[str] = field(default_factory=list)
@@ -35,9 +47,9 @@ class FakeAnthropic:
     _runner: web.AppRunner | None = None
 
     async def start(self) -> str:
-        app = web.Application()
-        app.router.add_post("/v1/messages", self._messages)
-        self._runner = web.AppRunner(app, access_log=None)
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # recall's own limit is what tests exercise
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -48,10 +60,22 @@ class FakeAnthropic:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _messages(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append(body)
-        self.headers.append(dict(request.headers))
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
+        if request.method != "POST" or request.path != "/v1/messages":
+            return _error(404, "not_found_error", f"fake anthropic has no route {request.method} {request.path}")
+        try:
+            return await self._messages(request, body)
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            # Like the real provider: a request it cannot read is a 400, never a crash.
+            return _error(400, "invalid_request_error", f"fake anthropic cannot read this request: {exc!r}")
+
+    async def _messages(self, request: web.Request, body: Any) -> web.StreamResponse:
         if "anthropic-version" not in request.headers:
             return _error(400, "invalid_request_error", "anthropic-version: header is required")
         if not (request.headers.get("x-api-key") or request.headers.get("authorization")):
@@ -66,6 +90,10 @@ class FakeAnthropic:
                         return _error(400, "invalid_request_error", "Invalid `signature` in `thinking` block")
                     self.signatures_received.append(block["signature"])
         texts = [_text_of(m["content"]) for m in messages if m["role"] == "user" and _text_of(m["content"])]
+        if problem := history_problem(texts):
+            self.history_mismatches.append(problem)
+            return _error(400, "invalid_request_error", problem)
+        pause = requested_pause(texts)
         last = messages[-1]["content"]
         answered_tool = isinstance(last, list) and any(b.get("type") == "tool_result" for b in last)
         message_id = f"msg_fake{next(self._ids)}"
@@ -91,15 +119,23 @@ class FakeAnthropic:
                    "content": content, "stop_reason": stop, "stop_sequence": None,
                    "usage": {"input_tokens": 10 * len(messages), "output_tokens": 7}}
         if not body.get("stream"):
+            await asyncio.sleep(pause)
             return web.json_response(message, headers={"request-id": f"req_{message_id}"})
-        return await self._stream(request, message)
+        return await self._stream(request, message, pause)
 
-    async def _stream(self, request: web.Request, message: dict[str, Any]) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, message: dict[str, Any], pause: float) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        sent = 0
 
         async def send(kind: str, payload: dict[str, Any]) -> None:
+            nonlocal sent
             await response.write(f"event: {kind}\ndata: {json.dumps({'type': kind, **payload})}\n\n".encode())
+            sent += 1
+            if sent == 1 and self.hold is not None:
+                await self.hold.wait()
+            if delay := self.stream_delay + pause:
+                await asyncio.sleep(delay)
 
         start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": message["usage"]["input_tokens"], "output_tokens": 1}}
         await send("message_start", {"message": start})
@@ -128,6 +164,7 @@ class FakeAnthropic:
                                      "usage": {"output_tokens": message["usage"]["output_tokens"]}})
         await send("message_stop", {})
         await response.write_eof()
+        self.streams_finished += 1
         return response
 
 

@@ -9,6 +9,10 @@ that the fake checks when it comes back, and a reasoning item sent back without
 it is refused as OpenAI refuses it under store=false. `stateful=True` keeps
 responses (previous ids, retrieve, delete) for native-mode tests;
 `chat_only=True` serves Chat Completions alone, like vLLM or Ollama.
+
+Like every fake provider it refuses a `chain C turn N` message that arrives
+without exactly its chain's earlier turns, and waits when the last message
+asks for `[pause Ns]` (brain.history_problem, brain.requested_pause).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .brain import answer
+from .brain import answer, history_problem, requested_pause
 
 ENCRYPTED = "reasoning.encrypted_content"
 NON_REASONING_MODELS = ("gpt-4o", "gpt-4.1")
@@ -56,21 +60,23 @@ class FakeOpenAI:
     reasoning_received: list[str] = field(default_factory=list)
     url: str = ""
     # Stream controls: seconds between events; an event that, once set, lets a
-    # stream go on after its first event.
+    # stream go on after its first event (and a whole answer be sent).
     stream_delay: float = 0.0
     hold: asyncio.Event | None = None
     # A stream that stops after its fourth event, with no terminal event.
     truncate: bool = False
     streams_finished: int = 0
+    # The requests whose history was incomplete (brain.history_problem), refused with a 400.
+    history_mismatches: list[str] = field(default_factory=list)
     # Every body the fake answered, byte for byte (a stream's events joined).
     answers: list[bytes] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
 
     async def start(self) -> str:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # recall's own limit is what tests exercise
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # paused answers end with the test
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -91,6 +97,13 @@ class FakeOpenAI:
     # -- routing -----------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._serve(request)
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            # Like the real provider: a request it cannot read is a 400, never a crash.
+            return _error(400, f"fake openai cannot read this request: {exc!r}")
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         try:
             body = json.loads(raw) if raw else None
@@ -150,12 +163,25 @@ class FakeOpenAI:
                                    f"{item.get('call_id')}.", param="input")
         return None
 
-    def _reply(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The Response for a create whose full item history is known."""
+    def _mismatch(self, texts: list[str]) -> web.Response | None:
+        """A 400 when a conversation arrives without its whole history."""
+        problem = history_problem(texts)
+        if problem is None:
+            return None
+        self.history_mismatches.append(problem)
+        return _error(400, problem, code="history_mismatch")
+
+    def _items(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every item of a create's conversation: the stored history of its previous id, then its input."""
         previous = body.get("previous_response_id")
         raw_input = body.get("input")
         new_items = [{"role": "user", "content": raw_input}] if isinstance(raw_input, str) else list(raw_input or [])
-        items = [*self.histories.get(previous, []), *new_items] if previous else new_items
+        return [*self.histories.get(previous, []), *new_items] if previous else new_items
+
+    def _reply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The Response for a create whose full item history is known."""
+        previous = body.get("previous_response_id")
+        items = self._items(body)
         response_id = f"resp_fake{next(self._ids)}"
         output: list[dict[str, Any]] = []
         if body.get("reasoning") and not str(body.get("model", "")).startswith(NON_REASONING_MODELS):
@@ -200,12 +226,15 @@ class FakeOpenAI:
         refused = self._refusal(body)
         if refused is None and isinstance(body.get("input"), list):
             refused = self._check_items(body["input"])
+        texts = _user_texts(self._items(body))
+        refused = refused or self._mismatch(texts)
         if refused is not None:
             return refused
         response = self._reply(body)
+        pause = requested_pause(texts)
         if not body.get("stream"):
-            return self._json(response)
-        return await self._send_stream(request, _response_events(response), done=False)
+            return await self._whole(response, pause)
+        return await self._send_stream(request, _response_events(response), done=False, pause=pause)
 
     def _by_id(self, method: str, response_id: str) -> web.Response:
         if not self.stateful or response_id not in self.responses:
@@ -227,6 +256,9 @@ class FakeOpenAI:
             if message.get("role") == "tool" and message.get("tool_call_id") not in calls:
                 return _error(400, "Invalid parameter: messages with role 'tool' must be a response to a preceding "
                                    "message with 'tool_calls'.", param="messages")
+        user_texts = [_text_of_item(m) for m in messages if m.get("role") == "user"]
+        if (refused := self._mismatch(user_texts)) is not None:
+            return refused
         number = next(self._ids)
         last = messages[-1]
         weather = _WEATHER.search(_text_of_item(last)) if last.get("role") == "user" else None
@@ -236,8 +268,8 @@ class FakeOpenAI:
                 "name": body["tools"][0]["function"]["name"], "arguments": json.dumps({"city": weather.group(1)})}}]
             finish = "tool_calls"
         else:
-            texts = [_text_of_item(m) for m in messages if m.get("role") == "user"]
-            message["content"] = f"The tool said: {last['content']}" if last.get("role") == "tool" else answer(texts)
+            message["content"] = (f"The tool said: {last['content']}" if last.get("role") == "tool"
+                                  else answer(user_texts))
             finish = "stop"
         if body.get("reasoning_effort"):  # as vLLM and DeepSeek show a reasoning model's thinking
             message["reasoning_content"] = "Thinking it over."
@@ -248,19 +280,28 @@ class FakeOpenAI:
                       "model": body["model"], "choices": [{"index": 0, "message": message, "finish_reason": finish,
                                                           "logprobs": None}],
                       "usage": usage, "system_fingerprint": "fp_fake", "service_tier": "default"}
+        pause = requested_pause(user_texts)
         if not body.get("stream"):
-            return self._json(completion)
+            return await self._whole(completion, pause)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return await self._send_stream(request, _chat_chunks(completion, include_usage), done=True)
+        return await self._send_stream(request, _chat_chunks(completion, include_usage), done=True, pause=pause)
 
     # -- streams ---------------------------------------------------------------------
+
+    async def _whole(self, payload: dict[str, Any], pause: float) -> web.Response:
+        """A whole answer, once its pause has passed and nothing holds it."""
+        await asyncio.sleep(pause)
+        if self.hold is not None:
+            await self.hold.wait()
+        return self._json(payload)
 
     def _json(self, payload: dict[str, Any]) -> web.Response:
         body = json.dumps(payload).encode()
         self.answers.append(body)
         return web.Response(body=body, content_type="application/json")
 
-    async def _send_stream(self, request: web.Request, events: list[bytes], *, done: bool) -> web.StreamResponse:
+    async def _send_stream(self, request: web.Request, events: list[bytes], *, done: bool,
+                           pause: float = 0.0) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         events = [*events, *([b"data: [DONE]\n\n"] if done else [])]
@@ -272,8 +313,8 @@ class FakeOpenAI:
             await response.write(data)
             if n == 0 and self.hold is not None:
                 await self.hold.wait()
-            if self.stream_delay:
-                await asyncio.sleep(self.stream_delay)
+            if delay := self.stream_delay + pause:
+                await asyncio.sleep(delay)
         await response.write_eof()
         self.streams_finished += 1
         return response

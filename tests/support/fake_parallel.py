@@ -10,6 +10,11 @@ material's mixed threads). Runs go queued -> running -> completed over
 `delay` seconds (the slow mode); `fail=True` ends them failed. Task calls
 need an `x-api-key`; chat takes it or `Authorization: Bearer` (the openai SDK).
 Chat is served at `/v1beta/chat/completions` and `/chat/completions` only.
+
+Like every fake provider it refuses a `chain C turn N` message that arrives
+without exactly its chain's earlier turns (reading a folded input's `User:`
+turns, the folding rule of the README), and lets a run take longer when its
+question asks for `[pause Ns]` (brain.history_problem, brain.requested_pause).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .brain import research_answer
+from .brain import history_problem, requested_pause, research_answer
 from .fake_gemini import Seen
 
 BASIS_URL = "https://example.org/fake-almanac"
@@ -38,6 +43,10 @@ class FakeRun:
     created: float
     output: dict[str, Any]
     context: str
+    #: The conversation's user messages, this run's question last.
+    user_texts: list[str]
+    #: When the run is done (its `delay`, plus any pause its question asks for).
+    ready_at: float
 
 
 @dataclass
@@ -49,6 +58,15 @@ class FakeParallel:
     runs: dict[str, FakeRun] = field(default_factory=dict)
     # What a stateful Parallel remembers of each interaction (task run or chat turn): its chain as text.
     memory: dict[str, str] = field(default_factory=dict)
+    # And the user messages of each interaction's chain, its own last.
+    user_memory: dict[str, list[str]] = field(default_factory=dict)
+    # Once set to an unset event, no run is done until it is set.
+    hold: asyncio.Event | None = None
+    # Seconds between the events of a run's event stream; event streams that ended whole.
+    stream_delay: float = 0.0
+    streams_finished: int = 0
+    # The creates whose history was incomplete (brain.history_problem), refused with a 400.
+    history_mismatches: list[str] = field(default_factory=list)
     url: str = ""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
@@ -56,7 +74,7 @@ class FakeParallel:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> str:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # recall's own limit is what tests exercise
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -87,7 +105,10 @@ class FakeParallel:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
-        body = json.loads(raw) if raw else None
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
         self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
         if request.path in CHAT_PATHS and request.method == "POST":
             if not (request.headers.get("x-api-key") or request.headers.get("authorization", "").startswith("Bearer ")):
@@ -99,7 +120,11 @@ class FakeParallel:
         if parts[:3] != ["v1", "tasks", "runs"]:
             return _error(404, f"fake parallel has no route {request.method} {request.path}")
         if len(parts) == 3 and request.method == "POST":
-            return self._create(body)
+            try:
+                return self._create(body)
+            except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+                # Like the real provider: a request it cannot read is an error answer, never a crash.
+                return _error(422, f"fake parallel cannot read this request: {exc!r}")
         run = self.runs.get(parts[3]) if len(parts) > 3 else None
         if run is None or request.method != "GET":
             return _error(404, f"run {parts[3:4]} not found")
@@ -120,12 +145,20 @@ class FakeParallel:
         refused = self._refusal(body.get("previous_interaction_id"), _error)
         if refused is not None:
             return refused
-        n = next(self._ids)
-        context = self.memory.get(body.get("previous_interaction_id") or "", "")
+        previous = body.get("previous_interaction_id")
+        context = self.memory.get(previous or "", "")
         question, context = _question_and_context(body["input"], context)
-        run = FakeRun(f"trun_fake{n}", f"itr_fake{n}", body, time.monotonic(),
-                      _output(body, question, context), context)
+        earlier = self.user_memory.get(previous, []) if previous else _folded_user_texts(body["input"])
+        user_texts = [*earlier, question]
+        if problem := history_problem(user_texts):
+            self.history_mismatches.append(problem)
+            return _error(400, problem)
+        n = next(self._ids)
+        now = time.monotonic()
+        run = FakeRun(f"trun_fake{n}", f"itr_fake{n}", body, now, _output(body, question, context, user_texts),
+                      context, user_texts, now + self.delay + requested_pause(user_texts))
         self.runs[run.run_id] = run
+        self.user_memory[run.interaction_id] = user_texts
         if self.stateful:
             content = run.output["content"]
             answer = content if isinstance(content, str) else json.dumps(content)
@@ -153,9 +186,12 @@ class FakeParallel:
         question = texts[-1] if texts else ""
         remembered = self.memory.get(body.get("previous_interaction_id") or "", "")
         context = "\n".join([remembered, *texts[:-1]]).strip()
-        answer = research_answer(question, context)
+        asked = [_message_text(m) for m in messages if m.get("role") == "user"]
+        user_texts = [*self.user_memory.get(body.get("previous_interaction_id") or "", []), *asked]
+        answer = research_answer(question, context, user_texts)
         n = next(self._ids)
         interaction_id = f"itr_chat{n}"
+        self.user_memory[interaction_id] = user_texts
         if self.stateful:
             self.memory[interaction_id] = f"{context}\n{question}\n{answer}".strip()
         basis = [] if body["model"] == "speed" else [  # the research models add basis
@@ -200,13 +236,13 @@ class FakeParallel:
         await response.write_eof()
         return response
 
+    def _done(self, run: FakeRun) -> bool:
+        return time.monotonic() >= run.ready_at and (self.hold is None or self.hold.is_set())
+
     def _status(self, run: FakeRun) -> str:
-        elapsed = time.monotonic() - run.created
-        if elapsed < self.delay / 2:
-            return "queued"
-        if elapsed < self.delay:
-            return "running"
-        return "failed" if self.fail else "completed"
+        if self._done(run):
+            return "failed" if self.fail else "completed"
+        return "queued" if time.monotonic() < (run.created + run.ready_at) / 2 else "running"
 
     def _run_object(self, run: FakeRun, status: str | None = None) -> dict[str, Any]:
         status = status or self._status(run)
@@ -218,12 +254,18 @@ class FakeParallel:
 
     async def _wait(self, run: FakeRun, limit: float) -> bool:
         """Hold until the run is done or `limit` seconds pass; whether it is done."""
-        remaining = run.created + self.delay - time.monotonic()
-        try:
-            await asyncio.wait_for(self._stopping.wait(), max(0.0, min(remaining, limit)))
-        except TimeoutError:
-            pass
-        return remaining <= limit and not self._stopping.is_set()
+        deadline = time.monotonic() + limit
+        while not self._done(run) and not self._stopping.is_set():
+            # A held run is looked at again every 20 ms; otherwise the wait ends when the run does.
+            step = 0.02 if time.monotonic() >= run.ready_at else run.ready_at - time.monotonic()
+            step = min(step, deadline - time.monotonic())
+            if step <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._stopping.wait(), step)
+            except TimeoutError:
+                pass
+        return self._done(run) and not self._stopping.is_set()
 
     async def _result(self, run: FakeRun, timeout: str | None) -> web.Response:
         if not await self._wait(run, float(timeout) if timeout else 600.0):
@@ -236,12 +278,15 @@ class FakeParallel:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         await response.write(_event({"type": "task_run.state", "run": self._run_object(run, "queued")}))
+        await asyncio.sleep(self.stream_delay)
         await response.write(_event({"type": "task_run.progress_msg.plan", "message": "Reading the almanac"}))
+        await asyncio.sleep(self.stream_delay)
         await self._wait(run, 600.0)
         final = self._run_object(run)
         await response.write(_event({"type": "task_run.state", "run": final,
                                      "output": run.output if final["status"] == "completed" else None}))
         await response.write_eof()
+        self.streams_finished += 1
         return response
 
 
@@ -254,11 +299,19 @@ def _question_and_context(value: Any, remembered: str) -> tuple[str, str]:
     return json.dumps(value), "\n".join([remembered, json.dumps(value)]).strip()
 
 
-def _output(body: dict[str, Any], question: str, context: str) -> dict[str, Any]:
+def _folded_user_texts(value: Any) -> list[str]:
+    """The earlier user messages recall folded into a text input: its `User: …` blocks."""
+    if not isinstance(value, str):
+        return []
+    *before, _ = value.strip().split("\n")
+    return [block.removeprefix("User: ") for block in "\n".join(before).split("\n\n") if block.startswith("User: ")]
+
+
+def _output(body: dict[str, Any], question: str, context: str, user_texts: list[str]) -> dict[str, Any]:
     schema = (body.get("task_spec") or {}).get("output_schema")
     kind = "auto" if schema is None else "text" if isinstance(schema, str) else schema.get(
         "type", "json" if "json_schema" in schema else "text")
-    answer = research_answer(question, context)
+    answer = research_answer(question, context, user_texts)
     citation = {"url": BASIS_URL, "title": "Fake almanac", "excerpts": [answer]}
     if kind == "text":
         return {"type": "text", "content": answer,

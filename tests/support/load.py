@@ -4,6 +4,8 @@ A chain is one conversation: turn N says `chain C turn N` and names turn N-1 as
 its previous id, so the fake provider can check that every turn arrived with
 its whole history (brain.history_problem). The driver keeps, per chain, every
 id the app was given, and verify() then checks them against the database file.
+A turn of an asynchronous API (front_routes: result_path) is its create and
+then the read of its result, or of its events when streamed.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class Chain:
     key: str
     #: Ids of turns the app saw complete, in order: the conversation so far.
     done: list[str] = field(default_factory=list)
-    #: Ids of streamed turns whose id the app saw but whose stream broke off.
+    #: Ids of turns the app saw created but not finished: a stream, or a run's read, broke off.
     unfinished: list[str] = field(default_factory=list)
 
     @property
@@ -79,20 +81,15 @@ async def _drive_chain(session: aiohttp.ClientSession, base: str, route: FrontRo
         if stop is not None and stop.is_set():
             return
         turn = chain.turn + 1
-        streamed = bool(stream_every) and turn % stream_every == 0 and route.stream_fields is not None
-        body = route.body(_text(chain, turn), chain.done[-1] if chain.done else None,
-                          **(route.stream_fields if streamed else {}))
+        streamed = bool(stream_every) and turn % stream_every == 0 and route.streams
         report.requests += 1
         sent = time.perf_counter()
-        received = b""
+        turn_of = _Turn(session, f"{base}/{MOUNT}", route, route.key_headers(chain.key))
         try:
-            async with session.post(f"{base}/{MOUNT}{route.create_path}", json=body,
-                                    headers=route.key_headers(chain.key)) as answer:
-                async for chunk in answer.content.iter_any():
-                    received += chunk
-                status = answer.status
+            status, received = await turn_of.take(_text(chain, turn), chain.done[-1] if chain.done else None,
+                                                  streamed, report)
         except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            if streamed and (seen := route.stream_id(received)):
+            if seen := turn_of.seen_id():
                 chain.unfinished.append(seen)
             if stop is not None and stop.is_set():
                 report.cut += 1
@@ -105,6 +102,43 @@ async def _drive_chain(session: aiohttp.ClientSession, base: str, route: FrontRo
             report.errors.append(problem)
             return
         report.completed += 1
+
+
+class _Turn:
+    """One turn over HTTP: a create, or a create and the read of its result or events."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str, route: FrontRoute, headers: dict[str, str]) -> None:
+        self.session, self.base, self.route, self.headers = session, base, route, headers
+        self.created: dict | None = None
+        self.received = b""
+        self.streamed = False
+
+    async def _read(self, method: str, path: str, body: dict | None = None) -> int:
+        self.received = b""
+        async with self.session.request(method, self.base + path, json=body, headers=self.headers) as answer:
+            async for chunk in answer.content.iter_any():
+                self.received += chunk
+            return answer.status
+
+    async def take(self, text: str, previous: str | None, streamed: bool, report: Report) -> tuple[int, bytes]:
+        route = self.route
+        self.streamed = streamed
+        inline = streamed and route.stream_fields is not None
+        status = await self._read("POST", route.create_path,
+                                  route.body(text, previous, **(route.stream_fields if inline else {})))
+        if route.result_path is None or status != 200:
+            return status, self.received
+        self.created = json.loads(self.received)
+        report.requests += 1
+        path = route.events_path if streamed else route.result_path
+        assert path is not None
+        return await self._read("GET", path.format(id=route.item_id(self.created))), self.received
+
+    def seen_id(self) -> str | None:
+        """The id of a turn the app saw begin, if any."""
+        if self.created is not None:
+            return self.route.read_id(self.created)
+        return self.route.stream_id(self.received) if self.streamed else None
 
 
 def _check(route: FrontRoute, chain: Chain, turn: int, status: int, received: bytes, streamed: bool) -> str | None:

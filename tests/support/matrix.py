@@ -350,8 +350,6 @@ def fakes_by_api() -> dict[str, Any]:
 
 def last_body(fake: Any) -> dict[str, Any]:
     """The last request body the model behind a fake received (result polls and reads left out)."""
-    if isinstance(fake, FakeAnthropic):
-        return fake.requests[-1]
     return [r for r in fake.requests if r.method == "POST"][-1].body
 
 

@@ -52,8 +52,15 @@ class Rig:
 
     def create(self, text: str, previous: str | None = None, *, key: str | None = "key-A",
                headers: dict[str, str] | None = None, **extra: Any) -> httpx.Response:
+        """The create alone (for an asynchronous API, its answer is the run just queued)."""
         return self.http.post(self.url(self.route.create_path), json=self.route.body(text, previous, **extra),
                               headers=self.headers(key, headers))
+
+    def turn(self, text: str, previous: str | None = None, *, key: str | None = "key-A",
+             headers: dict[str, str] | None = None, **extra: Any) -> httpx.Response:
+        """A whole turn: the answer with the reply in it, or the error that came instead."""
+        return take_turn(self.http, self.url, self.route, self.route.body(text, previous, **extra),
+                         self.headers(key, headers))
 
     def post_raw(self, body: bytes, *, key: str | None = "key-A", headers: dict[str, str] | None = None,
                  path: str | None = None) -> httpx.Response:
@@ -71,11 +78,7 @@ class Rig:
 
     def stream(self, text: str, previous: str | None = None, *, key: str | None = "key-A",
                **extra: Any) -> tuple[int, bytes]:
-        assert self.route.stream_fields is not None
-        body = self.route.body(text, previous, **self.route.stream_fields, **extra)
-        with self.http.stream("POST", self.url(self.route.create_path), json=body,
-                              headers=self.headers(key)) as answer:
-            return answer.status_code, answer.read()
+        return stream_turn(self.http, self.url, self.route, text, previous, self.headers(key), **extra)
 
     def raw(self, method: str, path: str, body: bytes = b"") -> httpx.Response:
         """A request sent byte for byte over a socket: the path exactly as given, no
@@ -107,16 +110,43 @@ class Rig:
         return self.fake.requests
 
 
+def take_turn(http: httpx.Client, url: Callable[[str], str], route: FrontRoute, body: dict[str, Any],
+              headers: dict[str, str]) -> httpx.Response:
+    """A whole turn of `route`'s API: the create, and for an asynchronous API the read of
+    its result; the answer that holds the reply, or the error that came instead."""
+    created = http.post(url(route.create_path), json=body, headers=headers)
+    if route.result_path is None or created.status_code != 200:
+        return created
+    return http.get(url(route.result_path.format(id=route.item_id(created.json()))), headers=headers)
+
+
+def stream_turn(http: httpx.Client, url: Callable[[str], str], route: FrontRoute, text: str, previous: str | None,
+                headers: dict[str, str], **extra: Any) -> tuple[int, bytes]:
+    """A streamed turn: a create that streams, or a create and then its events; the status and raw bytes."""
+    if route.stream_fields is not None:
+        body = route.body(text, previous, **route.stream_fields, **extra)
+        with http.stream("POST", url(route.create_path), json=body, headers=headers) as answer:
+            return answer.status_code, answer.read()
+    assert route.events_path is not None, f"{route.name} does not stream"
+    created = http.post(url(route.create_path), json=route.body(text, previous, **extra), headers=headers)
+    if created.status_code != 200:
+        return created.status_code, created.content
+    with http.stream("GET", url(route.events_path.format(id=route.item_id(created.json()))),
+                     headers=headers) as answer:
+        return answer.status_code, answer.read()
+
+
 def dechunk(body: bytes) -> bytes:
-    """An HTTP/1.1 chunked body as the bytes it carries."""
-    out, rest = b"", body
-    while rest:
-        size_line, _, rest = rest.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
+    """An HTTP/1.1 chunked body as the bytes it carries (read in place: bodies run to megabytes)."""
+    out, at = bytearray(), 0
+    while at < len(body):
+        line_end = body.index(b"\r\n", at)
+        size = int(body[at:line_end].split(b";")[0], 16)
         if size == 0:
             break
-        out, rest = out + rest[:size], rest[size + 2:]
-    return out
+        out += body[line_end + 2:line_end + 2 + size]
+        at = line_end + 2 + size + 2
+    return bytes(out)
 
 
 RigFactory = Callable[..., Rig]
