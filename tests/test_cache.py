@@ -189,3 +189,20 @@ def test_imported_recordings_are_searchable(recall_factory: RecallFactory, fake_
     found = CliRunner().invoke(main, ["search", "Zanzibar", "--db", str(target), "--json"])
     assert found.exit_code == 0, found.output
     assert "Zanzibar" in found.output
+
+
+def test_recorded_timing_replays_a_stream_at_its_pace(recall_factory: RecallFactory, fake_gemini: FakeGemini) -> None:
+    import time
+
+    fake_gemini.stream_delay = 0.05
+    recall = recall_factory(emulated(fake_gemini))
+    body = {"model": MODEL, "input": "one two three four five six seven", "stream": True}
+    with httpx.stream("POST", f"{recall.base('gemini')}/v1/interactions", json=body) as answer:
+        recorded = answer.read()
+    span_ms = recall.query("SELECT max(at_ms) - min(at_ms) FROM stream_events")[0][0]
+    assert span_ms > 200
+    replaying = recall_factory(emulated(fake_gemini), mode="replay", replay_timing="recorded")
+    started = time.monotonic()
+    with httpx.stream("POST", f"{replaying.base('gemini')}/v1/interactions", json=body) as answer:
+        assert answer.read() == recorded
+    assert time.monotonic() - started >= 0.8 * span_ms / 1000  # the gaps between events are kept
