@@ -25,6 +25,7 @@ from aiohttp import web
 
 from .brain import answer, history_problem, requested_pause
 from .fake_gemini import Seen
+from .serving import serve_on_loopback
 
 _WEATHER = re.compile(r"weather in (\w+)", re.IGNORECASE)
 
@@ -47,13 +48,7 @@ class FakeAnthropic:
     _runner: web.AppRunner | None = None
 
     async def start(self) -> str:
-        app = web.Application(client_max_size=64 * 1024 * 1024)  # recall's own limit is what tests exercise
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        self._runner, self.url = await serve_on_loopback(self._handle)
         return self.url
 
     async def stop(self) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from .brain import answer, history_problem, requested_pause
+from .serving import serve_on_loopback
 
 ENCRYPTED = "reasoning.encrypted_content"
 NON_REASONING_MODELS = ("gpt-4o", "gpt-4.1")
@@ -74,14 +75,7 @@ class FakeOpenAI:
     _runner: web.AppRunner | None = None
 
     async def start(self) -> str:
-        app = web.Application(client_max_size=64 * 1024 * 1024)  # recall's own limit is what tests exercise
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # paused answers end with the test
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve_on_loopback(self._handle)
         return self.url
 
     async def stop(self) -> None:

@@ -30,6 +30,7 @@ from aiohttp import web
 
 from .brain import history_problem, requested_pause, research_answer
 from .fake_gemini import Seen
+from .serving import serve_on_loopback
 
 BASIS_URL = "https://example.org/fake-almanac"
 CHAT_PATHS = ("/v1beta/chat/completions", "/chat/completions")
@@ -74,14 +75,7 @@ class FakeParallel:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> str:
-        app = web.Application(client_max_size=64 * 1024 * 1024)  # recall's own limit is what tests exercise
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve_on_loopback(self._handle)
         return self.url
 
     async def stop(self) -> None:

@@ -1,0 +1,21 @@
+"""Serving a fake provider on loopback, the same way for every fake."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def serve_on_loopback(handler: Handler) -> tuple[web.AppRunner, str]:
+    """Every request to `handler`, on a free loopback port: the runner and the base URL."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)  # recall's own limit is what tests exercise
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # paused answers end with the test
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
