@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from typing import Any
 
 import pytest
@@ -23,6 +24,16 @@ pytest_plugins = ["pytester", "tests.support.rigs", "tests.support.figures", "te
                   "tests.support.viewer_fixtures"]
 
 
+F = TypeVar("F", FakeGemini, FakeOpenAI, FakeAnthropic, FakeParallel)
+
+
+def running(loop_thread: LoopThread, fake: F) -> Iterator[F]:
+    """A fake provider started for one test and stopped after it."""
+    loop_thread.run(fake.start())
+    yield fake
+    loop_thread.run(fake.stop())
+
+
 @pytest.fixture(scope="session")
 def loop_thread() -> Iterator[LoopThread]:
     thread = LoopThread()
@@ -32,68 +43,44 @@ def loop_thread() -> Iterator[LoopThread]:
 
 @pytest.fixture
 def fake_gemini(loop_thread: LoopThread) -> Iterator[FakeGemini]:
-    fake = FakeGemini()
-    loop_thread.run(fake.start())
-    yield fake
-    loop_thread.run(fake.stop())
+    yield from running(loop_thread, FakeGemini())
 
 
 @pytest.fixture
 def stateful_gemini(loop_thread: LoopThread) -> Iterator[FakeGemini]:
-    fake = FakeGemini(stateful=True)
-    loop_thread.run(fake.start())
-    yield fake
-    loop_thread.run(fake.stop())
+    yield from running(loop_thread, FakeGemini(stateful=True))
 
 
 @pytest.fixture
 def fake_anthropic(loop_thread: LoopThread) -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic()
-    loop_thread.run(fake.start())
-    yield fake
-    loop_thread.run(fake.stop())
+    yield from running(loop_thread, FakeAnthropic())
 
 
 @pytest.fixture
 def fake_parallel(loop_thread: LoopThread) -> Iterator[FakeParallel]:
-    fake = FakeParallel()
-    loop_thread.run(fake.start())
-    yield fake
-    loop_thread.run(fake.stop())
+    yield from running(loop_thread, FakeParallel())
 
 
 @pytest.fixture
 def fake_openai(loop_thread: LoopThread) -> Iterator[FakeOpenAI]:
     """A zero-data-retention OpenAI: stateless, answers from the history it is sent."""
-    fake = FakeOpenAI()
-    loop_thread.run(fake.start())
-    yield fake
-    loop_thread.run(fake.stop())
+    yield from running(loop_thread, FakeOpenAI())
 
 
 @pytest.fixture
 def stateful_openai(loop_thread: LoopThread) -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI(stateful=True)
-    loop_thread.run(fake.start())
-    yield fake
-    loop_thread.run(fake.stop())
+    yield from running(loop_thread, FakeOpenAI(stateful=True))
 
 
 @pytest.fixture
 def chat_only_openai(loop_thread: LoopThread) -> Iterator[FakeOpenAI]:
     """A Chat-Completions-only server, like vLLM, Ollama or llama.cpp."""
-    fake = FakeOpenAI(chat_only=True)
-    loop_thread.run(fake.start())
-    yield fake
-    loop_thread.run(fake.stop())
+    yield from running(loop_thread, FakeOpenAI(chat_only=True))
 
 
 @pytest.fixture
 def stateful_parallel(loop_thread: LoopThread) -> Iterator[FakeParallel]:
-    fake = FakeParallel(stateful=True)
-    loop_thread.run(fake.start())
-    yield fake
-    loop_thread.run(fake.stop())
+    yield from running(loop_thread, FakeParallel(stateful=True))
 
 
 @dataclass
