@@ -6,8 +6,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
