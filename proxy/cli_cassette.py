@@ -9,6 +9,7 @@ import click
 
 from .cassette import export_cassette, insert_records, read_cassette
 from .cli_common import config_and_db_options, db_path_of, since_option
+from .files import open_private_for_writing
 from .store.sqlite import open_private, open_sync
 
 
@@ -34,7 +35,8 @@ def export_command(config_path: str | None, db_path: str | None, thread: str | N
     target = Path(output)
     partial = target.with_suffix(target.suffix + ".partial")
     try:
-        with partial.open("w", encoding="utf-8") as out:
+        # A cassette holds conversations: 0600 like the database it comes from.
+        with open_private_for_writing(partial) as out:
             report = export_cassette(db, out, thread=thread, since=since, upstream=upstream)
     except LookupError as exc:
         partial.unlink(missing_ok=True)

@@ -9,7 +9,6 @@ parent pointers, so storage grows linearly with a conversation.
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 import aiosqlite
 import orjson
 
+from ..files import create_private
 from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
 from .chain_cache import ChainCache
 from .erase import Removed, erase_interactions, purge_before, reclaim_space
@@ -97,9 +97,7 @@ def _insert_exchange(db: sqlite3.Connection, ex: Exchange) -> int:
 def open_private(path: Path) -> None:
     """Create the database file readable by its owner only (SQLite gives the WAL and
     SHM files the database's mode), in a directory of the owner's if recall makes it."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    create_private(path)
 
 
 def copy_database(source: Path, target: Path) -> None:
