@@ -21,9 +21,12 @@ from .errors import ReplayMiss, upstream_bad_response, upstream_timeout, upstrea
 # Never forwarded: hop-by-hop headers, ones aiohttp sets itself, recall's own.
 # accept-encoding is dropped so that aiohttp negotiates and decodes compression
 # itself: recall parses bodies and must not relabel them.
+# content-encoding (and content-length) are dropped because every body recall sends is
+# one it has read, which aiohttp's server decoded (gzip, deflate, br, zstd): sending it on
+# labelled `gzip` would make the provider decode plain JSON. The client sets the length.
 _DROPPED_REQUEST_HEADERS = frozenset({
     "host", "content-length", "connection", "keep-alive", "proxy-connection", "proxy-authorization",
-    "te", "trailer", "transfer-encoding", "upgrade", "accept-encoding",
+    "te", "trailer", "transfer-encoding", "upgrade", "accept-encoding", "content-encoding",
 })
 # Not relayed back: hop-by-hop, and encodings aiohttp already undid.
 DROPPED_RESPONSE_HEADERS = frozenset({
