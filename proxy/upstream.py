@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import aiohttp
 from multidict import CIMultiDict
 
-from .auth import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS, caller_key
+from .auth import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS, provider_key
 from .codecs import Codec
 from .config import Upstream
 from .errors import ReplayMiss, upstream_bad_response, upstream_timeout, upstream_unreachable
@@ -61,7 +61,7 @@ def forward_headers(headers: Mapping[str, str], upstream: Upstream, codec: Codec
         key = os.environ.get(upstream.api_key_env or "", "")
         out[codec.auth_header] = codec.auth_prefix + key
     elif codec is not None and codec.reads_key_header_only:
-        _move_key(out, codec, caller_key(headers, {}))
+        _move_key(out, codec, provider_key(headers, {}))
     if codec is not None:
         for name, value in codec.required_headers.items():
             out.setdefault(name, value)
@@ -86,8 +86,8 @@ def translated_headers(headers: Mapping[str, str], query: Mapping[str, str], ups
     (the built call has no query), the key moves to the header the provider reads."""
     out = forward_headers(headers, upstream, codec)
     differ = (front.auth_header, front.auth_prefix) != (codec.auth_header, codec.auth_prefix)
-    if not upstream.api_key_env and (differ or caller_key(headers, {}) is None):
-        _move_key(out, codec, caller_key(headers, query))
+    if not upstream.api_key_env and (differ or provider_key(headers, {}) is None):
+        _move_key(out, codec, provider_key(headers, query))
     return out
 
 
