@@ -15,7 +15,7 @@ from .cli_audit import AUDIT_COMMANDS
 from .cli_cassette import cassette
 from .cli_common import load_config_or_exit
 from .cli_ui import ui
-from .config import MODES, Config, resolve_db_path
+from .config import MODES, Config, ConfigError, check_origin, resolve_db_path
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,8 +35,13 @@ def main() -> None:
 @click.option("--replay-timing", type=click.Choice(["fast", "recorded"]), default="fast", show_default=True,
               help="Replay recorded streams at once, or at the pace they were recorded.")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without [server] tokens.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests addressed to this host name (repeatable; adds to [server] allowed_hosts).")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Let web pages of this origin call recall, e.g. http://localhost:3000 (repeatable; adds to [server] cors_origins).")
 def serve(config_path: str | None, db_path: str | None, host: str | None, port: int | None,
-          mode: str | None, cassettes: tuple[str, ...], replay_timing: str, insecure: bool) -> None:
+          mode: str | None, cassettes: tuple[str, ...], replay_timing: str, insecure: bool,
+          allowed_hosts: tuple[str, ...], cors_origins: tuple[str, ...]) -> None:
     """Run the proxy."""
     config = load_config_or_exit(config_path)
     config.cassettes = list(cassettes)
@@ -47,6 +52,14 @@ def serve(config_path: str | None, db_path: str | None, host: str | None, port: 
         config.port = port
     if mode is not None:
         config.mode = mode
+    config.allowed_hosts = [*config.allowed_hosts, *allowed_hosts]
+    config.cors_origins = [*config.cors_origins, *cors_origins]
+    for origin in cors_origins:
+        try:
+            check_origin("--cors-origin", origin)
+        except ConfigError as exc:
+            click.echo(f"recall: {exc}", err=True)
+            sys.exit(2)
     if not is_loopback(config.host) and not config.tokens and not insecure:
         click.echo(
             f"recall: refusing to listen on {config.host} without a proxy token: anyone who can reach it could"

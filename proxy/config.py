@@ -59,6 +59,12 @@ class Config:
     max_body_mb: int = 32
     # On SIGTERM, requests in flight get this long to finish before they are cut.
     shutdown_grace_s: float = 10.0
+    # Host names (besides loopback ones) requests may be addressed to, and web origins
+    # whose pages may call recall (proxy/origin.py).
+    allowed_hosts: list[str] = field(default_factory=list)
+    cors_origins: list[str] = field(default_factory=list)
+    # Requests answered at once; past it, 503. 0: sized from the open-files limit (proxy/limits.py).
+    max_connections: int = 0
     db_path: str | None = None
     log_unstored: bool = True
     retention_days: int = 0
@@ -80,6 +86,9 @@ _SCALARS: dict[str, dict[str, tuple[str, type | tuple[type, ...], tuple[Any, ...
         "tokens": ("tokens", list, None),
         "max_body_mb": ("max_body_mb", int, None),
         "shutdown_grace_s": ("shutdown_grace_s", (int, float), None),
+        "allowed_hosts": ("allowed_hosts", list, None),
+        "cors_origins": ("cors_origins", list, None),
+        "max_connections": ("max_connections", int, None),
     },
     "storage": {
         "path": ("db_path", str, None),
@@ -182,9 +191,28 @@ def _validate(config: Config, source: str) -> None:
         raise ConfigError(source, "[server] shutdown_grace_s", "must be 0 or more seconds")
     if config.retention_days < 0:
         raise ConfigError(source, "[storage] retention_days", "must be 0 (keep forever) or more")
-    for key, items in (("[server] tokens", config.tokens), ("[cache] ignore_fields", config.ignore_fields)):
+    for key, items in (("[server] tokens", config.tokens), ("[cache] ignore_fields", config.ignore_fields),
+                       ("[server] allowed_hosts", config.allowed_hosts), ("[server] cors_origins", config.cors_origins)):
         if not all(isinstance(item, str) and item for item in items):
             raise ConfigError(source, key, "must be a list of non-empty strings")
+    if config.max_connections < 0:
+        raise ConfigError(source, "[server] max_connections", "must be 0 (sized from the open-files limit) or more")
+    for host in config.allowed_hosts:
+        if "/" in host or " " in host:
+            raise ConfigError(source, "[server] allowed_hosts",
+                              f"{host!r} is not a host name; write a name or name:port, e.g. \"recall.internal\"")
+    for origin in config.cors_origins:
+        check_origin(source, origin)
+
+
+def check_origin(source: str, origin: str) -> None:
+    """A web origin is scheme://host[:port], nothing more; `*` would let every page spend the key."""
+    scheme, sep, rest = origin.partition("://")
+    if origin.strip() == "*":
+        raise ConfigError(source, "[server] cors_origins", "'*' would let any web page use recall; name the origins")
+    if not sep or scheme not in ("http", "https") or not rest or "/" in rest.rstrip("/"):
+        raise ConfigError(source, "[server] cors_origins",
+                          f"{origin!r} is not an origin; write scheme://host[:port], e.g. \"http://localhost:3000\"")
 
 
 def find_config_file(explicit: str | None) -> Path | None:

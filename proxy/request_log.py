@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from .auth import redacted_query
+from .origin import REFUSED
 
 access_log = logging.getLogger("recall.access")
 
@@ -44,5 +45,7 @@ async def log_requests(request: web.Request, handler: Handler) -> web.StreamResp
         status = "500"
         raise
     finally:
-        access_log.info("%s %s %s %.1fms", request.method, log_path(request), status,
-                        (time.perf_counter() - started) * 1000)
+        refused = request.get(REFUSED)
+        # A refused request (proxy/origin.py) says why on its one line: nothing else is logged for it.
+        access_log.info("%s %s %s %.1fms%s", request.method, log_path(request), status,
+                        (time.perf_counter() - started) * 1000, f" refused: {refused}" if refused else "")

@@ -25,6 +25,7 @@ from .codecs import Codec
 from .config import Config
 from .errors import ApiError, ReplayMiss, bad_request, too_large, unauthorized
 from .http_compat import TolerantAppRunner
+from .origin import OriginPolicy, Refusal, guard
 from .relay import relay
 from .request_log import log_path, log_requests
 from .retention import Retention
@@ -157,6 +158,22 @@ async def handle(request: web.Request) -> web.StreamResponse:
                                               "recall failed on this request; its log has the details"))
 
 
+def _refusal(config: Config) -> Callable[[web.Request, Refusal], web.StreamResponse]:
+    """A refused request's answer, in the shape of the front API its path names (so that the
+    SDK raises its usual permission error); recall's own paths answer as the viewer does."""
+
+    def render(request: web.Request, refused: Refusal) -> web.StreamResponse:
+        err = ApiError(403, refused.code, refused.message)
+        name, _, rest = request.path.lstrip("/").partition("/")
+        upstream = config.upstreams.get(name)
+        if upstream is None:
+            return web.json_response({"error": {"code": err.code, "message": err.message}}, status=403,
+                                     dumps=lambda v: orjson.dumps(v).decode())
+        return error_response(routes.match(request.method, "/" + rest, upstream.api).codec, err)
+
+    return render
+
+
 async def _cache_header(request: web.Request, response: web.StreamResponse) -> None:
     """X-Recall-Cache on every proxied answer: hit, miss or live."""
     status = request.get(CACHE_STATUS)
@@ -198,6 +215,8 @@ def create_app(config: Config, db_path: Path) -> web.Application:
             await store.close()
 
     app.cleanup_ctx.append(lifecycle)
+    # Before any route: only this machine's programs, and the web origins the operator named.
+    guard(app, OriginPolicy.of(config.allowed_hosts, config.cors_origins), _refusal(config))
     app.on_response_prepare.append(_cache_header)
     app.router.add_get("/_recall/health", health)
     # The viewer reads the file the store opened (in replay mode, the store's copy).
