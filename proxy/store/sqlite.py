@@ -21,7 +21,7 @@ import orjson
 
 from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
 from .chain_cache import ChainCache
-from .erase import Removed, erase_interactions, purge_before, reclaim_space
+from .erase import Removed, erase_interactions, is_erased, purge_before, reclaim_space
 from .migrations import migrate
 from .records import Conversation, Exchange
 from .search import index_interaction
@@ -182,10 +182,15 @@ class SQLiteStore:
 
     # -- writes ---------------------------------------------------------------
 
-    async def save_interaction(self, it: Interaction, exchange: Exchange | None = None) -> None:
-        """Insert or replace a node (and its exchange); returns once committed."""
+    async def save_interaction(self, it: Interaction, exchange: Exchange | None = None) -> bool:
+        """Insert or replace a node (and its exchange); returns once committed.
 
-        def op(db: sqlite3.Connection) -> None:
+        A node erased meanwhile (its turn deleted while it ran) stays erased: nothing
+        of it is written, and the answer is False."""
+
+        def op(db: sqlite3.Connection) -> bool:
+            if is_erased(db, it.id):
+                return False
             depth = 0
             root_id = it.root_id or it.id
             if it.parent_id:
@@ -209,18 +214,26 @@ class SQLiteStore:
             if exchange is not None:
                 exchange.interaction_id = it.id
                 _insert_exchange(db, exchange)
+            return True
 
-        await self._writer.submit(op)
-        if it.status != IN_PROGRESS:
+        saved: bool = await self._writer.submit(op)
+        if saved and it.status != IN_PROGRESS:
             # The next turn most likely continues this one: its chain is its parent's plus itself.
             self._chains.extend(it, self._version)
+        return saved
 
     async def run_write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run a write of the caller's own (e.g. a bulk load) through the writer."""
         return await self._writer.submit(op)
 
     async def record_exchange(self, exchange: Exchange) -> None:
-        await self._writer.submit(lambda db: _insert_exchange(db, exchange))
+        """Record an exchange, unless the node it belongs to was erased (a delete always wins)."""
+
+        def op(db: sqlite3.Connection) -> None:
+            if not (exchange.interaction_id and is_erased(db, exchange.interaction_id)):
+                _insert_exchange(db, exchange)
+
+        await self._writer.submit(op)
 
     async def discard_unstarted(self, interaction_id: str) -> None:
         """Remove a node saved in progress whose turn never started (the provider refused it).
@@ -261,6 +274,8 @@ class SQLiteStore:
         stream in small batches, so relaying never waits on the disk."""
 
         def op(db: sqlite3.Connection) -> None:
+            if is_erased(db, interaction_id):
+                return  # deleted while it streamed: its events are not kept
             db.executemany(
                 "INSERT OR REPLACE INTO stream_events (interaction_id, seq, event_id, at_ms, frame) VALUES (?,?,?,?,?)",
                 [(interaction_id, *row) for row in frames],
@@ -423,8 +438,9 @@ class SQLiteStore:
         now = time.time()
 
         def op(db: sqlite3.Connection) -> None:
-            _append_items(db, conversation_id, items, now)
-            db.execute("UPDATE openai_conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+            # A conversation deleted while one of its turns ran keeps nothing of that turn.
+            if db.execute("UPDATE openai_conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)).rowcount:
+                _append_items(db, conversation_id, items, now)
 
         await self._writer.submit(op)
 
