@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +37,9 @@ _INTERACTION_COLUMNS = (
 T = TypeVar("T")
 
 _INTERRUPTED = "recall stopped while this interaction was in progress"
+# How long a running recall vouches for its in-progress nodes, and how often it renews that.
+RUN_LEASE_S = 30.0
+_HEARTBEAT_S = RUN_LEASE_S / 3
 
 
 def _dumps(value: Any) -> str:
@@ -149,6 +154,9 @@ class SQLiteStore:
         self._writer = Writer(writer_db)
         self._chains = ChainCache()
         self._version = 0  # the last outside version seen (see chain)
+        # This process's name on the in-progress nodes it runs (see m009_run_leases).
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
@@ -161,24 +169,44 @@ class SQLiteStore:
         store = cls(path, writer_db, reader_db)
         store._writer.start()
         await store._fail_interrupted()
+        store._heartbeat = asyncio.create_task(store._keep_leases(), name="recall-run-leases")
         return store
 
     async def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
         await self._writer.stop()
         await self._reader.close()
         await self._writer_db.close()
 
     async def _fail_interrupted(self) -> None:
-        """Interactions left in progress by a stopped recall can never finish: mark them failed."""
+        """Interactions left in progress by a recall that is gone can never finish: mark
+        them failed. Those of a recall still running on this file (its lease is current) are its own."""
         now = time.time()
 
         def op(db: sqlite3.Connection) -> int:
             return db.execute(
-                "UPDATE interactions SET status = ?, error = ?, updated_at = ? WHERE status = ?",
-                (FAILED, _INTERRUPTED, now, IN_PROGRESS),
+                "UPDATE interactions SET status = ?, error = ?, updated_at = ?, run_owner = NULL, lease_until = NULL"
+                " WHERE status = ? AND (lease_until IS NULL OR lease_until < ?)",
+                (FAILED, _INTERRUPTED, now, IN_PROGRESS, now),
             ).rowcount
 
         await self._writer.submit(op)
+
+    def _renew_leases(self, db: sqlite3.Connection) -> None:
+        db.execute("UPDATE interactions SET lease_until = ? WHERE run_owner = ? AND status = ?",
+                   (time.time() + RUN_LEASE_S, self.instance, IN_PROGRESS))
+
+    async def _keep_leases(self) -> None:
+        """Renew the leases of this process's runs, and fail the runs of a recall that died."""
+        while True:
+            await asyncio.sleep(_HEARTBEAT_S)
+            try:
+                await self._writer.submit(self._renew_leases)
+                await self._fail_interrupted()
+            except (sqlite3.Error, RuntimeError):
+                continue  # the next beat tries again; a lease is three beats long
 
     # -- writes ---------------------------------------------------------------
 
@@ -200,14 +228,16 @@ class SQLiteStore:
                 if found:
                     root_id, depth = found[0][0], found[0][1] + 1
             it.root_id = root_id
+            running = it.status == IN_PROGRESS
             db.execute(
-                f"INSERT OR REPLACE INTO interactions ({_INTERACTION_COLUMNS}, input_tokens, output_tokens)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO interactions ({_INTERACTION_COLUMNS}, input_tokens, output_tokens,"
+                " run_owner, lease_until) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     it.id, it.owner, it.upstream, it.front, it.mode, it.model, it.status, it.parent_id, root_id,
                     depth, _turns_json(it.input), _turns_json(it.output), _dumps(it.request),
                     _dumps(it.usage.to_json()), it.error, it.provider_id, it.created, it.updated, it.run_id,
                     it.usage.input_tokens, it.usage.output_tokens,
+                    self.instance if running else None, time.time() + RUN_LEASE_S if running else None,
                 ),
             )
             index_interaction(db, it.id, it.input, it.output)
