@@ -5,6 +5,7 @@ the provider must never be told it is compressed."""
 from __future__ import annotations
 
 import gzip
+import time
 import zlib
 from collections.abc import Callable
 
@@ -38,11 +39,14 @@ def test_compressed_bodies_reach_the_provider_plain(rig_factory: RigFactory, rou
         plain = orjson.dumps(route.body(f"Hello in {encoding}."))
         answer = rig.post_raw(compress(plain), headers={"content-encoding": encoding})
         assert answer.is_success, (encoding, answer.status_code, answer.text)
+        deadline = time.monotonic() + 10  # a Parallel run in emulate mode asks the provider after its create answered
+        while len(rig.upstream_requests()) == seen and time.monotonic() < deadline:
+            time.sleep(0.02)
         sent = rig.upstream_requests()[seen:]
         assert sent, encoding
         for request in sent:
             names = {name.lower() for name in request.headers}
             assert "content-encoding" not in names, (encoding, request.headers)
         # What recall stored is the body the app meant, decoded.
-        stored = rig.recall.query("SELECT request_body FROM exchanges ORDER BY id DESC LIMIT 1")
-        assert f"Hello in {encoding}.".encode() in bytes(stored[0][0] or b""), encoding
+        stored = rig.recall.query("SELECT request_body FROM exchanges WHERE request_body IS NOT NULL")
+        assert any(f"Hello in {encoding}.".encode() in bytes(row[0]) for row in stored), encoding
