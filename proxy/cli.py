@@ -79,8 +79,14 @@ def serve(config_path: str | None, db_path: str | None, host: str | None, port: 
 
 async def _serve(config: Config, path) -> None:  # type: ignore[no-untyped-def]
     from .server import start
+    from .store.preflight import StoreError
 
-    runner, port = await start(config, path)
+    try:
+        runner, port = await start(config, path)
+    except StoreError as exc:
+        # One line and exit 2, as for a bad config: the database cannot be used as it is.
+        click.echo(f"recall: bad database: {exc}", err=True)
+        sys.exit(2)
     click.echo(f"recall {__version__} listening on http://{config.host}:{port} (mode {config.mode}, db {path})", err=True)
     for name, upstream in sorted(config.upstreams.items()):
         state = "emulate" if upstream.emulates else "native"

@@ -26,6 +26,7 @@ from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
 from .chain_cache import ChainCache
 from .erase import Removed, erase_interactions, is_erased, purge_before, reclaim_space
 from .migrations import migrate
+from .preflight import BUSY_TIMEOUT_S, StoreError, check_database
 from .records import Conversation, Exchange
 from .search import index_interaction
 from .writer import Writer
@@ -160,11 +161,28 @@ class SQLiteStore:
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
         path = Path(path)
-        open_private(path)
-        writer_db = await aiosqlite.connect(path, isolation_level=None)
-        await writer_db._execute(_prepare, writer_db._conn)
-        reader_db = await aiosqlite.connect(path, isolation_level=None)
-        await reader_db.execute("PRAGMA query_only=ON")
+        try:
+            open_private(path)
+        except OSError as exc:
+            raise StoreError(f"{path} cannot be created ({exc.strerror}); check that its directory is"
+                             " writable, or pass --db with another path") from None
+        check_database(path)
+        # Each aiosqlite connection runs a thread that is not a daemon: one left open by a
+        # failure here would keep the process from exiting. Close what was opened, then raise.
+        opened: list[aiosqlite.Connection] = []
+        try:
+            writer_db = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+            opened.append(writer_db)
+            await writer_db._execute(_prepare, writer_db._conn)
+            reader_db = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+            opened.append(reader_db)
+            await reader_db.execute("PRAGMA query_only=ON")
+        except BaseException as exc:
+            for db in opened:
+                await db.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(f"{path} cannot be used: {exc}") from None
+            raise
         store = cls(path, writer_db, reader_db)
         store._writer.start()
         await store._fail_interrupted()
