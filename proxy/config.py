@@ -40,6 +40,16 @@ class Upstream:
     # Where recall folds a conversation into one input (api = "parallel" in
     # emulate mode): at most this many characters of earlier turns go with it.
     context_max_chars: int = DEFAULT_CONTEXT_MAX_CHARS
+    # A provider's stream ends as failed after this long without an event (default: timeout_s)
+    # or this long in all: one that trickles forever after its app left must not hold a
+    # connection, a task and an in-progress node for ever.
+    stream_idle_s: float | None = None
+    stream_max_s: float = 7200.0
+
+    @property
+    def stream_limits(self) -> dict[str, Any]:
+        """The keyword arguments of sse.iter_events for this upstream's streams."""
+        return {"idle_s": self.stream_idle_s or self.timeout_s, "max_s": self.stream_max_s, "upstream": self.name}
 
     @property
     def emulates(self) -> bool:
@@ -108,6 +118,8 @@ _UPSTREAM_KEYS: dict[str, tuple[type | tuple[type, ...], tuple[Any, ...] | None]
     "api_key_env": (str, None),
     "timeout_s": ((int, float), None),
     "context_max_chars": (int, None),
+    "stream_idle_s": ((int, float), None),
+    "stream_max_s": ((int, float), None),
 }
 
 
@@ -179,6 +191,10 @@ def _parse_upstream(source: str, name: str, table: Any, base: Upstream | None) -
         raise ConfigError(source, f"{where} timeout_s", "must be greater than 0")
     if upstream.context_max_chars <= 0:
         raise ConfigError(source, f"{where} context_max_chars", "must be greater than 0")
+    for key in ("stream_idle_s", "stream_max_s"):
+        value = getattr(upstream, key)
+        if value is not None and value <= 0:
+            raise ConfigError(source, f"{where} {key}", "must be greater than 0 seconds")
     return replace(upstream, url=upstream.url.rstrip("/"), timeout_s=float(upstream.timeout_s))
 
 

@@ -34,6 +34,11 @@ DROPPED_RESPONSE_HEADERS = frozenset({
 })
 
 
+# The total-time backstop runs this much past stream_max_s, so that a stream's own limit,
+# which says which key to raise, is what ends it.
+_BACKSTOP_S = 5.0
+
+
 @dataclass(slots=True)
 class UpstreamResponse:
     status: int
@@ -131,7 +136,12 @@ class UpstreamClient:
         """Send a request and return the response with its body still unread."""
         if self.offline:
             raise ReplayMiss(f"{method} {upstream.name}{path}")
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(upstream.timeout_s, 30), sock_read=upstream.timeout_s)
+        # `total` bounds every call, its body included, at the upstream's stream_max_s: a
+        # provider that trickles bytes forever (after its app left, say) must not hold a
+        # connection and a task for ever. Event streams meet their own limits first
+        # (sse.iter_events, which names them); this is the backstop for bodies read whole.
+        timeout = aiohttp.ClientTimeout(total=upstream.stream_max_s + _BACKSTOP_S,
+                                        sock_connect=min(upstream.timeout_s, 30), sock_read=upstream.timeout_s)
         try:
             return await self.session.request(
                 method, upstream.url + path, params=query or None, headers=headers, data=body,
