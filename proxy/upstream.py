@@ -17,6 +17,7 @@ from .auth import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS, provider_key
 from .codecs import Codec
 from .config import Upstream
 from .errors import ReplayMiss, upstream_bad_response, upstream_timeout, upstream_unreachable
+from .limits import out_of_files
 
 # Never forwarded: hop-by-hop headers, ones aiohttp sets itself, recall's own.
 # accept-encoding is dropped so that aiohttp negotiates and decodes compression
@@ -101,15 +102,18 @@ def forward_query(query: Mapping[str, str], upstream: Upstream) -> list[tuple[st
 
 
 class UpstreamClient:
-    def __init__(self, *, offline: bool = False) -> None:
+    def __init__(self, *, offline: bool = False, max_connections: int = 0) -> None:
         self._session: aiohttp.ClientSession | None = None
         # In replay mode recall never opens a connection to a provider.
         self.offline = offline
+        # At most this many connections to providers, busy or kept alive (0: no limit): each
+        # is a file descriptor, counted in [server] max_connections (proxy/limits.py).
+        self.max_connections = max_connections
 
     async def start(self) -> None:
         # One session with keep-alive for every provider; per-upstream timeouts
         # are given per request.
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
 
     async def close(self) -> None:
@@ -150,6 +154,8 @@ class UpstreamClient:
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise upstream_timeout(upstream.name, upstream.timeout_s) from None
         except aiohttp.ClientConnectorError as exc:
+            if out_of_files(exc):
+                raise  # recall's own fault, not the provider's: a 503 (server._connection_limit)
             raise upstream_unreachable(upstream.name, upstream.url, str(exc.os_error or exc)) from None
         except aiohttp.ClientError as exc:
             raise upstream_bad_response(upstream.name, str(exc) or type(exc).__name__) from None
