@@ -221,8 +221,4 @@ async def start(config: Config, db_path: Path) -> tuple[TolerantAppRunner, int]:
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
-    server = site._server
-    port = config.port
-    if server is not None and server.sockets:  # type: ignore[union-attr]
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, port
+    return runner, runner.addresses[0][1]  # the bound port, whichever config.port asked for
