@@ -170,7 +170,8 @@ class SQLiteStore:
         except OSError as exc:
             raise StoreError(f"{path} cannot be created ({exc.strerror}); check that its directory is"
                              " writable, or pass --db with another path") from None
-        check_database(path)
+        # The same patience as the writer's: a lock that outlasts it would fail the first write anyway.
+        check_database(path, busy_timeout_s=WRITER_BUSY_TIMEOUT_S)
         # Each aiosqlite connection runs a thread that is not a daemon: one left open by a
         # failure here would keep the process from exiting. Close what was opened, then raise.
         opened: list[aiosqlite.Connection] = []
