@@ -89,6 +89,9 @@ async def _serve(config: Config, path: Path) -> None:
         click.echo(f"recall: bad database: {exc}", err=True)
         sys.exit(2)
     click.echo(f"recall {__version__} listening on http://{config.host}:{port} (mode {config.mode}, db {path})", err=True)
+    if not is_loopback(config.host) and not config.allowed_hosts:
+        click.echo("recall: note: requests must be addressed to a loopback name unless [server] allowed_hosts"
+                   " (--allowed-host) names the host apps reach this address by", err=True)
     for name, upstream in sorted(config.upstreams.items()):
         state = "emulate" if upstream.emulates else "native"
         click.echo(f"  /{name:<10} -> {upstream.url} (api {upstream.api}, {state})", err=True)
