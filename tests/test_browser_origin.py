@@ -166,3 +166,49 @@ def test_recall_own_endpoints_check_host_too(operator_recall: Any) -> None:
     assert httpx.get(f"{operator_recall.url}/_recall/health").status_code == 200
     refused = httpx.get(f"{operator_recall.url}/_recall/health", headers={"Host": "evil.example"})
     assert refused.status_code == 403 and "allowed_hosts" in refused.json()["error"]["message"]
+
+
+def test_recall_serve_flags(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from proxy.cli import main
+
+    from .support.recall_process import RecallProcess
+
+    bad = CliRunner().invoke(main, ["serve", "--db", str(tmp_path / "r.db"), "--cors-origin", "*"])
+    assert bad.exit_code == 2 and "cors_origins" in bad.output and not (tmp_path / "r.db").exists()
+    recall = RecallProcess(None, tmp_path / "r.db", tmp_path / "log", "--cors-origin", APP,
+                           "--allowed-host", "recall.internal").start()
+    try:
+        preflight = httpx.options(f"{recall.url}/openai/v1/responses",
+                                  headers={"Origin": APP, "Access-Control-Request-Method": "POST"})
+        assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == APP
+        assert httpx.get(f"{recall.url}/_recall/health", headers={"Host": "recall.internal"}).status_code == 200
+        assert httpx.get(f"{recall.url}/_recall/health", headers={"Host": "other.internal"}).status_code == 403
+        assert "refused: Host 'other.internal'" in recall.log()
+    finally:
+        assert recall.terminate() == 0
+
+
+def test_the_standalone_viewer_follows_the_same_rule(tmp_path: Any, loop_thread: LoopThread) -> None:
+    from proxy.config import Config
+    from proxy.viewer.app import create_viewer_app
+
+    async def start() -> tuple[web.AppRunner, str]:
+        runner = web.AppRunner(create_viewer_app(Config(), tmp_path / "r.db"))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+    from proxy.store.sqlite import open_sync
+
+    (tmp_path / "r.db").touch()
+    open_sync(tmp_path / "r.db").close()
+    runner, url = loop_thread.run(start())
+    try:
+        assert httpx.get(f"{url}/_recall/api/info").status_code == 200
+        cross = httpx.get(f"{url}/_recall/api/info", headers={"Origin": EVIL, "Sec-Fetch-Site": "cross-site"})
+        assert cross.status_code == 403 and cross.json()["error"]["code"] == "cross_origin_refused"
+    finally:
+        loop_thread.run(runner.cleanup())
