@@ -138,3 +138,46 @@ def test_limits_are_checked_in_the_config() -> None:
     assert parse_config({}).upstreams["openai"].stream_limits["idle_s"] == 600.0  # timeout_s by default
     with pytest.raises(ConfigError, match="stream_max_s"):
         parse_config({"upstreams": {"openai": {"stream_max_s": 0}}})
+
+
+async def _read_all(feed: list[tuple[float, bytes]], *, consumer_delay: float = 0.0, **limits: Any) -> tuple[int, str]:
+    """Events read from a provider that sends `feed` (delay, bytes) then ends; and the limit hit, if one was."""
+    from unittest import mock
+
+    from aiohttp import StreamReader
+
+    from proxy.sse import StreamLimit, iter_events
+
+    reader = StreamReader(mock.Mock(_reading_paused=False), 2**16, loop=asyncio.get_running_loop())
+
+    async def provider() -> None:
+        for delay, data in feed:
+            await asyncio.sleep(delay)
+            reader.feed_data(data)
+        reader.feed_eof()
+
+    task = asyncio.ensure_future(provider())
+    seen = 0
+    try:
+        async for _, events in iter_events(reader, upstream="up", **limits):
+            seen += sum(1 for e in events if e.data)
+            await asyncio.sleep(consumer_delay)
+    except StreamLimit as exc:
+        return seen, str(exc)
+    finally:
+        task.cancel()
+    return seen, ""
+
+
+def test_only_the_providers_silence_counts_as_idle() -> None:
+    event, comment = b"data: {}\n\n", b": keep-alive\n\n"
+    # Keep-alive comments every 0.1 s do not keep a stream alive past stream_idle_s.
+    seen, hit = asyncio.run(_read_all([(0, event)] + [(0.1, comment)] * 20, idle_s=0.5))
+    assert seen == 1 and "stream_idle_s" in hit
+    # Events do: 20 events 0.1 s apart end normally under the same idle limit.
+    assert asyncio.run(_read_all([(0.1, event)] * 20, idle_s=0.5)) == (20, "")
+    # An app that reads slowly (0.3 s per event here) is not the provider being idle.
+    assert asyncio.run(_read_all([(0.05, event)] * 5, idle_s=0.2, consumer_delay=0.3)) == (5, "")
+    # stream_max_s counts everything.
+    seen, hit = asyncio.run(_read_all([(0.1, event)] * 50, idle_s=5, max_s=0.5))
+    assert 2 <= seen < 50 and "stream_max_s" in hit
