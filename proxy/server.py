@@ -33,6 +33,7 @@ from .runs import Runs
 from .services import Services
 from .state import ConversationState
 from .store import StoreUnavailable
+from .store.preflight import check_database
 from .store.sqlite import SQLiteStore, copy_database
 from .upstream import UpstreamClient
 from .viewer import mount_viewer
@@ -239,6 +240,8 @@ def create_app(config: Config, db_path: Path) -> web.Application:
                 # Replay never changes the recordings: it serves from a copy.
                 path = Path(scratch) / "replay.db"
                 if db_path.exists():
+                    # A bad source stops start-up with one line, as the store's own file would.
+                    check_database(db_path, writable=False)
                     copy_database(db_path, path)
             store = await SQLiteStore.open(path)
             for cassette in config.cassettes:

@@ -22,9 +22,9 @@ from proxy.store.sqlite import WRITER_BUSY_TIMEOUT_S, open_sync
 REPO = Path(__file__).resolve().parents[1]
 
 
-def serve(db: Path, *, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def serve(db: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """`recall serve` on `db`; a process that does not exit in time fails the test (TimeoutExpired)."""
-    command = [sys.executable, "-m", "proxy", "serve", "--db", str(db), "--port", "0"]
+    command = [sys.executable, "-m", "proxy", "serve", "--db", str(db), "--port", "0", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -54,10 +54,11 @@ def recall_database(path: Path, rows: int = 0) -> Path:
     return path
 
 
-def test_a_file_that_is_not_sqlite(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["live", "replay"])  # replay serves a copy of the file: checked before copying
+def test_a_file_that_is_not_sqlite(tmp_path: Path, mode: str) -> None:
     db = tmp_path / "notes.db"
     db.write_text("my shopping list\n" * 100)
-    assert_one_line(serve(db), str(db), "not a SQLite database")
+    assert_one_line(serve(db, "--mode", mode), str(db), "not a SQLite database")
     assert db.read_text() == "my shopping list\n" * 100  # untouched
 
 

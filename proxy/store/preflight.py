@@ -25,8 +25,9 @@ class StoreError(Exception):
     """The database cannot be used; the message is one line naming the file, the problem and the way out."""
 
 
-def check_database(path: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
-    """Raise StoreError unless `path` is a database recall can use (a missing or empty file is fine)."""
+def check_database(path: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S, writable: bool = True) -> None:
+    """Raise StoreError unless `path` is a database recall can use (a missing or empty file is fine);
+    `writable=False` for a file recall only reads (replay's source, which it copies)."""
     if path.is_dir():
         raise StoreError(f"{path} is a directory, not a database file; pass --db with a file path"
                          f" such as {path / 'recall.db'}")
@@ -44,12 +45,12 @@ def check_database(path: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Non
     except sqlite3.Error as exc:
         raise StoreError(f"{path} cannot be opened ({exc}); check that its directory exists and is writable") from None
     try:
-        _check(db, path, busy_timeout_s)
+        _check(db, path, busy_timeout_s, writable)
     finally:
         db.close()
 
 
-def _check(db: sqlite3.Connection, path: Path, busy_timeout_s: float) -> None:
+def _check(db: sqlite3.Connection, path: Path, busy_timeout_s: float, writable: bool) -> None:
     try:
         problems = [row[0] for row in db.execute(f"PRAGMA quick_check({_CHECK_LIMIT})")]
     except sqlite3.DatabaseError as exc:
