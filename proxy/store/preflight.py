@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import NoReturn
 
 from .migrations import MIGRATIONS
 
@@ -85,7 +86,7 @@ def _check(db: sqlite3.Connection, path: Path, busy_timeout_s: float, writable: 
         _raise_for(exc, path, busy_timeout_s)
 
 
-def _raise_for(exc: sqlite3.DatabaseError, path: Path, busy_timeout_s: float) -> None:
+def _raise_for(exc: sqlite3.DatabaseError, path: Path, busy_timeout_s: float) -> NoReturn:
     text = str(exc)
     code = getattr(exc, "sqlite_errorname", "")
     if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
