@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestPayloadError
 
 from . import __version__, conversations, limits, routes, task_runs, turns
@@ -44,7 +45,6 @@ SERVICES = web.AppKey("services", Services)
 CACHE_STATUS = web.RequestKey("recall_cache", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 Operation = Callable[[web.Request, Call, Services], Awaitable[web.StreamResponse]]
 OPERATIONS: dict[str, Operation] = {
     routes.CREATE: turns.create,
