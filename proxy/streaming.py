@@ -34,7 +34,7 @@ from .deltas import StreamDelta, deltas_of
 from .errors import ApiError, bad_request, upstream_bad_response
 from .ids import mint_id
 from .model import CANCELLED, FAILED, IN_PROGRESS, Interaction, ModelReply, TurnRequest
-from .relay import STORED_HEADER
+from .relay import STORED_HEADER, relay_response
 from .runs import CANCELLED_BY_APP
 from .services import Services
 from .sse import SSE_CONTENT_TYPE, SSEEvent, iter_events
@@ -42,11 +42,12 @@ from .upstream import forward_headers
 from .upstream_calls import (
     ask_upstream,
     digest_of,
-    expect_event_stream,
+    native_recorder,
     new_node,
     open_upstream_stream,
     upstream_codec_of,
     upstream_request,
+    whole_reply,
 )
 
 NATIVE, RELABEL, ENCODE, WHOLE = "native", "relabel", "encode", "whole"
@@ -148,8 +149,12 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
     # The node exists before its id reaches the app (interaction.created or the background
     # answer). Its commit runs while the provider opens its stream, not after.
     saving = asyncio.ensure_future(services.store.save_interaction(node)) if storing else None
+    answered: ModelReply | None = None
     try:
         response = None if whole else await open_upstream_stream(call, services, upstream_codec, upstream_call)
+        if response is not None and response.content_type != SSE_CONTENT_TYPE:
+            # Answered whole: the app still gets its stream, made from that reply (WHOLE mode).
+            answered, response, whole = await whole_reply(call, upstream_codec, response), None, True
     except BaseException:
         if saving is not None:
             await asyncio.shield(saving)
@@ -164,6 +169,8 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
         decoder = upstream_codec.stream_decoder()
 
     async def ask() -> ModelReply:
+        if answered is not None:
+            return answered
         reply, _ = await ask_upstream(call, services, upstream_codec, upstream_call)
         return reply
 
@@ -195,8 +202,14 @@ async def relay_native(request: web.Request, call: Call, services: Services, req
             body = await response.read()
         return web.Response(body=body, status=response.status,
                             content_type=response.content_type or "application/json")
-    await expect_event_stream(response, call)
     storing = req.store and call.recording
+    if response.content_type != SSE_CONTENT_TYPE:
+        # A relay passes on what the provider chose to answer (a whole JSON reply to a stream
+        # request, as a contract that declares no event stream for the path allows) and records
+        # it as it would a JSON create; turning it into a 502 would be recall judging the provider.
+        return await relay_response(request, call, services, response, store_content=storing,
+                                    on_relayed=native_recorder(call, services, req), whole_json=True,
+                                    refusal_as_metadata=True)
     node = Interaction(
         id="", owner=call.owner, upstream=call.upstream.name, front=front.name, mode="native", model=req.model,
         status=IN_PROGRESS, input=req.input, output=[], created=call.created, updated=time.time(),

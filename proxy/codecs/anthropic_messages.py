@@ -67,6 +67,7 @@ _USAGE_KEYS = {"input_tokens": "input_tokens", "output_tokens": "output_tokens",
 
 
 class AnthropicMessages(Codec):
+    store_field = None  # Messages has no `store`: every turn is the app's to continue
     name = NAME
     speaks = "anthropic"
     stateless = True
