@@ -7,6 +7,8 @@ refused or broke calls the provider accepts. They run through the real openai SD
 
 from __future__ import annotations
 
+import time
+
 import openai
 import orjson
 import pytest
@@ -115,3 +117,20 @@ def test_a_whole_json_answer_to_a_responses_stream_request_is_relayed(native_rec
     assert raw.http_response.read() == stateful_openai.answers[-1]  # byte for byte
     turn_id = orjson.loads(stateful_openai.answers[-1])["id"]
     assert native_recall.query("SELECT id, mode FROM interactions") == [(turn_id, "native")]
+
+
+def test_a_background_run_answered_whole_completes(openai_recall: Recall, fake_openai: FakeOpenAI) -> None:
+    """Emulate mode: a background run's stream request answered with a whole JSON reply still
+    completes with that reply (asked once), rather than ending as a broken stream."""
+    fake_openai.whole_for_streams = True
+    c = client(openai_recall)
+    started = c.responses.create(model=MODEL, input="Hi, my name is Karthik.", background=True)
+    deadline = time.monotonic() + 10
+    turn = c.responses.retrieve(started.id)
+    while turn.status in ("queued", "in_progress") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        turn = c.responses.retrieve(started.id)
+    assert turn.status == "completed"
+    answered = orjson.loads(fake_openai.answers[-1])["output"][0]["content"][0]["text"]
+    assert turn.output_text == answered
+    assert len(fake_openai.requests) == 1
