@@ -28,7 +28,16 @@ def junit(path: Path, failed: tuple[tuple[str, str], ...] = ()) -> None:
     path.write_text(f'<testsuites><testsuite>{"".join(cases)}</testsuite></testsuites>')
 
 
-def run(tmp_path: Path, *, native: tuple = (), emulate: tuple = (), allow: str = ALLOW) -> int:
+def minted(path: Path, *, failing: bool = False) -> None:
+    inner = '<failure message="boom"/>' if failing else ""
+    path.write_text(f'<testsuites><testsuite><testcase classname="openai_minted_ids" name="test_a_response">{inner}'
+                    '</testcase></testsuite></testsuites>')
+
+
+def run(tmp_path: Path, *, native: tuple = (), emulate: tuple = (), allow: str = ALLOW,
+        minted_fails: bool | None = False) -> int:
+    if minted_fails is not None:
+        minted(tmp_path / "openai-emulate-minted.xml", failing=minted_fails)
     junit(tmp_path / "openai-direct.xml")
     junit(tmp_path / "openai-native.xml", native)
     junit(tmp_path / "openai-emulate.xml", emulate)
@@ -66,3 +75,14 @@ def test_an_entry_without_its_provider_behaviour_is_refused(tmp_path: Path) -> N
     with pytest.raises(SystemExit, match="lacks provider"):
         run(tmp_path, emulate=(A,), allow=ALLOW.replace('provider = "OpenAI answers 404 for an id it does not hold"',
                                                         ""))
+
+
+def test_the_allow_listed_operations_must_pass_on_minted_ids(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(tmp_path, emulate=(A,), minted_fails=True) == 1
+    assert "fails on an id recall minted: openai_minted_ids.py::test_a_response" in capsys.readouterr().out
+
+
+def test_the_minted_ids_run_cannot_be_left_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(tmp_path, emulate=(A,), minted_fails=None) == 1
+    assert "openai-emulate-minted.xml is missing" in capsys.readouterr().out

@@ -134,6 +134,15 @@ def main(argv: list[str] | None = None) -> int:
         covered = sum(1 for t, v in emulate.items() if v == FAILED and any(e.covers(t) for e in allowed))
         print(f"  allow-listed in emulate: {covered} tests under {len(allowed)} entries ({allowlist.name})")
     found = violations(direct, runs["native"], emulate, allowed)
+    if emulate is not None:
+        # The allow-listed operations, on ids recall minted (openai_minted_ids.py): all must pass.
+        minted_junit = args.results / f"{args.suite}-emulate-minted.xml"
+        minted = outcomes(minted_junit) if minted_junit.exists() else {}
+        print(f"  emulate, on ids recall minted: {count(minted) if minted else 'not run'}")
+        if not minted:
+            found.append(f"emulate: {minted_junit.name} is missing or empty: the allow-listed operations went unchecked")
+        found.extend(f"emulate: fails on an id recall minted: {test}"
+                     for test, outcome in sorted(minted.items()) if outcome != PASSED)
     if found:
         print(f"{len(found)} violations:")
         for line in found[:200]:
