@@ -23,7 +23,7 @@ from .call import Call
 from .cassette import load_cassette
 from .codecs import Codec
 from .config import Config
-from .errors import ApiError, ReplayMiss, bad_request, too_large, unauthorized
+from .errors import ApiError, ReplayMiss, bad_request, store_unavailable, too_large, unauthorized
 from .http_compat import TolerantAppRunner
 from .relay import relay
 from .request_log import log_path, log_requests
@@ -31,6 +31,7 @@ from .retention import Retention
 from .runs import Runs
 from .services import Services
 from .state import ConversationState
+from .store import StoreUnavailable
 from .store.sqlite import SQLiteStore, copy_database
 from .upstream import UpstreamClient
 from .viewer import mount_viewer
@@ -62,7 +63,9 @@ _DOT_SEGMENT = re.compile(r"/\.\.?/")
 
 
 def error_response(codec: Codec, err: ApiError) -> web.Response:
-    return web.Response(body=orjson.dumps(codec.error_body(err)), status=err.status, content_type="application/json")
+    headers = {"Retry-After": str(err.retry_after_s)} if err.retry_after_s is not None else None
+    return web.Response(body=orjson.dumps(codec.error_body(err)), status=err.status, content_type="application/json",
+                        headers=headers)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -147,6 +150,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
             raise
     except ApiError as err:
         return error_response(codec, err)
+    except StoreUnavailable as trouble:
+        trouble.report()
+        return error_response(codec, store_unavailable(trouble.cause))
     except web.HTTPException:
         raise
     except Exception:

@@ -17,9 +17,10 @@ from . import conversations, streaming
 from .call import Call
 from .errors import ApiError, bad_request, succeeded
 from .ids import mint_id
-from .model import IN_PROGRESS, Interaction, TurnRequest
+from .model import IN_PROGRESS, Interaction, ModelReply, TurnRequest
 from .pages import cursor_page
 from .relay import STORED_HEADER, relay
+from .runs import DELETED_WHILE_RUNNING
 from .services import Services
 from .upstream_calls import ask_upstream, digest_of, native_recorder, new_node, upstream_request
 
@@ -89,17 +90,28 @@ async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> 
     codec = call.route.codec
     chain, prior = await conversations.context(services, call, req)
     upstream_codec, upstream_call = upstream_request(call, req, prior)
-    reply, answer_body = await ask_upstream(call, services, upstream_codec, upstream_call)
-    node = new_node(call, req, reply, mint_id(codec.id_prefix), mode="emulate", parent=chain[-1] if chain else None)
     storing = req.store and call.recording
+    parent, node_id = chain[-1] if chain else None, mint_id(codec.id_prefix)
+    if storing:
+        # The store takes the turn before the provider is asked (and bills it): a database
+        # that cannot write fails here, at once, with a 503 that costs the app nothing.
+        await services.store.save_interaction(
+            new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), node_id, mode="emulate", parent=parent))
+    try:
+        reply, answer_body = await ask_upstream(call, services, upstream_codec, upstream_call)
+    except BaseException:
+        if storing:
+            await services.forget_unstarted(node_id)  # the turn never happened: no trace of it
+        raise
+    node = new_node(call, req, reply, node_id, mode="emulate", parent=parent)
     body = codec.reply_body(node, answer_body if upstream_codec is codec else None, stored=storing)
     if storing:
         exchange = call.exchange(200, {"content-type": JSON}, body)
         exchange.model, exchange.upstream_digest = node.model, digest_of(upstream_call)
         exchange.input_tokens, exchange.output_tokens = node.usage.input_tokens, node.usage.output_tokens
         # Committed before the id reaches the app: an immediate follow-up finds it.
-        await services.store.save_interaction(node, exchange)
-        if req.conversation:
+        storing = await services.keep_answer(node, exchange)
+        if storing and req.conversation:
             await conversations.add_turn(services, req.conversation, node)
     else:
         exchange = call.exchange(200, {"content-type": JSON}, None)
@@ -140,7 +152,9 @@ async def delete(request: web.Request, call: Call, services: Services) -> web.St
                 await services.store.delete_interaction(resource_id)
 
         return await relay(request, call, services, on_relayed=forget)
+    # Erased first, then its run stopped: the run's last write then finds it erased (a delete always wins).
     await services.store.delete_interaction(resource_id)
+    await services.runs.cancel(resource_id, DELETED_WHILE_RUNNING)
     return json_response({})
 
 

@@ -165,8 +165,8 @@ def native_recorder(call: Call, services: Services, req: TurnRequest) -> Callabl
             return None  # relayed as it came; nothing to model
         if not reply.provider_id:
             return None
-        await services.store.save_interaction(new_node(call, req, reply, reply.provider_id, mode="native"))
-        return reply.provider_id
+        kept = await services.keep_answer(new_node(call, req, reply, reply.provider_id, mode="native"))
+        return reply.provider_id if kept else None
 
     return remember
 
