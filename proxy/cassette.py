@@ -74,7 +74,8 @@ def export_cassette(db: sqlite3.Connection, out: TextIO, *, thread: str | None =
     `recorded`), to append a run's new traffic to the cassette it replayed."""
     report = ExportReport()
     masker = _Masker(report)
-    where, params = ["deleted_at IS NULL", "created_at >= ?"], [since or 0.0]
+    where: list[str] = ["deleted_at IS NULL", "created_at >= ?"]
+    params: list[Any] = [since or 0.0]
     if only_new:
         where.append("owner != ?")
         params.append(RECORDED_OWNER)

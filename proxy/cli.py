@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -64,7 +65,7 @@ def serve(config_path: str | None, db_path: str | None, host: str | None, port: 
         pass
 
 
-async def _serve(config: Config, path) -> None:  # type: ignore[no-untyped-def]
+async def _serve(config: Config, path: Path) -> None:
     from .server import start
 
     runner, port = await start(config, path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import orjson
@@ -174,7 +174,7 @@ def create_app(config: Config, db_path: Path) -> web.Application:
     app = web.Application(client_max_size=config.max_body_mb * 1024 * 1024, middlewares=[log_requests])
     replaying = config.mode == REPLAY
 
-    async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         with tempfile.TemporaryDirectory(prefix="recall-replay-") as scratch:
             path = db_path
             if replaying:
@@ -221,8 +221,4 @@ async def start(config: Config, db_path: Path) -> tuple[TolerantAppRunner, int]:
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
-    server = site._server
-    port = config.port
-    if server is not None and server.sockets:  # type: ignore[union-attr]
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, port
+    return runner, runner.addresses[0][1]  # the bound port, whichever config.port asked for

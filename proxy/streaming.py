@@ -173,6 +173,7 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
         if storing:
             await services.forget_unstarted(node.id)  # the turn never began: no trace of it
         raise
+    decoder: StreamDecoder
     if whole:
         mode, decoder = WHOLE, WholeReply()
     else:
