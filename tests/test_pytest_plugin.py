@@ -101,3 +101,27 @@ def test_replay_without_a_cassette_says_how_to_record(pytester: pytest.Pytester)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*no recording matches this request*--mode auto*"])
     assert not (Path(pytester.path) / "cassettes").exists()
+
+
+def test_a_project_with_its_own_proxy_package_keeps_its_pytest(pytester: pytest.Pytester) -> None:
+    """Installing recall must not break `pytest` in a project whose package is also called `proxy`."""
+    pytester.mkpydir("proxy")
+    (pytester.path / "proxy" / "pytest_plugin.py").write_text("raise RuntimeError('not recall')\n")
+    (pytester.path / "proxy" / "__init__.py").write_text("WHO = 'the project'\n")
+    pytester.makepyfile(test_mine="""
+import os
+
+import proxy
+
+
+def test_uses_its_own_package():
+    assert proxy.WHO == 'the project'
+
+
+def test_recall_still_works_beside_it(recall_proxy):
+    assert os.environ["OPENAI_BASE_URL"] == recall_proxy.url + "/openai/v1"
+    assert proxy.WHO == 'the project'
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")  # `python -m pytest`: the project's dir is first on sys.path
+    result.assert_outcomes(passed=2)
+    assert "Error while loading plugin" not in result.stderr.str()
