@@ -7,6 +7,7 @@ data and prints one of its renderings. No SQL lives here.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 import time
@@ -49,7 +50,7 @@ from .cli_common import (
     until_option,
 )
 from .config import find_config_file, resolve_db_path
-from .sdk_env import env_lines
+from .sdk_env import base_urls, env_lines, placeholder_key_lines, placeholder_keys
 from .store.erase import Removed
 
 
@@ -316,12 +317,25 @@ def purge(config_path: str | None, db_path: str | None, age: float, dry_run: boo
 
 @click.command()
 @config_option
-def env(config_path: str | None) -> None:
+@click.option("--replay", is_flag=True,
+              help="Also give every SDK whose key variable is unset a placeholder key (replay sends no key anywhere).")
+@json_option
+def env(config_path: str | None, replay: bool, as_json: bool) -> None:
     """Print the base-URL exports that point each SDK at recall.
 
-    Use as: eval "$(recall env)"
+    Use as: eval "$(recall env)". With --replay, SDKs that refuse to start
+    without a key get a placeholder where none is set (a set key is kept).
     """
-    _echo_lines(iter(env_lines(load_config_or_exit(config_path))))
+    config = load_config_or_exit(config_path)
+    if as_json:
+        record: dict[str, Any] = {"base_urls": base_urls(config)}
+        if replay:
+            record["placeholder_keys"] = placeholder_keys(os.environ)
+        click.echo(dumps(record))
+        return
+    _echo_lines(iter(env_lines(config)))
+    if replay:
+        _echo_lines(iter(placeholder_key_lines()))
 
 
 @click.group("config")

@@ -70,6 +70,8 @@ class Config:
     # replayed stream keeps its recorded pace.
     cassettes: list[str] = field(default_factory=list)
     replay_timing: str = "fast"
+    # What a replay miss tells the app to do to record it (the pytest plugin names its flag).
+    miss_hint: str | None = None
 
 
 # section -> key -> (attribute on Config, expected type, allowed values or None)

@@ -185,7 +185,8 @@ def create_app(config: Config, db_path: Path) -> web.Application:
             app[SERVICES] = Services(
                 config=config, store=store, upstreams=upstreams, runs=runs,
                 state=ConversationState(store, shared=replaying),
-                cache=Cache(store, config.mode, config.ignore_fields, timing=config.replay_timing),
+                cache=Cache(store, config.mode, config.ignore_fields, timing=config.replay_timing,
+                            hint=config.miss_hint),
             )
             # Replay serves a copy: purging it would only hide recordings.
             retention = Retention(store, 0 if replaying else config.retention_days)
