@@ -206,3 +206,35 @@ def test_recorded_timing_replays_a_stream_at_its_pace(recall_factory: RecallFact
     with httpx.stream("POST", f"{replaying.base('gemini')}/v1/interactions", json=body) as answer:
         assert answer.read() == recorded
     assert time.monotonic() - started >= 0.8 * span_ms / 1000  # the gaps between events are kept
+
+
+def test_cassette_import_twice_changes_nothing_and_a_rerecording_replaces(
+        recall_factory: RecallFactory, fake_gemini: FakeGemini, tmp_path: Path) -> None:
+    import sqlite3
+
+    recall = recall_factory(emulated(fake_gemini))
+    recorded = record_session(recall)
+    cassette = tmp_path / "session.jsonl"
+    CliRunner().invoke(main, ["cassette", "export", "--db", str(recall.db_path), "-o", str(cassette)])
+    target = tmp_path / "imported.db"
+
+    def rows() -> list[tuple]:
+        with sqlite3.connect(target) as db:
+            return db.execute("SELECT cache_key, response_body FROM exchanges ORDER BY cache_key, id").fetchall()
+
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["cassette", "import", str(cassette), "--db", str(target)])
+        assert result.exit_code == 0, result.output
+        if _ == 0:
+            once = rows()
+    assert rows() == once and len(once) == len([ln for ln in cassette.read_text().splitlines() if '"exchange"' in ln])
+
+    # The same requests recorded anew: the new answers replace the old, none queue behind them.
+    lines = cassette.read_text().splitlines()
+    rerecorded = tmp_path / "rerecorded.jsonl"
+    rerecorded.write_text("\n".join(ln.replace("Karthik", "Kartik") for ln in lines) + "\n")
+    CliRunner().invoke(main, ["cassette", "import", str(rerecorded), "--db", str(target)])
+    after = rows()
+    assert len(after) == len(once)
+    assert not any(b"Karthik" in (body or b"") for _, body in after)
+    assert recorded  # the session really recorded something to replace
