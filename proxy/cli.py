@@ -6,16 +6,20 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import click
 
 from . import __version__
 from .auth import is_loopback
+from .cache import REPLAY
 from .cli_audit import AUDIT_COMMANDS
 from .cli_cassette import cassette
-from .cli_common import load_config_or_exit
+from .cli_common import exit_cannot_listen, load_config_or_exit
+from .cli_info import info
 from .cli_ui import ui
 from .config import MODES, Config, resolve_db_path
+from .runtime import announce, withdraw
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,11 +68,30 @@ def serve(config_path: str | None, db_path: str | None, host: str | None, port: 
         pass
 
 
-async def _serve(config: Config, path) -> None:  # type: ignore[no-untyped-def]
+def serving_what(config: Config, path: Path) -> str:
+    """What the banner says is served: replay reads a copy of the database, and perhaps only cassettes."""
+    cassettes = ", ".join(config.cassettes)
+    if config.mode != REPLAY:
+        return f"db {path}" + (f", cassettes {cassettes}" if cassettes else "")
+    if path.exists():
+        return f"replaying a copy of {path}" + (f" and cassettes {cassettes}" if cassettes else "")
+    if cassettes:
+        return f"replaying cassettes {cassettes} (no database)"
+    return f"nothing to replay: {path} does not exist and no --cassette was given, so every request will miss"
+
+
+async def _serve(config: Config, path: Path) -> None:
     from .server import start
 
-    runner, port = await start(config, path)
-    click.echo(f"recall {__version__} listening on http://{config.host}:{port} (mode {config.mode}, db {path})", err=True)
+    try:
+        runner, port = await start(config, path)
+    except OSError as exc:
+        exit_cannot_listen(config.host, config.port, exc)
+    # Audit commands typed in any folder find this database through it (proxy/runtime.py).
+    announced = announce(port=port, host=config.host, db=path if path.exists() or config.mode != REPLAY else None,
+                         mode=config.mode, config=config.source, version=__version__)
+    click.echo(f"recall {__version__} listening on http://{config.host}:{port} (mode {config.mode}, "
+               f"{serving_what(config, path)})", err=True)
     for name, upstream in sorted(config.upstreams.items()):
         state = "emulate" if upstream.emulates else "native"
         click.echo(f"  /{name:<10} -> {upstream.url} (api {upstream.api}, {state})", err=True)
@@ -78,8 +101,9 @@ async def _serve(config: Config, path) -> None:  # type: ignore[no-untyped-def]
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     click.echo("recall: shutting down", err=True)
+    withdraw(announced)
     await runner.cleanup()
 
 
-for _command in (*AUDIT_COMMANDS, cassette, ui):
+for _command in (*AUDIT_COMMANDS, cassette, info, ui):
     main.add_command(_command)

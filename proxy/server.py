@@ -215,7 +215,11 @@ async def start(config: Config, db_path: Path) -> tuple[TolerantAppRunner, int]:
                                max_line_size=65536, max_field_size=65536)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()  # the store and its writer are open: left running, the process would hang
+        raise
     server = site._server
     port = config.port
     if server is not None and server.sockets:  # type: ignore[union-attr]

@@ -54,3 +54,94 @@ def test_env_json(monkeypatch: pytest.MonkeyPatch) -> None:
     assert record["base_urls"]["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:8642/anthropic"
     assert record["placeholder_keys"]["ANTHROPIC_API_KEY"] == PLACEHOLDER_KEY
     assert "OPENAI_API_KEY" not in record["placeholder_keys"]
+
+
+class Served:
+    """`recall serve` in a subprocess, stopped with SIGTERM by its own pid."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.process = subprocess.Popen([*RECALL, "serve", "--port", "0", *args], cwd=cwd, env=dict(os.environ),
+                                        stderr=subprocess.PIPE, text=True)
+        assert self.process.stderr is not None
+        self.banner = self.process.stderr.readline()
+        assert "listening on" in self.banner, self.banner + self.process.stderr.read()
+        self.port = int(self.banner.split("http://127.0.0.1:", 1)[1].split()[0])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+@pytest.fixture
+def served(tmp_path: Path):  # type: ignore[no-untyped-def]
+    running: list[Served] = []
+
+    def start(*args: str, cwd: Path = tmp_path) -> Served:
+        running.append(Served(list(args), cwd))
+        return running[-1]
+
+    yield start
+    for server in running:
+        if server.process.poll() is None:
+            server.stop()
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line_and_exits_2(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([*RECALL, "serve", "--port", str(port), "--db", str(tmp_path / "r.db")],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert f"cannot listen on 127.0.0.1:{port}" in line and "--port" in line and "Traceback" not in done.stderr
+
+
+def test_the_replay_banner_names_what_it_really_serves(tmp_path: Path, served) -> None:  # type: ignore[no-untyped-def]
+    cassette = tmp_path / "llm.jsonl"
+    cassette.write_text('{"recall_cassette": 1}\n')
+    only_cassette = served("--mode", "replay", "--cassette", str(cassette), "--db", str(tmp_path / "absent.db"))
+    assert f"replaying cassettes {cassette} (no database)" in only_cassette.banner
+    assert "recall.db" not in only_cassette.banner
+    nothing = served("--mode", "replay")  # XDG_DATA_HOME is empty: the default file does not exist
+    assert "nothing to replay" in nothing.banner and str(tmp_path / "data" / "recall" / "recall.db") in nothing.banner
+
+
+def test_audit_commands_find_a_running_servers_database_from_any_folder(tmp_path: Path, served) -> None:  # type: ignore[no-untyped-def]
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir(), elsewhere.mkdir()
+    (project / "recall.toml").write_text('[storage]\npath = "project.db"\n')  # relative to where serve starts
+    server = served(cwd=project)
+    runtime = tmp_path / "run" / "recall" / f"{server.port}.json"
+    assert json.loads(runtime.read_text())["db"] == str(project / "project.db")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*RECALL, *args], cwd=elsewhere, capture_output=True, text=True, timeout=60)
+
+    listed = run("ls")
+    assert listed.returncode == 0 and "no database" not in listed.stderr, listed.stderr
+    info = json.loads(run("info", "--json").stdout)
+    assert info["database"]["path"] == str(project / "project.db")
+    assert info["database"]["why"].startswith(f"served by the recall running on port {server.port}")
+    assert info["database"]["exists"] and info["database"]["bytes"] > 0
+    assert [r["port"] for r in info["running"]] == [server.port]
+    human = run("info").stdout
+    assert f"database:  {project / 'project.db'}" in human and "config:    -" in human  # no config in `elsewhere`
+    explicit = run("info", "--json", "--db", str(tmp_path / "other.db"))
+    assert json.loads(explicit.stdout)["database"] == {"path": str(tmp_path / "other.db"), "why": "--db",
+                                                       "exists": False, "bytes": None}
+
+    server.stop()
+    assert not runtime.exists()
+    assert "no database at" in run("ls").stderr  # the default, once nothing serves
+
+
+def test_info_names_the_config_and_why(tmp_path: Path) -> None:
+    (tmp_path / "recall.toml").write_text('[cache]\nmode = "auto"\n[upstreams.local]\nurl = "http://127.0.0.1:9"\napi = "openai-chat"\n')
+    record = json.loads(cli(None, "info", "--json").stdout)
+    assert record["config"] == {"path": "recall.toml", "why": "./recall.toml in the current directory"}
+    assert record["mode"] == "auto" and record["upstreams"]["local"]["state"] == "emulate"
+    assert record["database"]["why"] == "the default" and record["running"] == []
