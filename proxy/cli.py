@@ -23,7 +23,7 @@ from .runtime import announce, withdraw
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="recall")
+@click.version_option(__version__, "-V", "--version", prog_name="recall")
 def main() -> None:
     """recall: a local-first conversation-state proxy and offline cache for LLM APIs."""
 

@@ -8,6 +8,7 @@ data and prints one of its renderings. No SQL lives here.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import sys
 import time
@@ -19,12 +20,12 @@ from typing import Any, TextIO
 import click
 
 from .audit.export import FORMATS, write_jsonl, write_markdown
-from .audit.queries import STATS_KEYS, AuditDB, WalBusy, fts_query
+from .audit.queries import STATS_KEYS, AuditDB, IdNotFound, WalBusy, fts_query
 from .audit.render import (
+    clip,
     dumps,
     exchange_record,
     interaction_record,
-    markdown_bold,
     raw_exchanges,
     removed_line,
     removed_record,
@@ -49,7 +50,7 @@ from .cli_common import (
     since_option,
     until_option,
 )
-from .config import find_config_file, resolve_db_path
+from .config import ConfigError, find_config_file, load_config, resolve_db_path
 from .sdk_env import base_urls, env_lines, placeholder_key_lines, placeholder_keys
 from .store.erase import Removed
 
@@ -78,13 +79,33 @@ def _unknown(interaction_id: str, audit: AuditDB) -> click.ClickException:
     return click.ClickException(f"no interaction '{interaction_id}' in {audit.path}")
 
 
+def resolve_id(given: str, audit: AuditDB) -> str:
+    """A full id from an id or a unique start of one; else an error listing the candidates."""
+    try:
+        return audit.complete_id(given)
+    except IdNotFound as missing:
+        if not missing.candidates:
+            raise _unknown(given, audit) from None
+        shown = ", ".join(missing.candidates[:10]) + (", …" if len(missing.candidates) > 10 else "")
+        raise click.ClickException(f"'{given}' starts more than one interaction id ({shown}); give more of it") from None
+
+
+def terminal_width() -> int | None:
+    """Columns to fit tables into: $COLUMNS, else the terminal's; none when piped (keep every character)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+
 @click.command("ls")
 @config_and_db_options
 @click.option("--upstream", help="Only threads with an interaction through this upstream.")
 @click.option("--model", help="Only threads with an interaction on this model.")
 @since_option
 @until_option
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many threads.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many threads.")
 @json_option
 def ls(config_path: str | None, db_path: str | None, upstream: str | None, model: str | None,
        since: float | None, until: float | None, limit: int, as_json: bool) -> None:
@@ -94,25 +115,33 @@ def ls(config_path: str | None, db_path: str | None, upstream: str | None, model
     if as_json:
         click.echo(dumps([thread_record(t) for t in threads]))
     elif threads:
-        _echo_lines(thread_table(threads))
+        _echo_lines(thread_table(threads, width=terminal_width()))
     else:
         click.echo("no conversations match", err=True)
 
 
 @click.command()
-@click.argument("interaction_id", metavar="ID")
+@click.argument("interaction_id", metavar="ID", required=False)
 @config_and_db_options
+@click.option("--last", is_flag=True, help="Show the newest interaction's conversation (no ID needed).")
 @click.option("--raw", is_flag=True, help="Print the recorded HTTP exchanges instead of the transcript.")
 @click.option("--thoughts", is_flag=True, help="Show the model's thoughts in full (collapsed by default).")
 @json_option
-def show(interaction_id: str, config_path: str | None, db_path: str | None, raw: bool, thoughts: bool,
-         as_json: bool) -> None:
-    """Show the conversation up to ID, turn by turn.
+def show(interaction_id: str | None, config_path: str | None, db_path: str | None, last: bool, raw: bool,
+         thoughts: bool, as_json: bool) -> None:
+    """Show the conversation up to ID (or a unique start of it), turn by turn.
 
     Roles, text, tool calls and results, thoughts (collapsed), tokens and times;
     deleted turns are marked.
     """
+    if (interaction_id is None) == (not last):
+        raise click.UsageError("give an interaction ID or --last (not both)")
     with _opened(config_path, db_path) as audit:
+        if last:
+            interaction_id = audit.last_id()
+            if interaction_id is None:
+                raise click.ClickException(f"nothing recorded yet in {audit.path}")
+        interaction_id = resolve_id(str(interaction_id), audit)
         nodes = audit.chain(interaction_id)
         if not nodes:
             raise _unknown(interaction_id, audit)
@@ -137,6 +166,7 @@ def show(interaction_id: str, config_path: str | None, db_path: str | None, raw:
 def tree(interaction_id: str, config_path: str | None, db_path: str | None, as_json: bool) -> None:
     """Draw every branch of the thread ID belongs to (ID is starred)."""
     with _opened(config_path, db_path) as audit:
+        interaction_id = resolve_id(interaction_id, audit)
         node = audit.node(interaction_id)
         if node is None:
             raise _unknown(interaction_id, audit)
@@ -155,7 +185,7 @@ def tree(interaction_id: str, config_path: str | None, db_path: str | None, as_j
 @click.option("--upstream", help="Only interactions through this upstream.")
 @since_option
 @until_option
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many hits.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many hits.")
 @json_option
 def search(words: tuple[str, ...], config_path: str | None, db_path: str | None, fts: bool, upstream: str | None,
            since: float | None, until: float | None, limit: int, as_json: bool) -> None:
@@ -175,9 +205,14 @@ def search(words: tuple[str, ...], config_path: str | None, db_path: str | None,
     if as_json:
         click.echo(dumps([search_record(hit) for hit in hits]))
     elif hits:
-        _echo_lines(search_lines(hits, _bold if sys.stdout.isatty() else markdown_bold))
+        # Bold on a terminal; plain text when piped, so grep and files get the words as stored.
+        _echo_lines(search_lines(hits, _bold if sys.stdout.isatty() else _as_is))
     else:
         click.echo(f"no interaction holds {' '.join(words)!r}", err=True)
+
+
+def _as_is(word: str) -> str:
+    return word
 
 
 def _bold(word: str) -> str:
@@ -208,6 +243,7 @@ def export(config_path: str | None, db_path: str | None, fmt: str, since: float 
     with _opened(config_path, db_path) as audit:
         thread_id = None
         if thread_of is not None:
+            thread_of = resolve_id(thread_of, audit)
             node = audit.node(thread_of)
             if node is None:
                 raise _unknown(thread_of, audit)
@@ -281,6 +317,7 @@ def rm(interaction_id: str, config_path: str | None, db_path: str | None, whole_
     The follow-ups of an erased interaction keep working without it.
     """
     with _opened(config_path, db_path) as audit:
+        interaction_id = resolve_id(interaction_id, audit)
         node = audit.node(interaction_id)
         if node is None or (node.deleted and not whole_thread):
             raise _unknown(interaction_id, audit)
@@ -295,7 +332,7 @@ def rm(interaction_id: str, config_path: str | None, db_path: str | None, whole_
 @click.command()
 @config_and_db_options
 @click.option("--older-than", "age", type=DURATION, required=True, help="Erase what is older: 30d, 12h, 2w...")
-@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+@click.option("--dry-run", is_flag=True, help="List the threads that would be touched and count what would go; change nothing.")
 @json_option
 def purge(config_path: str | None, db_path: str | None, age: float, dry_run: bool, as_json: bool) -> None:
     """Erase everything recorded more than --older-than ago.
@@ -305,12 +342,21 @@ def purge(config_path: str | None, db_path: str | None, age: float, dry_run: boo
     with _opened(config_path, db_path) as audit:
         before = audit.bytes_on_disk()
         cutoff = time.time() - age
+        touched = audit.purge_preview(cutoff) if dry_run else []
         removed, busy = _erasing(lambda: audit.purge(cutoff, dry_run=dry_run))
         freed = None if dry_run else before - audit.bytes_on_disk()
     if as_json:
-        click.echo(dumps({"before": utc(cutoff), "dry_run": dry_run, **removed_record(removed, freed)}))
+        record = {"before": utc(cutoff), "dry_run": dry_run, **removed_record(removed, freed)}
+        if dry_run:
+            record["would_touch"] = [{"thread_id": t, "interactions": n, "whole_thread": whole, "title": title}
+                                     for t, n, whole, title in touched]
+        click.echo(dumps(record))
     else:
         line = removed_line(removed, freed)
+        if dry_run:
+            for thread_id, count, whole, title in touched:
+                what = "whole thread" if whole else f"{count} older interaction(s)"
+                click.echo(f"would erase {thread_id}: {what}  {clip(title, 60)}")
         click.echo(f"dry run, nothing changed: would have {line}" if dry_run else f"before {utc(cutoff)}: {line}")
     _warn_if_busy(busy, audit)
 
@@ -346,12 +392,26 @@ def config_group() -> None:
 @config_group.command("check")
 @click.argument("file", required=False, metavar="[PATH]")
 @config_and_db_options
-def config_check(file: str | None, config_path: str | None, db_path: str | None) -> None:
+@json_option
+def config_check(file: str | None, config_path: str | None, db_path: str | None, as_json: bool) -> None:
     """Validate a config file (PATH, or the one `recall serve` would read).
 
     Exits 2 with the file, the key and the reason on one line if it is bad.
     """
     path = find_config_file(file or config_path)
+    if as_json:
+        try:
+            config = load_config(str(path) if path else None)
+        except ConfigError as exc:
+            click.echo(dumps({"ok": False, "file": exc.source, "key": exc.key, "reason": exc.reason}))
+            sys.exit(2)
+        database = resolve_db_path(db_path, config)
+        click.echo(dumps({"ok": True, "file": str(path) if path else None, "database": str(database),
+                          "database_exists": Path(database).exists(), "mode": config.mode,
+                          "upstreams": {name: {"url": u.url, "api": u.api,
+                                               "state": "emulate" if u.emulates else "native"}
+                                        for name, u in sorted(config.upstreams.items())}}))
+        return
     if path is None:
         click.echo("no config file found (RECALL_CONFIG, ./recall.toml, ~/.config/recall/config.toml):"
                    " the built-in defaults apply")

@@ -142,6 +142,32 @@ def fts_query(text: str, *, raw: bool = False) -> str:
     return " ".join('"' + word.replace('"', '""') + '"' for word in words)
 
 
+class IdNotFound(LookupError):
+    """No interaction id is, or starts with, what was given; or several start with it."""
+
+    def __init__(self, given: str, candidates: list[str]) -> None:
+        super().__init__(given)
+        self.given = given
+        self.candidates = candidates
+
+
+def complete_id(db: sqlite3.Connection, given: str, *, shown: int = 10) -> str:
+    """The interaction id that is `given`, or the only one that starts with it (like git's short hashes).
+
+    Raises IdNotFound with up to `shown` candidates when none or several do."""
+    if not given:
+        raise IdNotFound(given, [])
+    if db.execute("SELECT 1 FROM interactions WHERE id = ?", (given,)).fetchone():
+        return given
+    # A range on the primary key rather than LIKE: it uses the index and treats _ and % literally.
+    upper = given[:-1] + chr(ord(given[-1]) + 1)
+    found = [row[0] for row in db.execute("SELECT id FROM interactions WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                                          (given, upper, shown + 1))]
+    if len(found) == 1:
+        return found[0]
+    raise IdNotFound(given, found)
+
+
 class AuditDB:
     """The database as the audit commands see it."""
 
@@ -158,6 +184,28 @@ class AuditDB:
         self.db.close()
 
     # -- threads and nodes ----------------------------------------------------
+
+    def complete_id(self, given: str) -> str:
+        return complete_id(self.db, given)
+
+    def last_id(self) -> str | None:
+        """The newest interaction that still has its content."""
+        row = self.db.execute("SELECT id FROM interactions WHERE deleted_at IS NULL"
+                              " ORDER BY created_at DESC, depth DESC LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def purge_preview(self, cutoff: float) -> list[tuple[str, int, bool, str | None]]:
+        """The threads a purge at `cutoff` would touch: (thread id, interactions erased, thread gone, title)."""
+        return [(row[0], row[1], bool(row[2]), row[3]) for row in self.db.execute(
+            """
+            SELECT root_id,
+                   sum(created_at < :cutoff AND deleted_at IS NULL),
+                   max(created_at) < :cutoff,
+                   (SELECT title FROM conversations AS c WHERE c.thread_id = i.root_id)
+            FROM interactions AS i GROUP BY root_id
+            HAVING sum(created_at < :cutoff AND deleted_at IS NULL) > 0
+            ORDER BY max(created_at)
+            """, {"cutoff": cutoff})]
 
     def threads(self, *, upstream: str | None = None, model: str | None = None, since: float | None = None,
                 until: float | None = None, limit: int = 50, after: ThreadKey | None = None) -> list[ThreadSummary]:

@@ -35,11 +35,31 @@ def clip(text: str | None, width: int) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def table(headers: list[str], rows: Iterable[list[str]], *, right: Iterable[int] = ()) -> Iterator[str]:
-    """Aligned columns; columns listed in `right` (numbers) are right-aligned, the last one is not padded."""
+def table(headers: list[str], rows: Iterable[list[str]], *, right: Iterable[int] = (),
+          width: int | None = None) -> Iterator[str]:
+    """Aligned columns; columns listed in `right` (numbers) are right-aligned, the last one is not padded.
+
+    With `width`, lines are made to fit in it: the last column (free text) is clipped
+    first, down to a few characters, then the widest other text columns. The first
+    column (ids) and numbers are never cut: a clipped id or figure would be wrong."""
     body = [headers, *rows]
     widths = [max(len(row[i]) for row in body) for i in range(len(headers))]
     right = set(right)
+    if width is not None and len(headers) > 1:
+        last, least = len(headers) - 1, 8
+        over = sum(widths) + 2 * last - width
+        widths[last] -= min(max(over, 0), max(widths[last] - least, 0))
+        over = sum(widths) + 2 * last - width
+        while over > 0:
+            text = [i for i in range(1, last) if i not in right and widths[i] > least]
+            if not text:
+                break
+            widest = max(text, key=lambda i: widths[i])
+            cut = min(over, widths[widest] - least)
+            widths[widest] -= cut
+            over -= cut
+        body = [[cell if len(cell) <= widths[i] else clip(cell, widths[i]) for i, cell in enumerate(row)]
+                for row in body]
     for row in body:
         cells = [
             cell if i == len(row) - 1 and i not in right else (cell.rjust if i in right else cell.ljust)(widths[i])
@@ -179,14 +199,15 @@ def thread_record(t: ThreadSummary) -> dict[str, Any]:
     }
 
 
-def thread_table(threads: list[ThreadSummary]) -> Iterator[str]:
+def thread_table(threads: list[ThreadSummary], *, width: int | None = None) -> Iterator[str]:
+    """The threads as a table; the first message is clipped to 50 characters, or to fit `width`."""
     rows = [
         [t.thread_id, ",".join(t.upstreams), ",".join(t.models) or "-", str(t.interactions),
          short_utc(t.last_activity), f"{_tokens(t.input_tokens)}/{_tokens(t.output_tokens)}", clip(t.title, 50)]
         for t in threads
     ]
     yield from table(["THREAD", "UPSTREAM", "MODEL", "TURNS", "LAST (UTC)", "TOKENS IN/OUT", "FIRST MESSAGE"],
-                     rows, right=(3, 5))
+                     rows, right=(3, 5), width=width)
 
 
 # -- show --------------------------------------------------------------------------
