@@ -20,6 +20,7 @@ from typing import Any, TextIO
 import click
 
 from .audit.export import FORMATS, write_jsonl, write_markdown
+from .audit.prices import price_rows, pricing_available
 from .audit.queries import STATS_KEYS, AuditDB, IdNotFound, WalBusy, fts_query
 from .audit.render import (
     clip,
@@ -264,10 +265,20 @@ def _write(fmt: str, nodes: Any, out: TextIO, thoughts: bool) -> None:
         write_jsonl(nodes, out)
 
 
+def _stats_keys(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """--by day,model or --by day --by model, as the viewer's ?by= takes them."""
+    asked = [key.strip() for value in values for key in value.split(",") if key.strip()]
+    unknown = sorted(set(asked) - set(STATS_KEYS))
+    if unknown:
+        raise click.BadParameter(f"cannot group by {', '.join(unknown)}; choose from {', '.join(STATS_KEYS)}"
+                                 " (comma-separated or repeated)")
+    return tuple(k for k in STATS_KEYS if k in asked)
+
+
 @click.command()
 @config_and_db_options
-@click.option("--by", "by", type=click.Choice(STATS_KEYS), multiple=True,
-              help="Group by these (repeatable); default: day, upstream and model.")
+@click.option("--by", "by", multiple=True, callback=_stats_keys, metavar="KEYS",
+              help="Group by day, upstream, model: comma-separated (day,model) or repeated; default: all three.")
 @since_option
 @until_option
 @json_option
@@ -275,13 +286,19 @@ def stats(config_path: str | None, db_path: str | None, by: tuple[str, ...], sin
           until: float | None, as_json: bool) -> None:
     """Usage figures by day (UTC), upstream and model.
 
-    Requests, interactions, tokens in and out, errors and median (p50) latency.
+    Requests, interactions, tokens in and out, errors, replay hits, median (p50)
+    latency, and the cost at list prices (genai-prices; `unknown` for a model it
+    has no price for, never 0).
     """
-    by = tuple(k for k in STATS_KEYS if k in by) if by else STATS_KEYS
+    by = by or STATS_KEYS
     with _opened(config_path, db_path) as audit:
         rows = audit.stats(by=by, since=since, until=until)
         totals = audit.stats(by=(), since=since, until=until)
+        price_rows(rows, audit.token_usage(by=by, since=since, until=until))
+        price_rows(totals, audit.token_usage(by=(), since=since, until=until))
     total = totals[0] if totals else None
+    if not pricing_available():
+        click.echo("recall: costs are unknown without the price table: pip install 'recall-proxy[cost]'", err=True)
     if as_json:
         click.echo(dumps({"by": list(by), "rows": [stats_record(r) for r in rows],
                           "total": stats_record(total) if total else None}))

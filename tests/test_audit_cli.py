@@ -338,7 +338,7 @@ def test_stats_match_what_was_sent(recall: Recall, convs: Conversations) -> None
     text = cli(recall.db_path, "stats", "--by", "upstream")
     assert text.exit_code == 0
     header, *body = text.stdout.splitlines()
-    assert header.split() == ["UPSTREAM", "REQUESTS", "INTERACTIONS", "TOKENS", "IN", "TOKENS", "OUT", "ERRORS", "REPLAY", "HITS", "P50", "MS"]
+    assert header.split() == ["UPSTREAM", "REQUESTS", "INTERACTIONS", "TOKENS", "IN", "TOKENS", "OUT", "ERRORS", "REPLAY", "HITS", "P50", "MS", "COST", "USD"]
     assert body[0].split()[:6] == ["gemgen", "1", "1", str(convs.generate.usage.total_input_tokens),
                                    str(convs.generate.usage.total_output_tokens), "0"]
     assert body[-1].split()[:6] == ["total", str(convs.requests), "4", str(convs.input_tokens),

@@ -238,3 +238,43 @@ def test_cassette_import_twice_changes_nothing_and_a_rerecording_replaces(
     assert len(after) == len(once)
     assert not any(b"Karthik" in (body or b"") for _, body in after)
     assert recorded  # the session really recorded something to replace
+
+
+def test_stats_keep_a_replay_hits_model_group_by_day_model_and_price_it(
+        recall_factory: RecallFactory, fake_gemini: FakeGemini) -> None:
+    recall = recall_factory(emulated(fake_gemini), mode="auto")
+    app = client(recall)
+    import sqlite3
+
+    app.interactions.create(model=MODEL, input="Hi, my name is Karthik.")   # a miss: forwarded and recorded
+    # A recording whose exchange row names no model (a relayed call, an older cassette): its
+    # interaction does, and a hit on it must count under that model, not under none.
+    with sqlite3.connect(recall.db_path) as db:
+        db.execute("UPDATE exchanges SET model = NULL")
+    app.interactions.create(model=MODEL, input="Hi, my name is Karthik.")   # the same again: a replay hit
+    assert recall.query("SELECT model, interaction_id FROM exchanges WHERE cache = 'hit'") == [(None, None)]
+    assert recall.query("SELECT count(DISTINCT cache_key) FROM exchanges") == [(1,)]  # the hit's row keeps its key
+    app.interactions.create(model="my-own-finetune", input="Unpriced, surely.")
+
+    def report(*by: str) -> dict:
+        result = CliRunner().invoke(main, ["stats", "--db", str(recall.db_path), "--json", *by])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    rows = {r["model"]: r for r in report("--by", "day,model")["rows"]}
+    assert report("--by", "day,model")["by"] == ["day", "model"]
+    assert set(rows) == {MODEL, "my-own-finetune"}  # the hit is not a row of its own with no model
+    assert (rows[MODEL]["requests"], rows[MODEL]["replay_hits"]) == (2, 1)
+    # Priced from genai-prices' table; a model it does not know is unknown, never free.
+    assert rows[MODEL]["cost_usd"] > 0 and rows[MODEL]["unpriced_models"] == []
+    assert rows["my-own-finetune"]["cost_usd"] is None
+    assert rows["my-own-finetune"]["unpriced_models"] == ["my-own-finetune"]
+    total = report()["total"]
+    assert total["cost_usd"] is None and total["unpriced_models"] == ["my-own-finetune"]
+    assert report("--by", "day", "--by", "model")["rows"] == report("--by", "day,model")["rows"]
+
+    text = CliRunner().invoke(main, ["stats", "--db", str(recall.db_path), "--by", "model"])
+    lines = {line.split()[0]: line.split() for line in text.stdout.splitlines()[1:]}
+    assert lines["my-own-finetune"][-1] == "unknown" and float(lines[MODEL][-1]) > 0
+    bad = CliRunner().invoke(main, ["stats", "--db", str(recall.db_path), "--by", "day,colour"])
+    assert bad.exit_code == 2 and "cannot group by colour" in bad.output

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,33 @@ class StreamEvent:
     frame: bytes
 
 
+# Every request and every interaction as one row of figures, for `stats` and `token_usage`
+# (the SQL takes :since and :until).
+_FACTS = """
+facts AS (
+                SELECT date(e.created_at, 'unixepoch') AS day, e.upstream AS upstream,
+                       -- a replay hit's row names no interaction: its model is its recording's
+                       coalesce(e.model, i.model, CASE WHEN e.cache = 'hit' THEN (
+                           SELECT coalesce(r.model, ri.model) FROM exchanges AS r
+                           LEFT JOIN interactions AS ri ON ri.id = r.interaction_id
+                           WHERE r.cache_key = e.cache_key AND coalesce(r.cache, '') != 'hit'
+                           ORDER BY r.id LIMIT 1) END) AS model,
+                       1 AS requests, 0 AS interactions,
+                       CASE WHEN e.interaction_id IS NULL THEN e.input_tokens END AS input_tokens,
+                       CASE WHEN e.interaction_id IS NULL THEN e.output_tokens END AS output_tokens,
+                       (e.status >= 400 OR e.error IS NOT NULL) AS errors,
+                       e.latency_ms AS latency_ms,
+                       coalesce(e.cache = 'hit', 0) AS replay_hits
+                FROM exchanges AS e LEFT JOIN interactions AS i ON i.id = e.interaction_id
+                WHERE (:since IS NULL OR e.created_at >= :since) AND (:until IS NULL OR e.created_at < :until)
+                UNION ALL
+                SELECT date(created_at, 'unixepoch'), upstream, model, 0, 1, input_tokens, output_tokens, 0, NULL, 0
+                FROM interactions
+                WHERE (:since IS NULL OR created_at >= :since) AND (:until IS NULL OR created_at < :until)
+            )
+"""
+
+
 @dataclass(slots=True)
 class StatsRow:
     key: dict[str, str | None]  # the --by columns, e.g. {"day": "2026-01-31", "model": "gemini-3"}
@@ -112,6 +139,9 @@ class StatsRow:
     errors: int
     p50_latency_ms: float | None
     replay_hits: int = 0
+    # Priced by proxy.audit.prices: None when a model in the row has no known price.
+    cost_usd: float | None = None
+    unpriced_models: list[str] = field(default_factory=list)
 
 
 class WalBusy(Exception):
@@ -383,22 +413,7 @@ class AuditDB:
         partition = f"PARTITION BY {keys}" if by else ""
         rows = self.db.execute(
             f"""
-            WITH facts AS (
-                SELECT date(e.created_at, 'unixepoch') AS day, e.upstream AS upstream,
-                       coalesce(e.model, i.model) AS model,
-                       1 AS requests, 0 AS interactions,
-                       CASE WHEN e.interaction_id IS NULL THEN e.input_tokens END AS input_tokens,
-                       CASE WHEN e.interaction_id IS NULL THEN e.output_tokens END AS output_tokens,
-                       (e.status >= 400 OR e.error IS NOT NULL) AS errors,
-                       e.latency_ms AS latency_ms,
-                       coalesce(e.cache = 'hit', 0) AS replay_hits
-                FROM exchanges AS e LEFT JOIN interactions AS i ON i.id = e.interaction_id
-                WHERE (:since IS NULL OR e.created_at >= :since) AND (:until IS NULL OR e.created_at < :until)
-                UNION ALL
-                SELECT date(created_at, 'unixepoch'), upstream, model, 0, 1, input_tokens, output_tokens, 0, NULL, 0
-                FROM interactions
-                WHERE (:since IS NULL OR created_at >= :since) AND (:until IS NULL OR created_at < :until)
-            ),
+            WITH {_FACTS},
             ranked AS (
                 SELECT *,
                        row_number() OVER ({partition} ORDER BY latency_ms IS NULL, latency_ms) AS n,
@@ -422,6 +437,20 @@ class AuditDB:
             if requests or interactions:
                 out.append(StatsRow(key, requests, interactions, tokens_in, tokens_out, errors, p50, hits))
         return out
+
+    def token_usage(self, *, by: tuple[str, ...], since: float | None = None,
+                    until: float | None = None) -> list[tuple[dict[str, str | None], str | None, int, int]]:
+        """Tokens in and out per --by group and model, for pricing (a price is per model)."""
+        keys = ", ".join(by)
+        rows = self.db.execute(
+            f"""
+            WITH {_FACTS}
+            SELECT {keys + "," if by else ""} model, coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0)
+            FROM facts GROUP BY {keys + "," if by else ""} model
+            """,
+            {"since": since, "until": until},
+        )
+        return [(dict(zip(by, row[: len(by)], strict=True)), *row[len(by):]) for row in rows]
 
     # -- erasing ----------------------------------------------------------------
 

@@ -387,19 +387,22 @@ def stats_record(row: StatsRow) -> dict[str, Any]:
         "errors": row.errors,
         "replay_hits": row.replay_hits,
         "p50_latency_ms": None if row.p50_latency_ms is None else round(row.p50_latency_ms, 1),
+        "cost_usd": None if row.cost_usd is None else round(row.cost_usd, 6),
+        "unpriced_models": row.unpriced_models,
     }
 
 
 def stats_table(rows: list[StatsRow], total: StatsRow | None, by: tuple[str, ...]) -> Iterator[str]:
     def cells(row: StatsRow, key: list[str]) -> list[str]:
         p50 = "-" if row.p50_latency_ms is None else f"{row.p50_latency_ms:.1f}"
+        cost = "unknown" if row.cost_usd is None else f"{row.cost_usd:.6f}"
         return [*key, str(row.requests), str(row.interactions), str(row.input_tokens), str(row.output_tokens),
-                str(row.errors), str(row.replay_hits), p50]
+                str(row.errors), str(row.replay_hits), p50, cost]
 
     body = [cells(row, [row.key[k] or "-" for k in by]) for row in rows]
     if total is not None and by:
         body.append(cells(total, ["total", *[""] * (len(by) - 1)]))
-    headers = [k.upper() for k in by] + ["REQUESTS", "INTERACTIONS", "TOKENS IN", "TOKENS OUT", "ERRORS", "REPLAY HITS", "P50 MS"]
+    headers = [k.upper() for k in by] + ["REQUESTS", "INTERACTIONS", "TOKENS IN", "TOKENS OUT", "ERRORS", "REPLAY HITS", "P50 MS", "COST USD"]
     yield from table(headers, body, right=range(len(by), len(headers)))
 
 

@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from .. import __version__
+from ..audit.prices import price_rows
 from ..audit.queries import STATS_KEYS, AuditDB, ThreadSummary, fts_query
 from ..audit.render import stats_record, thread_record, tree_record
 from ..audit.when import parse_moment
@@ -201,7 +202,10 @@ async def stats(request: web.Request) -> web.Response:
     since, until = _moment(request, "since"), _moment(request, "until")
 
     def load(db: AuditDB) -> tuple[Any, Any]:
-        return db.stats(by=by, since=since, until=until), db.stats(by=(), since=since, until=until)
+        rows, totals = db.stats(by=by, since=since, until=until), db.stats(by=(), since=since, until=until)
+        price_rows(rows, db.token_usage(by=by, since=since, until=until))
+        price_rows(totals, db.token_usage(by=(), since=since, until=until))
+        return rows, totals
 
     rows, totals = await request.app[VIEWER].read(load)
     return json_answer({"by": list(by), "rows": [stats_record(r) for r in rows],
