@@ -145,3 +145,30 @@ def test_info_names_the_config_and_why(tmp_path: Path) -> None:
     assert record["config"] == {"path": "recall.toml", "why": "./recall.toml in the current directory"}
     assert record["mode"] == "auto" and record["upstreams"]["local"]["state"] == "emulate"
     assert record["database"]["why"] == "the default" and record["running"] == []
+
+
+def test_the_demo_needs_no_key_and_shows_recall_keeping_the_conversation(tmp_path: Path, served) -> None:  # type: ignore[no-untyped-def]
+    import openai
+
+    fake = subprocess.Popen([*RECALL[:2], "proxy.fake", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert fake.stdout is not None
+        url = fake.stdout.readline().strip()
+        port = url.rsplit(":", 1)[1]
+        config = subprocess.run([*RECALL[:2], "proxy.fake", "--port", port, "--print-config"],
+                                capture_output=True, text=True, check=True).stdout
+        assert "demo" in config.splitlines()[0].lower()  # marked as a demo
+        (tmp_path / "recall.toml").write_text(config)
+        server = served()  # reads ./recall.toml
+        client = openai.OpenAI(api_key="no-key-needed", base_url=f"http://127.0.0.1:{server.port}/demo/v1")
+        first = client.responses.create(model="demo", input="Hi, my name is Karthik.")
+        second = client.responses.create(model="demo", input="What is my name?", previous_response_id=first.id)
+        assert second.output_text == "Your name is Karthik."  # the fake is stateless: recall sent the history
+        alone = client.responses.create(model="demo", input="What is my name?")
+        assert "don't know" in alone.output_text
+        streamed = client.chat.completions.create(model="demo", stream=True,
+                                                  messages=[{"role": "user", "content": "my name is Ada"}])
+        assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices).strip() == "Nice to meet you, Ada."
+    finally:
+        fake.terminate()
+        fake.wait(30)
