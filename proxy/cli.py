@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
+import orjson
 
 from . import __version__
 from .auth import is_loopback
@@ -19,6 +21,7 @@ from .cli_common import exit_cannot_listen, load_config_or_exit
 from .cli_info import info
 from .cli_ui import ui
 from .config import MODES, Config, resolve_db_path
+from .request_log import LOG_LEVELS, configure_logging
 from .runtime import announce, withdraw
 
 
@@ -39,8 +42,14 @@ def main() -> None:
 @click.option("--replay-timing", type=click.Choice(["fast", "recorded"]), default="fast", show_default=True,
               help="Replay recorded streams at once, or at the pace they were recorded.")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without [server] tokens.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True,
+              help="info: one line per request; warning: problems only.")
+@click.option("-q", "--quiet", is_flag=True, help="No request lines: warnings and errors only (same as --log-level warning).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one object per line (method, path, status, latency_ms, model, cache, interaction_id, error).")
 def serve(config_path: str | None, db_path: str | None, host: str | None, port: int | None,
-          mode: str | None, cassettes: tuple[str, ...], replay_timing: str, insecure: bool) -> None:
+          mode: str | None, cassettes: tuple[str, ...], replay_timing: str, insecure: bool, log_level: str,
+          quiet: bool, log_format: str) -> None:
     """Run the proxy."""
     config = load_config_or_exit(config_path)
     config.cassettes = list(cassettes)
@@ -60,10 +69,9 @@ def serve(config_path: str | None, db_path: str | None, host: str | None, port: 
         sys.exit(2)
     path = resolve_db_path(db_path, config)
     # One line per request from recall.access (proxy/request_log.py) and recall's errors, on stderr.
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level, log_format, quiet)
     try:
-        asyncio.run(_serve(config, path))
+        asyncio.run(_serve(config, path, _say_json if log_format == "json" else _say_text))
     except KeyboardInterrupt:
         pass
 
@@ -80,7 +88,17 @@ def serving_what(config: Config, path: Path) -> str:
     return f"nothing to replay: {path} does not exist and no --cassette was given, so every request will miss"
 
 
-async def _serve(config: Config, path: Path) -> None:
+def _say_text(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _say_json(line: str) -> None:
+    """Start-up and shut-down lines as log objects, so a JSON log has nothing but JSON lines."""
+    click.echo(orjson.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "level": "info", "logger": "recall",
+                             "message": line.strip()}).decode(), err=True)
+
+
+async def _serve(config: Config, path: Path, say: Callable[[str], None] = _say_text) -> None:
     from .server import start
 
     try:
@@ -90,17 +108,17 @@ async def _serve(config: Config, path: Path) -> None:
     # Audit commands typed in any folder find this database through it (proxy/runtime.py).
     announced = announce(port=port, host=config.host, db=path if path.exists() or config.mode != REPLAY else None,
                          mode=config.mode, config=config.source, version=__version__)
-    click.echo(f"recall {__version__} listening on http://{config.host}:{port} (mode {config.mode}, "
-               f"{serving_what(config, path)})", err=True)
+    say(f"recall {__version__} listening on http://{config.host}:{port} (mode {config.mode}, "
+        f"{serving_what(config, path)})")
     for name, upstream in sorted(config.upstreams.items()):
         state = "emulate" if upstream.emulates else "native"
-        click.echo(f"  /{name:<10} -> {upstream.url} (api {upstream.api}, {state})", err=True)
+        say(f"  /{name:<10} -> {upstream.url} (api {upstream.api}, {state})")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    click.echo("recall: shutting down", err=True)
+    say("recall: shutting down")
     withdraw(announced)
     await runner.cleanup()
 

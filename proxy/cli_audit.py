@@ -22,6 +22,7 @@ import click
 from .audit.export import FORMATS, write_jsonl, write_markdown
 from .audit.prices import price_rows, pricing_available
 from .audit.queries import STATS_KEYS, AuditDB, IdNotFound, WalBusy, fts_query
+from .audit.rebuild import Rebuilt, rebuild_upstream_request
 from .audit.render import (
     clip,
     dumps,
@@ -147,15 +148,24 @@ def show(interaction_id: str | None, config_path: str | None, db_path: str | Non
         if not nodes:
             raise _unknown(interaction_id, audit)
         exchanges = {n.interaction.id: audit.exchanges(n.interaction.id) for n in nodes} if raw else {}
+    rebuilt: dict[str, dict[int, Rebuilt]] = {}
+    if raw:  # emulated turns: what recall sent upstream is rebuilt from the chain (only its digest is stored)
+        config = load_config_or_exit(config_path)
+        for i, node in enumerate(nodes):
+            rebuilt[node.interaction.id] = {
+                position: again for position, ex in enumerate(exchanges[node.interaction.id])
+                if (again := rebuild_upstream_request(nodes[: i + 1], ex, config)) is not None}
     if as_json:
         records = [interaction_record(n) for n in nodes]
         if raw:
             for record in records:
                 record["exchanges"] = [exchange_record(ex) for ex in exchanges[record["id"]]]
+                for position, again in rebuilt[record["id"]].items():
+                    record["exchanges"][position]["upstream_request"] = again.record()
         click.echo(dumps({"thread_id": nodes[0].interaction.root_id, "interactions": records}))
     elif raw:
         for node in nodes:
-            _echo_lines(raw_exchanges(node, exchanges[node.interaction.id]))
+            _echo_lines(raw_exchanges(node, exchanges[node.interaction.id], rebuilt[node.interaction.id]))
     else:
         _echo_lines(transcript(nodes, thoughts=thoughts))
 

@@ -26,7 +26,7 @@ from .config import Config
 from .errors import ApiError, ReplayMiss, bad_request, too_large, unauthorized
 from .http_compat import TolerantAppRunner
 from .relay import relay
-from .request_log import log_path, log_requests
+from .request_log import CACHE_STATUS, log_path, log_requests
 from .retention import Retention
 from .runs import Runs
 from .services import Services
@@ -38,7 +38,6 @@ from .viewer import mount_viewer
 log = logging.getLogger("recall")
 
 SERVICES = web.AppKey("services", Services)
-CACHE_STATUS = web.RequestKey("recall_cache", str)
 
 Operation = Callable[[web.Request, Call, Services], Awaitable[web.StreamResponse]]
 OPERATIONS: dict[str, Operation] = {

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .cache import Cache
 from .config import Config
+from .request_log import note_exchange
 from .runs import Runs
 from .state import ConversationState
 from .store.records import Exchange
@@ -26,6 +27,7 @@ class Services:
 
     async def record(self, exchange: Exchange, *, content: bool) -> None:
         """Keep an audit row: whole, or metadata only for calls that opted out of storage."""
+        note_exchange(exchange)  # the request's log line names its model and interaction id
         if content:
             await self.store.record_exchange(exchange)
         elif self.config.log_unstored:

@@ -479,3 +479,21 @@ def test_shell_completion_is_clicks(tmp_path: Path) -> None:
     env.update(_RECALL_COMPLETE="bash_complete", COMP_WORDS="recall sh", COMP_CWORD="1")
     words = subprocess.run([sys.executable, "-m", "proxy"], env=env, capture_output=True, text=True, timeout=60)
     assert "plain,show" in words.stdout.splitlines()
+
+
+def test_show_raw_rebuilds_what_an_emulated_turn_sent_upstream(recall: Recall, convs: Conversations) -> None:
+    shown = as_json(cli(recall.db_path, "show", convs.name_question.id, "--raw", "--json"))
+    first, second = (record["exchanges"][0]["upstream_request"] for record in shown["interactions"])
+    assert first["rebuilt"] is True and second["matches_recorded_digest"] is True  # byte for byte what was sent
+    sent = json.dumps(second["body"])
+    assert "Hi, my name is Karthik" in sent and "What is my name?" in sent  # the chain went along
+    assert "Hi, my name is Karthik" in json.dumps(first["body"]) and "What is my name?" not in json.dumps(first["body"])
+
+    text = cli(recall.db_path, "show", convs.name_question.id, "--raw").stdout
+    assert "sent upstream (REBUILT from the chain, not recorded; its digest matches" in text
+    assert any(line.startswith("^ POST ") for line in text.splitlines()), text
+
+    # Erase the first turn: the chain is no longer what was sent, and the output says so.
+    assert cli(recall.db_path, "rm", convs.first.id).exit_code == 0
+    after = cli(recall.db_path, "show", convs.name_question.id, "--raw").stdout
+    assert "its digest DIFFERS from the one recorded" in after

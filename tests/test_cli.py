@@ -59,6 +59,8 @@ def test_env_json(monkeypatch: pytest.MonkeyPatch) -> None:
 class Served:
     """`recall serve` in a subprocess, stopped with SIGTERM by its own pid."""
 
+    log: str = ""
+
     def __init__(self, args: list[str], cwd: Path) -> None:
         self.process = subprocess.Popen([*RECALL, "serve", "--port", "0", *args], cwd=cwd, env=dict(os.environ),
                                         stderr=subprocess.PIPE, text=True)
@@ -70,6 +72,8 @@ class Served:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(30)
+        assert self.process.stderr is not None
+        self.log = self.process.stderr.read()
 
 
 @pytest.fixture
@@ -172,3 +176,55 @@ def test_the_demo_needs_no_key_and_shows_recall_keeping_the_conversation(tmp_pat
     finally:
         fake.terminate()
         fake.wait(30)
+
+
+@pytest.fixture
+def demo(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The demo model server (python -m proxy.fake) and a recall.toml in tmp_path mounting it as /demo."""
+    fake = subprocess.Popen([*RECALL[:2], "proxy.fake", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    assert fake.stdout is not None
+    port = fake.stdout.readline().strip().rsplit(":", 1)[1]
+    (tmp_path / "recall.toml").write_text(f'[upstreams.demo]\nurl = "http://127.0.0.1:{port}"\napi = "openai-chat"\n')
+    yield
+    fake.terminate()
+    fake.wait(30)
+
+
+def test_access_log_lines_say_model_cache_id_and_the_reason_of_an_error(demo, served) -> None:  # type: ignore[no-untyped-def]
+    import openai
+
+    server = served("--mode", "auto")
+    client = openai.OpenAI(api_key="k", base_url=f"http://127.0.0.1:{server.port}/demo/v1", max_retries=0)
+    first = client.responses.create(model="demo-1", input="Hi, my name is Karthik.")
+    again = client.responses.create(model="demo-1", input="Hi, my name is Karthik.")  # replayed
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model="demo-1", input="?", previous_response_id="resp_nothing")
+    server.stop()
+    lines = [line for line in server.log.splitlines() if "/demo/v1/responses" in line]
+    assert len(lines) == 3, server.log
+    recorded, hit, failed = lines
+    assert " POST /demo/v1/responses 200 " in recorded and "model=demo-1 cache=recorded" in recorded
+    assert f"id={first.id}" in recorded
+    assert "cache=hit" in hit and "model=demo-1" in hit and again.id == first.id
+    assert " 400 " in failed and 'error="previous_response_not_found:' in failed
+    assert "Traceback" not in server.log
+
+
+def test_json_log_and_quiet(demo, served) -> None:  # type: ignore[no-untyped-def]
+    import openai
+
+    server = served("--log-format", "json")
+    client = openai.OpenAI(api_key="k", base_url=f"http://127.0.0.1:{server.port}/demo/v1", max_retries=0)
+    reply = client.chat.completions.create(model="demo-2", messages=[{"role": "user", "content": "hello"}])
+    server.stop()
+    records = [json.loads(line) for line in [server.banner, *server.log.splitlines()]]  # every line is JSON
+    (access,) = [r for r in records if r["logger"] == "recall.access"]
+    assert access["method"] == "POST" and access["path"] == "/demo/v1/chat/completions" and access["status"] == "200"
+    assert access["model"] == "demo-2" and access["cache"] == "live" and access["latency_ms"] > 0
+    assert access["interaction_id"] == reply.interaction_id and access["error"] is None  # type: ignore[attr-defined]
+
+    quiet = served("--quiet")
+    client = openai.OpenAI(api_key="k", base_url=f"http://127.0.0.1:{quiet.port}/demo/v1", max_retries=0)
+    client.chat.completions.create(model="demo-2", messages=[{"role": "user", "content": "hello"}])
+    quiet.stop()
+    assert "/demo/v1/chat/completions" not in quiet.log

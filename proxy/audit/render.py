@@ -258,12 +258,14 @@ def _body_lines(prefix: str, body: bytes | None) -> Iterator[str]:
         yield f"{prefix} {line}"
 
 
-def raw_exchanges(node: Node, exchanges: list[Exchange]) -> Iterator[str]:
-    """A node's recorded HTTP exchanges, request (>) then response (<)."""
+def raw_exchanges(node: Node, exchanges: list[Exchange],
+                  rebuilt: dict[int, Any] | None = None) -> Iterator[str]:
+    """A node's recorded HTTP exchanges, request (>) then response (<); for an emulated turn,
+    the upstream request rebuilt from the chain (`rebuilt`, by exchange position; proxy/audit/rebuild.py)."""
     yield f"## {node.interaction.id}"
     if not exchanges:
         yield "(no recorded exchange: erased, or never stored)" if node.deleted else "(no recorded exchange)"
-    for ex in exchanges:
+    for position, ex in enumerate(exchanges):
         latency = f" in {ex.latency_ms:.0f} ms" if ex.latency_ms is not None else ""
         yield f"{ex.method} {ex.path} -> {ex.status}{latency}  ({utc(ex.created)}, upstream {ex.upstream})"
         for name, value in (ex.request_headers or {}).items():
@@ -272,8 +274,17 @@ def raw_exchanges(node: Node, exchanges: list[Exchange]) -> Iterator[str]:
         for name, value in (ex.response_headers or {}).items():
             yield f"< {name}: {value}"
         yield from _body_lines("<", ex.response_body)
-        if ex.upstream_digest:
-            yield f"  (sent upstream: sha256 {ex.upstream_digest}; rebuilt request, not stored)"
+        again = (rebuilt or {}).get(position)
+        if again is not None and again.problem is None:
+            how = ("its digest matches the one recorded, so this is what was sent" if again.matches else
+                   "its digest DIFFERS from the one recorded (sha256 " + ex.upstream_digest[:16] + "…): the chain"
+                   " or the config changed since, so this only approximates what was sent")
+            yield f"  sent upstream (REBUILT from the chain, not recorded; {how}):"
+            yield f"^ {again.method} {again.path}"
+            yield from _body_lines("^", orjson.dumps(again.body, option=orjson.OPT_INDENT_2))
+        elif ex.upstream_digest:
+            reason = f" ({again.problem})" if again is not None else ""
+            yield f"  (sent upstream: sha256 {ex.upstream_digest}; not stored, and not rebuilt{reason})"
         if ex.error:
             yield f"  error: {ex.error}"
         yield ""

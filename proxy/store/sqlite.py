@@ -20,6 +20,7 @@ import aiosqlite
 import orjson
 
 from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
+from ..request_log import note_interaction
 from .chain_cache import ChainCache
 from .erase import Removed, erase_interactions, purge_before, reclaim_space
 from .migrations import migrate
@@ -212,6 +213,7 @@ class SQLiteStore:
                 exchange.interaction_id = it.id
                 _insert_exchange(db, exchange)
 
+        note_interaction(it.id, it.model)  # for the request's log line (proxy/request_log.py)
         await self._writer.submit(op)
         if it.status != IN_PROGRESS:
             # The next turn most likely continues this one: its chain is its parent's plus itself.
