@@ -21,7 +21,7 @@ import click
 
 from .audit.export import FORMATS, write_jsonl, write_markdown
 from .audit.prices import price_rows, pricing_available
-from .audit.queries import STATS_KEYS, AuditDB, IdNotFound, WalBusy, fts_query
+from .audit.queries import STATS_KEYS, THREAD_STATUSES, AuditDB, IdNotFound, WalBusy, fts_query
 from .audit.rebuild import Rebuilt, rebuild_upstream_request
 from .audit.render import (
     clip,
@@ -105,15 +105,16 @@ def terminal_width() -> int | None:
 @config_and_db_options
 @click.option("--upstream", help="Only threads with an interaction through this upstream.")
 @click.option("--model", help="Only threads with an interaction on this model.")
+@click.option("--status", type=click.Choice(THREAD_STATUSES), help="Only threads with an interaction in this state.")
 @since_option
 @until_option
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many threads.")
 @json_option
-def ls(config_path: str | None, db_path: str | None, upstream: str | None, model: str | None,
+def ls(config_path: str | None, db_path: str | None, upstream: str | None, model: str | None, status: str | None,
        since: float | None, until: float | None, limit: int, as_json: bool) -> None:
     """List conversations (threads), most recently active first."""
     with _opened(config_path, db_path) as audit:
-        threads = audit.threads(upstream=upstream, model=model, since=since, until=until, limit=limit)
+        threads = audit.threads(upstream=upstream, model=model, since=since, until=until, limit=limit, status=status)
     if as_json:
         click.echo(dumps([thread_record(t) for t in threads]))
     elif threads:

@@ -30,6 +30,8 @@ _NODE_COLUMNS = ", ".join("i." + c.strip() for c in INTERACTION_COLUMNS.split(",
 
 # `recall stats --by`: what figures can be grouped by (columns of the stats query).
 STATS_KEYS = ("day", "upstream", "model")
+# What `ls --status` and the viewer's status filter offer: threads with a live interaction in that state.
+THREAD_STATUSES = ("completed", "failed", "in_progress", "requires_action", "incomplete", "cancelled")
 
 # The nodes an export takes: a time window and one thread, each optional.
 _EXPORT_WINDOW = (
@@ -62,6 +64,9 @@ class ThreadSummary:
     started: float
     last_activity: float
     title: str | None
+    # Live interactions that failed, and that are still going (shown as marks in the lists).
+    failed: int = 0
+    in_progress: int = 0
 
 
 # Where a page of threads ended: (last activity, thread id) of its last thread.
@@ -79,6 +84,7 @@ class SearchHit:
     # each side where any of them was found; None where none was.
     input_snippet: str | None
     output_snippet: str | None
+    title: str | None = None  # its thread's first user text, to show instead of ids
 
 
 @dataclass(slots=True)
@@ -238,7 +244,8 @@ class AuditDB:
             """, {"cutoff": cutoff})]
 
     def threads(self, *, upstream: str | None = None, model: str | None = None, since: float | None = None,
-                until: float | None = None, limit: int = 50, after: ThreadKey | None = None) -> list[ThreadSummary]:
+                until: float | None = None, limit: int = 50, after: ThreadKey | None = None,
+                status: str | None = None) -> list[ThreadSummary]:
         """Conversations newest first, by last activity (then thread id); a thread matches a filter
         when any of its live interactions does. `after` continues from a page's last thread.
 
@@ -260,10 +267,13 @@ class AuditDB:
                    AND j.deleted_at IS NULL AND j.upstream = :upstream))
               AND (:model IS NULL OR EXISTS (SELECT 1 FROM interactions AS j WHERE j.root_id = i.root_id
                    AND j.deleted_at IS NULL AND j.model = :model))
+              AND (:status IS NULL OR EXISTS (SELECT 1 FROM interactions AS j WHERE j.root_id = i.root_id
+                   AND j.deleted_at IS NULL AND j.status = :status))
             ORDER BY i.updated_at DESC, i.root_id
             LIMIT :limit
             """,
             {"since": since, "until": until, "upstream": upstream, "model": model, "limit": limit,
+             "status": status,
              "after_time": after[0] if after else None, "after_thread": after[1] if after else None},
         ).fetchall()
         if not keys:
@@ -279,6 +289,11 @@ class AuditDB:
             ids,
         )
         found = {r[0]: ThreadSummary(r[0], r[1], _split(r[2]), _split(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows}
+        for thread_id, failed, going in self.db.execute(
+                f"SELECT root_id, sum(status = 'failed'), sum(status = 'in_progress') FROM interactions"
+                f" WHERE root_id IN ({', '.join('?' * len(ids))}) AND deleted_at IS NULL GROUP BY root_id", ids):
+            if thread_id in found:
+                found[thread_id].failed, found[thread_id].in_progress = failed, going
         return [found[thread_id] for thread_id in ids if thread_id in found]
 
     def node(self, interaction_id: str) -> Node | None:
@@ -353,7 +368,8 @@ class AuditDB:
                 f"""
                 SELECT k.interaction_id, i.root_id, i.created_at, i.upstream, i.model,
                        snippet(search_index, 0, '{HIT_START}', '{HIT_END}', '…', 16),
-                       snippet(search_index, 1, '{HIT_START}', '{HIT_END}', '…', 16)
+                       snippet(search_index, 1, '{HIT_START}', '{HIT_END}', '…', 16),
+                       (SELECT c.title FROM conversations AS c WHERE c.thread_id = i.root_id)
                 FROM search_index
                 JOIN search_keys AS k ON k.id = search_index.rowid
                 JOIN interactions AS i ON i.id = k.interaction_id
@@ -370,7 +386,8 @@ class AuditDB:
         except sqlite3.OperationalError as exc:
             raise ValueError(f"cannot search for {query!r}: {exc}") from None
         return [
-            SearchHit(*row[:5], *(text if text and HIT_START in text else None for text in row[5:])) for row in rows
+            SearchHit(*row[:5], *(text if text and HIT_START in text else None for text in row[5:7]), title=row[7])
+            for row in rows
         ]
 
     # -- export ---------------------------------------------------------------

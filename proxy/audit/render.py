@@ -196,6 +196,8 @@ def thread_record(t: ThreadSummary) -> dict[str, Any]:
         "started": utc(t.started),
         "last_activity": utc(t.last_activity),
         "title": t.title,
+        "failed": t.failed,
+        "in_progress": t.in_progress,
     }
 
 
@@ -372,6 +374,7 @@ def search_record(hit: SearchHit) -> dict[str, Any]:
         "created": utc(hit.created),
         "upstream": hit.upstream,
         "model": hit.model,
+        "title": hit.title,
         "input_snippet": hit.input_snippet and hit_snippet(hit.input_snippet, markdown_bold),
         "output_snippet": hit.output_snippet and hit_snippet(hit.output_snippet, markdown_bold),
     }
