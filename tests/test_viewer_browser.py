@@ -273,7 +273,8 @@ def test_token_prompt(page: Watched, browser: Any, tokened_ui: str) -> None:
 
 # -- what a newcomer missed: marks, the status filter, titles, narrow screens ----------------
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+# Written where the other screenshots go; docs/VIEWER.md shows copies of these four (a test run
+# must not change tracked files).
 
 
 @pytest.fixture
@@ -309,12 +310,13 @@ def test_failed_and_running_turns_are_marked_and_filterable_at_1400(browser: Any
                                                                     viewer_site: ViewerSite) -> None:
     convs = viewer_site.data.convs
     page = _wide(browser, 1400)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.open(marked_ui, "#conversations")
     row = page.page.locator("#conversations tbody tr", has_text=convs.first.id)
     assert row.locator(".badge.failed").inner_text() == "1 failed"
     assert row.locator(".badge.in-progress").inner_text() == "1 in progress"
     assert page.page.locator("#conversations .badge").count() == 2  # the other threads have none
-    page.page.screenshot(path=str(DOCS / "viewer-list-1400.png"))
+    page.page.screenshot(path=str(ARTIFACTS / "viewer-list-1400.png"))
 
     page.page.select_option("#status-filter", "failed")
     page.page.click("#filters button")
@@ -325,7 +327,7 @@ def test_failed_and_running_turns_are_marked_and_filterable_at_1400(browser: Any
     page.open(marked_ui + f"#/c/{convs.first.id}", "#transcript")
     assert page.page.get_attribute("#tree .tree-node.failed", "data-id") == convs.name_question.id
     assert page.page.get_attribute("#tree .tree-node.in-progress", "data-id") == convs.fork.id
-    page.page.screenshot(path=str(DOCS / "viewer-conversation-1400.png"))
+    page.page.screenshot(path=str(ARTIFACTS / "viewer-conversation-1400.png"))
     assert page.problems == [] and page.dialogs == []
     page.page.context.close()
 
@@ -348,9 +350,9 @@ def test_at_700_the_branches_never_cover_the_transcript(browser: Any, marked_ui:
             assert not overlaps, (scrolled, boxes)
     assert page.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
     page.page.evaluate("window.scrollTo(0, 0)")
-    page.page.screenshot(path=str(DOCS / "viewer-conversation-700.png"), full_page=True)
+    page.page.screenshot(path=str(ARTIFACTS / "viewer-conversation-700.png"), full_page=True)
     page.open(marked_ui, "#conversations")
     assert page.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    page.page.screenshot(path=str(DOCS / "viewer-list-700.png"))
+    page.page.screenshot(path=str(ARTIFACTS / "viewer-list-700.png"))
     assert page.problems == [] and page.dialogs == []
     page.page.context.close()
