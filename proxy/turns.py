@@ -15,11 +15,12 @@ from aiohttp import web
 
 from . import conversations, streaming
 from .call import Call
-from .errors import ApiError, bad_request
+from .errors import ApiError, bad_request, succeeded
 from .ids import mint_id
 from .model import IN_PROGRESS, Interaction, TurnRequest
 from .pages import cursor_page
 from .relay import STORED_HEADER, relay
+from .runs import DELETED_WHILE_RUNNING
 from .services import Services
 from .upstream_calls import ask_upstream, digest_of, new_node, upstream_request
 
@@ -71,7 +72,7 @@ async def create_native(request: web.Request, call: Call, services: Services, re
     storing = req.store and call.recording
 
     async def remember(status: int, body: bytes) -> str | None:
-        if status != 200 or not storing:
+        if not succeeded(status) or not storing:
             return None
         try:
             reply = codec.parse_reply(orjson.loads(body))
@@ -99,8 +100,8 @@ async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> 
         exchange.model, exchange.upstream_digest = node.model, digest_of(upstream_call)
         exchange.input_tokens, exchange.output_tokens = node.usage.input_tokens, node.usage.output_tokens
         # Committed before the id reaches the app: an immediate follow-up finds it.
-        await services.store.save_interaction(node, exchange)
-        if req.conversation:
+        saved = await services.store.save_interaction(node, exchange)
+        if saved and req.conversation:
             await conversations.add_turn(services, req.conversation, node)
     else:
         exchange = call.exchange(200, {"content-type": JSON}, None)
@@ -137,11 +138,13 @@ async def delete(request: web.Request, call: Call, services: Services) -> web.St
     if relayed:
 
         async def forget(status: int, body: bytes) -> None:
-            if 200 <= status < 300 and found is not None:  # recall's record of it goes too
+            if succeeded(status) and found is not None:  # recall's record of it goes too
                 await services.store.delete_interaction(resource_id)
 
         return await relay(request, call, services, on_relayed=forget)
+    # Erased first, then its run stopped: the run's last write then finds it erased (a delete always wins).
     await services.store.delete_interaction(resource_id)
+    await services.runs.cancel(resource_id, DELETED_WHILE_RUNNING)
     return json_response({})
 
 

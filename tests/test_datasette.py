@@ -70,12 +70,12 @@ def test_search_works_on_the_turns_view(site_file: tuple[Path, Conversations]) -
 
 
 def test_the_foreign_keys_migration_keeps_every_row(tmp_path: Path) -> None:
-    """m009 rebuilds four tables: a database filled before it keeps its rows, indexes and search."""
+    """m010 rebuilds four tables: a database filled before it keeps its rows, indexes and search."""
     from proxy.store.migrations import MIGRATIONS, migrate
 
     db = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
     db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
-    for version, migration in enumerate(MIGRATIONS[:8], start=1):
+    for version, migration in enumerate(MIGRATIONS[:9], start=1):
         migration(db)
         db.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, migration.__name__))
     turn = '[{"role": "user", "parts": [{"kind": "text", "text": "the okapi of Zanzibar"}]}]'
@@ -85,7 +85,7 @@ def test_the_foreign_keys_migration_keeps_every_row(tmp_path: Path) -> None:
     db.execute("INSERT INTO search_index (rowid, input, output) VALUES (1, 'the okapi of Zanzibar', '')")
     db.execute("INSERT INTO exchanges (interaction_id, upstream, method, path, created_at) VALUES ('v1_a', 'gemini', 'POST', '/v1/x', 1)")
     indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert migrate(db) == ["m009_declared_foreign_keys"]
+    assert migrate(db) == ["m010_declared_foreign_keys"]
     assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")} == indexes
     assert db.execute("SELECT id, input FROM interactions").fetchall() == [("v1_a", turn)]
     assert db.execute("SELECT count(*) FROM exchanges WHERE interaction_id = 'v1_a'").fetchone() == (1,)

@@ -249,7 +249,16 @@ def m008_search_indexed_by_the_writer(db: sqlite3.Connection) -> None:
     db.execute("DROP TRIGGER search_after_insert")
 
 
-# Column -> what it points at, declared by m009 for tools that read the file (Datasette, sqlite-utils).
+def m009_run_leases(db: sqlite3.Connection) -> None:
+    """An in-progress node names the process running its turn and how long that process
+    vouches for it (a heartbeat renews it): another recall on the same file fails only the
+    runs whose owner is gone."""
+    db.execute("ALTER TABLE interactions ADD COLUMN run_owner TEXT")
+    db.execute("ALTER TABLE interactions ADD COLUMN lease_until REAL")
+    db.execute("CREATE INDEX interactions_running ON interactions(lease_until) WHERE status = 'in_progress'")
+
+
+# Column -> what it points at, declared by m010 for tools that read the file (Datasette, sqlite-utils).
 _FOREIGN_KEYS = {
     "interactions": {"parent_id": "interactions(id)", "root_id": "interactions(id)"},
     "exchanges": {"interaction_id": "interactions(id)"},
@@ -259,7 +268,7 @@ _FOREIGN_KEYS = {
 }
 
 
-def m009_declared_foreign_keys(db: sqlite3.Connection) -> None:
+def m010_declared_foreign_keys(db: sqlite3.Connection) -> None:
     """Declare the links between the tables, so Datasette shows an exchange's or a turn's
     interaction and parent as links, and lists what points at an interaction.
 
@@ -287,7 +296,7 @@ def m009_declared_foreign_keys(db: sqlite3.Connection) -> None:
             new_sql, found = re.subn(rf"(\b{column}\s+TEXT(?:\s+NOT NULL)?(?:\s+UNIQUE)?)(?=\s*[,)])",
                                      rf"\1 REFERENCES {target}", new_sql, count=1)
             if found != 1:
-                raise RuntimeError(f"m009: cannot find the column {table}.{column} in {create!r}")
+                raise RuntimeError(f"m010: cannot find the column {table}.{column} in {create!r}")
         columns = ", ".join(f'"{row[1]}"' for row in db.execute(f'PRAGMA table_info("{table}")'))
         db.execute(new_sql)
         db.execute(f'INSERT INTO "{table}_rebuilt" ({columns}) SELECT {columns} FROM "{table}"')
@@ -314,7 +323,8 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m006_openai_conversations,
     m007_interaction_run_ids,
     m008_search_indexed_by_the_writer,
-    m009_declared_foreign_keys,
+    m009_run_leases,
+    m010_declared_foreign_keys,
 ]
 
 
