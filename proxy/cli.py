@@ -21,6 +21,7 @@ from .cli_common import exit_cannot_listen, load_config_or_exit
 from .cli_info import info
 from .cli_ui import ui
 from .config import MODES, Config, resolve_db_path
+from .fake import main as fake_main
 from .request_log import LOG_LEVELS, configure_logging
 from .runtime import announce, withdraw
 
@@ -125,3 +126,4 @@ async def _serve(config: Config, path: Path, say: Callable[[str], None] = _say_t
 
 for _command in (*AUDIT_COMMANDS, cassette, info, ui):
     main.add_command(_command)
+main.add_command(fake_main, name="demo")  # a demo upstream to try recall without a key (not a model)

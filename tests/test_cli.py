@@ -159,7 +159,7 @@ def test_the_demo_needs_no_key_and_shows_recall_keeping_the_conversation(tmp_pat
         assert fake.stdout is not None
         url = fake.stdout.readline().strip()
         port = url.rsplit(":", 1)[1]
-        config = subprocess.run([*RECALL[:2], "proxy.fake", "--port", port, "--print-config"],
+        config = subprocess.run([*RECALL, "demo", "--port", port, "--print-config"],  # `recall demo` is proxy.fake
                                 capture_output=True, text=True, check=True).stdout
         assert "demo" in config.splitlines()[0].lower()  # marked as a demo
         (tmp_path / "recall.toml").write_text(config)
