@@ -212,3 +212,18 @@ def test_the_old_mode_names_still_work_and_bad_values_are_refused(pytester: pyte
     monkeypatch.delenv("RECALL_MODE")
     bad = pytester.runpytest_subprocess("-s")
     assert "RECALL_RECORD_MODE must be one of none, once, new_episodes, all; got 'sometimes'" in bad.stdout.str() + bad.stderr.str()
+
+
+def test_a_plugin_that_cannot_load_warns_once_and_breaks_nothing(pytester: pytest.Pytester,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """If recall's package cannot be loaded at all, the project's own tests still run, with one warning."""
+    import recall_pytest_plugin
+
+    # A copy of the entry module in a folder with no recall package beside it: it looks there, and fails.
+    elsewhere = pytester.mkdir("elsewhere")
+    (elsewhere / "recall_pytest_plugin.py").write_text(Path(recall_pytest_plugin.__file__).read_text())
+    monkeypatch.setenv("PYTHONPATH", str(elsewhere))
+    pytester.makepyfile(test_mine="def test_plain():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess("-p", "no:recall", "-p", "recall_pytest_plugin", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*recall's pytest plugin is off*the recall_proxy fixture is unavailable*"])
