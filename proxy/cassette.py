@@ -74,7 +74,8 @@ def export_cassette(db: sqlite3.Connection, out: TextIO, *, thread: str | None =
     `recorded`), to append a run's new traffic to the cassette it replayed."""
     report = ExportReport()
     masker = _Masker(report)
-    where, params = ["deleted_at IS NULL", "created_at >= ?"], [since or 0.0]
+    where: list[str] = ["deleted_at IS NULL", "created_at >= ?"]
+    params: list[Any] = [since or 0.0]
     if only_new:
         where.append("owner != ?")
         params.append(RECORDED_OWNER)
@@ -180,11 +181,11 @@ def insert_records(db: sqlite3.Connection, records: Iterator[dict[str, Any]]) ->
     its stale answers instead of queueing behind them (the n-th identical
     request gets the n-th recording). Interactions and stream events are
     keyed by their ids and replaced in place."""
-    records = list(records)
-    keys = {r["cache_key"] for r in records if r.get("kind") == "exchange" and r.get("cache_key")}
+    loaded = list(records)  # read twice: the request keys first, then the rows
+    keys = {r["cache_key"] for r in loaded if r.get("kind") == "exchange" and r.get("cache_key")}
     db.executemany("DELETE FROM exchanges WHERE owner = ? AND cache_key = ?", [(RECORDED_OWNER, k) for k in keys])
     counts = {"interaction": 0, "exchange": 0, "event": 0}
-    for record in records:
+    for record in loaded:
         kind = record.get("kind")
         if kind == "interaction":
             values = [orjson.dumps(record[c]).decode() if c in _JSON_COLUMNS and c in record else record.get(c)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import orjson
@@ -23,7 +23,7 @@ from .call import Call
 from .cassette import load_cassette
 from .codecs import Codec
 from .config import Config
-from .errors import ApiError, ReplayMiss, bad_request, too_large, unauthorized
+from .errors import ApiError, ReplayMiss, bad_request, store_unavailable, too_large, unauthorized
 from .http_compat import TolerantAppRunner
 from .relay import relay
 from .request_log import CACHE_STATUS, log_path, log_requests
@@ -31,6 +31,7 @@ from .retention import Retention
 from .runs import Runs
 from .services import Services
 from .state import ConversationState
+from .store import StoreUnavailable
 from .store.sqlite import SQLiteStore, copy_database
 from .upstream import UpstreamClient
 from .viewer import mount_viewer
@@ -61,7 +62,9 @@ _DOT_SEGMENT = re.compile(r"/\.\.?/")
 
 
 def error_response(codec: Codec, err: ApiError) -> web.Response:
-    return web.Response(body=orjson.dumps(codec.error_body(err)), status=err.status, content_type="application/json")
+    headers = {"Retry-After": str(err.retry_after_s)} if err.retry_after_s is not None else None
+    return web.Response(body=orjson.dumps(codec.error_body(err)), status=err.status, content_type="application/json",
+                        headers=headers)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -146,6 +149,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
             raise
     except ApiError as err:
         return error_response(codec, err)
+    except StoreUnavailable as trouble:
+        trouble.report()
+        return error_response(codec, store_unavailable(trouble.cause))
     except web.HTTPException:
         raise
     except Exception:
@@ -167,7 +173,7 @@ def create_app(config: Config, db_path: Path) -> web.Application:
     app = web.Application(client_max_size=config.max_body_mb * 1024 * 1024, middlewares=[log_requests])
     replaying = config.mode == REPLAY
 
-    async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         with tempfile.TemporaryDirectory(prefix="recall-replay-") as scratch:
             path = db_path
             if replaying:
@@ -219,8 +225,4 @@ async def start(config: Config, db_path: Path) -> tuple[TolerantAppRunner, int]:
     except OSError:
         await runner.cleanup()  # the store and its writer are open: left running, the process would hang
         raise
-    server = site._server
-    port = config.port
-    if server is not None and server.sockets:  # type: ignore[union-attr]
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, port
+    return runner, runner.addresses[0][1]  # the bound port, whichever config.port asked for

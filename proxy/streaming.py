@@ -38,6 +38,7 @@ from .relay import STORED_HEADER
 from .runs import CANCELLED_BY_APP
 from .services import Services
 from .sse import SSE_CONTENT_TYPE, SSEEvent, iter_events
+from .store import StoreUnavailable
 from .upstream import forward_headers
 from .upstream_calls import (
     ask_upstream,
@@ -127,10 +128,14 @@ class EventLog:
         self._writes = [w for w in self._writes if not w.done()]
 
     async def close(self) -> None:
-        """Write what is left and wait until every event is committed."""
+        """Write what is left and wait until every event is committed (or the database refused them)."""
         self.flush()
         if self._writes:
-            await asyncio.gather(*self._writes)
+            for outcome in await asyncio.gather(*self._writes, return_exceptions=True):
+                if isinstance(outcome, StoreUnavailable):
+                    outcome.report()
+                elif isinstance(outcome, BaseException):
+                    raise outcome
 
 
 async def start_emulated(request: web.Request, call: Call, services: Services, req: TurnRequest) -> web.StreamResponse:
@@ -146,8 +151,10 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
     node = new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), mint_id(front.id_prefix), mode="emulate",
                     parent=chain[-1] if chain else None)
     # The node exists before its id reaches the app (interaction.created or the background
-    # answer). Its commit runs while the provider opens its stream, not after.
-    saving = asyncio.ensure_future(services.store.save_interaction(node)) if storing else None
+    # answer), and before the provider is asked: a database that cannot take the turn
+    # fails it here with a 503, before anything is billed.
+    if storing:
+        await services.store.save_interaction(node)
     # A background create answers at once, as the hosted APIs do: its run opens the
     # provider's stream, and a refusal then fails the run (visible on GET) instead of the create.
     background_only = req.background and not req.stream
@@ -158,12 +165,10 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
     try:
         response = None if whole or background_only else await open_stream()
     except BaseException:
-        if saving is not None:
-            await asyncio.shield(saving)
-            await services.store.discard_unstarted(node.id)  # the turn never began: no trace of it
+        if storing:
+            await services.forget_unstarted(node.id)  # the turn never began: no trace of it
         raise
-    if saving is not None:
-        await saving
+    decoder: StreamDecoder
     if whole:
         mode, decoder = WHOLE, WholeReply()
     else:
@@ -379,13 +384,13 @@ class _Run:
         node = self.node
         final = held + self._closing_frames(stopped)
         self.log.add(final)
-        await self.log.close()
+        await self.log.close()  # a database that refuses the events loses them, never the app's stream
         exchange = self.call.exchange(200, {"content-type": SSE_CONTENT_TYPE}, None)
         exchange.model, exchange.error = node.model, node.error
         exchange.input_tokens, exchange.output_tokens = node.usage.input_tokens, node.usage.output_tokens
         if self.storing and node.id:
             exchange.upstream_digest = self.upstream_digest
-            saved = await self.services.store.save_interaction(node, exchange)
+            saved = await self.services.keep_answer(node, exchange)
             if saved and self.conversation:  # a turn deleted while it ran adds nothing anywhere
                 await conversations.add_turn(self.services, self.conversation, node)
         else:

@@ -17,7 +17,7 @@ from . import conversations, streaming
 from .call import Call
 from .errors import ApiError, bad_request, succeeded
 from .ids import mint_id
-from .model import IN_PROGRESS, Interaction, TurnRequest
+from .model import IN_PROGRESS, Interaction, ModelReply, TurnRequest
 from .pages import cursor_page
 from .relay import STORED_HEADER, relay
 from .runs import DELETED_WHILE_RUNNING
@@ -80,8 +80,8 @@ async def create_native(request: web.Request, call: Call, services: Services, re
             return None  # relayed as it came; nothing to model
         if not reply.provider_id:
             return None
-        await services.store.save_interaction(new_node(call, req, reply, reply.provider_id, mode="native"))
-        return reply.provider_id
+        kept = await services.keep_answer(new_node(call, req, reply, reply.provider_id, mode="native"))
+        return reply.provider_id if kept else None
 
     return await relay(request, call, services, store_content=storing, on_relayed=remember, whole_json=True,
                        refusal_as_metadata=True)
@@ -91,17 +91,28 @@ async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> 
     codec = call.route.codec
     chain, prior = await conversations.context(services, call, req)
     upstream_codec, upstream_call = upstream_request(call, req, prior)
-    reply, answer_body = await ask_upstream(call, services, upstream_codec, upstream_call)
-    node = new_node(call, req, reply, mint_id(codec.id_prefix), mode="emulate", parent=chain[-1] if chain else None)
     storing = req.store and call.recording
+    parent, node_id = chain[-1] if chain else None, mint_id(codec.id_prefix)
+    if storing:
+        # The store takes the turn before the provider is asked (and bills it): a database
+        # that cannot write fails here, at once, with a 503 that costs the app nothing.
+        await services.store.save_interaction(
+            new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), node_id, mode="emulate", parent=parent))
+    try:
+        reply, answer_body = await ask_upstream(call, services, upstream_codec, upstream_call)
+    except BaseException:
+        if storing:
+            await services.forget_unstarted(node_id)  # the turn never happened: no trace of it
+        raise
+    node = new_node(call, req, reply, node_id, mode="emulate", parent=parent)
     body = codec.reply_body(node, answer_body if upstream_codec is codec else None, stored=storing)
     if storing:
         exchange = call.exchange(200, {"content-type": JSON}, body)
         exchange.model, exchange.upstream_digest = node.model, digest_of(upstream_call)
         exchange.input_tokens, exchange.output_tokens = node.usage.input_tokens, node.usage.output_tokens
         # Committed before the id reaches the app: an immediate follow-up finds it.
-        saved = await services.store.save_interaction(node, exchange)
-        if saved and req.conversation:
+        storing = await services.keep_answer(node, exchange)
+        if storing and req.conversation:
             await conversations.add_turn(services, req.conversation, node)
     else:
         exchange = call.exchange(200, {"content-type": JSON}, None)

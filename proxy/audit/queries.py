@@ -385,10 +385,11 @@ class AuditDB:
             ).fetchall()
         except sqlite3.OperationalError as exc:
             raise ValueError(f"cannot search for {query!r}: {exc}") from None
-        return [
-            SearchHit(*row[:5], *(text if text and HIT_START in text else None for text in row[5:7]), title=row[7])
-            for row in rows
-        ]
+        def marked(text: str | None) -> str | None:  # a side with no matched word has no snippet
+            return text if text and HIT_START in text else None
+
+        return [SearchHit(row[0], row[1], row[2], row[3], row[4], marked(row[5]), marked(row[6]), row[7])
+                for row in rows]
 
     # -- export ---------------------------------------------------------------
 

@@ -279,7 +279,7 @@ def raw_exchanges(node: Node, exchanges: list[Exchange],
         again = (rebuilt or {}).get(position)
         if again is not None and again.problem is None:
             how = ("its digest matches the one recorded, so this is what was sent" if again.matches else
-                   "its digest DIFFERS from the one recorded (sha256 " + ex.upstream_digest[:16] + "…): the chain"
+                   f"its digest DIFFERS from the one recorded (sha256 {(ex.upstream_digest or '')[:16]}…): the chain"
                    " or the config changed since, so this only approximates what was sent")
             yield f"  sent upstream (REBUILT from the chain, not recorded; {how}):"
             yield f"^ {again.method} {again.path}"

@@ -41,6 +41,8 @@ from .base import (
     StreamDecoder,
     StreamEncoder,
     UpstreamCall,
+    as_dict,
+    as_int,
     carries,
     expect,
     mark_provider_only,
@@ -243,7 +245,7 @@ def _part(block: Any, where: str) -> Part:
         expect(isinstance(block.get("text"), str), f"{where}.text: expected a string", "messages")
         return Part(TEXT, text=block["text"])
     if kind in ("image", "document"):
-        source = block.get("source") if isinstance(block.get("source"), dict) else {}
+        source = as_dict(block.get("source"))
         neutral = IMAGE if kind == "image" else DOCUMENT
         if source.get("type") == "base64":
             return Part(neutral, data=source.get("data"), mime_type=source.get("media_type"))
@@ -361,7 +363,7 @@ class MessagesStreamEncoder(StreamEncoder):
         return Frame(None, frame(orjson.dumps({"type": kind, **payload}), kind))
 
     def opening(self, node: Interaction) -> list[Frame]:
-        message = {"id": node.id, "type": "message", "role": "assistant", "model": node.model, "content": [],
+        message: dict[str, Any] = {"id": node.id, "type": "message", "role": "assistant", "model": node.model, "content": [],
                    "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0},
                    "interaction_id": node.id}
         return [self._frame("message_start", {"message": message})]
@@ -369,8 +371,8 @@ class MessagesStreamEncoder(StreamEncoder):
     def delta(self, delta: StreamDelta) -> list[Frame]:
         if isinstance(delta, PartStart):
             self._open[delta.index] = delta.part
-            shell = _block(delta.part, self._codec) if delta.part.kind != THOUGHT else {"type": "thinking"}
-            shell = dict(shell or {"type": "text"})
+            opened = _block(delta.part, self._codec) if delta.part.kind != THOUGHT else {"type": "thinking"}
+            shell: dict[str, Any] = dict(opened or {"type": "text"})
             if shell["type"] == "text":
                 shell["text"] = ""
             elif shell["type"] == "tool_use":
@@ -411,7 +413,7 @@ class MessagesStreamEncoder(StreamEncoder):
         body = event.json()
         if not isinstance(body, dict) or body.get("type") != "message_start":
             return Frame(None, event.raw)
-        message = body.get("message") if isinstance(body.get("message"), dict) else {}
+        message = as_dict(body.get("message"))
         message["id"] = message["interaction_id"] = node.id
         return Frame(None, frame(orjson.dumps(body), "message_start"))
 
@@ -422,9 +424,9 @@ class MessagesStreamDecoder(StreamDecoder):
         if not isinstance(body, dict):
             return []
         kind = body.get("type")
-        index = body.get("index") if isinstance(body.get("index"), int) else 0
+        index = as_int(body.get("index"))
         if kind == "message_start":
-            message = body.get("message") if isinstance(body.get("message"), dict) else {}
+            message = as_dict(body.get("message"))
             self.assembler.provider_id = message.get("id")
             self.assembler.model = message.get("model")
             self.assembler.usage = _parse_usage(message.get("usage"))
@@ -435,7 +437,7 @@ class MessagesStreamDecoder(StreamDecoder):
             part.signature = None
             return [PartStart(index, part)]
         elif kind == "content_block_delta":
-            delta = body.get("delta") if isinstance(body.get("delta"), dict) else {}
+            delta = as_dict(body.get("delta"))
             kind = delta.get("type")
             if kind == "text_delta":
                 return [PartDelta(index, text=delta.get("text", ""))]
@@ -448,10 +450,10 @@ class MessagesStreamDecoder(StreamDecoder):
         elif kind == "content_block_stop":
             return [PartStop(index)]
         elif kind == "message_delta":
-            delta = body.get("delta") if isinstance(body.get("delta"), dict) else {}
+            delta = as_dict(body.get("delta"))
             stop = delta.get("stop_reason")
             self.assembler.status = _STOP_STATUS.get(stop or "end_turn", "completed")
-            usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+            usage = as_dict(body.get("usage"))
             if isinstance(usage.get("output_tokens"), int):
                 self.assembler.usage.output_tokens = usage["output_tokens"]
                 if self.assembler.usage.input_tokens is not None:
@@ -459,6 +461,6 @@ class MessagesStreamDecoder(StreamDecoder):
         elif kind == "message_stop":
             self.finished = True
         elif kind == "error":
-            error = body.get("error") if isinstance(body.get("error"), dict) else {}
+            error = as_dict(body.get("error"))
             self.failure = str(error.get("message") or "the provider reported an error")
         return []

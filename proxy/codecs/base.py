@@ -363,3 +363,16 @@ def optional_str(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     expect(value is None or isinstance(value, str), f"{key}: expected a string; got {type_name(value)}", key)
     return value
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A JSON value that should be an object, or an empty one: providers leave fields out."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default

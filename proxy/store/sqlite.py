@@ -28,7 +28,7 @@ from .erase import Removed, erase_interactions, is_erased, purge_before, reclaim
 from .migrations import migrate
 from .records import Conversation, Exchange
 from .search import index_interaction
-from .writer import Writer
+from .writer import StoreUnavailable, Writer
 
 _INTERACTION_COLUMNS = (
     "id, owner, upstream, front, mode, model, status, parent_id, root_id, depth,"
@@ -160,6 +160,8 @@ class SQLiteStore:
         # This process's name on the in-progress nodes it runs (see m009_run_leases).
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._heartbeat: asyncio.Task[None] | None = None
+        # Nodes whose end could not be written (the database refused): failed once it can (id -> why).
+        self._unsaved: dict[str, str] = {}
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
@@ -197,6 +199,30 @@ class SQLiteStore:
 
         await self._writer.submit(op)
 
+    async def fail_unsaved(self, interaction_id: str, reason: str) -> None:
+        """A turn whose end the database refused: failed with `reason` now if it takes that
+        write, else on a later beat (its lease is no longer renewed meanwhile)."""
+        self._unsaved[interaction_id] = reason
+        try:
+            await self._fail_unsaved()
+        except StoreUnavailable:
+            pass
+
+    async def _fail_unsaved(self) -> None:
+        if not self._unsaved:
+            return
+        failing = dict(self._unsaved)
+
+        def op(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "UPDATE interactions SET status = ?, error = ?, updated_at = ?, run_owner = NULL, lease_until = NULL"
+                " WHERE id = ? AND status = ?",
+                [(FAILED, why, time.time(), interaction_id, IN_PROGRESS) for interaction_id, why in failing.items()])
+
+        await self._writer.submit(op)
+        for interaction_id in failing:
+            self._unsaved.pop(interaction_id, None)
+
     def _renew_leases(self, db: sqlite3.Connection) -> None:
         db.execute("UPDATE interactions SET lease_until = ? WHERE run_owner = ? AND status = ?",
                    (time.time() + RUN_LEASE_S, self.instance, IN_PROGRESS))
@@ -206,9 +232,10 @@ class SQLiteStore:
         while True:
             await asyncio.sleep(_HEARTBEAT_S)
             try:
+                await self._fail_unsaved()
                 await self._writer.submit(self._renew_leases)
                 await self._fail_interrupted()
-            except (sqlite3.Error, RuntimeError):
+            except (StoreUnavailable, sqlite3.Error, RuntimeError):
                 continue  # the next beat tries again; a lease is three beats long
 
     # -- writes ---------------------------------------------------------------
