@@ -29,7 +29,7 @@ _ALIAS = "_recall_proxy"
 
 def _is_recalls(spec: Any) -> bool:
     origin = getattr(spec, "origin", None)
-    return bool(origin) and Path(origin).resolve().parent == _PACKAGE
+    return isinstance(origin, str) and Path(origin).resolve().parent == _PACKAGE
 
 
 def _load_plugin() -> ModuleType:
