@@ -255,6 +255,11 @@ def test_stats_keep_a_replay_hits_model_group_by_day_model_and_price_it(
     assert recall.query("SELECT model, interaction_id FROM exchanges WHERE cache = 'hit'") == [(None, None)]
     assert recall.query("SELECT count(DISTINCT cache_key) FROM exchanges") == [(1,)]  # the hit's row keeps its key
     app.interactions.create(model="my-own-finetune", input="Unpriced, surely.")
+    for _ in range(2):  # a relayed call (recall stores no model for it): recorded, then replayed
+        relayed = httpx.post(f"{recall.base('gemini')}/v1beta/models/{MODEL}:generateContent",
+                             json={"contents": [{"role": "user", "parts": [{"text": "relay"}]}]})
+    assert relayed.headers["x-recall-cache"] == "hit"
+    assert recall.query("SELECT count(*) FROM exchanges WHERE model IS NULL AND path LIKE '%generateContent'") == [(2,)]
 
     def report(*by: str) -> dict:
         result = CliRunner().invoke(main, ["stats", "--db", str(recall.db_path), "--json", *by])
@@ -264,7 +269,7 @@ def test_stats_keep_a_replay_hits_model_group_by_day_model_and_price_it(
     rows = {r["model"]: r for r in report("--by", "day,model")["rows"]}
     assert report("--by", "day,model")["by"] == ["day", "model"]
     assert set(rows) == {MODEL, "my-own-finetune"}  # the hit is not a row of its own with no model
-    assert (rows[MODEL]["requests"], rows[MODEL]["replay_hits"]) == (2, 1)
+    assert (rows[MODEL]["requests"], rows[MODEL]["replay_hits"]) == (4, 2)  # the relayed pair counts here too
     # Priced from genai-prices' table; a model it does not know is unknown, never free.
     assert rows[MODEL]["cost_usd"] > 0 and rows[MODEL]["unpriced_models"] == []
     assert rows["my-own-finetune"]["cost_usd"] is None

@@ -108,14 +108,26 @@ class StreamEvent:
     frame: bytes
 
 
+def _asked_model(row: str) -> str:
+    """SQL for the model an exchange row's request names, for rows recall stored no model for
+    (relayed calls): a `/models/NAME:method` path, else the JSON body's `model`. Evaluated
+    only where the columns before it in a coalesce are NULL."""
+    path = f"{row}.path"
+    after = f"substr({path}, instr({path}, '/models/') + 8)"
+    return (f"CASE WHEN instr({path}, '/models/') > 0 AND instr({after}, ':') > 1"
+            f" THEN substr({after}, 1, instr({after}, ':') - 1)"
+            f" WHEN json_valid(CAST({row}.request_body AS TEXT))"
+            f" THEN json_extract(CAST({row}.request_body AS TEXT), '$.model') END")
+
+
 # Every request and every interaction as one row of figures, for `stats` and `token_usage`
 # (the SQL takes :since and :until).
-_FACTS = """
+_FACTS = f"""
 facts AS (
                 SELECT date(e.created_at, 'unixepoch') AS day, e.upstream AS upstream,
                        -- a replay hit's row names no interaction: its model is its recording's
-                       coalesce(e.model, i.model, CASE WHEN e.cache = 'hit' THEN (
-                           SELECT coalesce(r.model, ri.model) FROM exchanges AS r
+                       coalesce(e.model, i.model, {_asked_model("e")}, CASE WHEN e.cache = 'hit' THEN (
+                           SELECT coalesce(r.model, ri.model, {_asked_model("r")}) FROM exchanges AS r
                            LEFT JOIN interactions AS ri ON ri.id = r.interaction_id
                            WHERE r.cache_key = e.cache_key AND coalesce(r.cache, '') != 'hit'
                            ORDER BY r.id LIMIT 1) END) AS model,
