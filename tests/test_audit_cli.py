@@ -28,6 +28,7 @@ def no_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RECALL_CONFIG", raising=False)
     monkeypatch.delenv("RECALL_DB", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))  # nor a recall serve running on the machine
     monkeypatch.chdir(tmp_path)
 
 
