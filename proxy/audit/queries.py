@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from ..model import Interaction
-from ..store.erase import Removed, erase_interactions, erase_thread, purge_before, reclaim_space
+from ..store.erase import (
+    Purge,
+    Removed,
+    erase_interactions,
+    erase_thread,
+    merge_search_index_step,
+    purge_before,
+    reclaim_space,
+)
 from ..store.records import Exchange
 from ..store.sqlite import EXCHANGE_COLUMNS, INTERACTION_COLUMNS, exchange_from_row, interaction_from_row, open_sync
 
@@ -499,6 +507,14 @@ class AuditDB:
             self.db.execute("ROLLBACK")
             return removed
         self.db.execute("COMMIT")
+        return self._reclaim(removed)
+
+    def _reclaim(self, removed: Removed) -> Removed:
+        """After an erase: the search index merged and the space given back, in short
+        transactions, so that a server on the same file waits for none of them long."""
+        if removed.interactions:
+            while merge_search_index_step(self.db):
+                pass
         if not reclaim_space(self.db):
             raise WalBusy(removed)
         return removed
@@ -511,4 +527,18 @@ class AuditDB:
         return self._erase(lambda db: erase_thread(db, thread_id))
 
     def purge(self, cutoff: float, *, dry_run: bool = False) -> Removed:
-        return self._erase(lambda db: purge_before(db, cutoff), dry_run=dry_run)
+        if dry_run:
+            return self._erase(lambda db: purge_before(db, cutoff), dry_run=True)
+        purge, more = Purge(cutoff), True
+        while more:  # one short transaction a step: a running server's writes go between them
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                more = purge.step(self.db)
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+            # Each step's pages copied into the database now, by this process: left in the
+            # WAL, the server's next commit would copy them all at once, its requests waiting.
+            self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return self._reclaim(purge.removed)

@@ -24,7 +24,7 @@ import orjson
 from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
 from ..request_log import note_interaction
 from .chain_cache import ChainCache
-from .erase import Removed, erase_interactions, is_erased, purge_before, reclaim_space
+from .erase import Purge, Removed, erase_interactions, is_erased, merge_search_index_step, vacuum_step
 from .migrations import migrate
 from .records import Conversation, Exchange
 from .search import index_interaction
@@ -41,6 +41,8 @@ _INTERRUPTED = "recall stopped while this interaction was in progress"
 # How long a running recall vouches for its in-progress nodes, and how often it renews that.
 RUN_LEASE_S = 30.0
 _HEARTBEAT_S = RUN_LEASE_S / 3
+# How long the server's writer waits for another process's write transaction before it gives up (503).
+WRITER_BUSY_TIMEOUT_S = 15.0
 
 
 def _dumps(value: Any) -> str:
@@ -167,7 +169,8 @@ class SQLiteStore:
     async def open(cls, path: str | Path) -> SQLiteStore:
         path = Path(path)
         open_private(path)
-        writer_db = await aiosqlite.connect(path, isolation_level=None)
+        # The writer waits for a lock held by another process (a CLI erase step) rather than failing.
+        writer_db = await aiosqlite.connect(path, isolation_level=None, timeout=WRITER_BUSY_TIMEOUT_S)
         await writer_db._execute(_prepare, writer_db._conn)
         reader_db = await aiosqlite.connect(path, isolation_level=None)
         await reader_db.execute("PRAGMA query_only=ON")
@@ -311,15 +314,26 @@ class SQLiteStore:
         """
         removed: Removed = await self._writer.submit(lambda db: erase_interactions(db, [interaction_id]))
         self._chains.clear()
+        if removed.interactions:
+            while await self._writer.submit(merge_search_index_step):
+                pass
         await self._scrub_wal()
         return removed.interactions > 0
 
     async def purge_older_than(self, cutoff: float) -> Removed:
-        """Erase everything recorded before `cutoff` (epoch seconds) and free the space."""
-        removed: Removed = await self._writer.submit(lambda db: purge_before(db, cutoff))
+        """Erase everything recorded before `cutoff` (epoch seconds) and free the space.
+
+        In short steps queued behind the requests' writes: a purge of any size never
+        holds the database for long, whatever is being served meanwhile."""
+        purge = Purge(cutoff)
+        while await self._writer.submit(purge.step):
+            self._chains.clear()
         self._chains.clear()
-        await self._writer_db._execute(reclaim_space, self._writer_db._conn)
-        return removed
+        # Outside the writer's transactions, between its batches, on the same connection.
+        while await self._writer_db._execute(vacuum_step, self._writer_db._conn):
+            pass
+        await self._scrub_wal()
+        return purge.removed
 
     async def _scrub_wal(self) -> None:
         """Fold the WAL into the database and truncate it: old page images in the
