@@ -26,7 +26,7 @@ from .config import Config
 from .errors import ApiError, ReplayMiss, bad_request, store_unavailable, too_large, unauthorized
 from .http_compat import TolerantAppRunner
 from .relay import relay
-from .request_log import log_path, log_requests
+from .request_log import CACHE_STATUS, log_path, log_requests
 from .retention import Retention
 from .runs import Runs
 from .services import Services
@@ -39,7 +39,6 @@ from .viewer import mount_viewer
 log = logging.getLogger("recall")
 
 SERVICES = web.AppKey("services", Services)
-CACHE_STATUS = web.RequestKey("recall_cache", str)
 
 Operation = Callable[[web.Request, Call, Services], Awaitable[web.StreamResponse]]
 OPERATIONS: dict[str, Operation] = {
@@ -191,7 +190,8 @@ def create_app(config: Config, db_path: Path) -> web.Application:
             app[SERVICES] = Services(
                 config=config, store=store, upstreams=upstreams, runs=runs,
                 state=ConversationState(store, shared=replaying),
-                cache=Cache(store, config.mode, config.ignore_fields, timing=config.replay_timing),
+                cache=Cache(store, config.mode, config.ignore_fields, timing=config.replay_timing,
+                            hint=config.miss_hint),
             )
             # Replay serves a copy: purging it would only hide recordings.
             retention = Retention(store, 0 if replaying else config.retention_days)
@@ -220,5 +220,9 @@ async def start(config: Config, db_path: Path) -> tuple[TolerantAppRunner, int]:
                                max_line_size=65536, max_field_size=65536)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()  # the store and its writer are open: left running, the process would hang
+        raise
     return runner, runner.addresses[0][1]  # the bound port, whichever config.port asked for

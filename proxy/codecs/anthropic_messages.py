@@ -81,6 +81,7 @@ class AnthropicMessages(Codec):
     media_inline = media_by_url = frozenset({IMAGE, DOCUMENT})
     builtin_url = "https://api.anthropic.com"
     sdk_base_url = ("ANTHROPIC_BASE_URL", "")  # anthropic
+    sdk_key_env = ("ANTHROPIC_API_KEY",)
     replayed_headers = ("request-id", "anthropic-version")
     key_pattern = r"sk-ant-[A-Za-z0-9_\-]{20,}"
     carries_settings = frozenset({*_GENERATION.values(), "reasoning_effort", "response_format", "tool_choice"})

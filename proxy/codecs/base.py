@@ -135,6 +135,8 @@ class Codec:
     #: the environment variable its official SDK reads its base URL from, and the path
     #: the SDK expects under it (`recall env`, the pytest fixture);
     sdk_base_url: ClassVar[tuple[str, str] | None] = None
+    #: the variables its SDK reads a key from (the first is set to a placeholder for replay);
+    sdk_key_env: ClassVar[tuple[str, ...]] = ()
     #: response headers its SDK reads (request ids), kept when a recording is replayed;
     replayed_headers: ClassVar[tuple[str, ...]] = ()
     #: and the shape of its API keys, masked wherever a cassette export finds one.

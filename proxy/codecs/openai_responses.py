@@ -94,6 +94,7 @@ class OpenAIResponses(OpenAICodec):
     instruction_messages = True
     builtin_url = "https://api.openai.com"
     sdk_base_url = ("OPENAI_BASE_URL", "/v1")  # openai: its paths start after /v1
+    sdk_key_env = ("OPENAI_API_KEY",)
     carries_settings = frozenset({"temperature", "top_p", "max_output_tokens", "reasoning_effort", "response_format",
                                   "tool_choice"})
     setting_fields = {"response_format": "text.format"}
