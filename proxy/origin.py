@@ -163,7 +163,7 @@ def guard(app: web.Application, policy: OriginPolicy, render: Render) -> None:
             else:
                 return web.Response(status=204)  # its headers: _cors_answer
         if refused is not None:
-            request[REFUSED] = refused.reason  # the request log's one line says why
+            request[REFUSED] = refused.reason  # no CORS headers on its answer (its log line has the message)
             response = render(request, refused)
             response.set_status(403)
             return response

@@ -28,7 +28,7 @@ from .errors import ApiError, ReplayMiss, bad_request, store_unavailable, too_la
 from .http_compat import TolerantAppRunner
 from .origin import OriginPolicy, Refusal, guard
 from .relay import relay
-from .request_log import log_path, log_requests
+from .request_log import CACHE_STATUS, log_path, log_requests
 from .retention import Retention
 from .runs import Runs
 from .services import Services
@@ -42,7 +42,6 @@ from .viewer import mount_viewer
 log = logging.getLogger("recall")
 
 SERVICES = web.AppKey("services", Services)
-CACHE_STATUS = web.RequestKey("recall_cache", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Operation = Callable[[web.Request, Call, Services], Awaitable[web.StreamResponse]]
@@ -252,7 +251,8 @@ def create_app(config: Config, db_path: Path) -> web.Application:
             app[SERVICES] = Services(
                 config=config, store=store, upstreams=upstreams, runs=runs,
                 state=ConversationState(store, shared=replaying),
-                cache=Cache(store, config.mode, config.ignore_fields, timing=config.replay_timing),
+                cache=Cache(store, config.mode, config.ignore_fields, timing=config.replay_timing,
+                            hint=config.miss_hint),
             )
             # Replay serves a copy: purging it would only hide recordings.
             retention = Retention(store, 0 if replaying else config.retention_days)
@@ -285,5 +285,9 @@ async def start(config: Config, db_path: Path) -> tuple[TolerantAppRunner, int]:
     await runner.setup()
     limits.quiet_accept_errors()
     site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()  # the store and its writer are open: left running, the process would hang
+        raise
     return runner, runner.addresses[0][1]  # the bound port, whichever config.port asked for

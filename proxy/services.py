@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from .cache import Cache
 from .config import Config
 from .model import Interaction
+from .request_log import note_exchange
 from .runs import Runs
 from .state import ConversationState
 from .store.records import Exchange
@@ -32,6 +33,7 @@ class Services:
 
         An audit row the database cannot take is logged and let go: the app's answer,
         which the provider may already have billed, matters more than its record."""
+        note_exchange(exchange)  # the request's log line names its model and interaction id
         try:
             if content:
                 await self.store.record_exchange(exchange)

@@ -22,7 +22,7 @@ from .pages import cursor_page
 from .relay import STORED_HEADER, relay
 from .runs import DELETED_WHILE_RUNNING
 from .services import Services
-from .upstream_calls import ask_upstream, digest_of, new_node, upstream_request
+from .upstream_calls import ask_upstream, digest_of, native_recorder, new_node, upstream_request
 
 JSON = "application/json"
 
@@ -51,7 +51,19 @@ def relays_as_is(call: Call, req: TurnRequest) -> bool:
 
 async def create(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
     codec = call.route.codec
-    req = codec.parse_create(call.json_body())
+    body = call.json_body()
+    if is_native(call):
+        # Native mode is a relay first: the provider judges the request. recall needs only
+        # the fields it reads (ids, store, stream), taken leniently where its own parse refuses.
+        try:
+            req = codec.parse_create(body)
+        except ApiError:
+            req = codec.relay_view(body)  # the node records what recall could read
+        if req.stream:
+            return await streaming.relay_native(request, call, services, req)
+        return await create_native(request, call, services, req)
+    # Emulate mode: recall is the server and judges as the provider would.
+    req = codec.parse_create(body)
     if req.background and not req.store:
         raise bad_request("background interactions must be stored; remove store=false or background=true",
                           param="background")
@@ -70,21 +82,8 @@ async def create_native(request: web.Request, call: Call, services: Services, re
     if req.previous_id and await services.state.foreign(req.previous_id, call.owner):
         raise codec.previous_not_found(req.previous_id)
     storing = req.store and call.recording
-
-    async def remember(status: int, body: bytes) -> str | None:
-        if not succeeded(status) or not storing:
-            return None
-        try:
-            reply = codec.parse_reply(orjson.loads(body))
-        except (orjson.JSONDecodeError, ApiError):
-            return None  # relayed as it came; nothing to model
-        if not reply.provider_id:
-            return None
-        kept = await services.keep_answer(new_node(call, req, reply, reply.provider_id, mode="native"))
-        return reply.provider_id if kept else None
-
-    return await relay(request, call, services, store_content=storing, on_relayed=remember, whole_json=True,
-                       refusal_as_metadata=True)
+    return await relay(request, call, services, store_content=storing, on_relayed=native_recorder(call, services, req),
+                       whole_json=True, refusal_as_metadata=True)
 
 
 async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> web.Response:

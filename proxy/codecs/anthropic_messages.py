@@ -69,6 +69,7 @@ _USAGE_KEYS = {"input_tokens": "input_tokens", "output_tokens": "output_tokens",
 
 
 class AnthropicMessages(Codec):
+    store_field = None  # Messages has no `store`: every turn is the app's to continue
     name = NAME
     speaks = "anthropic"
     stateless = True
@@ -80,6 +81,7 @@ class AnthropicMessages(Codec):
     media_inline = media_by_url = frozenset({IMAGE, DOCUMENT})
     builtin_url = "https://api.anthropic.com"
     sdk_base_url = ("ANTHROPIC_BASE_URL", "")  # anthropic
+    sdk_key_env = ("ANTHROPIC_API_KEY",)
     replayed_headers = ("request-id", "anthropic-version")
     key_pattern = r"sk-ant-[A-Za-z0-9_\-]{20,}"
     carries_settings = frozenset({*_GENERATION.values(), "reasoning_effort", "response_format", "tool_choice"})

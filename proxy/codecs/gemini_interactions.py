@@ -88,6 +88,7 @@ class GeminiInteractions(Codec):
     media_inline = media_by_url = MEDIA_KINDS
     builtin_url = "https://generativelanguage.googleapis.com"
     sdk_base_url = ("GOOGLE_GEMINI_BASE_URL", "")  # google-genai
+    sdk_key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")  # both set makes google-genai warn: one placeholder
     key_pattern = r"AIza[0-9A-Za-z_\-]{35}"
     carries_settings = frozenset({*_GENERATION_KEYS.values(), "reasoning_effort", "response_format", "tool_choice"})
     setting_fields = {"stop_sequences": "generation_config.stop_sequences", "response_format": "response_format",

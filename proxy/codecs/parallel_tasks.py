@@ -134,6 +134,7 @@ class ParallelTasks(Codec):
     carries_settings = frozenset({"response_format"})
     builtin_url = "https://api.parallel.ai"
     sdk_base_url = ("PARALLEL_BASE_URL", "")  # parallel-web
+    sdk_key_env = ("PARALLEL_API_KEY",)
     setting_fields = {"response_format": "task_spec.output_schema"}
 
     # -- front side -------------------------------------------------------------

@@ -23,6 +23,7 @@ import orjson
 
 from ..files import create_private
 from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
+from ..request_log import note_interaction
 from .chain_cache import ChainCache
 from .erase import Purge, Removed, erase_interactions, is_erased, merge_search_index_step, vacuum_step
 from .migrations import migrate
@@ -121,7 +122,9 @@ def _prepare(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA auto_vacuum=INCREMENTAL")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA foreign_keys=ON")
+    # The foreign keys migration m010 declares are for tools that read the file; enforcing them
+    # would refuse cassettes whose threads were cut by --since (see its docstring).
+    db.execute("PRAGMA foreign_keys=OFF")
     # Deleted content is overwritten, not just unlinked: a delete must take the
     # text out of the file for real.
     db.execute("PRAGMA secure_delete=ON")
@@ -294,6 +297,7 @@ class SQLiteStore:
                 _insert_exchange(db, exchange)
             return True
 
+        note_interaction(it.id, it.model)  # for the request's log line (proxy/request_log.py)
         saved: bool = await self._writer.submit(op)
         if saved and it.status != IN_PROGRESS:
             # The next turn most likely continues this one: its chain is its parent's plus itself.
