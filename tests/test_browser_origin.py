@@ -214,3 +214,19 @@ def test_the_standalone_viewer_follows_the_same_rule(tmp_path: Any, loop_thread:
         assert cross.status_code == 403 and cross.json()["error"]["code"] == "cross_origin_refused"
     finally:
         loop_thread.run(runner.cleanup())
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [
+    ("cors_origins", ["*"], "any web page"),
+    ("cors_origins", ["localhost:3000"], "scheme://host[:port]"),
+    ("cors_origins", ["http://app.example/path"], "scheme://host[:port]"),
+    ("allowed_hosts", ["http://recall.internal/"], "not a host name"),
+    ("allowed_hosts", "recall.internal", "must be a list"),
+    ("max_connections", -1, "0 (sized from the open-files limit)"),
+])
+def test_bad_server_keys_say_what_to_write(key: str, value: Any, says: str) -> None:
+    from proxy.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as bad:
+        parse_config({"server": {key: value}}, "recall.toml")
+    assert f"[server] {key}" in str(bad.value) and says in str(bad.value)
