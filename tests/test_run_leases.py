@@ -8,7 +8,10 @@ has run out (their recall is gone), never those of a recall still running.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sqlite3
+import subprocess
 import time
 
 from google import genai
@@ -20,6 +23,12 @@ from .conftest import RecallFactory
 from .support.fake_gemini import FakeGemini
 from .support.loop_thread import LoopThread
 from .test_gemini_interactions import MODEL
+
+
+def ended_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
 
 
 def client(base_url: str) -> genai.Client:
@@ -55,11 +64,17 @@ def test_the_runs_of_a_recall_that_died_are_failed_once_their_lease_runs_out(rec
     done = app.interactions.create(model=MODEL, input="hello")
     now = time.time()
     with sqlite3.connect(first.db_path) as db:  # two turns left running by recalls that are gone
-        for node_id, owner, lease in (("v1_dead", "host:1:dead", now - 1), ("v1_alive", "host:2:alive", now + 60)):
+        here = socket.gethostname()
+        for node_id, owner, lease in (("v1_dead", "host:1:dead", now - 1), ("v1_alive", "host:2:alive", now + 60),
+                                      ("v1_killed", f"{here}:{ended_pid()}:gone", now + 60),
+                                      ("v1_running_here", f"{here}:{os.getpid()}:other", now + 60)):
             db.execute("INSERT INTO interactions (id, owner, upstream, front, mode, status, root_id, depth,"
                        " created_at, updated_at, run_owner, lease_until)"
                        " VALUES (?, 'o', 'gemini', 'gemini-interactions', 'emulate', 'in_progress', ?, 0, ?, ?, ?, ?)",
                        (node_id, node_id, now, now, owner, lease))
     recall_factory(upstreams, db_name="recall.db")
     statuses = dict(first.query("SELECT id, status FROM interactions"))
-    assert statuses == {done.id: "completed", "v1_dead": "failed", "v1_alive": "in_progress"}
+    # Another machine's recall is trusted until its lease runs out; one of this machine whose
+    # process has ended is gone at once (a crash, then a restart), lease or not.
+    assert statuses == {done.id: "completed", "v1_dead": "failed", "v1_alive": "in_progress",
+                        "v1_killed": "failed", "v1_running_here": "in_progress"}

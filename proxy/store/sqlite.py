@@ -149,6 +149,21 @@ def open_sync(path: Path, *, busy_timeout_s: float = 10.0) -> sqlite3.Connection
     return db
 
 
+def _ended_here(owner: str) -> bool:
+    """Whether a run owner (host:pid:tag) was a process of this machine that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's recall: its lease decides
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # a process of another user holds that pid: alive
+    return False
+
+
 class SQLiteStore:
     """Every query recall makes, behind one interface (a PostgreSQL store can follow it)."""
 
@@ -208,14 +223,19 @@ class SQLiteStore:
 
     async def _fail_interrupted(self) -> None:
         """Interactions left in progress by a recall that is gone can never finish: mark
-        them failed. Those of a recall still running on this file (its lease is current) are its own."""
+        them failed. Those of a recall still running on this file (its lease is current) are
+        its own; a recall of this machine whose process has ended is gone at once, lease or not."""
         now = time.time()
 
         def op(db: sqlite3.Connection) -> int:
+            leased = [row[0] for row in db.execute(
+                "SELECT DISTINCT run_owner FROM interactions WHERE status = ? AND lease_until >= ?", (IN_PROGRESS, now))]
+            gone = [owner for owner in leased if owner != self.instance and _ended_here(owner)]
+            marks = ",".join("?" * len(gone))
             return db.execute(
                 "UPDATE interactions SET status = ?, error = ?, updated_at = ?, run_owner = NULL, lease_until = NULL"
-                " WHERE status = ? AND (lease_until IS NULL OR lease_until < ?)",
-                (FAILED, _INTERRUPTED, now, IN_PROGRESS, now),
+                f" WHERE status = ? AND (lease_until IS NULL OR lease_until < ? OR run_owner IN ({marks}))",
+                (FAILED, _INTERRUPTED, now, IN_PROGRESS, now, *gone),
             ).rowcount
 
         await self._writer.submit(op)
