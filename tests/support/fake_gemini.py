@@ -59,7 +59,7 @@ class FakeGemini:
     signatures_received: list[str] = field(default_factory=list)
 
     async def start(self) -> str:
-        self._runner, self.url = await serve_on_loopback(self._handle)
+        self._runner, self.url = await serve_on_loopback(self._handle, "fake Gemini")
         return self.url
 
     async def stop(self) -> None:

@@ -75,7 +75,7 @@ class FakeOpenAI:
     _runner: web.AppRunner | None = None
 
     async def start(self) -> str:
-        self._runner, self.url = await serve_on_loopback(self._handle)
+        self._runner, self.url = await serve_on_loopback(self._handle, "fake OpenAI")
         return self.url
 
     async def stop(self) -> None:

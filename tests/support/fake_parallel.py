@@ -75,7 +75,7 @@ class FakeParallel:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> str:
-        self._runner, self.url = await serve_on_loopback(self._handle)
+        self._runner, self.url = await serve_on_loopback(self._handle, "fake Parallel")
         return self.url
 
     async def stop(self) -> None:

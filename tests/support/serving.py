@@ -6,13 +6,20 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from .contract.tap import contract_tap
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def serve_on_loopback(handler: Handler) -> tuple[web.AppRunner, str]:
-    """Every request to `handler`, on a free loopback port: the runner and the base URL."""
+async def serve_on_loopback(handler: Handler, name: str) -> tuple[web.AppRunner, str]:
+    """Every request to `handler`, on a free loopback port: the runner and the base URL.
+
+    Every answer is checked against the contract of the provider API its path belongs to
+    (tests/support/contract): a fake must answer what the provider documents. `name` says
+    which fake, in the violations reported."""
     app = web.Application(client_max_size=64 * 1024 * 1024)  # recall's own limit is what tests exercise
     app.router.add_route("*", "/{tail:.*}", handler)
+    app.on_response_prepare.append(contract_tap(name, lambda request: request.path))
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # paused answers end with the test
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
