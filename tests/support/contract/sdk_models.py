@@ -17,6 +17,7 @@ import parallel.types as parallel_types
 from google.genai import types as genai_types
 from google.genai._gaos import errors as gaos_errors
 from google.genai._gaos.types import interactions as gaos_interactions
+from google.genai._gaos.types.basemodel import UnrecognizedStr
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import openai
@@ -34,16 +35,24 @@ def _first_error(exc: ValidationError, ignore: frozenset[str]) -> str | None:
 
 
 def _unknown_member(value: Any, where: str = "") -> str | None:
-    """Where a parsed value holds a member of an open union the SDK did not recognise.
+    """Where a parsed value holds a member of an open union or enum the SDK did not recognise.
 
     google-genai's interaction models parse an unknown `type` / `event_type` into an
-    `Unknown…` fallback (forward compatibility with newer servers). An answer of ours
-    must use the members its SDK knows, so such a fallback is a violation here."""
+    `Unknown…` fallback, and an unknown enum value (`status: "done"`) into an
+    `UnrecognizedStr` (forward compatibility with newer servers). An answer of ours
+    must use the members its SDK knows, so either is a violation here."""
+    if isinstance(value, UnrecognizedStr):
+        return f"{where or '(root)'}: {str(value)!r} is none of the values the SDK's enum knows"
     if isinstance(value, BaseModel):
         if type(value).__name__.startswith("Unknown"):
             return f"{where or '(root)'}: a member no {type(value).__name__.removeprefix('Unknown')} variant knows"
-        for name in type(value).model_fields:
-            found = _unknown_member(getattr(value, name, None), f"{where}.{name}".lstrip("."))
+        for name, item in vars(value).items():  # the parsed fields, without deprecated properties
+            found = _unknown_member(item, f"{where}.{name}".lstrip("."))
+            if found:
+                return found
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            found = _unknown_member(item, f"{where}.{name}".lstrip("."))
             if found:
                 return found
     elif isinstance(value, list | tuple):

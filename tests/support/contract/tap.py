@@ -19,7 +19,7 @@ from aiohttp import web
 
 from . import StreamCheck, Violation, check_answer, check_status, contract_for, record
 
-_OFF_CONTRACT = "tests.contract.off_contract"
+_OFF_CONTRACT = web.ResponseKey("tests.contract.off_contract", str)
 #: Deliberately off-contract answers let through, with why (a test can assert its switch was used).
 EXEMPTED: list[str] = []
 
