@@ -135,7 +135,7 @@ class OpenAIResponses(OpenAICodec):
         req = it.request
         status = _STATUS_OUT.get(it.status, it.status)
         conversation = conversation_id(req.get("conversation"))
-        return {
+        rendered: dict[str, Any] = {
             "id": it.id,
             "object": "response",
             "created_at": int(it.created),
@@ -158,11 +158,15 @@ class OpenAIResponses(OpenAICodec):
             "top_p": req.get("top_p"),
             "truncation": req.get("truncation", "disabled"),
             "usage": _usage_out(it.usage),
-            "user": req.get("user"),
             "metadata": req.get("metadata") or {},
             "completed_at": int(it.updated) if status == COMPLETED else None,
             "conversation": {"id": conversation} if conversation else None,
         }
+        # `user` is a string in a Response (openai-v3.3.1.yml, ModelResponseProperties), never null:
+        # echoed only when the request gave one.
+        if isinstance(req.get("user"), str):
+            rendered["user"] = req["user"]
+        return rendered
 
     def reply_body(self, node: Interaction, provider_body: bytes | None, *, stored: bool) -> bytes:
         rendered = self.render(node)

@@ -207,6 +207,8 @@ class FakeOpenAI:
             "model": body.get("model"), "output": output, "parallel_tool_calls": True,
             "previous_response_id": previous, "store": body.get("store", True), "tools": body.get("tools", []),
             "tool_choice": "auto", "text": {"format": {"type": "text"}},
+            # Required in a Response (openai-v3.3.1.yml, ResponseProperties / ModelResponseProperties).
+            "metadata": body.get("metadata") or {}, "temperature": 1.0, "top_p": 1.0,
             "usage": {"input_tokens": 10 * user_count, "input_tokens_details": {"cached_tokens": 0},
                       "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 3 if len(output) > 1 else 0},
                       "total_tokens": 10 * user_count + 7},
@@ -338,7 +340,8 @@ def _response_events(response: dict[str, Any]) -> list[bytes]:
                         "item": {**item, "arguments": "", "status": "in_progress"}},
                        {"type": "response.function_call_arguments.delta", **where, "delta": item["arguments"][:5]},
                        {"type": "response.function_call_arguments.delta", **where, "delta": item["arguments"][5:]},
-                       {"type": "response.function_call_arguments.done", **where, "arguments": item["arguments"]}]
+                       {"type": "response.function_call_arguments.done", **where, "name": item["name"],
+                        "arguments": item["arguments"]}]
         else:
             summary = item["summary"][0]
             events += [{"type": "response.output_item.added", "output_index": index,

@@ -87,4 +87,5 @@ class Violation:
     error: str
 
     def __str__(self) -> str:
-        return f"{self.side}: {self.method} {self.path} -> {self.status}: off contract {self.contract}: {self.error}"
+        path = self.path if len(self.path) <= 160 else self.path[:160] + "…"
+        return f"{self.side}: {self.method} {path} -> {self.status}: off contract {self.contract}: {self.error}"

@@ -33,7 +33,32 @@ _METHODS = ("get", "post", "delete", "put", "patch")
 def _spec() -> dict[str, Any]:
     with open(SPEC_PATH, "rb") as handle:
         # The C loader: the description is 2.8 MB; the pure-Python one takes ten times as long.
-        return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        spec = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    _honour_nullable(spec)
+    return spec
+
+
+def _honour_nullable(node: Any) -> None:
+    """Some schemas of the 3.1 description still say `nullable: true` (OpenAPI 3.0's keyword,
+    e.g. a chat stream choice's `logprobs` and `finish_reason`), which JSON Schema 2020-12
+    ignores. The description means null is allowed there, as in its 3.1-style `anyOf [.., null]`
+    elsewhere, so it is rewritten to the 3.1 form (what openapi-schema-validator does for 3.0)."""
+    if isinstance(node, list):
+        for item in node:
+            _honour_nullable(item)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("nullable") is True:
+        kind = node.get("type")
+        if isinstance(kind, str):
+            node["type"] = [kind, "null"]
+        elif isinstance(kind, list) and "null" not in kind:
+            node["type"] = [*kind, "null"]
+        if isinstance(node.get("enum"), list) and None not in node["enum"]:
+            node["enum"] = [*node["enum"], None]
+    for value in node.values():
+        _honour_nullable(value)
 
 
 @functools.cache
@@ -122,7 +147,22 @@ def contract() -> Contract:
                     body = schema_model(_ref_name(json_schema))
                 if sse_schema and "$ref" in sse_schema:
                     event = schema_model(_ref_name(sse_schema))
+            if event is None and any(p.get("name") == "stream" and p.get("in") == "query"
+                                     for p in op.get("parameters") or []):
+                # GET /responses/{id} takes `stream=true` (and `starting_after`) and then streams, but
+                # names only its JSON answer; the events are the create's (the SDK parses them so).
+                event = schema_model("ResponseStreamEvent") if template.startswith("/responses/") else None
             operations.append(Operation(method.upper(), "/v1" + template, frozenset(statuses), body, event))
     # Literal paths first: `/v1/responses/input_tokens` is not `/v1/responses/{response_id}`.
     operations.sort(key=lambda op: op.template.count("{"))
-    return Contract("OpenAI", tuple(operations), schema_model("ErrorResponse"), sentinels=frozenset({b"[DONE]"}))
+    error = schema_model("ErrorResponse")
+
+    def stream_error(event: str | None, data: object) -> tuple[bool, str | None]:
+        # A stream that fails after it began sends `data: {"error": {...}}` (no `type`); the SDK
+        # raises it as an APIError (openai/_streaming.py, Stream.__stream__). Responses streams
+        # have their own `type: "error"` event, which the stream event schema covers.
+        if isinstance(data, dict) and "error" in data and "type" not in data:
+            return True, error(data)
+        return False, None
+
+    return Contract("OpenAI", tuple(operations), error, sentinels=frozenset({b"[DONE]"}), event_hook=stream_error)
