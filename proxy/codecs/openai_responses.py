@@ -154,16 +154,18 @@ class OpenAIResponses(OpenAICodec):
             "temperature": req.get("temperature"),
             "text": req.get("text") or {"format": {"type": "text"}},
             "tool_choice": req.get("tool_choice", "auto"),
-            "tools": req.get("tools") or [],
+            "tools": _tools_out(req.get("tools") or []),
             "top_p": req.get("top_p"),
             "truncation": req.get("truncation", "disabled"),
-            "usage": _usage_out(it.usage),
             "metadata": req.get("metadata") or {},
             "completed_at": int(it.updated) if status == COMPLETED else None,
             "conversation": {"id": conversation} if conversation else None,
         }
-        # `user` is a string in a Response (openai-v3.3.1.yml, ModelResponseProperties), never null:
-        # echoed only when the request gave one.
+        # `usage` (ResponseUsage) and `user` (a string) are never null in a Response
+        # (openai-v3.3.1.yml): left out when unknown, as their schemas let them be.
+        usage = _usage_out(it.usage)
+        if usage is not None:
+            rendered["usage"] = usage
         if isinstance(req.get("user"), str):
             rendered["user"] = req["user"]
         return rendered
@@ -632,11 +634,24 @@ def usage_in(usage: Any) -> Usage:
     return Usage(**{k: v for k, v in values.items() if isinstance(v, int)})
 
 
+def _tools_out(tools: list[Any]) -> list[Any]:
+    """The request's tools as a Response states them: a function tool always has `strict` and
+    `parameters` (FunctionTool requires both; null when the request did not say)."""
+    out = []
+    for tool in tools:
+        if isinstance(tool, dict) and tool.get("type") == "function":
+            tool = {**tool, "strict": tool.get("strict"), "parameters": tool.get("parameters")}
+        out.append(tool)
+    return out
+
+
 def _usage_out(usage: Usage) -> dict[str, Any] | None:
     if not usage.to_json():
         return None
     inputs, outputs = usage.input_tokens or 0, usage.output_tokens or 0
-    return {"input_tokens": inputs, "input_tokens_details": {"cached_tokens": usage.cached_tokens or 0},
+    # cache_write_tokens is required by ResponseUsage; recall's Usage does not track cache writes.
+    return {"input_tokens": inputs,
+            "input_tokens_details": {"cached_tokens": usage.cached_tokens or 0, "cache_write_tokens": 0},
             "output_tokens": outputs, "output_tokens_details": {"reasoning_tokens": usage.thought_tokens or 0},
             "total_tokens": usage.total_tokens if usage.total_tokens is not None else inputs + outputs}
 
@@ -674,7 +689,8 @@ class ResponsesStreamEncoder(StreamEncoder):
         response = self._codec.render(node)
         response["store"] = self._body.get("store", True) is not False
         if not final:
-            response["status"], response["output"], response["usage"] = "in_progress", [], None
+            response["status"], response["output"] = "in_progress", []
+            response.pop("usage", None)  # none yet; `usage` is an object when present, never null
         return response
 
     def opening(self, node: Interaction) -> list[Frame]:
@@ -807,7 +823,9 @@ class ResponsesStreamEncoder(StreamEncoder):
 
     def failure(self, node: Interaction, err: ApiError) -> list[Frame]:
         response = self._response(node, final=True)
-        response["status"], response["error"] = FAILED, {"code": err.code, "message": err.message}
+        # A Response's error.code is one of ResponseErrorCode; recall's own failures are server errors
+        # there (the `error` event before it carries recall's code).
+        response["status"], response["error"] = FAILED, {"code": "server_error", "message": err.message}
         return [self._frame("error", {"code": err.code, "message": err.message, "param": err.param}),
                 self._frame("response.failed", {"response": response})]
 

@@ -205,11 +205,14 @@ class FakeOpenAI:
             "id": response_id, "object": "response", "created_at": 1760000000, "status": "completed",
             "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
             "model": body.get("model"), "output": output, "parallel_tool_calls": True,
-            "previous_response_id": previous, "store": body.get("store", True), "tools": body.get("tools", []),
+            "previous_response_id": previous, "store": body.get("store", True),
+            # A function tool as a Response states it: `strict` and `parameters` always there (FunctionTool).
+            "tools": [{**t, "strict": t.get("strict"), "parameters": t.get("parameters")}
+                      if isinstance(t, dict) and t.get("type") == "function" else t for t in body.get("tools", [])],
             "tool_choice": "auto", "text": {"format": {"type": "text"}},
             # Required in a Response (openai-v3.3.1.yml, ResponseProperties / ModelResponseProperties).
             "metadata": body.get("metadata") or {}, "temperature": 1.0, "top_p": 1.0,
-            "usage": {"input_tokens": 10 * user_count, "input_tokens_details": {"cached_tokens": 0},
+            "usage": {"input_tokens": 10 * user_count, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                       "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 3 if len(output) > 1 else 0},
                       "total_tokens": 10 * user_count + 7},
         }
@@ -318,7 +321,8 @@ class FakeOpenAI:
 
 def _response_events(response: dict[str, Any]) -> list[bytes]:
     """A Response as the stream events OpenAI sends for it (spec 4.6)."""
-    shell = {**response, "status": "in_progress", "output": [], "usage": None}
+    shell = {**response, "status": "in_progress", "output": []}
+    del shell["usage"]  # none yet: OpenAI's description has no null usage
     events: list[dict[str, Any]] = [{"type": "response.created", "response": shell},
                                     {"type": "response.in_progress", "response": shell}]
     for index, item in enumerate(response["output"]):

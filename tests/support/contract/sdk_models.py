@@ -34,6 +34,11 @@ def _first_error(exc: ValidationError, ignore: frozenset[str]) -> str | None:
     return f"{where}: {first['msg']}{more}"
 
 
+#: Fields whose SDK enum lists the known values of an open set: any model or agent name is
+#: a valid `model` (the API serves models newer than the SDK, and tuned ones).
+_OPEN_SETS = frozenset({"model", "agent"})
+
+
 def _unknown_member(value: Any, where: str = "") -> str | None:
     """Where a parsed value holds a member of an open union or enum the SDK did not recognise.
 
@@ -42,6 +47,8 @@ def _unknown_member(value: Any, where: str = "") -> str | None:
     `UnrecognizedStr` (forward compatibility with newer servers). An answer of ours
     must use the members its SDK knows, so either is a violation here."""
     if isinstance(value, UnrecognizedStr):
+        if where.rsplit(".", 1)[-1] in _OPEN_SETS:
+            return None
         return f"{where or '(root)'}: {str(value)!r} is none of the values the SDK's enum knows"
     if isinstance(value, BaseModel):
         if type(value).__name__.startswith("Unknown"):
