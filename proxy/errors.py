@@ -7,12 +7,22 @@ SDKs retry (408, 409, 429, 5xx), except a real upstream fault (502, 504).
 from __future__ import annotations
 
 
+def succeeded(status: int) -> bool:
+    """Whether a provider's answer is a success: any 2xx (Parallel answers a task-run create 202)."""
+    return 200 <= status < 300
+
+
 class ApiError(Exception):
-    """An error answer: HTTP status, a snake_case code and a message for people."""
+    """An error answer: HTTP status, a snake_case code and a message for people.
+
+    An error never leaves recall with a status that is not an error: a provider
+    status outside 4xx/5xx that recall cannot use (a redirect, say) becomes 502,
+    since an SDK reads a 2xx as a result and would hand the app an error body
+    as if it were one."""
 
     def __init__(self, status: int, code: str, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.status = status if 400 <= status <= 599 else 502
         self.code = code
         self.message = message
         self.param = param

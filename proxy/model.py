@@ -112,6 +112,10 @@ class FunctionTool:
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None
+    # Whether the provider must hold the call's arguments to `parameters` exactly. Each API
+    # has its own default when the field is absent (Responses strict, Chat Completions and
+    # Messages not), so the decoder resolves it: the neutral value is always explicit.
+    strict: bool = False
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from aiohttp import web
 from .auth import redacted_headers
 from .call import Call
 from .codecs import UPSTREAM_CODECS
-from .errors import upstream_bad_response, upstream_timeout
+from .errors import succeeded, upstream_bad_response, upstream_timeout
 from .services import Services
 from .upstream import DROPPED_RESPONSE_HEADERS, forward_headers, forward_query
 
@@ -109,7 +109,7 @@ async def relay_response(
                 raise upstream_bad_response(upstream.name, str(exc) or type(exc).__name__) from None
             error = f"the provider's connection broke mid-body: {exc or type(exc).__name__}"
     body = bytes(kept)
-    if whole_json and response.status == 200:
+    if whole_json and succeeded(response.status):
         try:
             orjson.loads(body)
         except orjson.JSONDecodeError as exc:

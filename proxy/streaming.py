@@ -31,7 +31,7 @@ from .call import Call
 from .codecs import UPSTREAM_CODECS, Codec
 from .codecs.base import Frame, StreamDecoder, StreamEncoder
 from .deltas import StreamDelta, deltas_of
-from .errors import ApiError, bad_request, upstream_bad_response
+from .errors import ApiError, bad_request, succeeded, upstream_bad_response
 from .ids import mint_id
 from .model import CANCELLED, FAILED, IN_PROGRESS, Interaction, ModelReply, TurnRequest
 from .relay import STORED_HEADER
@@ -148,8 +148,15 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
     # The node exists before its id reaches the app (interaction.created or the background
     # answer). Its commit runs while the provider opens its stream, not after.
     saving = asyncio.ensure_future(services.store.save_interaction(node)) if storing else None
+    # A background create answers at once, as the hosted APIs do: its run opens the
+    # provider's stream, and a refusal then fails the run (visible on GET) instead of the create.
+    background_only = req.background and not req.stream
+
+    async def open_stream() -> aiohttp.ClientResponse:
+        return await open_upstream_stream(call, services, upstream_codec, upstream_call)
+
     try:
-        response = None if whole else await open_upstream_stream(call, services, upstream_codec, upstream_call)
+        response = None if whole or background_only else await open_stream()
     except BaseException:
         if saving is not None:
             await asyncio.shield(saving)
@@ -168,10 +175,11 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
         return reply
 
     # background answers at once with the in-progress object, unless the app also asked for the stream.
-    sink = None if req.background and not req.stream else Sink(request, storing)
+    sink = None if background_only else Sink(request, storing)
     run = _Run(services, call, node, response, decoder, encoder, sink,
                EventLog(services, node.id, storing), mode=mode, storing=storing,
-               upstream_digest=digest_of(upstream_call), conversation=req.conversation, ask=ask if whole else None)
+               upstream_digest=digest_of(upstream_call), conversation=req.conversation, ask=ask if whole else None,
+               open_stream=open_stream)
     if sink is not None:
         await sink.open()
     task = services.runs.start(node.id, run.run())
@@ -190,7 +198,7 @@ async def relay_native(request: web.Request, call: Call, services: Services, req
         call.upstream, call.method, call.raw_tail,
         headers=forward_headers(call.headers, call.upstream, UPSTREAM_CODECS.get(call.upstream.api)), body=call.body,
     )
-    if response.status != 200:
+    if not succeeded(response.status):
         async with response:
             body = await response.read()
         return web.Response(body=body, status=response.status,
@@ -229,7 +237,8 @@ class _Run:
     def __init__(self, services: Services, call: Call, node: Interaction, response: aiohttp.ClientResponse | None,
                  decoder: StreamDecoder, encoder: StreamEncoder, sink: Sink | None, log: EventLog, *,
                  mode: str, storing: bool, upstream_digest: str | None, conversation: str | None = None,
-                 ask: Callable[[], Awaitable[ModelReply]] | None = None) -> None:
+                 ask: Callable[[], Awaitable[ModelReply]] | None = None,
+                 open_stream: Callable[[], Awaitable[aiohttp.ClientResponse]] | None = None) -> None:
         self.services, self.call, self.node = services, call, node
         self.response, self.decoder, self.encoder = response, decoder, encoder
         self.sink, self.log, self.mode = sink, log, mode
@@ -238,6 +247,8 @@ class _Run:
         self.conversation = conversation
         # WHOLE mode: asks the provider for the finished reply.
         self.ask = ask
+        # A background run opens the provider's stream itself, after the create has answered.
+        self.open_stream = open_stream
         # The provider's error answer to a call asked whole, shown to the app as it came.
         self.refused: ApiError | None = None
         # Events re-encoded in the front API (rather than passed on as the provider wrote them).
@@ -270,13 +281,25 @@ class _Run:
                 await self._emit(self.encoder.opening(self.node))
             if self.mode == WHOLE:
                 await self._read_whole()
-            else:
+            elif await self._opened():
                 broken = await self._read_stream(held)
         except asyncio.CancelledError:
             stopped = self.services.runs.stop_reason(self.node.id) or "the request was cancelled"
         except (TimeoutError, aiohttp.ClientError) as exc:
             broken = f"the provider's stream broke: {exc or type(exc).__name__}"
         await self._finish(held, broken, stopped)
+
+    async def _opened(self) -> bool:
+        """Whether the provider's stream is open, opening it now for a background run;
+        a provider that refuses it ends the run with its error."""
+        if self.response is None:
+            assert self.open_stream is not None
+            try:
+                self.response = await self.open_stream()
+            except ApiError as err:
+                self.refused, self.decoder.failure = err, err.message
+                return False
+        return True
 
     async def _read_stream(self, held: list[Frame]) -> str | None:
         """Pass the provider's stream on as it comes; why it broke, if it did."""
@@ -336,13 +359,17 @@ class _Run:
 
     def _closing_frames(self, stopped: str | None) -> list[Frame]:
         node = self.node
-        if node.status == FAILED and not self.decoder.failure:
-            # The app learns of it as an error event in its own API's shape,
-            # after the opening events if the provider broke before sending them.
+        if node.status == FAILED and (self.refused is not None or self.encoding or not self.decoder.failure):
+            # The app learns of it as an error event in its own API's shape, after the
+            # opening events if the provider broke (or refused) before sending them.
+            if self.refused is not None:
+                error = self.refused
+            elif not self.decoder.failure:
+                error = upstream_bad_response(self.call.upstream.name, node.error or "")
+            else:
+                error = ApiError(502, "upstream_error", node.error or "")
             opening = self.encoder.opening(node) if self.mode == RELABEL and not self.log.count else []
-            return opening + self.encoder.failure(node, upstream_bad_response(self.call.upstream.name, node.error or ""))
-        if self.encoding and node.status == FAILED:
-            return self.encoder.failure(node, self.refused or ApiError(502, "upstream_error", node.error or ""))
+            return opening + self.encoder.failure(node, error)
         if self.encoding or (stopped and self.mode == RELABEL):
             return self.encoder.closing(node)
         return []

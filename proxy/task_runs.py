@@ -33,7 +33,7 @@ from . import streaming, turns
 from .call import Call
 from .codecs import Codec, UpstreamCall
 from .codecs.parallel_tasks import ParallelTasks, shape_output
-from .errors import ApiError, bad_request, not_found
+from .errors import ApiError, bad_request, not_found, succeeded
 from .ids import mint_id
 from .model import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, INCOMPLETE, Interaction, ModelReply
 from .relay import STORED_HEADER, open_relayed, relay, relay_response
@@ -45,6 +45,8 @@ from .upstream_calls import ask_upstream, digest_of, new_node, upstream_request
 log = logging.getLogger("recall")
 
 JSON = "application/json"
+# Parallel answers a task-run create 202 Accepted (the run is queued), and so does recall.
+ACCEPTED = 202
 # `…/result` holds at most this long when the app names no timeout (Parallel's default).
 _DEFAULT_HOLD_S = 600.0
 # 408s answered in a row for one run before the next long-poll holds until the run ends.
@@ -71,7 +73,7 @@ async def create(request: web.Request, call: Call, services: Services) -> web.St
     rendered = codec.render(node, status="queued")
     body = orjson.dumps(rendered)
     storing = call.recording
-    exchange = call.exchange(200, {"content-type": JSON}, body if storing else None)
+    exchange = call.exchange(ACCEPTED, {"content-type": JSON}, body if storing else None)
     exchange.model = node.model
     # The folded body sent upstream is derived data: its digest, not a copy.
     exchange.upstream_digest = digest_of(upstream_call)
@@ -82,7 +84,7 @@ async def create(request: web.Request, call: Call, services: Services) -> web.St
         services.tasks.keep(node)
         await services.record(exchange, content=False)
     services.runs.start(node.id, _run(call, services, node, upstream_codec, upstream_call, storing))
-    return turns.json_response(rendered, stored=storing)
+    return turns.json_response(rendered, status=ACCEPTED, stored=storing)
 
 
 async def _run(call: Call, services: Services, node: Interaction, upstream_codec: Codec,
@@ -163,7 +165,7 @@ async def _relay_events(request: web.Request, call: Call, services: Services) ->
     and a broken event crash its decoder. Only the read failed: the run goes on at
     Parallel, and its node stays as it was until a read says how it ended."""
     response = await open_relayed(call, services)
-    if response.status != 200 or response.content_type != streaming.SSE_CONTENT_TYPE:
+    if not succeeded(response.status) or response.content_type != streaming.SSE_CONTENT_TYPE:
         return await relay_response(request, call, services, response)
     sink = streaming.Sink(request, call.recording)
     await sink.open()
@@ -295,7 +297,7 @@ def _remember_json(call: Call, services: Services) -> Callable[[int, bytes], Awa
     """Keep a relayed TaskRun or result in the run's node."""
 
     async def remember(status: int, body: bytes) -> None:
-        if status != 200 or not call.recording:
+        if not succeeded(status) or not call.recording:
             return
         try:
             reply = _codec(call).parse_reply(orjson.loads(body))

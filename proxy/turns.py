@@ -15,7 +15,7 @@ from aiohttp import web
 
 from . import conversations, streaming
 from .call import Call
-from .errors import ApiError, bad_request
+from .errors import ApiError, bad_request, succeeded
 from .ids import mint_id
 from .model import IN_PROGRESS, Interaction, TurnRequest
 from .pages import cursor_page
@@ -71,7 +71,7 @@ async def create_native(request: web.Request, call: Call, services: Services, re
     storing = req.store and call.recording
 
     async def remember(status: int, body: bytes) -> str | None:
-        if status != 200 or not storing:
+        if not succeeded(status) or not storing:
             return None
         try:
             reply = codec.parse_reply(orjson.loads(body))
@@ -137,7 +137,7 @@ async def delete(request: web.Request, call: Call, services: Services) -> web.St
     if relayed:
 
         async def forget(status: int, body: bytes) -> None:
-            if 200 <= status < 300 and found is not None:  # recall's record of it goes too
+            if succeeded(status) and found is not None:  # recall's record of it goes too
                 await services.store.delete_interaction(resource_id)
 
         return await relay(request, call, services, on_relayed=forget)

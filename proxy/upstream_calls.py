@@ -21,7 +21,7 @@ from multidict import CIMultiDict
 from .call import Call
 from .codecs import Codec, UpstreamCall, upstream_codec_for
 from .codecs.base import check_carriage
-from .errors import ApiError, upstream_bad_response
+from .errors import ApiError, succeeded, upstream_bad_response
 from .model import Interaction, ModelReply, Turn, TurnRequest, give_call_id, lift_instructions, name_results
 from .services import Services
 from .sse import SSE_CONTENT_TYPE
@@ -91,7 +91,7 @@ async def open_upstream_stream(call: Call, services: Services, upstream_codec: C
     response = await services.upstreams.open(call.upstream, upstream_call.method, upstream_call.path,
                                              headers=upstream_headers(call, upstream_codec),
                                              body=orjson.dumps(upstream_call.body))
-    if response.status != 200:
+    if not succeeded(response.status):
         async with response:
             body = await response.read()
         raise upstream_codec.upstream_error(call.upstream.name, response.status, body)
@@ -118,7 +118,7 @@ async def _send(call: Call, services: Services, codec: Codec, upstream_call: Ups
                                            headers=headers, body=body)
     if pending and answer.status in codec.not_ready_statuses:
         return None
-    if answer.status != 200:
+    if not succeeded(answer.status):
         raise codec.upstream_error(call.upstream.name, answer.status, answer.body)
     try:
         reply = codec.parse_reply(orjson.loads(answer.body))

@@ -228,7 +228,7 @@ def test_failed_run(recall_factory: RecallFactory, fake_parallel: FakeParallel) 
     run = c.task_run.create(input="q", processor="lite")
     with pytest.raises(parallel.UnprocessableEntityError) as caught:
         c.task_run.result(run.run_id)
-    assert statuses == [200, 422]  # never retried
+    assert statuses == [202, 422]  # the create is accepted (202, as Parallel answers); the failure never retried
     error = caught.value.body["error"]
     assert "failed" in error["message"] and "the fake research agent gave up" in error["message"]
     assert error["ref_id"]
@@ -279,7 +279,7 @@ def test_keys_by_either_header_reach_the_provider_and_never_the_database(
     bearer = http.post(f"{recall.base('parallel')}/v1/tasks/runs", json={"input": "again", "processor": "lite",
                         "task_spec": {"output_schema": "text"}, "previous_interaction_id": run.interaction_id},
                         headers={"Authorization": f"Bearer {key}"})
-    assert bearer.status_code == 200  # same key, same owner: the chain is visible
+    assert bearer.status_code == 202  # same key, same owner: the chain is visible (the run accepted)
     result = http.get(f"{recall.base('parallel')}/v1/tasks/runs/{bearer.json()['run_id']}/result",
                        headers={"Authorization": f"Bearer {key}"})
     assert result.json()["output"]["content"] == "[2 user messages] You said: again"

@@ -183,7 +183,7 @@ def test_credentials_are_never_stored_or_logged(rig_factory: RigFactory, route: 
     query = "?" + "&".join(f"{k}={v}" for k, v in QUERY_SECRETS.items())
     body = route.body(f"My secret marker is {BODY_MARKER}.")
     created = rig.http.post(rig.url(route.create_path) + query, json=body, headers=rig.headers(None))
-    assert created.status_code == 200
+    assert created.is_success
     item_id = route.item_id(created.json())
     assert rig.stream(f"stream {BODY_MARKER}", key=None)[0] == 200
     sent = 2 if route.stream_fields is not None else 3  # a task run streams by a create and a read of its events
@@ -215,7 +215,7 @@ def test_credentials_are_never_stored_or_logged(rig_factory: RigFactory, route: 
     lines = [r.getMessage() for r in caplog.records if r.name == "recall.access"]
     assert len(lines) == sent, lines
     assert all(re.fullmatch(r"(GET|POST|DELETE) /up/\S+ (\d{3}|-) \d+\.\dms", line) for line in lines), lines
-    assert any(line.startswith(f"POST /up{route.create_path} 200 ") for line in lines)
+    assert any(re.match(rf"POST /up{re.escape(route.create_path)} 20[02] ", line) for line in lines)  # Parallel: 202
     assert BODY_MARKER not in logged
 
 

@@ -109,7 +109,11 @@ class AnthropicMessages(Codec):
             expect(isinstance(tool, dict), f"tools.{i}: expected an object", "tools")
             if "input_schema" in tool and tool.get("type") in (None, "custom"):
                 expect(isinstance(tool.get("name"), str), f"tools.{i}.name: Field required", "tools")
-                req.tools.append(FunctionTool(tool["name"], tool.get("description"), tool.get("input_schema")))
+                strict = tool.get("strict")
+                expect(strict is None or isinstance(strict, bool), f"tools.{i}.strict: Input should be a valid boolean",
+                       "tools")
+                req.tools.append(FunctionTool(tool["name"], tool.get("description"), tool.get("input_schema"),
+                                              strict=bool(strict)))
             else:
                 req.untranslatable.append(f"tools.{i} (type {tool.get('type')!r})")
         mark_provider_only(body, ("container", "mcp_servers"), req)  # Anthropic's code containers, its MCP client
@@ -148,7 +152,8 @@ class AnthropicMessages(Codec):
                 body["system"] = req.system
             if req.tools:
                 body["tools"] = [{"name": t.name, "description": t.description or "",
-                                  "input_schema": t.parameters or {"type": "object", "properties": {}}}
+                                  "input_schema": t.parameters or {"type": "object", "properties": {}},
+                                  **({"strict": True} if t.strict else {})}
                                  for t in req.tools]
             for wire, neutral in _GENERATION.items():
                 if wire != "max_tokens" and neutral in req.generation:

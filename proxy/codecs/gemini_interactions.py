@@ -97,7 +97,9 @@ class GeminiInteractions(Codec):
         model = optional_str(body, "model")
         agent = optional_str(body, "agent")
         expect(bool(model or agent), "model: a model (or an agent) is required", "model")
-        expect("input" in body or "continuation_token" in body, "input: is required", "input")
+        # The provider refuses a null input as it refuses a missing one.
+        expect(body.get("input") is not None or "continuation_token" in body,
+               "input: is required" if "input" not in body else "input: is required; got null", "input")
         system = optional_str(body, "system_instruction")
         req = TurnRequest(
             front=NAME,

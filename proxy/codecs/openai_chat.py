@@ -304,7 +304,7 @@ def _parse_tools(body: dict[str, Any], req: TurnRequest) -> None:
         for i, tool in enumerate(tools):
             expect(isinstance(tool, dict), f"tools[{i}]: expected an object", "tools")
             if tool.get("type") == "function" and isinstance(tool.get("function"), dict):
-                req.tools.append(function_tool(tool["function"], f"tools[{i}].function"))
+                req.tools.append(function_tool(tool["function"], f"tools[{i}].function", strict_by_default=False))
             else:
                 req.untranslatable.append(f"tools[{i}] (type {tool.get('type')!r})")
     for field in ("audio", "modalities", "web_search_options", "prediction", "functions"):
@@ -369,7 +369,8 @@ def _settings_out(req: TurnRequest) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if req.tools:
         body["tools"] = [{"type": "function", "function": {k: v for k, v in (
-            ("name", t.name), ("description", t.description), ("parameters", t.parameters)) if v is not None}}
+            ("name", t.name), ("description", t.description), ("parameters", t.parameters),
+            ("strict", t.strict or None)) if v is not None}}
             for t in req.tools]
     generation = req.generation
     for key in ("temperature", "top_p", "seed", "reasoning_effort"):

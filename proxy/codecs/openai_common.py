@@ -103,12 +103,19 @@ def result_text(result: Any) -> str:
     return result if isinstance(result, str) else orjson.dumps(result).decode()
 
 
-def function_tool(tool: dict[str, Any], where: str) -> FunctionTool:
+def function_tool(tool: dict[str, Any], where: str, *, strict_by_default: bool) -> FunctionTool:
+    """A function tool of either OpenAI API; `strict` absent (or null) takes the API's default:
+    Responses normalises an unmarked schema into strict mode, Chat Completions does not
+    (docs/FIDELITY.md)."""
     expect(isinstance(tool.get("name"), str) and bool(tool["name"]), f"{where}.name: a function needs a name", "tools")
     parameters = tool.get("parameters")
     expect(parameters is None or isinstance(parameters, dict),
            f"{where}.parameters: expected a JSON schema object; got {type_name(parameters)}", "tools")
-    return FunctionTool(tool["name"], tool.get("description"), parameters)
+    strict = tool.get("strict")
+    expect(strict is None or isinstance(strict, bool), f"{where}.strict: expected a boolean; got {type_name(strict)}",
+           "tools")
+    return FunctionTool(tool["name"], tool.get("description"), parameters,
+                        strict=strict_by_default if strict is None else strict)
 
 
 def neutral_tool_choice(value: Any, where: str) -> Any:

@@ -432,7 +432,7 @@ def _parse_tools(tools: Any, req: TurnRequest) -> None:
     for i, tool in enumerate(tools):
         expect(isinstance(tool, dict), f"tools[{i}]: expected an object; got {type_name(tool)}", "tools")
         if tool.get("type") == "function":
-            req.tools.append(function_tool(tool, f"tools[{i}]"))
+            req.tools.append(function_tool(tool, f"tools[{i}]", strict_by_default=True))
         else:
             req.untranslatable.append(f"tools[{i}] (type {tool.get('type')!r})")
 
@@ -480,8 +480,9 @@ def _settings_out(req: TurnRequest) -> dict[str, Any]:
     if req.system:
         body["instructions"] = req.system
     if req.tools:
+        # strict is always said: absent, Responses would take a non-strict tool as strict.
         body["tools"] = [{k: v for k, v in (("type", "function"), ("name", t.name), ("description", t.description),
-                                            ("parameters", t.parameters)) if v is not None}
+                                            ("parameters", t.parameters), ("strict", t.strict)) if v is not None}
                          for t in req.tools]
     generation = req.generation
     for key in ("temperature", "top_p", "max_output_tokens"):

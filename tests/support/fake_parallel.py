@@ -158,7 +158,8 @@ class FakeParallel:
             answer = content if isinstance(content, str) else json.dumps(content)
             asked = body["input"] if isinstance(body["input"], str) else json.dumps(body["input"])
             self.memory[run.interaction_id] = f"{context}\n{asked}\n{answer}".strip()
-        return web.json_response(self._run_object(run, "queued"))
+        # Parallel's API reference: a task-run create answers 202 Accepted with the queued run.
+        return web.json_response(self._run_object(run, "queued"), status=202)
 
     def _refusal(self, previous: Any, error: Any) -> web.Response | None:
         if previous and not self.stateful:

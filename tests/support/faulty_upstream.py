@@ -7,6 +7,7 @@ fault without a line of its own.
 
 Faults (set `fault`, optionally `after_events`):
 - "status_503": answers 503 with a provider-style JSON error, the fake untouched;
+- "other_status": answers `status` (a 204, a redirect: what no provider answers a create with), empty;
 - "invalid_json": answers 200 application/json whose body is not JSON;
 - "reset_body": sends the fake's headers and half its body, then resets the connection;
 - "hang": sends nothing until `hang_s` has passed (for timeout_s);
@@ -50,7 +51,7 @@ def overloaded_body(path: str) -> bytes:
 
 NOT_JSON_BODY = b'{"id": "v1_broken", "steps": [{"type": "model_output", "content": [{"te'
 STREAM_FAULTS = ("reset_stream", "truncate_stream", "bad_event", "stall_stream")
-BODY_FAULTS = ("status_503", "invalid_json", "reset_body", "hang")
+BODY_FAULTS = ("status_503", "other_status", "invalid_json", "reset_body", "hang")
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "content-encoding", "date", "server"})
 
@@ -61,6 +62,7 @@ class FaultyUpstream:
     fault: str | None = None
     after_events: int = 2
     hang_s: float = 30.0
+    status: int = 204
     url: str = ""
     faults_served: int = 0
     _runner: web.AppRunner | None = None
@@ -96,6 +98,10 @@ class FaultyUpstream:
         if fault == "status_503":
             self.faults_served += 1
             return web.Response(status=503, body=overloaded_body(request.path), content_type="application/json")
+        if fault == "other_status":
+            self.faults_served += 1
+            location = {"Location": self.target + request.raw_path} if 300 <= self.status < 400 else {}
+            return web.Response(status=self.status, headers=location)
         if fault == "invalid_json":
             self.faults_served += 1
             return web.Response(status=200, body=NOT_JSON_BODY, content_type="application/json")

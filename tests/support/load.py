@@ -126,7 +126,7 @@ class _Turn:
         inline = streamed and route.stream_fields is not None
         status = await self._read("POST", route.create_path,
                                   route.body(text, previous, **(route.stream_fields if inline else {})))
-        if route.result_path is None or status != 200:
+        if route.result_path is None or not 200 <= status < 300:
             return status, self.received
         self.created = json.loads(self.received)
         report.requests += 1

@@ -115,7 +115,7 @@ def take_turn(http: httpx.Client, url: Callable[[str], str], route: FrontRoute, 
     """A whole turn of `route`'s API: the create, and for an asynchronous API the read of
     its result; the answer that holds the reply, or the error that came instead."""
     created = http.post(url(route.create_path), json=body, headers=headers)
-    if route.result_path is None or created.status_code != 200:
+    if route.result_path is None or not created.is_success:
         return created
     return http.get(url(route.result_path.format(id=route.item_id(created.json()))), headers=headers)
 
@@ -129,7 +129,7 @@ def stream_turn(http: httpx.Client, url: Callable[[str], str], route: FrontRoute
             return answer.status_code, answer.read()
     assert route.events_path is not None, f"{route.name} does not stream"
     created = http.post(url(route.create_path), json=route.body(text, previous, **extra), headers=headers)
-    if created.status_code != 200:
+    if not created.is_success:
         return created.status_code, created.content
     with http.stream("GET", url(route.events_path.format(id=route.item_id(created.json()))),
                      headers=headers) as answer:
