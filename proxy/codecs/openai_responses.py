@@ -637,11 +637,13 @@ def usage_in(usage: Any) -> Usage:
 
 def _tools_out(tools: list[Any]) -> list[Any]:
     """The request's tools as a Response states them: a function tool always has `strict` and
-    `parameters` (FunctionTool requires both; null when the request did not say)."""
+    `parameters` (FunctionTool requires both). A tool that does not say is strict in Responses
+    (function_tool(strict_by_default=True)); no parameters is null."""
     out = []
     for tool in tools:
         if isinstance(tool, dict) and tool.get("type") == "function":
-            tool = {**tool, "strict": tool.get("strict"), "parameters": tool.get("parameters")}
+            strict = tool.get("strict")
+            tool = {**tool, "strict": True if strict is None else strict, "parameters": tool.get("parameters")}
         out.append(tool)
     return out
 

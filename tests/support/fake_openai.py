@@ -206,8 +206,9 @@ class FakeOpenAI:
             "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
             "model": body.get("model"), "output": output, "parallel_tool_calls": True,
             "previous_response_id": previous, "store": body.get("store", True),
-            # A function tool as a Response states it: `strict` and `parameters` always there (FunctionTool).
-            "tools": [{**t, "strict": t.get("strict"), "parameters": t.get("parameters")}
+            # A function tool as a Response states it: `strict` (true unless the request said false)
+            # and `parameters` always there (FunctionTool requires both).
+            "tools": [{**t, "strict": t.get("strict") is not False, "parameters": t.get("parameters")}
                       if isinstance(t, dict) and t.get("type") == "function" else t for t in body.get("tools", [])],
             "tool_choice": "auto", "text": {"format": {"type": "text"}},
             # Required in a Response (openai-v3.3.1.yml, ResponseProperties / ModelResponseProperties).
