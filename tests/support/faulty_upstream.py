@@ -71,8 +71,11 @@ class FaultyUpstream:
 
     async def start(self) -> str:
         app = web.Application(client_max_size=1 << 30)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        # Transparent until a fault is armed: any path (an encoded newline too) and request lines as long
+        # as recall and the fakes take pass through, so the fake, not this proxy, answers them.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1, max_line_size=65536,
+                                     max_field_size=65536)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
