@@ -109,3 +109,11 @@ def test_a_fake_server_answer_off_contract_is_recorded(loop_thread: LoopThread) 
     assert "fake under test: POST /v1/tasks/runs -> 200" in found[0] and "[202]" in found[0]
     assert "GET /v1/tasks/runs/trun_1/events" in found[1] and "TaskRunEventsResponse (event 1)" in found[1]
     assert EXEMPTED[before:] == ["fake under test GET /v1/tasks/runs/trun_1/events: the test's deliberate misbehaviour"]
+
+
+def test_anthropic_documented_error_types_the_sdk_lacks_pass_and_no_others() -> None:
+    """413 request_too_large is in Anthropic's error reference but not in the SDK's ErrorObject union."""
+    too_large = {"type": "error", "error": {"type": "request_too_large", "message": "Request exceeds 32 MB"}}
+    assert _errors("POST", "/v1/messages", 413, too_large) == []
+    invented = {"type": "error", "error": {"type": "too_big_error", "message": "no"}}
+    assert len(_errors("POST", "/v1/messages", 413, invented)) == 1

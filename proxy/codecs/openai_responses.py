@@ -147,16 +147,16 @@ class OpenAIResponses(OpenAICodec):
             "max_output_tokens": req.get("max_output_tokens"),
             "model": it.model,
             "output": self.output_items(it),
-            "parallel_tool_calls": req.get("parallel_tool_calls", True),
+            "parallel_tool_calls": req.get("parallel_tool_calls") is not False,
             "previous_response_id": None if conversation else it.parent_id,
             "reasoning": req.get("reasoning") or {"effort": None, "summary": None},
             "store": True,
             "temperature": req.get("temperature"),
             "text": req.get("text") or {"format": {"type": "text"}},
-            "tool_choice": req.get("tool_choice", "auto"),
+            "tool_choice": req.get("tool_choice") or "auto",
             "tools": _tools_out(req.get("tools") or []),
             "top_p": req.get("top_p"),
-            "truncation": req.get("truncation", "disabled"),
+            "truncation": req.get("truncation") or "disabled",
             "metadata": req.get("metadata") or {},
             "completed_at": int(it.updated) if status == COMPLETED else None,
             "conversation": {"id": conversation} if conversation else None,
@@ -437,11 +437,44 @@ def _parse_tools(tools: Any, req: TurnRequest) -> None:
             req.untranslatable.append(f"tools[{i}] (type {tool.get('type')!r})")
 
 
+_TOOL_CHOICE_WORDS = ("none", "auto", "required")
+_RANGES = {"temperature": (0, 2), "top_p": (0, 1)}
+
+
+def _check_echoed(body: dict[str, Any]) -> None:
+    """Fields a Response repeats from its request, judged as OpenAI judges them (a 400), so that the
+    Response recall renders from them is one OpenAI's description allows (openai-v3.3.1.yml: Metadata,
+    ToolChoiceParam, ResponseProperties.truncation, parallel_tool_calls, user)."""
+    for key in ("parallel_tool_calls", "background"):
+        value = body.get(key)
+        expect(value is None or isinstance(value, bool), f"{key}: expected a boolean; got {type_name(value)}", key)
+    user = body.get("user")
+    expect(user is None or isinstance(user, str), f"user: expected a string; got {type_name(user)}", "user")
+    truncation = body.get("truncation")
+    expect(truncation in (None, "auto", "disabled"), f"truncation: expected 'auto' or 'disabled'; got {truncation!r}",
+           "truncation")
+    metadata = body.get("metadata")
+    expect(metadata is None or (isinstance(metadata, dict) and len(metadata) <= 16 and all(
+        isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items())),
+        "metadata: expected up to 16 string keys (64 characters at most) with string values (512 at most)",
+        "metadata")
+    choice = body.get("tool_choice")
+    expect(choice is None or choice in _TOOL_CHOICE_WORDS
+           or (isinstance(choice, dict) and isinstance(choice.get("type"), str)
+               and (choice["type"] != "function" or isinstance(choice.get("name"), str))),
+           f"tool_choice: expected one of {', '.join(_TOOL_CHOICE_WORDS)} or an object with a type; got {choice!r}",
+           "tool_choice")
+
+
 def _parse_settings(body: dict[str, Any], req: TurnRequest) -> None:
+    _check_echoed(body)
     for key in ("temperature", "top_p"):
         value = body.get(key)
         expect(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)),
                f"{key}: expected a number; got {type_name(value)}", key)
+        low, high = _RANGES[key]
+        expect(value is None or low <= value <= high, f"{key}: expected a number from {low} to {high}; got {value}",
+               key)
         if value is not None:
             req.generation[key] = value
     limit = body.get("max_output_tokens")

@@ -223,7 +223,7 @@ class FakeOpenAI:
         return response
 
     async def _create(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        refused = self._refusal(body)
+        refused = self._refusal(body) or _bad_metadata(body.get("metadata"))
         if refused is None and isinstance(body.get("input"), list):
             refused = self._check_items(body["input"])
         texts = _user_texts(self._items(body))
@@ -402,6 +402,15 @@ def _user_texts(items: list[dict[str, Any]]) -> list[str]:
     """The user messages among Responses input items."""
     return [_text_of_item(item) for item in items
             if (item.get("type") or "message") == "message" and item.get("role") == "user"]
+
+
+def _bad_metadata(metadata: Any) -> web.Response | None:
+    """OpenAI refuses metadata that is not up to 16 string pairs (openai-v3.3.1.yml, Metadata);
+    a Response repeats it, so the fake must not accept what OpenAI would not."""
+    if metadata is None or (isinstance(metadata, dict) and len(metadata) <= 16
+                            and all(isinstance(v, str) for v in metadata.values())):
+        return None
+    return _error(400, "Invalid 'metadata': expected up to 16 string key-value pairs.", param="metadata")
 
 
 def _error(status: int, message: str, *, param: str | None = None, code: str | None = None) -> web.Response:

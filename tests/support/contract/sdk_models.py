@@ -99,7 +99,21 @@ def _anthropic_event_hook(event: str | None, data: object) -> tuple[bool, str | 
     return False, None
 
 
-_anthropic_error = pydantic_model("anthropic.types.ErrorResponse", anthropic_types.ErrorResponse)
+_sdk_anthropic_error = pydantic_model("anthropic.types.ErrorResponse", anthropic_types.ErrorResponse)
+#: Error types Anthropic's API reference documents ("Errors": 413 request_too_large, returned before
+#: the request reaches the API servers) that the SDK's closed ErrorObject union lacks. Same shape.
+_ANTHROPIC_DOCUMENTED_ERROR_TYPES = frozenset({"request_too_large"})
+
+
+def _check_anthropic_error(value: object) -> str | None:
+    if isinstance(value, dict) and isinstance(value.get("error"), dict) \
+            and value["error"].get("type") in _ANTHROPIC_DOCUMENTED_ERROR_TYPES:
+        # Checked as the same object with a type the SDK knows: only the type differs.
+        value = {**value, "error": {**value["error"], "type": "invalid_request_error"}}
+    return _sdk_anthropic_error(value)
+
+
+_anthropic_error = Model("anthropic.types.ErrorResponse", _check_anthropic_error)
 
 
 @functools.cache
