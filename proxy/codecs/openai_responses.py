@@ -445,9 +445,9 @@ def _check_echoed(body: dict[str, Any]) -> None:
     """Fields a Response repeats from its request, judged as OpenAI judges them (a 400), so that the
     Response recall renders from them is one OpenAI's description allows (openai-v3.3.1.yml: Metadata,
     ToolChoiceParam, ResponseProperties.truncation, parallel_tool_calls, user)."""
-    for key in ("parallel_tool_calls", "background"):
-        value = body.get(key)
-        expect(value is None or isinstance(value, bool), f"{key}: expected a boolean; got {type_name(value)}", key)
+    tool_calls = body.get("parallel_tool_calls")
+    expect(tool_calls is None or isinstance(tool_calls, bool),
+           f"parallel_tool_calls: expected a boolean; got {type_name(tool_calls)}", "parallel_tool_calls")
     user = body.get("user")
     expect(user is None or isinstance(user, str), f"user: expected a string; got {type_name(user)}", "user")
     truncation = body.get("truncation")
