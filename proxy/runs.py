@@ -13,6 +13,7 @@ from typing import Any
 
 CANCELLED_BY_APP = "cancelled"
 SHUT_DOWN = "recall shut down while this interaction was running"
+DELETED_WHILE_RUNNING = "the interaction was deleted while it was running"
 
 
 class Runs:

@@ -385,8 +385,8 @@ class _Run:
         exchange.input_tokens, exchange.output_tokens = node.usage.input_tokens, node.usage.output_tokens
         if self.storing and node.id:
             exchange.upstream_digest = self.upstream_digest
-            await self.services.store.save_interaction(node, exchange)
-            if self.conversation:
+            saved = await self.services.store.save_interaction(node, exchange)
+            if saved and self.conversation:  # a turn deleted while it ran adds nothing anywhere
                 await conversations.add_turn(self.services, self.conversation, node)
         else:
             await self.services.record(exchange, content=False)

@@ -20,6 +20,7 @@ from .ids import mint_id
 from .model import IN_PROGRESS, Interaction, TurnRequest
 from .pages import cursor_page
 from .relay import STORED_HEADER, relay
+from .runs import DELETED_WHILE_RUNNING
 from .services import Services
 from .upstream_calls import ask_upstream, digest_of, new_node, upstream_request
 
@@ -99,8 +100,8 @@ async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> 
         exchange.model, exchange.upstream_digest = node.model, digest_of(upstream_call)
         exchange.input_tokens, exchange.output_tokens = node.usage.input_tokens, node.usage.output_tokens
         # Committed before the id reaches the app: an immediate follow-up finds it.
-        await services.store.save_interaction(node, exchange)
-        if req.conversation:
+        saved = await services.store.save_interaction(node, exchange)
+        if saved and req.conversation:
             await conversations.add_turn(services, req.conversation, node)
     else:
         exchange = call.exchange(200, {"content-type": JSON}, None)
@@ -141,7 +142,9 @@ async def delete(request: web.Request, call: Call, services: Services) -> web.St
                 await services.store.delete_interaction(resource_id)
 
         return await relay(request, call, services, on_relayed=forget)
+    # Erased first, then its run stopped: the run's last write then finds it erased (a delete always wins).
     await services.store.delete_interaction(resource_id)
+    await services.runs.cancel(resource_id, DELETED_WHILE_RUNNING)
     return json_response({})
 
 

@@ -204,12 +204,13 @@ def test_restart_marks_running_interactions_failed(
     first = recall_factory(upstreams)
     first_client = client(first)
     started = first_client.interactions.create(model=MODEL, input="interrupted", background=True)
-    # A crash leaves the node in progress; the next start marks it failed.
-    first.query("SELECT 1")  # the node is committed before the id was returned
+    # A crash leaves the node in progress, under a lease nobody renews; once it has run
+    # out, the next start marks the node failed.
     import sqlite3
 
-    with sqlite3.connect(first.db_path) as db:
+    with sqlite3.connect(first.db_path) as db:  # the node is committed before the id was returned
         assert db.execute("SELECT status FROM interactions WHERE id = ?", (started.id,)).fetchone() == ("in_progress",)
+        db.execute("UPDATE interactions SET run_owner = 'crashed', lease_until = 0 WHERE id = ?", (started.id,))
     second = recall_factory(upstreams)  # same database file
     second_client = client(second)
     got = second_client.interactions.get(started.id)

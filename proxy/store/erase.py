@@ -7,6 +7,10 @@ connection. An erased node stays as a content-free tombstone (status
 erased id itself is unknown from then on (404). Every path also removes the
 node's exchanges, its recorded stream events and its full-text entry (the search triggers do that), and
 merges the search index so that no segment keeps the erased words.
+
+A delete always wins: a node erased while its turn still runs stays a tombstone
+(even where its thread goes row and all), so that the run's last write, which
+`is_erased` refuses, cannot bring it back.
 """
 
 from __future__ import annotations
@@ -30,6 +34,15 @@ _TOMBSTONE = (
     "UPDATE interactions SET input = NULL, output = NULL, request = NULL, error = NULL,"
     " status = 'deleted', deleted_at = :now, updated_at = :now"
 )
+
+
+def is_erased(db: sqlite3.Connection, interaction_id: str) -> bool:
+    """Whether this node was erased: nothing may be written for it any more."""
+    return db.execute("SELECT 1 FROM interactions WHERE id = ? AND deleted_at IS NOT NULL",
+                      (interaction_id,)).fetchone() is not None
+
+
+_STILL_RUNNING = "status = 'in_progress' AND deleted_at IS NULL"
 
 
 def _merge_search_index(db: sqlite3.Connection) -> None:
@@ -65,7 +78,13 @@ def erase_thread(db: sqlite3.Connection, thread_id: str) -> Removed:
     removed.interactions = db.execute(
         "SELECT count(*) FROM interactions WHERE root_id = ? AND deleted_at IS NULL", (thread_id,)
     ).fetchone()[0]
-    if db.execute("DELETE FROM interactions WHERE root_id = ?", (thread_id,)).rowcount:
+    # A turn still running keeps a tombstone: its run's last write must find it erased.
+    running = [row[0] for row in db.execute(f"SELECT id FROM interactions WHERE root_id = ? AND {_STILL_RUNNING}",
+                                            (thread_id,))]
+    db.execute(f"{_TOMBSTONE} WHERE root_id = :id AND {_STILL_RUNNING}", {"now": time.time(), "id": thread_id})
+    marks = ",".join("?" * len(running))
+    if db.execute(f"DELETE FROM interactions WHERE root_id = ? AND id NOT IN ({marks})",
+                  (thread_id, *running)).rowcount:
         removed.threads = 1
     if removed.interactions:
         _merge_search_index(db)
@@ -81,6 +100,9 @@ def purge_before(db: sqlite3.Connection, cutoff: float) -> Removed:
     """
     now = time.time()
     removed = Removed()
+    # Threads with a turn still running keep their tombstones: its run's last write must find them erased.
+    running = {row[0] for row in db.execute(
+        f"SELECT root_id FROM interactions WHERE created_at < ? AND {_STILL_RUNNING}", (cutoff,))}
     removed.interactions = db.execute(
         f"{_TOMBSTONE} WHERE created_at < :cutoff AND deleted_at IS NULL", {"now": now, "cutoff": cutoff}
     ).rowcount
@@ -92,12 +114,11 @@ def purge_before(db: sqlite3.Connection, cutoff: float) -> Removed:
     db.execute("DELETE FROM stream_events WHERE interaction_id IN (SELECT id FROM interactions WHERE created_at < ?)",
                (cutoff,))
     dead = [
-        row[0]
-        for row in db.execute(
+        row[0] for row in db.execute(
             "SELECT root_id FROM interactions GROUP BY root_id"
             " HAVING max(deleted_at IS NULL) = 0 AND max(created_at) < ?",
             (cutoff,),
-        )
+        ) if row[0] not in running
     ]
     for thread_id in dead:
         db.execute("DELETE FROM interactions WHERE root_id = ?", (thread_id,))

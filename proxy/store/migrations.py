@@ -248,6 +248,15 @@ def m008_search_indexed_by_the_writer(db: sqlite3.Connection) -> None:
     db.execute("DROP TRIGGER search_after_insert")
 
 
+def m009_run_leases(db: sqlite3.Connection) -> None:
+    """An in-progress node names the process running its turn and how long that process
+    vouches for it (a heartbeat renews it): another recall on the same file fails only the
+    runs whose owner is gone."""
+    db.execute("ALTER TABLE interactions ADD COLUMN run_owner TEXT")
+    db.execute("ALTER TABLE interactions ADD COLUMN lease_until REAL")
+    db.execute("CREATE INDEX interactions_running ON interactions(lease_until) WHERE status = 'in_progress'")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_interactions_and_exchanges,
     m002_stream_events,
@@ -257,6 +266,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m006_openai_conversations,
     m007_interaction_run_ids,
     m008_search_indexed_by_the_writer,
+    m009_run_leases,
 ]
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +23,7 @@ import orjson
 
 from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
 from .chain_cache import ChainCache
-from .erase import Removed, erase_interactions, purge_before, reclaim_space
+from .erase import Removed, erase_interactions, is_erased, purge_before, reclaim_space
 from .migrations import migrate
 from .records import Conversation, Exchange
 from .search import index_interaction
@@ -35,6 +37,9 @@ _INTERACTION_COLUMNS = (
 T = TypeVar("T")
 
 _INTERRUPTED = "recall stopped while this interaction was in progress"
+# How long a running recall vouches for its in-progress nodes, and how often it renews that.
+RUN_LEASE_S = 30.0
+_HEARTBEAT_S = RUN_LEASE_S / 3
 
 
 def _dumps(value: Any) -> str:
@@ -149,6 +154,9 @@ class SQLiteStore:
         self._writer = Writer(writer_db)
         self._chains = ChainCache()
         self._version = 0  # the last outside version seen (see chain)
+        # This process's name on the in-progress nodes it runs (see m009_run_leases).
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
@@ -161,31 +169,56 @@ class SQLiteStore:
         store = cls(path, writer_db, reader_db)
         store._writer.start()
         await store._fail_interrupted()
+        store._heartbeat = asyncio.create_task(store._keep_leases(), name="recall-run-leases")
         return store
 
     async def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
         await self._writer.stop()
         await self._reader.close()
         await self._writer_db.close()
 
     async def _fail_interrupted(self) -> None:
-        """Interactions left in progress by a stopped recall can never finish: mark them failed."""
+        """Interactions left in progress by a recall that is gone can never finish: mark
+        them failed. Those of a recall still running on this file (its lease is current) are its own."""
         now = time.time()
 
         def op(db: sqlite3.Connection) -> int:
             return db.execute(
-                "UPDATE interactions SET status = ?, error = ?, updated_at = ? WHERE status = ?",
-                (FAILED, _INTERRUPTED, now, IN_PROGRESS),
+                "UPDATE interactions SET status = ?, error = ?, updated_at = ?, run_owner = NULL, lease_until = NULL"
+                " WHERE status = ? AND (lease_until IS NULL OR lease_until < ?)",
+                (FAILED, _INTERRUPTED, now, IN_PROGRESS, now),
             ).rowcount
 
         await self._writer.submit(op)
 
+    def _renew_leases(self, db: sqlite3.Connection) -> None:
+        db.execute("UPDATE interactions SET lease_until = ? WHERE run_owner = ? AND status = ?",
+                   (time.time() + RUN_LEASE_S, self.instance, IN_PROGRESS))
+
+    async def _keep_leases(self) -> None:
+        """Renew the leases of this process's runs, and fail the runs of a recall that died."""
+        while True:
+            await asyncio.sleep(_HEARTBEAT_S)
+            try:
+                await self._writer.submit(self._renew_leases)
+                await self._fail_interrupted()
+            except (sqlite3.Error, RuntimeError):
+                continue  # the next beat tries again; a lease is three beats long
+
     # -- writes ---------------------------------------------------------------
 
-    async def save_interaction(self, it: Interaction, exchange: Exchange | None = None) -> None:
-        """Insert or replace a node (and its exchange); returns once committed."""
+    async def save_interaction(self, it: Interaction, exchange: Exchange | None = None) -> bool:
+        """Insert or replace a node (and its exchange); returns once committed.
 
-        def op(db: sqlite3.Connection) -> None:
+        A node erased meanwhile (its turn deleted while it ran) stays erased: nothing
+        of it is written, and the answer is False."""
+
+        def op(db: sqlite3.Connection) -> bool:
+            if is_erased(db, it.id):
+                return False
             depth = 0
             root_id = it.root_id or it.id
             if it.parent_id:
@@ -195,32 +228,42 @@ class SQLiteStore:
                 if found:
                     root_id, depth = found[0][0], found[0][1] + 1
             it.root_id = root_id
+            running = it.status == IN_PROGRESS
             db.execute(
-                f"INSERT OR REPLACE INTO interactions ({_INTERACTION_COLUMNS}, input_tokens, output_tokens)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO interactions ({_INTERACTION_COLUMNS}, input_tokens, output_tokens,"
+                " run_owner, lease_until) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     it.id, it.owner, it.upstream, it.front, it.mode, it.model, it.status, it.parent_id, root_id,
                     depth, _turns_json(it.input), _turns_json(it.output), _dumps(it.request),
                     _dumps(it.usage.to_json()), it.error, it.provider_id, it.created, it.updated, it.run_id,
                     it.usage.input_tokens, it.usage.output_tokens,
+                    self.instance if running else None, time.time() + RUN_LEASE_S if running else None,
                 ),
             )
             index_interaction(db, it.id, it.input, it.output)
             if exchange is not None:
                 exchange.interaction_id = it.id
                 _insert_exchange(db, exchange)
+            return True
 
-        await self._writer.submit(op)
-        if it.status != IN_PROGRESS:
+        saved: bool = await self._writer.submit(op)
+        if saved and it.status != IN_PROGRESS:
             # The next turn most likely continues this one: its chain is its parent's plus itself.
             self._chains.extend(it, self._version)
+        return saved
 
     async def run_write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run a write of the caller's own (e.g. a bulk load) through the writer."""
         return await self._writer.submit(op)
 
     async def record_exchange(self, exchange: Exchange) -> None:
-        await self._writer.submit(lambda db: _insert_exchange(db, exchange))
+        """Record an exchange, unless the node it belongs to was erased (a delete always wins)."""
+
+        def op(db: sqlite3.Connection) -> None:
+            if not (exchange.interaction_id and is_erased(db, exchange.interaction_id)):
+                _insert_exchange(db, exchange)
+
+        await self._writer.submit(op)
 
     async def discard_unstarted(self, interaction_id: str) -> None:
         """Remove a node saved in progress whose turn never started (the provider refused it).
@@ -261,6 +304,8 @@ class SQLiteStore:
         stream in small batches, so relaying never waits on the disk."""
 
         def op(db: sqlite3.Connection) -> None:
+            if is_erased(db, interaction_id):
+                return  # deleted while it streamed: its events are not kept
             db.executemany(
                 "INSERT OR REPLACE INTO stream_events (interaction_id, seq, event_id, at_ms, frame) VALUES (?,?,?,?,?)",
                 [(interaction_id, *row) for row in frames],
@@ -423,8 +468,9 @@ class SQLiteStore:
         now = time.time()
 
         def op(db: sqlite3.Connection) -> None:
-            _append_items(db, conversation_id, items, now)
-            db.execute("UPDATE openai_conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+            # A conversation deleted while one of its turns ran keeps nothing of that turn.
+            if db.execute("UPDATE openai_conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)).rowcount:
+                _append_items(db, conversation_id, items, now)
 
         await self._writer.submit(op)
 
