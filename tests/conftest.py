@@ -12,7 +12,7 @@ import pytest
 
 from proxy.config import Config, Upstream
 from proxy.server import start
-from tests.support.contract import VIOLATIONS
+from tests.support.contract import VIOLATIONS, load_all
 from tests.support.contract.tap import check_recall
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_gemini import FakeGemini
@@ -28,8 +28,13 @@ pytest_plugins = ["pytester", "tests.support.rigs", "tests.support.figures", "te
 F = TypeVar("F", FakeGemini, FakeOpenAI, FakeAnthropic, FakeParallel)
 
 
+@pytest.fixture(scope="session")
+def provider_contracts_loaded() -> None:
+    load_all()  # before any server answers: loading on their loop would stall them
+
+
 @pytest.fixture(autouse=True)
-def provider_contracts() -> Iterator[None]:
+def provider_contracts(provider_contracts_loaded: None) -> Iterator[None]:
     """Fails a test in which a fake provider or recall sent an answer off its provider's
     published contract (tests/support/contract; docs/FIDELITY.md). The answers are checked
     on the servers' thread as they are sent; this fixture is set up first and torn down

@@ -24,7 +24,7 @@ from . import openai, sdk_models
 from .core import Contract, Model, Operation, Violation
 
 __all__ = ["Contract", "Model", "Operation", "Violation", "StreamCheck", "VIOLATIONS", "check_answer",
-           "contract_for", "record"]
+           "contract_for", "load_all", "record"]
 
 _INTERACTIONS = re.compile(r"/[^/]+/interactions(/|\Z)")
 _GENERATE = re.compile(r"/[^/]+/models/[^/]+:(stream)?[gG]enerateContent\Z")
@@ -46,6 +46,20 @@ def contract_for(path: str) -> Contract | None:
     if path.startswith("/v1/"):
         return openai.contract()
     return None
+
+
+def load_all() -> None:
+    """Read every contract now (OpenAI's description takes over a second to load and compile):
+    done lazily on the servers' event loop, it would stall every server of a test for that long."""
+    for contract in (openai.contract(), sdk_models.anthropic(), sdk_models.parallel(), sdk_models.parallel_chat(),
+                     sdk_models.gemini_interactions(), sdk_models.gemini_generate()):
+        for op in contract.operations:
+            for model in (op.body, op.event):
+                if model is not None and contract.provider != "OpenAI":
+                    model({})  # builds the pydantic validators too
+    for name in ("Response", "ResponseStreamEvent", "CreateChatCompletionResponse", "CreateChatCompletionStreamResponse",
+                 "ErrorResponse"):
+        openai.schema_model(name)({})
 
 
 class _Found:
@@ -154,11 +168,14 @@ class StreamCheck:
         self.events = 0
 
     def feed(self, data: bytes) -> list[Violation]:
-        self._buffer += data
+        # One scan of the new bytes (a write holds up to hundreds of events): no re-slicing of the rest.
+        buffer = self._buffer + data if self._buffer else data
         found: list[Violation] = []
-        while (end := _EVENT_END.search(self._buffer)) is not None:
-            block, self._buffer = self._buffer[:end.start()], self._buffer[end.end():]
-            found += self._event(block)
+        at = 0
+        for end in _EVENT_END.finditer(buffer):
+            found += self._event(buffer[at:end.start()])
+            at = end.end()
+        self._buffer = buffer[at:]
         return found
 
     def _event(self, block: bytes) -> list[Violation]:

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
@@ -83,6 +84,17 @@ def _validator(name: str) -> Draft202012Validator:
     return Draft202012Validator({"$ref": f"{_URI}#/components/schemas/{name}"}, registry=_registry())
 
 
+@functools.cache
+def _fast(name: str) -> Any:
+    """The same schema compiled by jsonschema-rs, which answers "valid?" some hundred times faster:
+    the check runs on the servers' event loop for every streamed event (a 6000-word stream is 6000
+    events per server), where jsonschema's ~100 µs each stalled the other requests of a test.
+    jsonschema (with referencing) still gives the message of an answer found invalid. Formats are
+    annotations in Draft 2020-12, as jsonschema treats them by default."""
+    return jsonschema_rs.Draft202012Validator(
+        {"$ref": f"#/components/schemas/{name}", "components": _spec()["components"]}, validate_formats=False)
+
+
 def _type_of(schema: dict[str, Any]) -> list[str]:
     """The `type` values a union member admits (its `type` property's enum), following allOf."""
     if "$ref" in schema:
@@ -111,6 +123,8 @@ def _union_index(name: str) -> dict[str, str] | None:
 
 def schema_model(name: str) -> Model:
     def check(value: object) -> str | None:
+        if _fast(name).is_valid(value):
+            return None
         target = name
         index = _union_index(name)
         if index is not None and isinstance(value, dict):
@@ -119,8 +133,9 @@ def schema_model(name: str) -> Model:
                 return f"type {kind!r} is none of {name}'s members ({', '.join(sorted(index))})"
             target = index[kind]
         error = best_match(_validator(target).iter_errors(value))
-        if error is None:
-            return None
+        if error is None:  # the two validators disagree: say so rather than let it pass
+            return f"{name}: {next(iter(_fast(name).iter_errors(value))).message[:400]} (jsonschema-rs; jsonschema " \
+                   "found no error)"
         at = "/".join(str(p) for p in error.absolute_path) or "(root)"
         return f"{target} at {at}: {error.message[:400]}"
     return Model(name, check)
