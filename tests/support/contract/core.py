@@ -40,9 +40,6 @@ class Operation:
     body: Model | None = None
     #: Model of each SSE event's `data:` JSON (None: this operation does not stream).
     event: Model | None = None
-    #: 4xx statuses the provider documents for this operation that are not errors to the client,
-    #: with their own model (Parallel's 408 "not finished yet" on a result).
-    special: dict[int, Model] = field(default_factory=dict)
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

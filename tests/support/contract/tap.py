@@ -40,14 +40,15 @@ def _decompressor(encoding: str) -> Callable[[bytes], bytes] | None:
     return None
 
 
-def contract_tap(side: str, path_of: Callable[[web.Request], str | None]
+def contract_tap(side: str, path_of: Callable[[web.Request], str | None], *, answers_apps: bool = False
                  ) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
-    """An on_response_prepare handler checking each answer of `path_of(request)` (None: not checked)."""
+    """An on_response_prepare handler checking each answer of `path_of(request)` (None: not checked).
+    `answers_apps`: the server answers apps directly (recall), so the app's SDK revision matters."""
 
     async def tap(request: web.Request, response: web.StreamResponse) -> None:
         try:
             path = path_of(request)
-            if path is not None and await _earlier_gemini_revision(request, path):
+            if answers_apps and path is not None and await _earlier_gemini_revision(request, path):
                 return
             _follow(side, request, response, path)
         except Exception as exc:  # a crash of the check must fail the test, not the answer
@@ -137,6 +138,6 @@ def check_recall(config: object) -> Callable[[web.Application], None]:
         return "/" + rest if name in mounts else None
 
     def extend(app: web.Application) -> None:
-        app.on_response_prepare.append(contract_tap("recall", path_of))
+        app.on_response_prepare.append(contract_tap("recall", path_of, answers_apps=True))
 
     return extend
