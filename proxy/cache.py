@@ -64,9 +64,15 @@ def request_key(canonical: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
+# How to record what missed; the pytest plugin names its own flag and the cassette instead.
+DEFAULT_MISS_HINT = "Record it with `recall serve --mode auto` (or live), or fix the request."
+
+
 class Cache:
-    def __init__(self, store: SQLiteStore, mode: str, ignore_fields: list[str], *, timing: str = "fast") -> None:
+    def __init__(self, store: SQLiteStore, mode: str, ignore_fields: list[str], *, timing: str = "fast",
+                 hint: str | None = None) -> None:
         self.store = store
+        self.hint = hint or DEFAULT_MISS_HINT
         self.mode = mode
         self.ignore_fields = ignore_fields
         self.timing = timing
@@ -112,7 +118,7 @@ class Cache:
         else:
             other_key, differences = nearest
             message += f"; nearest recorded request is {other_key}, which differs in: {'; '.join(differences)}"
-        message += ". Record it with --mode auto (or live), or fix the request."
+        message += f". {self.hint}"
         return ApiError(400, "replay_miss", message)
 
     async def _nearest(self, call: Call, canonical: dict[str, Any]) -> tuple[str, list[str]] | None:

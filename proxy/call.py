@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from multidict import CIMultiDictProxy, MultiDictProxy
+from multidict import CIMultiDictProxy, MultiMapping
 
 from .auth import redacted_headers, redacted_query
 from .config import Upstream
@@ -39,7 +39,7 @@ class Call:
     method: str
     # The path under the upstream's mount point, raw (still percent-encoded).
     raw_tail: str
-    query: MultiDictProxy[str]
+    query: MultiMapping[str]
     query_string: str
     headers: CIMultiDictProxy[str]
     body: bytes

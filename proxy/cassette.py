@@ -74,7 +74,8 @@ def export_cassette(db: sqlite3.Connection, out: TextIO, *, thread: str | None =
     `recorded`), to append a run's new traffic to the cassette it replayed."""
     report = ExportReport()
     masker = _Masker(report)
-    where, params = ["deleted_at IS NULL", "created_at >= ?"], [since or 0.0]
+    where: list[str] = ["deleted_at IS NULL", "created_at >= ?"]
+    params: list[Any] = [since or 0.0]
     if only_new:
         where.append("owner != ?")
         params.append(RECORDED_OWNER)
@@ -172,9 +173,19 @@ def _unbody(record: dict[str, Any], name: str) -> bytes | None:
 
 
 def insert_records(db: sqlite3.Connection, records: Iterator[dict[str, Any]]) -> dict[str, int]:
-    """Load cassette records into a database (inside the caller's transaction)."""
+    """Load cassette records into a database (inside the caller's transaction).
+
+    Loading replaces, never appends: every recording loaded earlier (owner
+    `recorded`) for a request key this cassette has is dropped first, so
+    importing a file twice changes nothing and a re-recorded cassette replaces
+    its stale answers instead of queueing behind them (the n-th identical
+    request gets the n-th recording). Interactions and stream events are
+    keyed by their ids and replaced in place."""
+    loaded = list(records)  # read twice: the request keys first, then the rows
+    keys = {r["cache_key"] for r in loaded if r.get("kind") == "exchange" and r.get("cache_key")}
+    db.executemany("DELETE FROM exchanges WHERE owner = ? AND cache_key = ?", [(RECORDED_OWNER, k) for k in keys])
     counts = {"interaction": 0, "exchange": 0, "event": 0}
-    for record in records:
+    for record in loaded:
         kind = record.get("kind")
         if kind == "interaction":
             values = [orjson.dumps(record[c]).decode() if c in _JSON_COLUMNS and c in record else record.get(c)
@@ -184,6 +195,11 @@ def insert_records(db: sqlite3.Connection, records: Iterator[dict[str, Any]]) ->
             index_interaction(db, record["id"], [Turn.from_json(t) for t in record.get("input") or []],
                               [Turn.from_json(t) for t in record.get("output") or []])
         elif kind == "exchange":
+            if not record.get("cache_key"):  # no key to replace by: the same recording is the same row
+                db.execute("DELETE FROM exchanges WHERE owner = ? AND cache_key IS NULL AND created_at = ?"
+                           " AND method = ? AND path = ? AND interaction_id IS ?",
+                           (RECORDED_OWNER, record.get("created_at"), record.get("method"), record.get("path"),
+                            record.get("interaction_id")))
             values = [_unbody(record, c) if c in _BODY_COLUMNS else
                       (orjson.dumps(record[c]).decode() if c in _JSON_COLUMNS and c in record else record.get(c))
                       for c in _EXCHANGE_COLUMNS]

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import click
+import orjson
 
 from . import __version__
 from .auth import is_loopback
+from .cache import REPLAY
 from .cli_audit import AUDIT_COMMANDS
 from .cli_cassette import cassette
-from .cli_common import load_config_or_exit
+from .cli_common import exit_cannot_listen, load_config_or_exit
+from .cli_info import info
 from .cli_ui import ui
 from .config import MODES, Config, resolve_db_path
+from .fake import main as fake_main
+from .request_log import LOG_LEVELS, configure_logging
+from .runtime import announce, withdraw
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="recall")
+@click.version_option(__version__, "-V", "--version", prog_name="recall")
 def main() -> None:
     """recall: a local-first conversation-state proxy and offline cache for LLM APIs."""
 
@@ -35,8 +43,14 @@ def main() -> None:
 @click.option("--replay-timing", type=click.Choice(["fast", "recorded"]), default="fast", show_default=True,
               help="Replay recorded streams at once, or at the pace they were recorded.")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without [server] tokens.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True,
+              help="info: one line per request; warning: problems only.")
+@click.option("-q", "--quiet", is_flag=True, help="No request lines: warnings and errors only (same as --log-level warning).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one object per line (method, path, status, latency_ms, model, cache, interaction_id, error).")
 def serve(config_path: str | None, db_path: str | None, host: str | None, port: int | None,
-          mode: str | None, cassettes: tuple[str, ...], replay_timing: str, insecure: bool) -> None:
+          mode: str | None, cassettes: tuple[str, ...], replay_timing: str, insecure: bool, log_level: str,
+          quiet: bool, log_format: str) -> None:
     """Run the proxy."""
     config = load_config_or_exit(config_path)
     config.cassettes = list(cassettes)
@@ -56,30 +70,60 @@ def serve(config_path: str | None, db_path: str | None, host: str | None, port: 
         sys.exit(2)
     path = resolve_db_path(db_path, config)
     # One line per request from recall.access (proxy/request_log.py) and recall's errors, on stderr.
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level, log_format, quiet)
     try:
-        asyncio.run(_serve(config, path))
+        asyncio.run(_serve(config, path, _say_json if log_format == "json" else _say_text))
     except KeyboardInterrupt:
         pass
 
 
-async def _serve(config: Config, path) -> None:  # type: ignore[no-untyped-def]
+def serving_what(config: Config, path: Path) -> str:
+    """What the banner says is served: replay reads a copy of the database, and perhaps only cassettes."""
+    cassettes = ", ".join(config.cassettes)
+    if config.mode != REPLAY:
+        return f"db {path}" + (f", cassettes {cassettes}" if cassettes else "")
+    if path.exists():
+        return f"replaying a copy of {path}" + (f" and cassettes {cassettes}" if cassettes else "")
+    if cassettes:
+        return f"replaying cassettes {cassettes} (no database)"
+    return f"nothing to replay: {path} does not exist and no --cassette was given, so every request will miss"
+
+
+def _say_text(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _say_json(line: str) -> None:
+    """Start-up and shut-down lines as log objects, so a JSON log has nothing but JSON lines."""
+    click.echo(orjson.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "level": "info", "logger": "recall",
+                             "message": line.strip()}).decode(), err=True)
+
+
+async def _serve(config: Config, path: Path, say: Callable[[str], None] = _say_text) -> None:
     from .server import start
 
-    runner, port = await start(config, path)
-    click.echo(f"recall {__version__} listening on http://{config.host}:{port} (mode {config.mode}, db {path})", err=True)
+    try:
+        runner, port = await start(config, path)
+    except OSError as exc:
+        exit_cannot_listen(config.host, config.port, exc)
+    # Audit commands typed in any folder find this database through it (proxy/runtime.py).
+    announced = announce(port=port, host=config.host, db=path if path.exists() or config.mode != REPLAY else None,
+                         mode=config.mode, config=config.source, version=__version__)
+    say(f"recall {__version__} listening on http://{config.host}:{port} (mode {config.mode}, "
+        f"{serving_what(config, path)})")
     for name, upstream in sorted(config.upstreams.items()):
         state = "emulate" if upstream.emulates else "native"
-        click.echo(f"  /{name:<10} -> {upstream.url} (api {upstream.api}, {state})", err=True)
+        say(f"  /{name:<10} -> {upstream.url} (api {upstream.api}, {state})")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    click.echo("recall: shutting down", err=True)
+    say("recall: shutting down")
+    withdraw(announced)
     await runner.cleanup()
 
 
-for _command in (*AUDIT_COMMANDS, cassette, ui):
+for _command in (*AUDIT_COMMANDS, cassette, info, ui):
     main.add_command(_command)
+main.add_command(fake_main, name="demo")  # a demo upstream to try recall without a key (not a model)

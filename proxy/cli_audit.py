@@ -7,6 +7,8 @@ data and prints one of its renderings. No SQL lives here.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import sys
 import time
@@ -18,12 +20,14 @@ from typing import Any, TextIO
 import click
 
 from .audit.export import FORMATS, write_jsonl, write_markdown
-from .audit.queries import STATS_KEYS, AuditDB, WalBusy, fts_query
+from .audit.prices import price_rows, pricing_available
+from .audit.queries import STATS_KEYS, THREAD_STATUSES, AuditDB, IdNotFound, WalBusy, fts_query
+from .audit.rebuild import Rebuilt, rebuild_upstream_request
 from .audit.render import (
+    clip,
     dumps,
     exchange_record,
     interaction_record,
-    markdown_bold,
     raw_exchanges,
     removed_line,
     removed_record,
@@ -48,8 +52,8 @@ from .cli_common import (
     since_option,
     until_option,
 )
-from .config import find_config_file, resolve_db_path
-from .sdk_env import env_lines
+from .config import ConfigError, find_config_file, load_config, resolve_db_path
+from .sdk_env import base_urls, env_lines, placeholder_key_lines, placeholder_keys
 from .store.erase import Removed
 
 
@@ -77,54 +81,92 @@ def _unknown(interaction_id: str, audit: AuditDB) -> click.ClickException:
     return click.ClickException(f"no interaction '{interaction_id}' in {audit.path}")
 
 
+def resolve_id(given: str, audit: AuditDB) -> str:
+    """A full id from an id or a unique start of one; else an error listing the candidates."""
+    try:
+        return audit.complete_id(given)
+    except IdNotFound as missing:
+        if not missing.candidates:
+            raise _unknown(given, audit) from None
+        shown = ", ".join(missing.candidates[:10]) + (", …" if len(missing.candidates) > 10 else "")
+        raise click.ClickException(f"'{given}' starts more than one interaction id ({shown}); give more of it") from None
+
+
+def terminal_width() -> int | None:
+    """Columns to fit tables into: $COLUMNS, else the terminal's; none when piped (keep every character)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+
 @click.command("ls")
 @config_and_db_options
 @click.option("--upstream", help="Only threads with an interaction through this upstream.")
 @click.option("--model", help="Only threads with an interaction on this model.")
+@click.option("--status", type=click.Choice(THREAD_STATUSES), help="Only threads with an interaction in this state.")
 @since_option
 @until_option
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many threads.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many threads.")
 @json_option
-def ls(config_path: str | None, db_path: str | None, upstream: str | None, model: str | None,
+def ls(config_path: str | None, db_path: str | None, upstream: str | None, model: str | None, status: str | None,
        since: float | None, until: float | None, limit: int, as_json: bool) -> None:
     """List conversations (threads), most recently active first."""
     with _opened(config_path, db_path) as audit:
-        threads = audit.threads(upstream=upstream, model=model, since=since, until=until, limit=limit)
+        threads = audit.threads(upstream=upstream, model=model, since=since, until=until, limit=limit, status=status)
     if as_json:
         click.echo(dumps([thread_record(t) for t in threads]))
     elif threads:
-        _echo_lines(thread_table(threads))
+        _echo_lines(thread_table(threads, width=terminal_width()))
     else:
         click.echo("no conversations match", err=True)
 
 
 @click.command()
-@click.argument("interaction_id", metavar="ID")
+@click.argument("interaction_id", metavar="ID", required=False)
 @config_and_db_options
+@click.option("--last", is_flag=True, help="Show the newest interaction's conversation (no ID needed).")
 @click.option("--raw", is_flag=True, help="Print the recorded HTTP exchanges instead of the transcript.")
 @click.option("--thoughts", is_flag=True, help="Show the model's thoughts in full (collapsed by default).")
 @json_option
-def show(interaction_id: str, config_path: str | None, db_path: str | None, raw: bool, thoughts: bool,
-         as_json: bool) -> None:
-    """Show the conversation up to ID, turn by turn.
+def show(interaction_id: str | None, config_path: str | None, db_path: str | None, last: bool, raw: bool,
+         thoughts: bool, as_json: bool) -> None:
+    """Show the conversation up to ID (or a unique start of it), turn by turn.
 
     Roles, text, tool calls and results, thoughts (collapsed), tokens and times;
     deleted turns are marked.
     """
+    if (interaction_id is None) == (not last):
+        raise click.UsageError("give an interaction ID or --last (not both)")
     with _opened(config_path, db_path) as audit:
+        if last:
+            interaction_id = audit.last_id()
+            if interaction_id is None:
+                raise click.ClickException(f"nothing recorded yet in {audit.path}")
+        interaction_id = resolve_id(str(interaction_id), audit)
         nodes = audit.chain(interaction_id)
         if not nodes:
             raise _unknown(interaction_id, audit)
         exchanges = {n.interaction.id: audit.exchanges(n.interaction.id) for n in nodes} if raw else {}
+    rebuilt: dict[str, dict[int, Rebuilt]] = {}
+    if raw:  # emulated turns: what recall sent upstream is rebuilt from the chain (only its digest is stored)
+        config = load_config_or_exit(config_path)
+        for i, node in enumerate(nodes):
+            rebuilt[node.interaction.id] = {
+                position: again for position, ex in enumerate(exchanges[node.interaction.id])
+                if (again := rebuild_upstream_request(nodes[: i + 1], ex, config)) is not None}
     if as_json:
         records = [interaction_record(n) for n in nodes]
         if raw:
             for record in records:
                 record["exchanges"] = [exchange_record(ex) for ex in exchanges[record["id"]]]
+                for position, again in rebuilt[record["id"]].items():
+                    record["exchanges"][position]["upstream_request"] = again.record()
         click.echo(dumps({"thread_id": nodes[0].interaction.root_id, "interactions": records}))
     elif raw:
         for node in nodes:
-            _echo_lines(raw_exchanges(node, exchanges[node.interaction.id]))
+            _echo_lines(raw_exchanges(node, exchanges[node.interaction.id], rebuilt[node.interaction.id]))
     else:
         _echo_lines(transcript(nodes, thoughts=thoughts))
 
@@ -136,6 +178,7 @@ def show(interaction_id: str, config_path: str | None, db_path: str | None, raw:
 def tree(interaction_id: str, config_path: str | None, db_path: str | None, as_json: bool) -> None:
     """Draw every branch of the thread ID belongs to (ID is starred)."""
     with _opened(config_path, db_path) as audit:
+        interaction_id = resolve_id(interaction_id, audit)
         node = audit.node(interaction_id)
         if node is None:
             raise _unknown(interaction_id, audit)
@@ -154,7 +197,7 @@ def tree(interaction_id: str, config_path: str | None, db_path: str | None, as_j
 @click.option("--upstream", help="Only interactions through this upstream.")
 @since_option
 @until_option
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many hits.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many hits.")
 @json_option
 def search(words: tuple[str, ...], config_path: str | None, db_path: str | None, fts: bool, upstream: str | None,
            since: float | None, until: float | None, limit: int, as_json: bool) -> None:
@@ -174,9 +217,14 @@ def search(words: tuple[str, ...], config_path: str | None, db_path: str | None,
     if as_json:
         click.echo(dumps([search_record(hit) for hit in hits]))
     elif hits:
-        _echo_lines(search_lines(hits, _bold if sys.stdout.isatty() else markdown_bold))
+        # Bold on a terminal; plain text when piped, so grep and files get the words as stored.
+        _echo_lines(search_lines(hits, _bold if sys.stdout.isatty() else _as_is))
     else:
         click.echo(f"no interaction holds {' '.join(words)!r}", err=True)
+
+
+def _as_is(word: str) -> str:
+    return word
 
 
 def _bold(word: str) -> str:
@@ -207,6 +255,7 @@ def export(config_path: str | None, db_path: str | None, fmt: str, since: float 
     with _opened(config_path, db_path) as audit:
         thread_id = None
         if thread_of is not None:
+            thread_of = resolve_id(thread_of, audit)
             node = audit.node(thread_of)
             if node is None:
                 raise _unknown(thread_of, audit)
@@ -227,10 +276,20 @@ def _write(fmt: str, nodes: Any, out: TextIO, thoughts: bool) -> None:
         write_jsonl(nodes, out)
 
 
+def _stats_keys(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """--by day,model or --by day --by model, as the viewer's ?by= takes them."""
+    asked = [key.strip() for value in values for key in value.split(",") if key.strip()]
+    unknown = sorted(set(asked) - set(STATS_KEYS))
+    if unknown:
+        raise click.BadParameter(f"cannot group by {', '.join(unknown)}; choose from {', '.join(STATS_KEYS)}"
+                                 " (comma-separated or repeated)")
+    return tuple(k for k in STATS_KEYS if k in asked)
+
+
 @click.command()
 @config_and_db_options
-@click.option("--by", "by", type=click.Choice(STATS_KEYS), multiple=True,
-              help="Group by these (repeatable); default: day, upstream and model.")
+@click.option("--by", "by", multiple=True, callback=_stats_keys, metavar="KEYS",
+              help="Group by day, upstream, model: comma-separated (day,model) or repeated; default: all three.")
 @since_option
 @until_option
 @json_option
@@ -238,13 +297,19 @@ def stats(config_path: str | None, db_path: str | None, by: tuple[str, ...], sin
           until: float | None, as_json: bool) -> None:
     """Usage figures by day (UTC), upstream and model.
 
-    Requests, interactions, tokens in and out, errors and median (p50) latency.
+    Requests, interactions, tokens in and out, errors, replay hits, median (p50)
+    latency, and the cost at list prices (genai-prices; `unknown` for a model it
+    has no price for, never 0).
     """
-    by = tuple(k for k in STATS_KEYS if k in by) if by else STATS_KEYS
+    by = by or STATS_KEYS
     with _opened(config_path, db_path) as audit:
         rows = audit.stats(by=by, since=since, until=until)
         totals = audit.stats(by=(), since=since, until=until)
+        price_rows(rows, audit.token_usage(by=by, since=since, until=until))
+        price_rows(totals, audit.token_usage(by=(), since=since, until=until))
     total = totals[0] if totals else None
+    if not pricing_available():
+        click.echo("recall: costs are unknown without the price table: pip install 'recall-proxy[cost]'", err=True)
     if as_json:
         click.echo(dumps({"by": list(by), "rows": [stats_record(r) for r in rows],
                           "total": stats_record(total) if total else None}))
@@ -280,6 +345,7 @@ def rm(interaction_id: str, config_path: str | None, db_path: str | None, whole_
     The follow-ups of an erased interaction keep working without it.
     """
     with _opened(config_path, db_path) as audit:
+        interaction_id = resolve_id(interaction_id, audit)
         node = audit.node(interaction_id)
         if node is None or (node.deleted and not whole_thread):
             raise _unknown(interaction_id, audit)
@@ -294,7 +360,7 @@ def rm(interaction_id: str, config_path: str | None, db_path: str | None, whole_
 @click.command()
 @config_and_db_options
 @click.option("--older-than", "age", type=DURATION, required=True, help="Erase what is older: 30d, 12h, 2w...")
-@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+@click.option("--dry-run", is_flag=True, help="List the threads that would be touched and count what would go; change nothing.")
 @json_option
 def purge(config_path: str | None, db_path: str | None, age: float, dry_run: bool, as_json: bool) -> None:
     """Erase everything recorded more than --older-than ago.
@@ -304,24 +370,46 @@ def purge(config_path: str | None, db_path: str | None, age: float, dry_run: boo
     with _opened(config_path, db_path) as audit:
         before = audit.bytes_on_disk()
         cutoff = time.time() - age
+        touched = audit.purge_preview(cutoff) if dry_run else []
         removed, busy = _erasing(lambda: audit.purge(cutoff, dry_run=dry_run))
         freed = None if dry_run else before - audit.bytes_on_disk()
     if as_json:
-        click.echo(dumps({"before": utc(cutoff), "dry_run": dry_run, **removed_record(removed, freed)}))
+        record = {"before": utc(cutoff), "dry_run": dry_run, **removed_record(removed, freed)}
+        if dry_run:
+            record["would_touch"] = [{"thread_id": t, "interactions": n, "whole_thread": whole, "title": title}
+                                     for t, n, whole, title in touched]
+        click.echo(dumps(record))
     else:
         line = removed_line(removed, freed)
+        if dry_run:
+            for thread_id, count, whole, title in touched:
+                what = "whole thread" if whole else f"{count} older interaction(s)"
+                click.echo(f"would erase {thread_id}: {what}  {clip(title, 60)}")
         click.echo(f"dry run, nothing changed: would have {line}" if dry_run else f"before {utc(cutoff)}: {line}")
     _warn_if_busy(busy, audit)
 
 
 @click.command()
 @config_option
-def env(config_path: str | None) -> None:
+@click.option("--replay", is_flag=True,
+              help="Also give every SDK whose key variable is unset a placeholder key (replay sends no key anywhere).")
+@json_option
+def env(config_path: str | None, replay: bool, as_json: bool) -> None:
     """Print the base-URL exports that point each SDK at recall.
 
-    Use as: eval "$(recall env)"
+    Use as: eval "$(recall env)". With --replay, SDKs that refuse to start
+    without a key get a placeholder where none is set (a set key is kept).
     """
-    _echo_lines(iter(env_lines(load_config_or_exit(config_path))))
+    config = load_config_or_exit(config_path)
+    if as_json:
+        record: dict[str, Any] = {"base_urls": base_urls(config)}
+        if replay:
+            record["placeholder_keys"] = placeholder_keys(os.environ)
+        click.echo(dumps(record))
+        return
+    _echo_lines(iter(env_lines(config)))
+    if replay:
+        _echo_lines(iter(placeholder_key_lines()))
 
 
 @click.group("config")
@@ -332,12 +420,26 @@ def config_group() -> None:
 @config_group.command("check")
 @click.argument("file", required=False, metavar="[PATH]")
 @config_and_db_options
-def config_check(file: str | None, config_path: str | None, db_path: str | None) -> None:
+@json_option
+def config_check(file: str | None, config_path: str | None, db_path: str | None, as_json: bool) -> None:
     """Validate a config file (PATH, or the one `recall serve` would read).
 
     Exits 2 with the file, the key and the reason on one line if it is bad.
     """
     path = find_config_file(file or config_path)
+    if as_json:
+        try:
+            config = load_config(str(path) if path else None)
+        except ConfigError as exc:
+            click.echo(dumps({"ok": False, "file": exc.source, "key": exc.key, "reason": exc.reason}))
+            sys.exit(2)
+        database = resolve_db_path(db_path, config)
+        click.echo(dumps({"ok": True, "file": str(path) if path else None, "database": str(database),
+                          "database_exists": Path(database).exists(), "mode": config.mode,
+                          "upstreams": {name: {"url": u.url, "api": u.api,
+                                               "state": "emulate" if u.emulates else "native"}
+                                        for name, u in sorted(config.upstreams.items())}}))
+        return
     if path is None:
         click.echo("no config file found (RECALL_CONFIG, ./recall.toml, ~/.config/recall/config.toml):"
                    " the built-in defaults apply")

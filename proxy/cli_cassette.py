@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
+from .audit.queries import IdNotFound, complete_id
+from .audit.render import dumps
 from .cassette import export_cassette, insert_records, read_cassette
-from .cli_common import config_and_db_options, db_path_of, since_option
+from .cli_common import config_and_db_options, db_path_of, json_option, since_option
 from .store.sqlite import open_private, open_sync
 
 
@@ -23,14 +25,22 @@ def cassette() -> None:
 @since_option
 @click.option("--upstream", metavar="NAME", help="Only this upstream.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True, help="Cassette file to write.")
+@json_option
 def export_command(config_path: str | None, db_path: str | None, thread: str | None, since: float | None,
-                   upstream: str | None, output: str) -> None:
+                   upstream: str | None, output: str, as_json: bool) -> None:
     """Write recordings to a cassette file."""
     path = db_path_of(config_path, db_path)
     try:
         db = open_sync(path)
     except FileNotFoundError:
         raise click.ClickException(f"no database at {path}; pass --db PATH") from None
+    if thread is not None:
+        try:
+            thread = complete_id(db, thread)
+        except IdNotFound as missing:
+            db.close()
+            found = f"; it starts {', '.join(missing.candidates)}" if missing.candidates else ""
+            raise click.ClickException(f"no single interaction '{thread}' in {path}{found}") from None
     target = Path(output)
     partial = target.with_suffix(target.suffix + ".partial")
     try:
@@ -42,6 +52,10 @@ def export_command(config_path: str | None, db_path: str | None, thread: str | N
     finally:
         db.close()
     partial.replace(target)
+    if as_json:
+        click.echo(dumps({"file": str(target), "interactions": report.interactions, "exchanges": report.exchanges,
+                          "events": report.events, "masked": report.masked}))
+        return
     click.echo(f"wrote {target}: {report.interactions} interactions, {report.exchanges} exchanges, "
                f"{report.events} stream events", err=True)
     for line in report.masked:
@@ -51,7 +65,8 @@ def export_command(config_path: str | None, db_path: str | None, thread: str | N
 @cassette.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @config_and_db_options
-def import_command(file: str, config_path: str | None, db_path: str | None) -> None:
+@json_option
+def import_command(file: str, config_path: str | None, db_path: str | None, as_json: bool) -> None:
     """Load a cassette file into a database (created if missing)."""
     path = db_path_of(config_path, db_path)
     try:
@@ -70,5 +85,9 @@ def import_command(file: str, config_path: str | None, db_path: str | None) -> N
         db.execute("COMMIT")
     finally:
         db.close()
+    if as_json:
+        click.echo(dumps({"file": file, "database": str(path), "interactions": counts["interaction"],
+                          "exchanges": counts["exchange"], "events": counts["event"]}))
+        return
     click.echo(f"loaded {file}: {counts['interaction']} interactions, {counts['exchange']} exchanges, "
                f"{counts['event']} stream events", err=True)

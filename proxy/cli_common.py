@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from .audit.when import parse_duration, parse_moment
-from .config import Config, ConfigError, load_config, resolve_db_path
+from .config import DEFAULT_DB_REASON, Config, ConfigError, explain_db_path, load_config
+from .runtime import running_servers
 
 config_option = click.option(
     "--config", "config_path", metavar="PATH",
@@ -35,8 +36,35 @@ def load_config_or_exit(config_path: str | None) -> Config:
         sys.exit(2)
 
 
+def exit_cannot_listen(host: str, port: int, exc: OSError) -> NoReturn:
+    """One line for a port that is taken (or a host that is not ours), then exit 2: no traceback."""
+    click.echo(f"recall: cannot listen on {host}:{port}: {exc.strerror or exc};"
+               " choose another --port (0 picks a free one)", err=True)
+    sys.exit(2)
+
+
 def db_path_of(config_path: str | None, db_path: str | None) -> Path:
-    return resolve_db_path(db_path, load_config_or_exit(config_path))
+    return locate_database(db_path, load_config_or_exit(config_path))[0]
+
+
+def locate_database(db_path: str | None, config: Config) -> tuple[Path, str]:
+    """The database a command reads, and why.
+
+    --db, RECALL_DB and [storage] path win. Without them, a running `recall serve`
+    (proxy/runtime.py) names the file it serves, so a command typed in another
+    folder reads the same database; only with no server running is it the default."""
+    path, why = explain_db_path(db_path, config)
+    if why != DEFAULT_DB_REASON:
+        return path, why
+    serving = {record["db"]: record for record in running_servers() if record.get("db")}
+    if len(serving) == 1:
+        ((db, record),) = serving.items()
+        return Path(db), f"served by the recall running on port {record['port']} (pid {record['pid']})"
+    if len(serving) > 1 and str(path.resolve()) not in serving:
+        listed = "; ".join(f"port {r['port']}: {db}" for db, r in serving.items())
+        raise click.ClickException(f"several recall servers are running on different databases ({listed});"
+                                   " pass --db PATH to choose one")
+    return path, why
 
 
 class _Moment(click.ParamType):

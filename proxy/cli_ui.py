@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from pathlib import Path
 
 import click
 from aiohttp import web
 
 from .cli_audit import _opened
-from .cli_common import config_and_db_options, load_config_or_exit
+from .cli_common import config_and_db_options, exit_cannot_listen, load_config_or_exit
 from .config import Config
 from .viewer import create_viewer_app
 
@@ -45,9 +44,7 @@ async def _serve_viewer(config: Config, path: Path, port: int) -> None:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        click.echo(f"recall: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc};"
-                   " choose another --port (0 picks a free one)", err=True)
-        sys.exit(2)
+        exit_cannot_listen("127.0.0.1", port, exc)
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     click.echo(f"http://127.0.0.1:{bound}/_recall/")
     click.echo(f"recall viewer (read-only) on {path}; Ctrl-C stops it", err=True)

@@ -70,6 +70,8 @@ class Config:
     # replayed stream keeps its recorded pace.
     cassettes: list[str] = field(default_factory=list)
     replay_timing: str = "fast"
+    # What a replay miss tells the app to do to record it (the pytest plugin names its flag).
+    miss_hint: str | None = None
 
 
 # section -> key -> (attribute on Config, expected type, allowed values or None)
@@ -189,16 +191,23 @@ def _validate(config: Config, source: str) -> None:
 
 def find_config_file(explicit: str | None) -> Path | None:
     """--config > RECALL_CONFIG > ./recall.toml > $XDG_CONFIG_HOME/recall/config.toml."""
+    return explain_config_file(explicit)[0]
+
+
+def explain_config_file(explicit: str | None) -> tuple[Path | None, str]:
+    """The config file recall reads, and why that one (for `recall info`)."""
     if explicit:
-        return Path(explicit).expanduser()
+        return Path(explicit).expanduser(), "--config"
     if env := os.environ.get("RECALL_CONFIG"):
-        return Path(env).expanduser()
+        return Path(env).expanduser(), "RECALL_CONFIG"
     local = Path("recall.toml")
     if local.is_file():
-        return local
+        return local, "./recall.toml in the current directory"
     xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
     user = xdg / "recall" / "config.toml"
-    return user if user.is_file() else None
+    if user.is_file():
+        return user, "the user config file"
+    return None, "none found (RECALL_CONFIG, ./recall.toml, ~/.config/recall/config.toml): built-in defaults"
 
 
 def load_config(explicit: str | None = None) -> Config:
@@ -221,8 +230,17 @@ def load_config(explicit: str | None = None) -> Config:
 
 def resolve_db_path(explicit: str | None, config: Config) -> Path:
     """--db > RECALL_DB > [storage] path > $XDG_DATA_HOME/recall/recall.db."""
-    chosen = explicit or os.environ.get("RECALL_DB") or config.db_path
-    if chosen:
-        return Path(chosen).expanduser()
+    return explain_db_path(explicit, config)[0]
+
+
+DEFAULT_DB_REASON = "the default"
+
+
+def explain_db_path(explicit: str | None, config: Config) -> tuple[Path, str]:
+    """The database file, and why that one (DEFAULT_DB_REASON when nothing names one)."""
+    for chosen, why in ((explicit, "--db"), (os.environ.get("RECALL_DB"), "RECALL_DB"),
+                        (config.db_path, f"[storage] path in {config.source}")):
+        if chosen:
+            return Path(chosen).expanduser(), why
     xdg = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return xdg / "recall" / "recall.db"
+    return xdg / "recall" / "recall.db", DEFAULT_DB_REASON

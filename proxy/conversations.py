@@ -30,6 +30,7 @@ from .pages import cursor_page, page
 from .relay import relay
 from .services import Services
 from .state import history
+from .store import StoreUnavailable
 from .store.records import Conversation
 
 _RESPONSES = cast(OpenAIResponses, FRONT_CODECS["openai-responses"])
@@ -58,7 +59,10 @@ async def add_turn(services: Services, conversation_id: str, node: Interaction) 
     if node.status in (FAILED, CANCELLED):
         return  # nothing was said: a retry must not find its input twice
     items = [*_RESPONSES.input_items(node), *_RESPONSES.output_items(node)]
-    await services.store.append_conversation_items(conversation_id, [(item["id"], item) for item in items])
+    try:
+        await services.store.append_conversation_items(conversation_id, [(item["id"], item) for item in items])
+    except StoreUnavailable as trouble:
+        trouble.report()  # the turn is answered (and billed): its items are what is lost
 
 
 # -- the Conversations API ---------------------------------------------------------

@@ -20,12 +20,15 @@ class ApiError(Exception):
     since an SDK reads a 2xx as a result and would hand the app an error body
     as if it were one."""
 
-    def __init__(self, status: int, code: str, message: str, *, param: str | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, *, param: str | None = None,
+                 retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.status = status if 400 <= status <= 599 else 502
         self.code = code
         self.message = message
         self.param = param
+        # Said as Retry-After: a passing trouble of recall's own machine.
+        self.retry_after_s = retry_after_s
 
 
 def bad_request(message: str, *, code: str = "invalid_request", param: str | None = None) -> ApiError:
@@ -46,6 +49,14 @@ def too_large(limit_mb: int) -> ApiError:
         "request_too_large",
         f"request body is larger than {limit_mb} MB; raise [server] max_body_mb to accept it",
     )
+
+
+def store_unavailable(cause: str) -> ApiError:
+    """recall's database cannot take the turn: said before the provider is asked (nothing billed)."""
+    return ApiError(503, "store_unavailable",
+                    f"recall cannot write its database ({cause}), so it did not send this request to the provider;"
+                    " free disk space or file descriptors on recall's machine (or stop what holds the database"
+                    " locked), then retry", retry_after_s=5)
 
 
 def upstream_unreachable(name: str, url: str, reason: str) -> ApiError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import orjson
@@ -23,14 +23,15 @@ from .call import Call
 from .cassette import load_cassette
 from .codecs import Codec
 from .config import Config
-from .errors import ApiError, ReplayMiss, bad_request, too_large, unauthorized
+from .errors import ApiError, ReplayMiss, bad_request, store_unavailable, too_large, unauthorized
 from .http_compat import TolerantAppRunner
 from .relay import relay
-from .request_log import log_path, log_requests
+from .request_log import CACHE_STATUS, log_path, log_requests
 from .retention import Retention
 from .runs import Runs
 from .services import Services
 from .state import ConversationState
+from .store import StoreUnavailable
 from .store.sqlite import SQLiteStore, copy_database
 from .upstream import UpstreamClient
 from .viewer import mount_viewer
@@ -38,7 +39,6 @@ from .viewer import mount_viewer
 log = logging.getLogger("recall")
 
 SERVICES = web.AppKey("services", Services)
-CACHE_STATUS = web.RequestKey("recall_cache", str)
 
 Operation = Callable[[web.Request, Call, Services], Awaitable[web.StreamResponse]]
 OPERATIONS: dict[str, Operation] = {
@@ -62,7 +62,9 @@ _DOT_SEGMENT = re.compile(r"/\.\.?/")
 
 
 def error_response(codec: Codec, err: ApiError) -> web.Response:
-    return web.Response(body=orjson.dumps(codec.error_body(err)), status=err.status, content_type="application/json")
+    headers = {"Retry-After": str(err.retry_after_s)} if err.retry_after_s is not None else None
+    return web.Response(body=orjson.dumps(codec.error_body(err)), status=err.status, content_type="application/json",
+                        headers=headers)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -147,6 +149,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
             raise
     except ApiError as err:
         return error_response(codec, err)
+    except StoreUnavailable as trouble:
+        trouble.report()
+        return error_response(codec, store_unavailable(trouble.cause))
     except web.HTTPException:
         raise
     except Exception:
@@ -173,7 +178,7 @@ def create_app(config: Config, db_path: Path, extend: AppHook | None = None) -> 
     app = web.Application(client_max_size=config.max_body_mb * 1024 * 1024, middlewares=[log_requests])
     replaying = config.mode == REPLAY
 
-    async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         with tempfile.TemporaryDirectory(prefix="recall-replay-") as scratch:
             path = db_path
             if replaying:
@@ -190,7 +195,8 @@ def create_app(config: Config, db_path: Path, extend: AppHook | None = None) -> 
             app[SERVICES] = Services(
                 config=config, store=store, upstreams=upstreams, runs=runs,
                 state=ConversationState(store, shared=replaying),
-                cache=Cache(store, config.mode, config.ignore_fields, timing=config.replay_timing),
+                cache=Cache(store, config.mode, config.ignore_fields, timing=config.replay_timing,
+                            hint=config.miss_hint),
             )
             # Replay serves a copy: purging it would only hide recordings.
             retention = Retention(store, 0 if replaying else config.retention_days)
@@ -222,9 +228,9 @@ async def start(config: Config, db_path: Path, extend: AppHook | None = None) ->
                                max_line_size=65536, max_field_size=65536)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
-    server = site._server
-    port = config.port
-    if server is not None and server.sockets:  # type: ignore[union-attr]
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, port
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()  # the store and its writer are open: left running, the process would hang
+        raise
+    return runner, runner.addresses[0][1]  # the bound port, whichever config.port asked for

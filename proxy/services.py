@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from .cache import Cache
 from .config import Config
+from .model import Interaction
+from .request_log import note_exchange
 from .runs import Runs
 from .state import ConversationState
 from .store.records import Exchange
 from .store.sqlite import SQLiteStore
+from .store.writer import StoreUnavailable
 from .task_registry import TaskRegistry
 from .upstream import UpstreamClient
 
@@ -25,8 +29,36 @@ class Services:
     tasks: TaskRegistry = field(default_factory=TaskRegistry)
 
     async def record(self, exchange: Exchange, *, content: bool) -> None:
-        """Keep an audit row: whole, or metadata only for calls that opted out of storage."""
-        if content:
-            await self.store.record_exchange(exchange)
-        elif self.config.log_unstored:
-            await self.store.record_exchange(exchange.metadata_only())
+        """Keep an audit row: whole, or metadata only for calls that opted out of storage.
+
+        An audit row the database cannot take is logged and let go: the app's answer,
+        which the provider may already have billed, matters more than its record."""
+        note_exchange(exchange)  # the request's log line names its model and interaction id
+        try:
+            if content:
+                await self.store.record_exchange(exchange)
+            elif self.config.log_unstored:
+                await self.store.record_exchange(exchange.metadata_only())
+        except StoreUnavailable as trouble:
+            trouble.report()
+
+    async def forget_unstarted(self, interaction_id: str) -> None:
+        """Drop the in-progress node of a turn the provider refused (its id never reached the app)."""
+        try:
+            await asyncio.shield(self.store.discard_unstarted(interaction_id))
+        except StoreUnavailable as trouble:
+            trouble.report()  # left in progress: failed when its lease runs out
+
+    async def keep_answer(self, node: Interaction, exchange: Exchange | None = None) -> bool:
+        """Commit a turn the provider has answered; whether it was kept.
+
+        A database that cannot take it costs the record, never the answer the app
+        paid for: the trouble is logged, and the node is failed with the reason (now,
+        or as soon as the database takes writes again)."""
+        try:
+            return await self.store.save_interaction(node, exchange)
+        except StoreUnavailable as trouble:
+            trouble.report()
+            await self.store.fail_unsaved(node.id, f"recall could not write this turn's result ({trouble.cause});"
+                                                   " the app got its answer, unrecorded")
+            return False

@@ -34,19 +34,21 @@ from .deltas import StreamDelta, deltas_of
 from .errors import ApiError, bad_request, succeeded, upstream_bad_response
 from .ids import mint_id
 from .model import CANCELLED, FAILED, IN_PROGRESS, Interaction, ModelReply, TurnRequest
-from .relay import STORED_HEADER
+from .relay import STORED_HEADER, relay_response
 from .runs import CANCELLED_BY_APP
 from .services import Services
 from .sse import SSE_CONTENT_TYPE, SSEEvent, iter_events
+from .store import StoreUnavailable
 from .upstream import forward_headers
 from .upstream_calls import (
     ask_upstream,
     digest_of,
-    expect_event_stream,
+    native_recorder,
     new_node,
     open_upstream_stream,
     upstream_codec_of,
     upstream_request,
+    whole_reply,
 )
 
 NATIVE, RELABEL, ENCODE, WHOLE = "native", "relabel", "encode", "whole"
@@ -127,10 +129,14 @@ class EventLog:
         self._writes = [w for w in self._writes if not w.done()]
 
     async def close(self) -> None:
-        """Write what is left and wait until every event is committed."""
+        """Write what is left and wait until every event is committed (or the database refused them)."""
         self.flush()
         if self._writes:
-            await asyncio.gather(*self._writes)
+            for outcome in await asyncio.gather(*self._writes, return_exceptions=True):
+                if isinstance(outcome, StoreUnavailable):
+                    outcome.report()
+                elif isinstance(outcome, BaseException):
+                    raise outcome
 
 
 async def start_emulated(request: web.Request, call: Call, services: Services, req: TurnRequest) -> web.StreamResponse:
@@ -146,8 +152,10 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
     node = new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), mint_id(front.id_prefix), mode="emulate",
                     parent=chain[-1] if chain else None)
     # The node exists before its id reaches the app (interaction.created or the background
-    # answer). Its commit runs while the provider opens its stream, not after.
-    saving = asyncio.ensure_future(services.store.save_interaction(node)) if storing else None
+    # answer), and before the provider is asked: a database that cannot take the turn
+    # fails it here with a 503, before anything is billed.
+    if storing:
+        await services.store.save_interaction(node)
     # A background create answers at once, as the hosted APIs do: its run opens the
     # provider's stream, and a refusal then fails the run (visible on GET) instead of the create.
     background_only = req.background and not req.stream
@@ -155,15 +163,17 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
     async def open_stream() -> aiohttp.ClientResponse:
         return await open_upstream_stream(call, services, upstream_codec, upstream_call)
 
+    answered: ModelReply | None = None
     try:
         response = None if whole or background_only else await open_stream()
+        if response is not None and response.content_type != SSE_CONTENT_TYPE:
+            # Answered whole: the app still gets its stream, made from that reply (WHOLE mode).
+            answered, response, whole = await whole_reply(call, upstream_codec, response), None, True
     except BaseException:
-        if saving is not None:
-            await asyncio.shield(saving)
-            await services.store.discard_unstarted(node.id)  # the turn never began: no trace of it
+        if storing:
+            await services.forget_unstarted(node.id)  # the turn never began: no trace of it
         raise
-    if saving is not None:
-        await saving
+    decoder: StreamDecoder
     if whole:
         mode, decoder = WHOLE, WholeReply()
     else:
@@ -171,6 +181,8 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
         decoder = upstream_codec.stream_decoder()
 
     async def ask() -> ModelReply:
+        if answered is not None:
+            return answered
         reply, _ = await ask_upstream(call, services, upstream_codec, upstream_call)
         return reply
 
@@ -179,7 +191,7 @@ async def start_emulated(request: web.Request, call: Call, services: Services, r
     run = _Run(services, call, node, response, decoder, encoder, sink,
                EventLog(services, node.id, storing), mode=mode, storing=storing,
                upstream_digest=digest_of(upstream_call), conversation=req.conversation, ask=ask if whole else None,
-               open_stream=open_stream)
+               open_stream=open_stream, read_whole=lambda answer: whole_reply(call, upstream_codec, answer))
     if sink is not None:
         await sink.open()
     task = services.runs.start(node.id, run.run())
@@ -203,8 +215,14 @@ async def relay_native(request: web.Request, call: Call, services: Services, req
             body = await response.read()
         return web.Response(body=body, status=response.status,
                             content_type=response.content_type or "application/json")
-    await expect_event_stream(response, call)
     storing = req.store and call.recording
+    if response.content_type != SSE_CONTENT_TYPE:
+        # A relay passes on what the provider chose to answer (a whole JSON reply to a stream
+        # request, as a contract that declares no event stream for the path allows) and records
+        # it as it would a JSON create; turning it into a 502 would be recall judging the provider.
+        return await relay_response(request, call, services, response, store_content=storing,
+                                    on_relayed=native_recorder(call, services, req), whole_json=True,
+                                    refusal_as_metadata=True)
     node = Interaction(
         id="", owner=call.owner, upstream=call.upstream.name, front=front.name, mode="native", model=req.model,
         status=IN_PROGRESS, input=req.input, output=[], created=call.created, updated=time.time(),
@@ -238,7 +256,8 @@ class _Run:
                  decoder: StreamDecoder, encoder: StreamEncoder, sink: Sink | None, log: EventLog, *,
                  mode: str, storing: bool, upstream_digest: str | None, conversation: str | None = None,
                  ask: Callable[[], Awaitable[ModelReply]] | None = None,
-                 open_stream: Callable[[], Awaitable[aiohttp.ClientResponse]] | None = None) -> None:
+                 open_stream: Callable[[], Awaitable[aiohttp.ClientResponse]] | None = None,
+                 read_whole: Callable[[aiohttp.ClientResponse], Awaitable[ModelReply]] | None = None) -> None:
         self.services, self.call, self.node = services, call, node
         self.response, self.decoder, self.encoder = response, decoder, encoder
         self.sink, self.log, self.mode = sink, log, mode
@@ -249,6 +268,8 @@ class _Run:
         self.ask = ask
         # A background run opens the provider's stream itself, after the create has answered.
         self.open_stream = open_stream
+        # Reads the reply from a whole JSON answer the provider gave that run's stream request.
+        self.read_whole = read_whole
         # The provider's error answer to a call asked whole, shown to the app as it came.
         self.refused: ApiError | None = None
         # Events re-encoded in the front API (rather than passed on as the provider wrote them).
@@ -282,7 +303,10 @@ class _Run:
             if self.mode == WHOLE:
                 await self._read_whole()
             elif await self._opened():
-                broken = await self._read_stream(held)
+                if self.response is not None and self.response.content_type != SSE_CONTENT_TYPE:
+                    await self._read_answered_whole()
+                else:
+                    broken = await self._read_stream(held)
         except asyncio.CancelledError:
             stopped = self.services.runs.stop_reason(self.node.id) or "the request was cancelled"
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -300,6 +324,23 @@ class _Run:
                 self.refused, self.decoder.failure = err, err.message
                 return False
         return True
+
+    async def _read_answered_whole(self) -> None:
+        """A background run's stream request the provider answered whole, in JSON: its reply,
+        sent on as the front API's events (as WHOLE mode would), without asking again."""
+        assert self.response is not None and self.read_whole is not None
+        response, self.response = self.response, None
+        try:
+            reply = await self.read_whole(response)
+        except ApiError as err:
+            self.refused, self.decoder.failure = err, err.message
+            return
+        if not self.encoding:  # nothing of the provider's is passed on: recall writes every event
+            self.encoding = True
+            await self._emit(self.encoder.opening(self.node))
+        whole = WholeReply()
+        self.decoder, self.mode = whole, WHOLE
+        await self._emit([f for d in whole.take(reply) for f in self.encoder.delta(d)])
 
     async def _read_stream(self, held: list[Frame]) -> str | None:
         """Pass the provider's stream on as it comes; why it broke, if it did."""
@@ -379,13 +420,13 @@ class _Run:
         node = self.node
         final = held + self._closing_frames(stopped)
         self.log.add(final)
-        await self.log.close()
+        await self.log.close()  # a database that refuses the events loses them, never the app's stream
         exchange = self.call.exchange(200, {"content-type": SSE_CONTENT_TYPE}, None)
         exchange.model, exchange.error = node.model, node.error
         exchange.input_tokens, exchange.output_tokens = node.usage.input_tokens, node.usage.output_tokens
         if self.storing and node.id:
             exchange.upstream_digest = self.upstream_digest
-            saved = await self.services.store.save_interaction(node, exchange)
+            saved = await self.services.keep_answer(node, exchange)
             if saved and self.conversation:  # a turn deleted while it ran adds nothing anywhere
                 await conversations.add_turn(self.services, self.conversation, node)
         else:

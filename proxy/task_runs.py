@@ -109,7 +109,7 @@ async def _run(call: Call, services: Services, node: Interaction, upstream_codec
         node.status, node.error = FAILED, f"recall failed while running this task: {exc!r}"
     node.updated = time.time()
     if storing:
-        await services.store.save_interaction(node)
+        await services.keep_answer(node)
     events.add(encoder.closing(node))
     await events.close()
 

@@ -17,12 +17,12 @@ from . import conversations, streaming
 from .call import Call
 from .errors import ApiError, bad_request, succeeded
 from .ids import mint_id
-from .model import IN_PROGRESS, Interaction, TurnRequest
+from .model import IN_PROGRESS, Interaction, ModelReply, TurnRequest
 from .pages import cursor_page
 from .relay import STORED_HEADER, relay
 from .runs import DELETED_WHILE_RUNNING
 from .services import Services
-from .upstream_calls import ask_upstream, digest_of, new_node, upstream_request
+from .upstream_calls import ask_upstream, digest_of, native_recorder, new_node, upstream_request
 
 JSON = "application/json"
 
@@ -51,7 +51,19 @@ def relays_as_is(call: Call, req: TurnRequest) -> bool:
 
 async def create(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
     codec = call.route.codec
-    req = codec.parse_create(call.json_body())
+    body = call.json_body()
+    if is_native(call):
+        # Native mode is a relay first: the provider judges the request. recall needs only
+        # the fields it reads (ids, store, stream), taken leniently where its own parse refuses.
+        try:
+            req = codec.parse_create(body)
+        except ApiError:
+            req = codec.relay_view(body)  # the node records what recall could read
+        if req.stream:
+            return await streaming.relay_native(request, call, services, req)
+        return await create_native(request, call, services, req)
+    # Emulate mode: recall is the server and judges as the provider would.
+    req = codec.parse_create(body)
     if req.background and not req.store:
         raise bad_request("background interactions must be stored; remove store=false or background=true",
                           param="background")
@@ -70,38 +82,36 @@ async def create_native(request: web.Request, call: Call, services: Services, re
     if req.previous_id and await services.state.foreign(req.previous_id, call.owner):
         raise codec.previous_not_found(req.previous_id)
     storing = req.store and call.recording
-
-    async def remember(status: int, body: bytes) -> str | None:
-        if not succeeded(status) or not storing:
-            return None
-        try:
-            reply = codec.parse_reply(orjson.loads(body))
-        except (orjson.JSONDecodeError, ApiError):
-            return None  # relayed as it came; nothing to model
-        if not reply.provider_id:
-            return None
-        await services.store.save_interaction(new_node(call, req, reply, reply.provider_id, mode="native"))
-        return reply.provider_id
-
-    return await relay(request, call, services, store_content=storing, on_relayed=remember, whole_json=True,
-                       refusal_as_metadata=True)
+    return await relay(request, call, services, store_content=storing, on_relayed=native_recorder(call, services, req),
+                       whole_json=True, refusal_as_metadata=True)
 
 
 async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> web.Response:
     codec = call.route.codec
     chain, prior = await conversations.context(services, call, req)
     upstream_codec, upstream_call = upstream_request(call, req, prior)
-    reply, answer_body = await ask_upstream(call, services, upstream_codec, upstream_call)
-    node = new_node(call, req, reply, mint_id(codec.id_prefix), mode="emulate", parent=chain[-1] if chain else None)
     storing = req.store and call.recording
+    parent, node_id = chain[-1] if chain else None, mint_id(codec.id_prefix)
+    if storing:
+        # The store takes the turn before the provider is asked (and bills it): a database
+        # that cannot write fails here, at once, with a 503 that costs the app nothing.
+        await services.store.save_interaction(
+            new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), node_id, mode="emulate", parent=parent))
+    try:
+        reply, answer_body = await ask_upstream(call, services, upstream_codec, upstream_call)
+    except BaseException:
+        if storing:
+            await services.forget_unstarted(node_id)  # the turn never happened: no trace of it
+        raise
+    node = new_node(call, req, reply, node_id, mode="emulate", parent=parent)
     body = codec.reply_body(node, answer_body if upstream_codec is codec else None, stored=storing)
     if storing:
         exchange = call.exchange(200, {"content-type": JSON}, body)
         exchange.model, exchange.upstream_digest = node.model, digest_of(upstream_call)
         exchange.input_tokens, exchange.output_tokens = node.usage.input_tokens, node.usage.output_tokens
         # Committed before the id reaches the app: an immediate follow-up finds it.
-        saved = await services.store.save_interaction(node, exchange)
-        if saved and req.conversation:
+        storing = await services.keep_answer(node, exchange)
+        if storing and req.conversation:
             await conversations.add_turn(services, req.conversation, node)
     else:
         exchange = call.exchange(200, {"content-type": JSON}, None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import ClientResponse
@@ -100,14 +101,32 @@ async def open_upstream_stream(call: Call, services: Services, upstream_codec: C
 
 
 async def expect_event_stream(response: ClientResponse, call: Call) -> None:
-    """A provider that answers a stream request with something else gets a clear 502
-    before the app's stream starts (and before any node exists)."""
-    if response.content_type == SSE_CONTENT_TYPE:
+    """A provider that answers a stream request with something other than an event stream or
+    a whole JSON reply (see whole_reply) gets a clear 502 before the app's stream starts (and
+    before any node exists)."""
+    if response.content_type in (SSE_CONTENT_TYPE, JSON):
         return
     async with response:
         await response.read()
     raise upstream_bad_response(call.upstream.name, f"it answered a stream request with {response.content_type}"
                                 f" instead of an event stream ({SSE_CONTENT_TYPE})")
+
+
+async def whole_reply(call: Call, codec: Codec, response: ClientResponse) -> ModelReply:
+    """A stream request the provider answered whole, in JSON (as a contract that declares no
+    event stream for the path allows): the reply, read from that one answer, so that recall
+    streams it to the app without asking (and billing) a second time."""
+    async with response:
+        body = await response.read()
+    try:
+        reply = codec.parse_reply(orjson.loads(body))
+    except orjson.JSONDecodeError as exc:
+        raise upstream_bad_response(call.upstream.name, f"its answer is not valid JSON ({exc})") from None
+    except ApiError as exc:
+        raise upstream_bad_response(call.upstream.name, exc.message) from None
+    for part in (p for turn in reply.output for p in turn.parts):
+        give_call_id(part)
+    return reply
 
 
 async def _send(call: Call, services: Services, codec: Codec, upstream_call: UpstreamCall,
@@ -129,6 +148,27 @@ async def _send(call: Call, services: Services, codec: Codec, upstream_call: Ups
     for part in (p for turn in reply.output for p in turn.parts):
         give_call_id(part)
     return reply, answer.body
+
+
+def native_recorder(call: Call, services: Services, req: TurnRequest) -> Callable[[int, bytes], Awaitable[str | None]]:
+    """What records a relayed create's whole JSON answer as a node under the provider's id
+    (relay's on_relayed): the provider keeps the conversation, recall keeps the record."""
+    codec = call.route.codec
+    storing = req.store and call.recording
+
+    async def remember(status: int, body: bytes) -> str | None:
+        if not succeeded(status) or not storing:
+            return None
+        try:
+            reply = codec.parse_reply(orjson.loads(body))
+        except (orjson.JSONDecodeError, ApiError):
+            return None  # relayed as it came; nothing to model
+        if not reply.provider_id:
+            return None
+        kept = await services.keep_answer(new_node(call, req, reply, reply.provider_id, mode="native"))
+        return reply.provider_id if kept else None
+
+    return remember
 
 
 def new_node(call: Call, req: TurnRequest, reply: ModelReply, node_id: str, *, mode: str,

@@ -28,6 +28,7 @@ def no_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RECALL_CONFIG", raising=False)
     monkeypatch.delenv("RECALL_DB", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))  # nor a recall serve running on the machine
     monkeypatch.chdir(tmp_path)
 
 
@@ -202,7 +203,7 @@ def test_search_finds_inputs_and_outputs(recall: Recall, convs: Conversations) -
     assert text.exit_code == 0
     first_line, *snippets = text.stdout.splitlines()
     assert first_line.startswith(convs.generate.id) and f"thread {convs.generate.id}" in first_line
-    assert snippets[0] == "  input:  Tell me about the **okapi** of Zanzibar."
+    assert snippets[0] == "  input:  Tell me about the okapi of Zanzibar."  # piped: no Markdown markers
 
 
 def test_search_misses_filters_and_fts_syntax(recall: Recall, convs: Conversations) -> None:
@@ -338,7 +339,7 @@ def test_stats_match_what_was_sent(recall: Recall, convs: Conversations) -> None
     text = cli(recall.db_path, "stats", "--by", "upstream")
     assert text.exit_code == 0
     header, *body = text.stdout.splitlines()
-    assert header.split() == ["UPSTREAM", "REQUESTS", "INTERACTIONS", "TOKENS", "IN", "TOKENS", "OUT", "ERRORS", "REPLAY", "HITS", "P50", "MS"]
+    assert header.split() == ["UPSTREAM", "REQUESTS", "INTERACTIONS", "TOKENS", "IN", "TOKENS", "OUT", "ERRORS", "REPLAY", "HITS", "P50", "MS", "COST", "USD"]
     assert body[0].split()[:6] == ["gemgen", "1", "1", str(convs.generate.usage.total_input_tokens),
                                    str(convs.generate.usage.total_output_tokens), "0"]
     assert body[-1].split()[:6] == ["total", str(convs.requests), "4", str(convs.input_tokens),
@@ -412,3 +413,88 @@ def test_config_check(tmp_path: Path) -> None:
 
     none = cli(tmp_path / "r.db", "config", "check")
     assert none.exit_code == 0 and "no config file found" in none.stdout and "built-in defaults" in none.stdout
+
+
+# -- what a newcomer expects of the command line -------------------------------------------
+
+
+def test_ids_may_be_shortened_to_a_unique_start(recall: Recall, convs: Conversations) -> None:
+    full = convs.name_question.id
+    # The shortest start of it that no other id shares, as git abbreviates hashes.
+    others = [c.id for c in (convs.first, convs.fork, convs.generate)]
+    short = next(full[:n] for n in range(4, len(full)) if not any(o.startswith(full[:n]) for o in others))
+    shown = as_json(cli(recall.db_path, "show", short, "--json"))
+    assert shown["interactions"][-1]["id"] == full
+    assert cli(recall.db_path, "tree", short).stdout == cli(recall.db_path, "tree", full).stdout
+    exported = cli(recall.db_path, "export", "--thread", short).stdout
+    assert exported == cli(recall.db_path, "export", "--thread", full).stdout and exported
+
+    shared = "v1_"  # every Interactions id starts so: the error lists the candidates
+    many = cli(recall.db_path, "show", shared)
+    assert many.exit_code == 1 and "starts more than one interaction id" in many.stderr
+    assert convs.first.id in many.stderr and convs.name_question.id in many.stderr
+    none = cli(recall.db_path, "rm", "v1_zzzzzz_nothing")
+    assert none.exit_code == 1 and "no interaction 'v1_zzzzzz_nothing'" in none.stderr
+
+
+def test_show_last_and_n_for_limits(recall: Recall, convs: Conversations) -> None:
+    last = as_json(cli(recall.db_path, "show", "--last", "--json"))
+    assert last["interactions"][-1]["id"] == convs.generate.id  # the newest stored turn
+    assert cli(recall.db_path, "show").exit_code == 2  # neither an ID nor --last
+    assert len(as_json(cli(recall.db_path, "ls", "-n", "1", "--json"))) == 1
+    assert len(as_json(cli(recall.db_path, "search", "--fts", "cricket OR okapi", "-n", "1", "--json"))) == 1
+
+
+def test_ls_fits_the_terminal_width(recall: Recall, convs: Conversations, monkeypatch: pytest.MonkeyPatch) -> None:
+    wide = cli(recall.db_path, "ls").stdout.splitlines()
+    assert any(len(line) > 100 for line in wide)  # piped: nothing is cut
+    monkeypatch.setenv("COLUMNS", "100")
+    narrow = cli(recall.db_path, "ls").stdout.splitlines()
+    assert len(narrow) == len(wide) and all(len(line) <= 100 for line in narrow)
+    assert narrow[1].startswith(convs.generate.id) and narrow[1].endswith("…")
+
+
+def test_version_and_json_everywhere(recall: Recall, convs: Conversations, tmp_path: Path) -> None:
+    from proxy import __version__
+
+    assert cli(None, "-V").stdout == f"recall, version {__version__}\n"
+    checked = as_json(cli(tmp_path / "r.db", "config", "check", "--json", str(ROOT / "config.example.toml")))
+    assert checked["ok"] is True and checked["upstreams"]["local"]["api"] == "openai-chat"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[cache]\nmode = "sometimes"\n')
+    refused = cli(tmp_path / "r.db", "config", "check", "--json", str(bad))
+    assert refused.exit_code == 2
+    assert json.loads(refused.stdout) == {"ok": False, "file": str(bad), "key": "[cache] mode",
+                                          "reason": "must be one of live, replay, auto; got 'sometimes'"}
+    cassette = tmp_path / "c.jsonl"
+    written = as_json(cli(recall.db_path, "cassette", "export", "-o", str(cassette), "--json"))
+    assert written["file"] == str(cassette) and written["interactions"] == 4
+    loaded = as_json(cli(tmp_path / "copy.db", "cassette", "import", str(cassette), "--json"))
+    assert loaded["interactions"] == 4 and loaded["exchanges"] == written["exchanges"]
+
+
+def test_shell_completion_is_clicks(tmp_path: Path) -> None:
+    env = {**os.environ, "_RECALL_COMPLETE": "bash_source"}
+    script = subprocess.run([sys.executable, "-m", "proxy"], env=env, capture_output=True, text=True, timeout=60)
+    assert "_recall_completion" in script.stdout
+    env.update(_RECALL_COMPLETE="bash_complete", COMP_WORDS="recall sh", COMP_CWORD="1")
+    words = subprocess.run([sys.executable, "-m", "proxy"], env=env, capture_output=True, text=True, timeout=60)
+    assert "plain,show" in words.stdout.splitlines()
+
+
+def test_show_raw_rebuilds_what_an_emulated_turn_sent_upstream(recall: Recall, convs: Conversations) -> None:
+    shown = as_json(cli(recall.db_path, "show", convs.name_question.id, "--raw", "--json"))
+    first, second = (record["exchanges"][0]["upstream_request"] for record in shown["interactions"])
+    assert first["rebuilt"] is True and second["matches_recorded_digest"] is True  # byte for byte what was sent
+    sent = json.dumps(second["body"])
+    assert "Hi, my name is Karthik" in sent and "What is my name?" in sent  # the chain went along
+    assert "Hi, my name is Karthik" in json.dumps(first["body"]) and "What is my name?" not in json.dumps(first["body"])
+
+    text = cli(recall.db_path, "show", convs.name_question.id, "--raw").stdout
+    assert "sent upstream (REBUILT from the chain, not recorded; its digest matches" in text
+    assert any(line.startswith("^ POST ") for line in text.splitlines()), text
+
+    # Erase the first turn: the chain is no longer what was sent, and the output says so.
+    assert cli(recall.db_path, "rm", convs.first.id).exit_code == 0
+    after = cli(recall.db_path, "show", convs.name_question.id, "--raw").stdout
+    assert "its digest DIFFERS from the one recorded" in after

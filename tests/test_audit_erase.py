@@ -106,8 +106,15 @@ def test_purge_erases_what_is_older_and_frees_space(recall: Recall, convs: Conve
     size_before = len(recall.db_bytes())
     dry = cli(recall.db_path, "purge", "--older-than", "30d", "--dry-run")
     assert dry.exit_code == 0
-    assert dry.stdout.startswith("dry run, nothing changed: would have erased 2 interaction(s), 2 exchange(s);"
-                                 " 1 thread(s) removed entirely")
+    listed, partly, summary = dry.stdout.splitlines()
+    # The threads it would touch, oldest first: gemgen's goes whole; thread A loses its old start.
+    assert listed.startswith(f"would erase {convs.generate.id}: whole thread") and "okapi" in listed
+    assert partly.startswith(f"would erase {convs.first.id}: 1 older interaction(s)")
+    assert summary.startswith("dry run, nothing changed: would have erased 2 interaction(s), 2 exchange(s);"
+                              " 1 thread(s) removed entirely")
+    preview = json.loads(cli(recall.db_path, "purge", "--older-than", "30d", "--dry-run", "--json").stdout)
+    assert [(t["thread_id"], t["interactions"], t["whole_thread"]) for t in preview["would_touch"]] == [
+        (convs.generate.id, 1, True), (convs.first.id, 1, False)]
     assert b"cricket" in recall.db_bytes() and b"okapi" in recall.db_bytes()
 
     result = json.loads(cli(recall.db_path, "purge", "--older-than", "30d", "--json").stdout)
@@ -139,6 +146,9 @@ def test_purge_needs_a_valid_age(recall: Recall, convs: Conversations) -> None:
         result = cli(recall.db_path, *args)
         assert result.exit_code == 2
     assert "not a duration" in cli(recall.db_path, "purge", "--older-than", "30").stderr
+    ambiguous = cli(recall.db_path, "purge", "--older-than", "1m")  # a minute or a month: refused, not guessed
+    assert ambiguous.exit_code == 2 and "ambiguous (minutes or months?)" in ambiguous.stderr
+    assert "1min" in ambiguous.stderr and "30d" in ambiguous.stderr
     assert recall.query("SELECT count(*) FROM interactions WHERE deleted_at IS NULL") == [(4,)]
 
 

@@ -206,3 +206,80 @@ def test_recorded_timing_replays_a_stream_at_its_pace(recall_factory: RecallFact
     with httpx.stream("POST", f"{replaying.base('gemini')}/v1/interactions", json=body) as answer:
         assert answer.read() == recorded
     assert time.monotonic() - started >= 0.8 * span_ms / 1000  # the gaps between events are kept
+
+
+def test_cassette_import_twice_changes_nothing_and_a_rerecording_replaces(
+        recall_factory: RecallFactory, fake_gemini: FakeGemini, tmp_path: Path) -> None:
+    import sqlite3
+
+    recall = recall_factory(emulated(fake_gemini))
+    recorded = record_session(recall)
+    cassette = tmp_path / "session.jsonl"
+    CliRunner().invoke(main, ["cassette", "export", "--db", str(recall.db_path), "-o", str(cassette)])
+    target = tmp_path / "imported.db"
+
+    def rows() -> list[tuple]:
+        with sqlite3.connect(target) as db:
+            return db.execute("SELECT cache_key, response_body FROM exchanges ORDER BY cache_key, id").fetchall()
+
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["cassette", "import", str(cassette), "--db", str(target)])
+        assert result.exit_code == 0, result.output
+        if _ == 0:
+            once = rows()
+    assert rows() == once and len(once) == len([ln for ln in cassette.read_text().splitlines() if '"exchange"' in ln])
+
+    # The same requests recorded anew: the new answers replace the old, none queue behind them.
+    lines = cassette.read_text().splitlines()
+    rerecorded = tmp_path / "rerecorded.jsonl"
+    rerecorded.write_text("\n".join(ln.replace("Karthik", "Kartik") for ln in lines) + "\n")
+    CliRunner().invoke(main, ["cassette", "import", str(rerecorded), "--db", str(target)])
+    after = rows()
+    assert len(after) == len(once)
+    assert not any(b"Karthik" in (body or b"") for _, body in after)
+    assert recorded  # the session really recorded something to replace
+
+
+def test_stats_keep_a_replay_hits_model_group_by_day_model_and_price_it(
+        recall_factory: RecallFactory, fake_gemini: FakeGemini) -> None:
+    recall = recall_factory(emulated(fake_gemini), mode="auto")
+    app = client(recall)
+    import sqlite3
+
+    app.interactions.create(model=MODEL, input="Hi, my name is Karthik.")   # a miss: forwarded and recorded
+    # A recording whose exchange row names no model (a relayed call, an older cassette): its
+    # interaction does, and a hit on it must count under that model, not under none.
+    with sqlite3.connect(recall.db_path) as db:
+        db.execute("UPDATE exchanges SET model = NULL")
+    app.interactions.create(model=MODEL, input="Hi, my name is Karthik.")   # the same again: a replay hit
+    assert recall.query("SELECT model, interaction_id FROM exchanges WHERE cache = 'hit'") == [(None, None)]
+    assert recall.query("SELECT count(DISTINCT cache_key) FROM exchanges") == [(1,)]  # the hit's row keeps its key
+    app.interactions.create(model="my-own-finetune", input="Unpriced, surely.")
+    for _ in range(2):  # a relayed call (recall stores no model for it): recorded, then replayed
+        relayed = httpx.post(f"{recall.base('gemini')}/v1beta/models/{MODEL}:generateContent",
+                             json={"contents": [{"role": "user", "parts": [{"text": "relay"}]}]})
+    assert relayed.headers["x-recall-cache"] == "hit"
+    assert recall.query("SELECT count(*) FROM exchanges WHERE model IS NULL AND path LIKE '%generateContent'") == [(2,)]
+
+    def report(*by: str) -> dict:
+        result = CliRunner().invoke(main, ["stats", "--db", str(recall.db_path), "--json", *by])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    rows = {r["model"]: r for r in report("--by", "day,model")["rows"]}
+    assert report("--by", "day,model")["by"] == ["day", "model"]
+    assert set(rows) == {MODEL, "my-own-finetune"}  # the hit is not a row of its own with no model
+    assert (rows[MODEL]["requests"], rows[MODEL]["replay_hits"]) == (4, 2)  # the relayed pair counts here too
+    # Priced from genai-prices' table; a model it does not know is unknown, never free.
+    assert rows[MODEL]["cost_usd"] > 0 and rows[MODEL]["unpriced_models"] == []
+    assert rows["my-own-finetune"]["cost_usd"] is None
+    assert rows["my-own-finetune"]["unpriced_models"] == ["my-own-finetune"]
+    total = report()["total"]
+    assert total["cost_usd"] is None and total["unpriced_models"] == ["my-own-finetune"]
+    assert report("--by", "day", "--by", "model")["rows"] == report("--by", "day,model")["rows"]
+
+    text = CliRunner().invoke(main, ["stats", "--db", str(recall.db_path), "--by", "model"])
+    lines = {line.split()[0]: line.split() for line in text.stdout.splitlines()[1:]}
+    assert lines["my-own-finetune"][-1] == "unknown" and float(lines[MODEL][-1]) > 0
+    bad = CliRunner().invoke(main, ["stats", "--db", str(recall.db_path), "--by", "day,colour"])
+    assert bad.exit_code == 2 and "cannot group by colour" in bad.output

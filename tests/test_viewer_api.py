@@ -521,3 +521,34 @@ def test_native_turns_show_their_exchange_and_take_it_when_erased(
     gemini.interactions.delete(turn.id)
     assert ok(httpx.get(f"{recall.url}/_recall/api/interactions/{turn.id}/exchanges"))["exchanges"] == []
     assert b"persimmon" not in recall.db_bytes()
+
+
+def test_threads_carry_failed_and_running_counts_and_filter_by_status(viewer_site) -> None:  # type: ignore[no-untyped-def]
+    """The list's marks and status filter, over a copy where one turn failed and one still runs."""
+    import sqlite3
+    import tempfile
+    from pathlib import Path
+
+    from proxy.audit.queries import AuditDB
+
+    convs = viewer_site.data.convs
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "recall.db"
+        with sqlite3.connect(viewer_site.db_path) as source, sqlite3.connect(copy) as target:
+            source.backup(target)
+        with sqlite3.connect(copy) as db:
+            db.execute("UPDATE interactions SET status = 'failed' WHERE id = ?", (convs.name_question.id,))
+            db.execute("UPDATE interactions SET status = 'in_progress' WHERE id = ?", (convs.fork.id,))
+        audit = AuditDB.open(copy)
+        try:
+            (thread,) = [t for t in audit.threads() if t.thread_id == convs.first.id]
+            assert (thread.failed, thread.in_progress) == (1, 1)
+            assert [t.thread_id for t in audit.threads(status="failed")] == [convs.first.id]
+            assert [t.thread_id for t in audit.threads(status="in_progress")] == [convs.first.id]
+            (hit,) = audit.search("cricket")
+            assert hit.title == "Hi, my name is Karthik. I like to play cricket."
+        finally:
+            audit.close()
+    assert viewer_site.api("/conversations", status="sometimes").status_code == 400
+    records = viewer_site.api("/conversations", status="completed").json()["conversations"]
+    assert records and all(r["failed"] == 0 and r["in_progress"] == 0 for r in records)

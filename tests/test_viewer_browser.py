@@ -125,7 +125,9 @@ def test_search_highlights_and_opens_the_turn(page: Watched, viewer_site: Viewer
     assert marks and set(marks) == {"cricket"}
     assert "I like to play cricket" in page.text("#hits")
     page.screenshot("search")
-    page.page.click(f"#hits a:text('{convs.first.id}')")
+    # Hits are named by their conversation's first message; the id is under it.
+    assert convs.first.id in page.text("#hits")
+    page.page.click("#hits a:text('Hi, my name is Karthik')")
     page.page.wait_for_selector("#transcript")
     assert page.page.get_attribute(".tree-node.selected", "data-id") == convs.first.id
 
@@ -267,3 +269,90 @@ def test_token_prompt(page: Watched, browser: Any, tokened_ui: str) -> None:
     other.goto(tokened_ui)
     other.wait_for_selector("#token-dialog[open]")
     other.context.close()
+
+
+# -- what a newcomer missed: marks, the status filter, titles, narrow screens ----------------
+
+# Written where the other screenshots go; docs/VIEWER.md shows copies of these four (a test run
+# must not change tracked files).
+
+
+@pytest.fixture
+def marked_ui(loop_thread: LoopThread, viewer_site: ViewerSite, tmp_path: Path) -> Iterator[str]:
+    """`recall ui`'s app over a copy of the site's database where one turn failed and one still runs."""
+    import sqlite3
+
+    copy = tmp_path / "recall.db"
+    with sqlite3.connect(viewer_site.db_path) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    convs = viewer_site.data.convs
+    with sqlite3.connect(copy) as db:
+        db.execute("UPDATE interactions SET status = 'failed', error = 'the provider answered 500' WHERE id = ?",
+                   (convs.name_question.id,))
+        db.execute("UPDATE interactions SET status = 'in_progress' WHERE id = ?", (convs.fork.id,))
+
+    async def up() -> web.AppRunner:
+        runner = web.AppRunner(create_viewer_app(Config(), copy))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return runner
+
+    runner = loop_thread.run(up())
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}/_recall/"
+    loop_thread.run(runner.cleanup())
+
+
+def _wide(browser: Any, width: int) -> Watched:
+    return Watched(browser.new_context(viewport={"width": width, "height": 860}).new_page())
+
+
+def test_failed_and_running_turns_are_marked_and_filterable_at_1400(browser: Any, marked_ui: str,
+                                                                    viewer_site: ViewerSite) -> None:
+    convs = viewer_site.data.convs
+    page = _wide(browser, 1400)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.open(marked_ui, "#conversations")
+    row = page.page.locator("#conversations tbody tr", has_text=convs.first.id)
+    assert row.locator(".badge.failed").inner_text() == "1 failed"
+    assert row.locator(".badge.in-progress").inner_text() == "1 in progress"
+    assert page.page.locator("#conversations .badge").count() == 2  # the other threads have none
+    page.page.screenshot(path=str(ARTIFACTS / "viewer-list-1400.png"))
+
+    page.page.select_option("#status-filter", "failed")
+    page.page.click("#filters button")
+    page.page.wait_for_function("() => location.hash.includes('status=failed')")
+    page.page.wait_for_function("() => document.querySelectorAll('#conversations tbody tr').length === 1")
+    assert convs.first.id in page.text("#conversations")
+
+    page.open(marked_ui + f"#/c/{convs.first.id}", "#transcript")
+    assert page.page.get_attribute("#tree .tree-node.failed", "data-id") == convs.name_question.id
+    assert page.page.get_attribute("#tree .tree-node.in-progress", "data-id") == convs.fork.id
+    page.page.screenshot(path=str(ARTIFACTS / "viewer-conversation-1400.png"))
+    assert page.problems == [] and page.dialogs == []
+    page.page.context.close()
+
+
+def test_at_700_the_branches_never_cover_the_transcript(browser: Any, marked_ui: str,
+                                                       viewer_site: ViewerSite) -> None:
+    convs = viewer_site.data.convs
+    page = _wide(browser, 700)
+    page.open(marked_ui + f"#/c/{convs.first.id}", "#transcript")
+    for scrolled in (0, 400, 10_000):
+        page.page.evaluate("(y) => window.scrollTo(0, y)", scrolled)
+        boxes = page.page.evaluate("""() => {
+            const b = document.querySelector('.branches').getBoundingClientRect();
+            const turns = [...document.querySelectorAll('#transcript .node')].map((n) => n.getBoundingClientRect());
+            return {branches: [b.top, b.bottom, b.left, b.right], turns: turns.map((t) => [t.top, t.bottom, t.left, t.right])};
+        }""")
+        top, bottom, left, right = boxes["branches"]
+        for t_top, t_bottom, t_left, t_right in boxes["turns"]:
+            overlaps = top < t_bottom and t_top < bottom and left < t_right and t_left < right
+            assert not overlaps, (scrolled, boxes)
+    assert page.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
+    page.page.evaluate("window.scrollTo(0, 0)")
+    page.page.screenshot(path=str(ARTIFACTS / "viewer-conversation-700.png"), full_page=True)
+    page.open(marked_ui, "#conversations")
+    assert page.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.page.screenshot(path=str(ARTIFACTS / "viewer-list-700.png"))
+    assert page.problems == [] and page.dialogs == []
+    page.page.context.close()

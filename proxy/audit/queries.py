@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..model import Interaction
-from ..store.erase import Removed, erase_interactions, erase_thread, purge_before, reclaim_space
+from ..store.erase import (
+    Purge,
+    Removed,
+    erase_interactions,
+    erase_thread,
+    merge_search_index_step,
+    purge_before,
+    reclaim_space,
+)
 from ..store.records import Exchange
 from ..store.sqlite import EXCHANGE_COLUMNS, INTERACTION_COLUMNS, exchange_from_row, interaction_from_row, open_sync
 
@@ -30,6 +38,8 @@ _NODE_COLUMNS = ", ".join("i." + c.strip() for c in INTERACTION_COLUMNS.split(",
 
 # `recall stats --by`: what figures can be grouped by (columns of the stats query).
 STATS_KEYS = ("day", "upstream", "model")
+# What `ls --status` and the viewer's status filter offer: threads with a live interaction in that state.
+THREAD_STATUSES = ("completed", "failed", "in_progress", "requires_action", "incomplete", "cancelled")
 
 # The nodes an export takes: a time window and one thread, each optional.
 _EXPORT_WINDOW = (
@@ -62,6 +72,9 @@ class ThreadSummary:
     started: float
     last_activity: float
     title: str | None
+    # Live interactions that failed, and that are still going (shown as marks in the lists).
+    failed: int = 0
+    in_progress: int = 0
 
 
 # Where a page of threads ended: (last activity, thread id) of its last thread.
@@ -79,6 +92,7 @@ class SearchHit:
     # each side where any of them was found; None where none was.
     input_snippet: str | None
     output_snippet: str | None
+    title: str | None = None  # its thread's first user text, to show instead of ids
 
 
 @dataclass(slots=True)
@@ -102,6 +116,45 @@ class StreamEvent:
     frame: bytes
 
 
+def _asked_model(row: str) -> str:
+    """SQL for the model an exchange row's request names, for rows recall stored no model for
+    (relayed calls): a `/models/NAME:method` path, else the JSON body's `model`. Evaluated
+    only where the columns before it in a coalesce are NULL."""
+    path = f"{row}.path"
+    after = f"substr({path}, instr({path}, '/models/') + 8)"
+    return (f"CASE WHEN instr({path}, '/models/') > 0 AND instr({after}, ':') > 1"
+            f" THEN substr({after}, 1, instr({after}, ':') - 1)"
+            f" WHEN json_valid(CAST({row}.request_body AS TEXT))"
+            f" THEN json_extract(CAST({row}.request_body AS TEXT), '$.model') END")
+
+
+# Every request and every interaction as one row of figures, for `stats` and `token_usage`
+# (the SQL takes :since and :until).
+_FACTS = f"""
+facts AS (
+                SELECT date(e.created_at, 'unixepoch') AS day, e.upstream AS upstream,
+                       -- a replay hit's row names no interaction: its model is its recording's
+                       coalesce(e.model, i.model, {_asked_model("e")}, CASE WHEN e.cache = 'hit' THEN (
+                           SELECT coalesce(r.model, ri.model, {_asked_model("r")}) FROM exchanges AS r
+                           LEFT JOIN interactions AS ri ON ri.id = r.interaction_id
+                           WHERE r.cache_key = e.cache_key AND coalesce(r.cache, '') != 'hit'
+                           ORDER BY r.id LIMIT 1) END) AS model,
+                       1 AS requests, 0 AS interactions,
+                       CASE WHEN e.interaction_id IS NULL THEN e.input_tokens END AS input_tokens,
+                       CASE WHEN e.interaction_id IS NULL THEN e.output_tokens END AS output_tokens,
+                       (e.status >= 400 OR e.error IS NOT NULL) AS errors,
+                       e.latency_ms AS latency_ms,
+                       coalesce(e.cache = 'hit', 0) AS replay_hits
+                FROM exchanges AS e LEFT JOIN interactions AS i ON i.id = e.interaction_id
+                WHERE (:since IS NULL OR e.created_at >= :since) AND (:until IS NULL OR e.created_at < :until)
+                UNION ALL
+                SELECT date(created_at, 'unixepoch'), upstream, model, 0, 1, input_tokens, output_tokens, 0, NULL, 0
+                FROM interactions
+                WHERE (:since IS NULL OR created_at >= :since) AND (:until IS NULL OR created_at < :until)
+            )
+"""
+
+
 @dataclass(slots=True)
 class StatsRow:
     key: dict[str, str | None]  # the --by columns, e.g. {"day": "2026-01-31", "model": "gemini-3"}
@@ -112,6 +165,9 @@ class StatsRow:
     errors: int
     p50_latency_ms: float | None
     replay_hits: int = 0
+    # Priced by proxy.audit.prices: None when a model in the row has no known price.
+    cost_usd: float | None = None
+    unpriced_models: list[str] = field(default_factory=list)
 
 
 class WalBusy(Exception):
@@ -142,6 +198,32 @@ def fts_query(text: str, *, raw: bool = False) -> str:
     return " ".join('"' + word.replace('"', '""') + '"' for word in words)
 
 
+class IdNotFound(LookupError):
+    """No interaction id is, or starts with, what was given; or several start with it."""
+
+    def __init__(self, given: str, candidates: list[str]) -> None:
+        super().__init__(given)
+        self.given = given
+        self.candidates = candidates
+
+
+def complete_id(db: sqlite3.Connection, given: str, *, shown: int = 10) -> str:
+    """The interaction id that is `given`, or the only one that starts with it (like git's short hashes).
+
+    Raises IdNotFound with up to `shown` candidates when none or several do."""
+    if not given:
+        raise IdNotFound(given, [])
+    if db.execute("SELECT 1 FROM interactions WHERE id = ?", (given,)).fetchone():
+        return given
+    # A range on the primary key rather than LIKE: it uses the index and treats _ and % literally.
+    upper = given[:-1] + chr(ord(given[-1]) + 1)
+    found = [row[0] for row in db.execute("SELECT id FROM interactions WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                                          (given, upper, shown + 1))]
+    if len(found) == 1:
+        return found[0]
+    raise IdNotFound(given, found)
+
+
 class AuditDB:
     """The database as the audit commands see it."""
 
@@ -159,8 +241,31 @@ class AuditDB:
 
     # -- threads and nodes ----------------------------------------------------
 
+    def complete_id(self, given: str) -> str:
+        return complete_id(self.db, given)
+
+    def last_id(self) -> str | None:
+        """The newest interaction that still has its content."""
+        row = self.db.execute("SELECT id FROM interactions WHERE deleted_at IS NULL"
+                              " ORDER BY created_at DESC, depth DESC LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def purge_preview(self, cutoff: float) -> list[tuple[str, int, bool, str | None]]:
+        """The threads a purge at `cutoff` would touch: (thread id, interactions erased, thread gone, title)."""
+        return [(row[0], row[1], bool(row[2]), row[3]) for row in self.db.execute(
+            """
+            SELECT root_id,
+                   sum(created_at < :cutoff AND deleted_at IS NULL),
+                   max(created_at) < :cutoff,
+                   (SELECT title FROM conversations AS c WHERE c.thread_id = i.root_id)
+            FROM interactions AS i GROUP BY root_id
+            HAVING sum(created_at < :cutoff AND deleted_at IS NULL) > 0
+            ORDER BY max(created_at)
+            """, {"cutoff": cutoff})]
+
     def threads(self, *, upstream: str | None = None, model: str | None = None, since: float | None = None,
-                until: float | None = None, limit: int = 50, after: ThreadKey | None = None) -> list[ThreadSummary]:
+                until: float | None = None, limit: int = 50, after: ThreadKey | None = None,
+                status: str | None = None) -> list[ThreadSummary]:
         """Conversations newest first, by last activity (then thread id); a thread matches a filter
         when any of its live interactions does. `after` continues from a page's last thread.
 
@@ -182,10 +287,13 @@ class AuditDB:
                    AND j.deleted_at IS NULL AND j.upstream = :upstream))
               AND (:model IS NULL OR EXISTS (SELECT 1 FROM interactions AS j WHERE j.root_id = i.root_id
                    AND j.deleted_at IS NULL AND j.model = :model))
+              AND (:status IS NULL OR EXISTS (SELECT 1 FROM interactions AS j WHERE j.root_id = i.root_id
+                   AND j.deleted_at IS NULL AND j.status = :status))
             ORDER BY i.updated_at DESC, i.root_id
             LIMIT :limit
             """,
             {"since": since, "until": until, "upstream": upstream, "model": model, "limit": limit,
+             "status": status,
              "after_time": after[0] if after else None, "after_thread": after[1] if after else None},
         ).fetchall()
         if not keys:
@@ -201,6 +309,11 @@ class AuditDB:
             ids,
         )
         found = {r[0]: ThreadSummary(r[0], r[1], _split(r[2]), _split(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows}
+        for thread_id, failed, going in self.db.execute(
+                f"SELECT root_id, sum(status = 'failed'), sum(status = 'in_progress') FROM interactions"
+                f" WHERE root_id IN ({', '.join('?' * len(ids))}) AND deleted_at IS NULL GROUP BY root_id", ids):
+            if thread_id in found:
+                found[thread_id].failed, found[thread_id].in_progress = failed, going
         return [found[thread_id] for thread_id in ids if thread_id in found]
 
     def node(self, interaction_id: str) -> Node | None:
@@ -275,7 +388,8 @@ class AuditDB:
                 f"""
                 SELECT k.interaction_id, i.root_id, i.created_at, i.upstream, i.model,
                        snippet(search_index, 0, '{HIT_START}', '{HIT_END}', '…', 16),
-                       snippet(search_index, 1, '{HIT_START}', '{HIT_END}', '…', 16)
+                       snippet(search_index, 1, '{HIT_START}', '{HIT_END}', '…', 16),
+                       (SELECT c.title FROM conversations AS c WHERE c.thread_id = i.root_id)
                 FROM search_index
                 JOIN search_keys AS k ON k.id = search_index.rowid
                 JOIN interactions AS i ON i.id = k.interaction_id
@@ -291,9 +405,11 @@ class AuditDB:
             ).fetchall()
         except sqlite3.OperationalError as exc:
             raise ValueError(f"cannot search for {query!r}: {exc}") from None
-        return [
-            SearchHit(*row[:5], *(text if text and HIT_START in text else None for text in row[5:])) for row in rows
-        ]
+        def marked(text: str | None) -> str | None:  # a side with no matched word has no snippet
+            return text if text and HIT_START in text else None
+
+        return [SearchHit(row[0], row[1], row[2], row[3], row[4], marked(row[5]), marked(row[6]), row[7])
+                for row in rows]
 
     # -- export ---------------------------------------------------------------
 
@@ -335,22 +451,7 @@ class AuditDB:
         partition = f"PARTITION BY {keys}" if by else ""
         rows = self.db.execute(
             f"""
-            WITH facts AS (
-                SELECT date(e.created_at, 'unixepoch') AS day, e.upstream AS upstream,
-                       coalesce(e.model, i.model) AS model,
-                       1 AS requests, 0 AS interactions,
-                       CASE WHEN e.interaction_id IS NULL THEN e.input_tokens END AS input_tokens,
-                       CASE WHEN e.interaction_id IS NULL THEN e.output_tokens END AS output_tokens,
-                       (e.status >= 400 OR e.error IS NOT NULL) AS errors,
-                       e.latency_ms AS latency_ms,
-                       coalesce(e.cache = 'hit', 0) AS replay_hits
-                FROM exchanges AS e LEFT JOIN interactions AS i ON i.id = e.interaction_id
-                WHERE (:since IS NULL OR e.created_at >= :since) AND (:until IS NULL OR e.created_at < :until)
-                UNION ALL
-                SELECT date(created_at, 'unixepoch'), upstream, model, 0, 1, input_tokens, output_tokens, 0, NULL, 0
-                FROM interactions
-                WHERE (:since IS NULL OR created_at >= :since) AND (:until IS NULL OR created_at < :until)
-            ),
+            WITH {_FACTS},
             ranked AS (
                 SELECT *,
                        row_number() OVER ({partition} ORDER BY latency_ms IS NULL, latency_ms) AS n,
@@ -375,6 +476,20 @@ class AuditDB:
                 out.append(StatsRow(key, requests, interactions, tokens_in, tokens_out, errors, p50, hits))
         return out
 
+    def token_usage(self, *, by: tuple[str, ...], since: float | None = None,
+                    until: float | None = None) -> list[tuple[dict[str, str | None], str | None, int, int]]:
+        """Tokens in and out per --by group and model, for pricing (a price is per model)."""
+        keys = ", ".join(by)
+        rows = self.db.execute(
+            f"""
+            WITH {_FACTS}
+            SELECT {keys + "," if by else ""} model, coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0)
+            FROM facts GROUP BY {keys + "," if by else ""} model
+            """,
+            {"since": since, "until": until},
+        )
+        return [(dict(zip(by, row[: len(by)], strict=True)), *row[len(by):]) for row in rows]
+
     # -- erasing ----------------------------------------------------------------
 
     def bytes_on_disk(self) -> int:
@@ -392,6 +507,14 @@ class AuditDB:
             self.db.execute("ROLLBACK")
             return removed
         self.db.execute("COMMIT")
+        return self._reclaim(removed)
+
+    def _reclaim(self, removed: Removed) -> Removed:
+        """After an erase: the search index merged and the space given back, in short
+        transactions, so that a server on the same file waits for none of them long."""
+        if removed.interactions:
+            while merge_search_index_step(self.db):
+                pass
         if not reclaim_space(self.db):
             raise WalBusy(removed)
         return removed
@@ -404,4 +527,18 @@ class AuditDB:
         return self._erase(lambda db: erase_thread(db, thread_id))
 
     def purge(self, cutoff: float, *, dry_run: bool = False) -> Removed:
-        return self._erase(lambda db: purge_before(db, cutoff), dry_run=dry_run)
+        if dry_run:
+            return self._erase(lambda db: purge_before(db, cutoff), dry_run=True)
+        purge, more = Purge(cutoff), True
+        while more:  # one short transaction a step: a running server's writes go between them
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                more = purge.step(self.db)
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+            # Each step's pages copied into the database now, by this process: left in the
+            # WAL, the server's next commit would copy them all at once, its requests waiting.
+            self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return self._reclaim(purge.removed)

@@ -35,11 +35,31 @@ def clip(text: str | None, width: int) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def table(headers: list[str], rows: Iterable[list[str]], *, right: Iterable[int] = ()) -> Iterator[str]:
-    """Aligned columns; columns listed in `right` (numbers) are right-aligned, the last one is not padded."""
+def table(headers: list[str], rows: Iterable[list[str]], *, right: Iterable[int] = (),
+          width: int | None = None) -> Iterator[str]:
+    """Aligned columns; columns listed in `right` (numbers) are right-aligned, the last one is not padded.
+
+    With `width`, lines are made to fit in it: the last column (free text) is clipped
+    first, down to a few characters, then the widest other text columns. The first
+    column (ids) and numbers are never cut: a clipped id or figure would be wrong."""
     body = [headers, *rows]
     widths = [max(len(row[i]) for row in body) for i in range(len(headers))]
     right = set(right)
+    if width is not None and len(headers) > 1:
+        last, least = len(headers) - 1, 8
+        over = sum(widths) + 2 * last - width
+        widths[last] -= min(max(over, 0), max(widths[last] - least, 0))
+        over = sum(widths) + 2 * last - width
+        while over > 0:
+            text = [i for i in range(1, last) if i not in right and widths[i] > least]
+            if not text:
+                break
+            widest = max(text, key=lambda i: widths[i])
+            cut = min(over, widths[widest] - least)
+            widths[widest] -= cut
+            over -= cut
+        body = [[cell if len(cell) <= widths[i] else clip(cell, widths[i]) for i, cell in enumerate(row)]
+                for row in body]
     for row in body:
         cells = [
             cell if i == len(row) - 1 and i not in right else (cell.rjust if i in right else cell.ljust)(widths[i])
@@ -176,17 +196,20 @@ def thread_record(t: ThreadSummary) -> dict[str, Any]:
         "started": utc(t.started),
         "last_activity": utc(t.last_activity),
         "title": t.title,
+        "failed": t.failed,
+        "in_progress": t.in_progress,
     }
 
 
-def thread_table(threads: list[ThreadSummary]) -> Iterator[str]:
+def thread_table(threads: list[ThreadSummary], *, width: int | None = None) -> Iterator[str]:
+    """The threads as a table; the first message is clipped to 50 characters, or to fit `width`."""
     rows = [
         [t.thread_id, ",".join(t.upstreams), ",".join(t.models) or "-", str(t.interactions),
          short_utc(t.last_activity), f"{_tokens(t.input_tokens)}/{_tokens(t.output_tokens)}", clip(t.title, 50)]
         for t in threads
     ]
     yield from table(["THREAD", "UPSTREAM", "MODEL", "TURNS", "LAST (UTC)", "TOKENS IN/OUT", "FIRST MESSAGE"],
-                     rows, right=(3, 5))
+                     rows, right=(3, 5), width=width)
 
 
 # -- show --------------------------------------------------------------------------
@@ -237,12 +260,14 @@ def _body_lines(prefix: str, body: bytes | None) -> Iterator[str]:
         yield f"{prefix} {line}"
 
 
-def raw_exchanges(node: Node, exchanges: list[Exchange]) -> Iterator[str]:
-    """A node's recorded HTTP exchanges, request (>) then response (<)."""
+def raw_exchanges(node: Node, exchanges: list[Exchange],
+                  rebuilt: dict[int, Any] | None = None) -> Iterator[str]:
+    """A node's recorded HTTP exchanges, request (>) then response (<); for an emulated turn,
+    the upstream request rebuilt from the chain (`rebuilt`, by exchange position; proxy/audit/rebuild.py)."""
     yield f"## {node.interaction.id}"
     if not exchanges:
         yield "(no recorded exchange: erased, or never stored)" if node.deleted else "(no recorded exchange)"
-    for ex in exchanges:
+    for position, ex in enumerate(exchanges):
         latency = f" in {ex.latency_ms:.0f} ms" if ex.latency_ms is not None else ""
         yield f"{ex.method} {ex.path} -> {ex.status}{latency}  ({utc(ex.created)}, upstream {ex.upstream})"
         for name, value in (ex.request_headers or {}).items():
@@ -251,8 +276,17 @@ def raw_exchanges(node: Node, exchanges: list[Exchange]) -> Iterator[str]:
         for name, value in (ex.response_headers or {}).items():
             yield f"< {name}: {value}"
         yield from _body_lines("<", ex.response_body)
-        if ex.upstream_digest:
-            yield f"  (sent upstream: sha256 {ex.upstream_digest}; rebuilt request, not stored)"
+        again = (rebuilt or {}).get(position)
+        if again is not None and again.problem is None:
+            how = ("its digest matches the one recorded, so this is what was sent" if again.matches else
+                   f"its digest DIFFERS from the one recorded (sha256 {(ex.upstream_digest or '')[:16]}…): the chain"
+                   " or the config changed since, so this only approximates what was sent")
+            yield f"  sent upstream (REBUILT from the chain, not recorded; {how}):"
+            yield f"^ {again.method} {again.path}"
+            yield from _body_lines("^", orjson.dumps(again.body, option=orjson.OPT_INDENT_2))
+        elif ex.upstream_digest:
+            reason = f" ({again.problem})" if again is not None else ""
+            yield f"  (sent upstream: sha256 {ex.upstream_digest}; not stored, and not rebuilt{reason})"
         if ex.error:
             yield f"  error: {ex.error}"
         yield ""
@@ -340,6 +374,7 @@ def search_record(hit: SearchHit) -> dict[str, Any]:
         "created": utc(hit.created),
         "upstream": hit.upstream,
         "model": hit.model,
+        "title": hit.title,
         "input_snippet": hit.input_snippet and hit_snippet(hit.input_snippet, markdown_bold),
         "output_snippet": hit.output_snippet and hit_snippet(hit.output_snippet, markdown_bold),
     }
@@ -366,19 +401,22 @@ def stats_record(row: StatsRow) -> dict[str, Any]:
         "errors": row.errors,
         "replay_hits": row.replay_hits,
         "p50_latency_ms": None if row.p50_latency_ms is None else round(row.p50_latency_ms, 1),
+        "cost_usd": None if row.cost_usd is None else round(row.cost_usd, 6),
+        "unpriced_models": row.unpriced_models,
     }
 
 
 def stats_table(rows: list[StatsRow], total: StatsRow | None, by: tuple[str, ...]) -> Iterator[str]:
     def cells(row: StatsRow, key: list[str]) -> list[str]:
         p50 = "-" if row.p50_latency_ms is None else f"{row.p50_latency_ms:.1f}"
+        cost = "unknown" if row.cost_usd is None else f"{row.cost_usd:.6f}"
         return [*key, str(row.requests), str(row.interactions), str(row.input_tokens), str(row.output_tokens),
-                str(row.errors), str(row.replay_hits), p50]
+                str(row.errors), str(row.replay_hits), p50, cost]
 
     body = [cells(row, [row.key[k] or "-" for k in by]) for row in rows]
     if total is not None and by:
         body.append(cells(total, ["total", *[""] * (len(by) - 1)]))
-    headers = [k.upper() for k in by] + ["REQUESTS", "INTERACTIONS", "TOKENS IN", "TOKENS OUT", "ERRORS", "REPLAY HITS", "P50 MS"]
+    headers = [k.upper() for k in by] + ["REQUESTS", "INTERACTIONS", "TOKENS IN", "TOKENS OUT", "ERRORS", "REPLAY HITS", "P50 MS", "COST USD"]
     yield from table(headers, body, right=range(len(by), len(headers)))
 
 

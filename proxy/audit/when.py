@@ -8,15 +8,22 @@ from datetime import UTC, datetime
 
 from ..codecs.base import iso_time
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$")
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a duration such as `30d`, `12h`, `90m`, `45s` or `2w`."""
+    """Seconds in a duration such as `30d`, `12h`, `90min`, `45s` or `2w`.
+
+    `m` is refused: `purge --older-than 1m` erases everything older than a minute
+    to someone and a month to someone else, and erasing cannot be undone."""
     found = _DURATION.match(text.lower())
-    if not found:
-        raise ValueError(f"{text!r} is not a duration; write a number and a unit: 30d, 12h, 90m, 45s or 2w")
+    if found and found.group(2) in ("m", "mo", "month", "months"):
+        number = found.group(1)
+        raise ValueError(f"{text!r} is ambiguous (minutes or months?): write {number}min for minutes,"
+                         f" or days for months ({int(float(number) * 30)}d)")
+    if not found or found.group(2) not in _UNITS:
+        raise ValueError(f"{text!r} is not a duration; write a number and a unit: 30d, 12h, 90min, 45s or 2w")
     return float(found.group(1)) * _UNITS[found.group(2)]
 
 

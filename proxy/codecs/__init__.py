@@ -38,6 +38,9 @@ BUILTIN_URLS: dict[str, str] = {codec.speaks: codec.builtin_url for codec in UPS
 #: (mount, the SDK's base-URL variable, the path the SDK expects under it) for each built-in provider.
 SDK_BASE_URLS: tuple[tuple[str, str, str], ...] = tuple(
     (codec.speaks, *codec.sdk_base_url) for codec in UPSTREAM_CODECS.values() if codec.sdk_base_url)
+#: The variables each built-in provider's SDK reads its key from (any one will do), for replay placeholders.
+SDK_KEY_VARIABLES: tuple[tuple[str, ...], ...] = tuple(
+    codec.sdk_key_env for codec in UPSTREAM_CODECS.values() if codec.sdk_key_env)
 #: Headers providers read keys from, in the order they identify a caller (a bearer token last).
 KEY_HEADERS: tuple[str, ...] = tuple(sorted(dict.fromkeys(codec.auth_header for codec in CODECS),
                                             key=lambda name: name == "authorization"))
@@ -54,4 +57,4 @@ def upstream_codec_for(front: Codec, upstream_api: str) -> Codec:
 
 
 __all__ = ["BUILTIN_URLS", "CODECS", "FAMILY_OF", "FRONT_CODECS", "KEY_HEADERS", "KEY_PATTERNS", "REPLAYED_HEADERS",
-           "SDK_BASE_URLS", "STATEFUL_APIS", "UPSTREAM_CODECS", "Codec", "UpstreamCall", "upstream_codec_for"]
+           "SDK_BASE_URLS", "SDK_KEY_VARIABLES", "STATEFUL_APIS", "UPSTREAM_CODECS", "Codec", "UpstreamCall", "upstream_codec_for"]

@@ -41,6 +41,8 @@ from .base import (
     StreamDecoder,
     StreamEncoder,
     UpstreamCall,
+    as_dict,
+    as_int,
     carries,
     expect,
     mark_provider_only,
@@ -67,6 +69,7 @@ _USAGE_KEYS = {"input_tokens": "input_tokens", "output_tokens": "output_tokens",
 
 
 class AnthropicMessages(Codec):
+    store_field = None  # Messages has no `store`: every turn is the app's to continue
     name = NAME
     speaks = "anthropic"
     stateless = True
@@ -78,6 +81,7 @@ class AnthropicMessages(Codec):
     media_inline = media_by_url = frozenset({IMAGE, DOCUMENT})
     builtin_url = "https://api.anthropic.com"
     sdk_base_url = ("ANTHROPIC_BASE_URL", "")  # anthropic
+    sdk_key_env = ("ANTHROPIC_API_KEY",)
     replayed_headers = ("request-id", "anthropic-version")
     key_pattern = r"sk-ant-[A-Za-z0-9_\-]{20,}"
     carries_settings = frozenset({*_GENERATION.values(), "reasoning_effort", "response_format", "tool_choice"})
@@ -242,7 +246,7 @@ def _part(block: Any, where: str) -> Part:
         expect(isinstance(block.get("text"), str), f"{where}.text: expected a string", "messages")
         return Part(TEXT, text=block["text"])
     if kind in ("image", "document"):
-        source = block.get("source") if isinstance(block.get("source"), dict) else {}
+        source = as_dict(block.get("source"))
         neutral = IMAGE if kind == "image" else DOCUMENT
         if source.get("type") == "base64":
             return Part(neutral, data=source.get("data"), mime_type=source.get("media_type"))
@@ -360,7 +364,7 @@ class MessagesStreamEncoder(StreamEncoder):
         return Frame(None, frame(orjson.dumps({"type": kind, **payload}), kind))
 
     def opening(self, node: Interaction) -> list[Frame]:
-        message = {"id": node.id, "type": "message", "role": "assistant", "model": node.model, "content": [],
+        message: dict[str, Any] = {"id": node.id, "type": "message", "role": "assistant", "model": node.model, "content": [],
                    "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0},
                    "interaction_id": node.id}
         return [self._frame("message_start", {"message": message})]
@@ -368,8 +372,8 @@ class MessagesStreamEncoder(StreamEncoder):
     def delta(self, delta: StreamDelta) -> list[Frame]:
         if isinstance(delta, PartStart):
             self._open[delta.index] = delta.part
-            shell = _block(delta.part, self._codec) if delta.part.kind != THOUGHT else {"type": "thinking"}
-            shell = dict(shell or {"type": "text"})
+            opened = _block(delta.part, self._codec) if delta.part.kind != THOUGHT else {"type": "thinking"}
+            shell: dict[str, Any] = dict(opened or {"type": "text"})
             if shell["type"] == "text":
                 shell["text"] = ""
             elif shell["type"] == "tool_use":
@@ -410,7 +414,7 @@ class MessagesStreamEncoder(StreamEncoder):
         body = event.json()
         if not isinstance(body, dict) or body.get("type") != "message_start":
             return Frame(None, event.raw)
-        message = body.get("message") if isinstance(body.get("message"), dict) else {}
+        message = as_dict(body.get("message"))
         message["id"] = message["interaction_id"] = node.id
         return Frame(None, frame(orjson.dumps(body), "message_start"))
 
@@ -421,9 +425,9 @@ class MessagesStreamDecoder(StreamDecoder):
         if not isinstance(body, dict):
             return []
         kind = body.get("type")
-        index = body.get("index") if isinstance(body.get("index"), int) else 0
+        index = as_int(body.get("index"))
         if kind == "message_start":
-            message = body.get("message") if isinstance(body.get("message"), dict) else {}
+            message = as_dict(body.get("message"))
             self.assembler.provider_id = message.get("id")
             self.assembler.model = message.get("model")
             self.assembler.usage = _parse_usage(message.get("usage"))
@@ -434,7 +438,7 @@ class MessagesStreamDecoder(StreamDecoder):
             part.signature = None
             return [PartStart(index, part)]
         elif kind == "content_block_delta":
-            delta = body.get("delta") if isinstance(body.get("delta"), dict) else {}
+            delta = as_dict(body.get("delta"))
             kind = delta.get("type")
             if kind == "text_delta":
                 return [PartDelta(index, text=delta.get("text", ""))]
@@ -447,10 +451,10 @@ class MessagesStreamDecoder(StreamDecoder):
         elif kind == "content_block_stop":
             return [PartStop(index)]
         elif kind == "message_delta":
-            delta = body.get("delta") if isinstance(body.get("delta"), dict) else {}
+            delta = as_dict(body.get("delta"))
             stop = delta.get("stop_reason")
             self.assembler.status = _STOP_STATUS.get(stop or "end_turn", "completed")
-            usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+            usage = as_dict(body.get("usage"))
             if isinstance(usage.get("output_tokens"), int):
                 self.assembler.usage.output_tokens = usage["output_tokens"]
                 if self.assembler.usage.input_tokens is not None:
@@ -458,6 +462,6 @@ class MessagesStreamDecoder(StreamDecoder):
         elif kind == "message_stop":
             self.finished = True
         elif kind == "error":
-            error = body.get("error") if isinstance(body.get("error"), dict) else {}
+            error = as_dict(body.get("error"))
             self.failure = str(error.get("message") or "the provider reported an error")
         return []

@@ -115,6 +115,9 @@ class Codec:
     auth_prefix: ClassVar[str] = "Bearer "
     #: The create field that names the turn to continue, as errors should call it.
     previous_field: ClassVar[str] = "previous_interaction_id"
+    #: The create field that says whether the provider keeps the turn (None: the API has
+    #: none that concerns recall, e.g. Chat Completions' `store` is only OpenAI's retention flag).
+    store_field: ClassVar[str | None] = "store"
     #: Body fields a node does not keep in `request` (see echoed).
     not_echoed: ClassVar[frozenset[str]] = frozenset({"input", "stream", "store", "background", "model"})
     #: Query parameter that resumes a stream after an event id (GET …?stream=true).
@@ -132,6 +135,8 @@ class Codec:
     #: the environment variable its official SDK reads its base URL from, and the path
     #: the SDK expects under it (`recall env`, the pytest fixture);
     sdk_base_url: ClassVar[tuple[str, str] | None] = None
+    #: the variables its SDK reads a key from (the first is set to a placeholder for replay);
+    sdk_key_env: ClassVar[tuple[str, ...]] = ()
     #: response headers its SDK reads (request ids), kept when a recording is replayed;
     replayed_headers: ClassVar[tuple[str, ...]] = ()
     #: and the shape of its API keys, masked wherever a cassette export finds one.
@@ -162,6 +167,24 @@ class Codec:
 
     def parse_create(self, body: Any) -> TurnRequest:
         raise NotImplementedError
+
+    def relay_view(self, body: Any) -> TurnRequest:
+        """What recall needs of a create it may relay as it is (the previous id, `store`,
+        `stream`, the model it records), read leniently: a field of the wrong type is left
+        for the provider to judge, never refused here."""
+        fields = body if isinstance(body, dict) else {}
+
+        def text(key: str) -> str | None:
+            value = fields.get(key)
+            return value if isinstance(value, str) and value else None
+
+        def flag(key: str | None, default: bool) -> bool:
+            value = fields.get(key) if key else None
+            return value if isinstance(value, bool) else default
+
+        return TurnRequest(front=self.name, model=text("model"), input=[], previous_id=text(self.previous_field),
+                           store=flag(self.store_field, True), stream=flag("stream", False),
+                           background=flag("background", False), raw=fields)
 
     def render(self, it: Interaction, *, include_input: bool = False) -> dict[str, Any]:
         raise NotImplementedError
@@ -267,6 +290,9 @@ def check_carriage(target: Codec, req: TurnRequest, history: list[Turn]) -> None
     conversation), naming what and where, before anything is sent."""
     target.refuse_untranslatable(req)
     if req.front != target.name:  # the same API carries its own settings as they came
+        # A front API whose provider may take the model from elsewhere (a stored prompt) leaves
+        # it out; another API's provider needs one named.
+        expect(bool(req.model), f"model: is required to call an upstream that speaks {target.speaks}", "model")
         _check_settings(target, req)
     # The request's own parts in its own API go back as they came; earlier turns may
     # come from any API (a chain can change front API and upstream at every turn).
@@ -361,3 +387,16 @@ def optional_str(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     expect(value is None or isinstance(value, str), f"{key}: expected a string; got {type_name(value)}", key)
     return value
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A JSON value that should be an object, or an empty one: providers leave fields out."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default

@@ -29,7 +29,7 @@ from ..model import (
     settle_status,
 )
 from ..sse import SSEEvent
-from .base import Codec, StreamDecoder, UpstreamCall, carries, expect
+from .base import Codec, StreamDecoder, UpstreamCall, as_dict, carries, expect
 
 NAME = "gemini-generate"
 
@@ -107,7 +107,7 @@ class GeminiGenerate(Codec):
         expect(isinstance(body, dict), "the generateContent response is not a JSON object")
         candidates = body.get("candidates") or []
         candidate = candidates[0] if candidates and isinstance(candidates[0], dict) else {}
-        content = candidate.get("content") if isinstance(candidate.get("content"), dict) else {}
+        content = as_dict(candidate.get("content"))
         parts: list[Part] = []
         for raw in content.get("parts") or []:
             if isinstance(raw, dict):
@@ -120,7 +120,7 @@ class GeminiGenerate(Codec):
             status, error = "failed", f"the prompt was blocked: {blocked}"
         elif status == "failed":
             error = f"generation stopped: {finish}"
-        usage = body.get("usageMetadata") if isinstance(body.get("usageMetadata"), dict) else {}
+        usage = as_dict(body.get("usageMetadata"))
         output = [Turn(MODEL, parts)] if parts else []
         return ModelReply(
             output=output,

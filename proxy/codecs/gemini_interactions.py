@@ -39,6 +39,9 @@ from .base import (
     StreamDecoder,
     StreamEncoder,
     UpstreamCall,
+    as_dict,
+    as_int,
+    as_list,
     carries,
     expect,
     iso_time,
@@ -86,6 +89,7 @@ class GeminiInteractions(Codec):
     media_inline = media_by_url = MEDIA_KINDS
     builtin_url = "https://generativelanguage.googleapis.com"
     sdk_base_url = ("GOOGLE_GEMINI_BASE_URL", "")  # google-genai
+    sdk_key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")  # both set makes google-genai warn: one placeholder
     key_pattern = r"AIza[0-9A-Za-z_\-]{35}"
     carries_settings = frozenset({*_GENERATION_KEYS.values(), "reasoning_effort", "response_format", "tool_choice"})
     setting_fields = {"stop_sequences": "generation_config.stop_sequences", "response_format": "response_format",
@@ -206,7 +210,7 @@ class GeminiInteractions(Codec):
                     parts.extend(_parts_of_step(step))
         elif isinstance(body.get("outputs"), list):
             parts = [_part_of_content(c) for c in body["outputs"] if isinstance(c, dict)]
-        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+        usage = as_dict(body.get("usage"))
         status = body.get("status") or "completed"
         output = [Turn(MODEL, parts)] if parts else []
         errors = body.get("errors")
@@ -253,15 +257,15 @@ def _turn_of_role_item(item: dict[str, Any], index: int) -> Turn:
     expect(role in ("user", "model"), f"{where}.role: expected 'user' or 'model'; got {role!r}", "input")
     content = item.get("content")
     if isinstance(content, str):
-        return Turn(role, [Part(TEXT, text=content)])
+        return Turn(str(role), [Part(TEXT, text=content)])
     expect(isinstance(content, list), f"{where}.content: expected a string or a list; got {type_name(content)}", "input")
-    return Turn(role, [_part_of_content(c, f"{where}.content[{j}]") for j, c in enumerate(content)])
+    return Turn(str(role), [_part_of_content(c, f"{where}.content[{j}]") for j, c in enumerate(as_list(content))])
 
 
 def _turns_of_steps(steps: list[dict[str, Any]]) -> list[Turn]:
     turns: list[Turn] = []
     for i, step in enumerate(steps):
-        kind = step.get("type")
+        kind = step.get("type", "")
         role = _CONTENT_STEPS.get(kind) or (USER if kind == "function_result" else MODEL)
         if kind in _CONTENT_STEPS:
             content = step.get("content", [])
@@ -435,7 +439,7 @@ def _step(group: list[Part], role: str = MODEL) -> dict[str, Any]:
 
 
 def _steps_of(turns: list[Turn], target: Codec | None = None) -> list[dict[str, Any]]:
-    steps = []
+    steps: list[dict[str, Any]] = []
     for turn in turns:
         parts = [p for p in turn.parts if target is None or _sendable(p, target)]
         steps.extend(_step(group, turn.role) for group in _group_steps(parts))
@@ -535,10 +539,10 @@ class InteractionsStreamEncoder(StreamEncoder):
             return [self._frame(self._names["delta"], {"index": delta.index, "delta": d})
                     for d in _wire_deltas(part, delta)]
         frames = []
-        part = self._open.pop(delta.index, None)
-        if self._legacy and part is not None and part.kind == FUNCTION_CALL:
+        closed = self._open.pop(delta.index, None)
+        if self._legacy and closed is not None and closed.kind == FUNCTION_CALL:
             raw = "".join(self._arguments.pop(delta.index, []))
-            call = {"type": FUNCTION_CALL, "id": part.call_id or "", "name": part.name,
+            call = {"type": FUNCTION_CALL, "id": closed.call_id or "", "name": closed.name,
                     "arguments": orjson.loads(raw) if raw else {}}
             frames.append(self._frame(self._names["delta"], {"index": delta.index, "delta": call}))
         frames.append(self._frame(self._names["stop"], {"index": delta.index}))
@@ -619,15 +623,15 @@ class InteractionsStreamDecoder(StreamDecoder):
         if not isinstance(body, dict):
             return []
         kind = body.get("event_type")
-        step = body.get("index") if isinstance(body.get("index"), int) else 0
+        step = as_int(body.get("index"))
         if kind in ("interaction.created", "interaction.start", "interaction.completed", "interaction.complete"):
-            summary = body.get("interaction") if isinstance(body.get("interaction"), dict) else {}
+            summary = as_dict(body.get("interaction"))
             self.assembler.provider_id = summary.get("id") or self.assembler.provider_id
             self.assembler.model = summary.get("model") or self.assembler.model
             if kind in ("interaction.completed", "interaction.complete"):
                 self.finished = True
                 self.assembler.status = summary.get("status") or self.assembler.status
-                usage = summary.get("usage") if isinstance(summary.get("usage"), dict) else {}
+                usage = as_dict(summary.get("usage"))
                 self.assembler.usage = Usage(**{n: usage[w] for w, n in _USAGE_KEYS.items() if isinstance(usage.get(w), int)})
             return []
         if kind in ("step.start", "content.start"):
@@ -640,7 +644,7 @@ class InteractionsStreamDecoder(StreamDecoder):
         if kind in ("step.stop", "content.stop"):
             return self._close(step)
         if kind == "error":
-            error = body.get("error") if isinstance(body.get("error"), dict) else {}
+            error = as_dict(body.get("error"))
             self.failure = str(error.get("message") or "the provider reported an error")
         return []
 
@@ -653,7 +657,7 @@ class InteractionsStreamDecoder(StreamDecoder):
                 out += self._open(step, Part(TEXT))
             out.append(PartDelta(self._current[step], text=delta.get("text") or ""))
         elif kind == "thought_summary":
-            content = delta.get("content") if isinstance(delta.get("content"), dict) else {}
+            content = as_dict(delta.get("content"))
             if index is None:
                 out += self._open(step, Part(THOUGHT, origin=NAME))
             out.append(PartDelta(self._current[step], text=content.get("text") or ""))

@@ -83,6 +83,7 @@ class OpenAIChat(OpenAICodec):
                                   "reasoning_effort", "response_format", "tool_choice"})
     setting_fields = {"stop_sequences": "stop"}
     not_echoed = frozenset({"messages", "stream", "model", PREVIOUS})
+    store_field = None  # `store` here is OpenAI's retention flag; recall records the turn either way
 
     # -- front side -------------------------------------------------------------
 
@@ -323,8 +324,9 @@ def _parse_settings(body: dict[str, Any], req: TurnRequest) -> None:
             req.generation[key] = value
     for key in ("max_completion_tokens", "max_tokens"):
         value = body.get(key)
-        expect(value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0),
-               f"{key}: expected a positive integer; got {value!r}", key)
+        # The contract says an integer and sets no minimum: the value (0 included) is the provider's to judge.
+        expect(value is None or (isinstance(value, int) and not isinstance(value, bool)),
+               f"{key}: expected an integer; got {value!r}", key)
         if value is not None:
             req.generation.setdefault("max_output_tokens", value)
     stop = body.get("stop")

@@ -11,7 +11,9 @@ import orjson
 
 from ..errors import ApiError
 from ..model import FunctionTool
-from .base import Codec, expect, type_name
+from .base import Codec, as_dict, as_int, as_list, expect, type_name
+
+__all__ = ["as_dict", "as_int", "as_list"]  # the JSON-shape helpers, re-exported for the OpenAI codecs
 
 # The words of a neutral tool_choice (model.TurnRequest.generation).
 TOOL_CHOICE_WORDS = ("auto", "none", "required")
@@ -45,19 +47,6 @@ def _error_object(body: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return as_dict(as_dict(data).get("error"))
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    """A JSON value that should be an object, or an empty one: providers leave fields out."""
-    return value if isinstance(value, dict) else {}
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def as_int(value: Any, default: int = 0) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def stable_id(prefix: str, *parts: object) -> str:

@@ -94,6 +94,7 @@ class OpenAIResponses(OpenAICodec):
     instruction_messages = True
     builtin_url = "https://api.openai.com"
     sdk_base_url = ("OPENAI_BASE_URL", "/v1")  # openai: its paths start after /v1
+    sdk_key_env = ("OPENAI_API_KEY",)
     carries_settings = frozenset({"temperature", "top_p", "max_output_tokens", "reasoning_effort", "response_format",
                                   "tool_choice"})
     setting_fields = {"response_format": "text.format"}
@@ -103,9 +104,10 @@ class OpenAIResponses(OpenAICodec):
 
     def parse_create(self, body: Any) -> TurnRequest:
         expect(isinstance(body, dict), f"the request body must be a JSON object; got {type_name(body)}")
+        # Neither `model` nor `input` is required by the contract: a stored prompt (`prompt`) can
+        # carry both. OpenAI judges them on a call that reaches it in its own API; recall asks for
+        # a model only when it translates the call for another API (codecs.base.check_carriage).
         model = optional_str(body, "model")
-        expect(bool(model), "model: is required, e.g. \"gpt-5.5\"", "model")
-        expect("input" in body, "input: is required (a string or a list of input items)", "input")
         previous = optional_str(body, "previous_response_id")
         conversation = conversation_id(body.get("conversation"))
         store = optional_bool(body, "store", True)
@@ -117,7 +119,7 @@ class OpenAIResponses(OpenAICodec):
         req = TurnRequest(
             front=NAME,
             model=model,
-            input=turns_of_items(body["input"], "input"),
+            input=turns_of_items(body["input"], "input") if body.get("input") is not None else [],
             previous_id=previous,
             system=optional_str(body, "instructions"),
             store=store,
@@ -234,8 +236,9 @@ class OpenAIResponses(OpenAICodec):
         if req.front == NAME:
             # Same wire API: every field the app sent goes on; its input follows the history as it came.
             body = {k: v for k, v in req.raw.items() if k not in _STATEFUL_FIELDS}
-            raw_input = req.raw["input"]
-            new_items = [{"role": "user", "content": raw_input}] if isinstance(raw_input, str) else list(raw_input)
+            raw_input = req.raw.get("input")
+            new_items = ([{"role": "user", "content": raw_input}] if isinstance(raw_input, str)
+                         else list(raw_input or []))
         else:
             body = {"model": req.model, **_settings_out(req)}
             new_items = _items_of(req.input, self)

@@ -40,7 +40,18 @@ from ..model import (
     TurnRequest,
 )
 from ..sse import frame
-from .base import Codec, Frame, StreamEncoder, UpstreamCall, expect, iso_time, optional_bool, optional_str, type_name
+from .base import (
+    Codec,
+    Frame,
+    StreamEncoder,
+    UpstreamCall,
+    as_dict,
+    expect,
+    iso_time,
+    optional_bool,
+    optional_str,
+    type_name,
+)
 
 NAME = "parallel-tasks"
 
@@ -123,6 +134,7 @@ class ParallelTasks(Codec):
     carries_settings = frozenset({"response_format"})
     builtin_url = "https://api.parallel.ai"
     sdk_base_url = ("PARALLEL_BASE_URL", "")  # parallel-web
+    sdk_key_env = ("PARALLEL_API_KEY",)
     setting_fields = {"response_format": "task_spec.output_schema"}
 
     # -- front side -------------------------------------------------------------
@@ -231,7 +243,7 @@ class ParallelTasks(Codec):
         expect(isinstance(run.get("run_id"), str), "the task run has no run_id")
         wire = run.get("status")
         status = _NEUTRAL_STATUS.get(wire, FAILED)
-        error = run.get("error") if isinstance(run.get("error"), dict) else {}
+        error = as_dict(run.get("error"))
         message = error.get("message") if isinstance(error.get("message"), str) else None
         if wire not in _NEUTRAL_STATUS:
             message = f"the provider reported a run status recall does not know: {wire!r}"
@@ -414,8 +426,8 @@ def _with_context(body: dict[str, Any], context: str) -> dict[str, Any]:
            f"input.{CONTEXT_FIELD}: recall puts the earlier turns of a chain in this field; rename yours to continue"
            " a chain on an emulated upstream", "input")
     folded = {**body, "input": {**value, CONTEXT_FIELD: context}}
-    spec = body.get("task_spec")
-    schema = spec.get("input_schema") if isinstance(spec, dict) else None
+    spec = as_dict(body.get("task_spec"))
+    schema = spec.get("input_schema")
     if isinstance(schema, dict) and isinstance(schema.get("json_schema"), dict):
         json_schema = schema["json_schema"]
         properties = {**(json_schema.get("properties") or {}),

@@ -2,5 +2,6 @@
 
 from .records import Exchange
 from .sqlite import SQLiteStore
+from .writer import StoreUnavailable
 
-__all__ = ["Exchange", "SQLiteStore"]
+__all__ = ["Exchange", "SQLiteStore", "StoreUnavailable"]

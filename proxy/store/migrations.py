@@ -6,6 +6,7 @@ shipped. Each runs inside the transaction that records it.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -257,6 +258,62 @@ def m009_run_leases(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX interactions_running ON interactions(lease_until) WHERE status = 'in_progress'")
 
 
+# Column -> what it points at, declared by m010 for tools that read the file (Datasette, sqlite-utils).
+_FOREIGN_KEYS = {
+    "interactions": {"parent_id": "interactions(id)", "root_id": "interactions(id)"},
+    "exchanges": {"interaction_id": "interactions(id)"},
+    "stream_events": {"interaction_id": "interactions(id)"},
+    "search_keys": {"interaction_id": "interactions(id)"},
+    "openai_conversation_items": {"conversation_id": "openai_conversations(id)"},
+}
+
+
+def m010_declared_foreign_keys(db: sqlite3.Connection) -> None:
+    """Declare the links between the tables, so Datasette shows an exchange's or a turn's
+    interaction and parent as links, and lists what points at an interaction.
+
+    SQLite cannot add a constraint to a table: each one is rebuilt by its documented
+    recipe (https://www.sqlite.org/lang_altertable.html#otheralter): create the new
+    table, copy the rows, drop the old, rename, then make its indexes and triggers
+    again. Views and triggers are dropped first and made again last, because a
+    rename checks every view and trigger in the schema (the search triggers on
+    interactions read search_keys, which is rebuilt too). The keys are declared, not
+    enforced (proxy/store/sqlite.py keeps PRAGMA foreign_keys off): a cassette cut by
+    --since holds turns whose parent it left out, and a tombstone's exchanges go
+    before the node does.
+    """
+    views = db.execute("SELECT type, name, sql FROM sqlite_master WHERE type IN ('view', 'trigger')"
+                       " ORDER BY type = 'trigger'").fetchall()
+    for kind, name, _ in views:
+        db.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
+    for table, links in _FOREIGN_KEYS.items():
+        (create,) = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+        extras = db.execute("SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type = 'index'"
+                            " AND sql IS NOT NULL", (table,)).fetchall()
+        new_sql = re.sub(rf"^(\s*CREATE TABLE\s+){table}\b", rf"\g<1>{table}_rebuilt", create, count=1)
+        for column, target in links.items():
+            # The column's definition runs to the next comma or closing parenthesis at depth 0.
+            new_sql, found = re.subn(rf"(\b{column}\s+TEXT(?:\s+NOT NULL)?(?:\s+UNIQUE)?)(?=\s*[,)])",
+                                     rf"\1 REFERENCES {target}", new_sql, count=1)
+            if found != 1:
+                raise RuntimeError(f"m010: cannot find the column {table}.{column} in {create!r}")
+        columns = ", ".join(f'"{row[1]}"' for row in db.execute(f'PRAGMA table_info("{table}")'))
+        db.execute(new_sql)
+        db.execute(f'INSERT INTO "{table}_rebuilt" ({columns}) SELECT {columns} FROM "{table}"')
+        db.execute(f'DROP TABLE "{table}"')
+        db.execute(f'ALTER TABLE "{table}_rebuilt" RENAME TO "{table}"')
+        for (sql,) in extras:
+            db.execute(sql)
+    for _, name, sql in views:
+        if name == "turns":
+            # The turn's key in the full-text index, so Datasette can search the view people
+            # read (fts_table search_index, fts_pk search_key: docs/datasette.json).
+            sql = sql.replace("i.upstream, i.model, i.status,", "i.upstream, i.model, i.status,\n"
+                              "               (SELECT k.id FROM search_keys AS k WHERE k.interaction_id = i.id)"
+                              " AS search_key,", 1)
+        db.execute(sql)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_interactions_and_exchanges,
     m002_stream_events,
@@ -267,6 +324,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m007_interaction_run_ids,
     m008_search_indexed_by_the_writer,
     m009_run_leases,
+    m010_declared_foreign_keys,
 ]
 
 

@@ -44,6 +44,8 @@ class Exchange:
             status=self.status, latency_ms=self.latency_ms, owner=self.owner, front=self.front,
             model=self.model, input_tokens=self.input_tokens, output_tokens=self.output_tokens,
             stored=False, error=self.error, cache=self.cache,
+            # A hash, not content: it ties a replay hit's row to its recording (its model, in stats).
+            cache_key=self.cache_key,
         )
 
 

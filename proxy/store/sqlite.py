@@ -22,12 +22,13 @@ import aiosqlite
 import orjson
 
 from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
+from ..request_log import note_interaction
 from .chain_cache import ChainCache
-from .erase import Removed, erase_interactions, is_erased, purge_before, reclaim_space
+from .erase import Purge, Removed, erase_interactions, is_erased, merge_search_index_step, vacuum_step
 from .migrations import migrate
 from .records import Conversation, Exchange
 from .search import index_interaction
-from .writer import Writer
+from .writer import StoreUnavailable, Writer
 
 _INTERACTION_COLUMNS = (
     "id, owner, upstream, front, mode, model, status, parent_id, root_id, depth,"
@@ -40,6 +41,8 @@ _INTERRUPTED = "recall stopped while this interaction was in progress"
 # How long a running recall vouches for its in-progress nodes, and how often it renews that.
 RUN_LEASE_S = 30.0
 _HEARTBEAT_S = RUN_LEASE_S / 3
+# How long the server's writer waits for another process's write transaction before it gives up (503).
+WRITER_BUSY_TIMEOUT_S = 15.0
 
 
 def _dumps(value: Any) -> str:
@@ -119,7 +122,9 @@ def _prepare(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA auto_vacuum=INCREMENTAL")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA foreign_keys=ON")
+    # The foreign keys migration m010 declares are for tools that read the file; enforcing them
+    # would refuse cassettes whose threads were cut by --since (see its docstring).
+    db.execute("PRAGMA foreign_keys=OFF")
     # Deleted content is overwritten, not just unlinked: a delete must take the
     # text out of the file for real.
     db.execute("PRAGMA secure_delete=ON")
@@ -157,12 +162,15 @@ class SQLiteStore:
         # This process's name on the in-progress nodes it runs (see m009_run_leases).
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._heartbeat: asyncio.Task[None] | None = None
+        # Nodes whose end could not be written (the database refused): failed once it can (id -> why).
+        self._unsaved: dict[str, str] = {}
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
         path = Path(path)
         open_private(path)
-        writer_db = await aiosqlite.connect(path, isolation_level=None)
+        # The writer waits for a lock held by another process (a CLI erase step) rather than failing.
+        writer_db = await aiosqlite.connect(path, isolation_level=None, timeout=WRITER_BUSY_TIMEOUT_S)
         await writer_db._execute(_prepare, writer_db._conn)
         reader_db = await aiosqlite.connect(path, isolation_level=None)
         await reader_db.execute("PRAGMA query_only=ON")
@@ -194,6 +202,30 @@ class SQLiteStore:
 
         await self._writer.submit(op)
 
+    async def fail_unsaved(self, interaction_id: str, reason: str) -> None:
+        """A turn whose end the database refused: failed with `reason` now if it takes that
+        write, else on a later beat (its lease is no longer renewed meanwhile)."""
+        self._unsaved[interaction_id] = reason
+        try:
+            await self._fail_unsaved()
+        except StoreUnavailable:
+            pass
+
+    async def _fail_unsaved(self) -> None:
+        if not self._unsaved:
+            return
+        failing = dict(self._unsaved)
+
+        def op(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "UPDATE interactions SET status = ?, error = ?, updated_at = ?, run_owner = NULL, lease_until = NULL"
+                " WHERE id = ? AND status = ?",
+                [(FAILED, why, time.time(), interaction_id, IN_PROGRESS) for interaction_id, why in failing.items()])
+
+        await self._writer.submit(op)
+        for interaction_id in failing:
+            self._unsaved.pop(interaction_id, None)
+
     def _renew_leases(self, db: sqlite3.Connection) -> None:
         db.execute("UPDATE interactions SET lease_until = ? WHERE run_owner = ? AND status = ?",
                    (time.time() + RUN_LEASE_S, self.instance, IN_PROGRESS))
@@ -203,9 +235,10 @@ class SQLiteStore:
         while True:
             await asyncio.sleep(_HEARTBEAT_S)
             try:
+                await self._fail_unsaved()
                 await self._writer.submit(self._renew_leases)
                 await self._fail_interrupted()
-            except (sqlite3.Error, RuntimeError):
+            except (StoreUnavailable, sqlite3.Error, RuntimeError):
                 continue  # the next beat tries again; a lease is three beats long
 
     # -- writes ---------------------------------------------------------------
@@ -246,6 +279,7 @@ class SQLiteStore:
                 _insert_exchange(db, exchange)
             return True
 
+        note_interaction(it.id, it.model)  # for the request's log line (proxy/request_log.py)
         saved: bool = await self._writer.submit(op)
         if saved and it.status != IN_PROGRESS:
             # The next turn most likely continues this one: its chain is its parent's plus itself.
@@ -280,15 +314,26 @@ class SQLiteStore:
         """
         removed: Removed = await self._writer.submit(lambda db: erase_interactions(db, [interaction_id]))
         self._chains.clear()
+        if removed.interactions:
+            while await self._writer.submit(merge_search_index_step):
+                pass
         await self._scrub_wal()
         return removed.interactions > 0
 
     async def purge_older_than(self, cutoff: float) -> Removed:
-        """Erase everything recorded before `cutoff` (epoch seconds) and free the space."""
-        removed: Removed = await self._writer.submit(lambda db: purge_before(db, cutoff))
+        """Erase everything recorded before `cutoff` (epoch seconds) and free the space.
+
+        In short steps queued behind the requests' writes: a purge of any size never
+        holds the database for long, whatever is being served meanwhile."""
+        purge = Purge(cutoff)
+        while await self._writer.submit(purge.step):
+            self._chains.clear()
         self._chains.clear()
-        await self._writer_db._execute(reclaim_space, self._writer_db._conn)
-        return removed
+        # Outside the writer's transactions, between its batches, on the same connection.
+        while await self._writer_db._execute(vacuum_step, self._writer_db._conn):
+            pass
+        await self._scrub_wal()
+        return purge.removed
 
     async def _scrub_wal(self) -> None:
         """Fold the WAL into the database and truncate it: old page images in the

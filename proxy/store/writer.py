@@ -11,13 +11,43 @@ Deletes go through the same queue, so they are ordered behind pending writes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any
 
 import aiosqlite
 
 WriteOp = Callable[[sqlite3.Connection], Any]
+
+log = logging.getLogger("recall")
+
+
+class StoreUnavailable(Exception):
+    """The database cannot take a write now (disk full, out of file descriptors, locked
+    past the busy timeout, an I/O error): the machine's trouble, not the request's."""
+
+    # When each cause was last logged: once a minute is enough for an operator.
+    _reported: dict[str, float] = {}
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+    def report(self) -> None:
+        """Log it, once per cause per minute (not a traceback per request)."""
+        now = time.monotonic()
+        if now - self._reported.get(self.cause, -60.0) >= 60.0:
+            StoreUnavailable._reported[self.cause] = now
+            log.error("recall cannot write its database: %s (said once a minute while it lasts)", self.cause)
+
+
+def _unavailable(exc: BaseException) -> BaseException:
+    """A database error the machine caused, as StoreUnavailable; any other error as it is."""
+    if isinstance(exc, sqlite3.OperationalError | OSError):
+        return StoreUnavailable(str(exc) or type(exc).__name__)
+    return exc
 
 _MAX_BATCH = 512
 
@@ -93,7 +123,7 @@ class Writer:
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(_unavailable(exc))
             return
         self.batches += 1
         for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
@@ -102,4 +132,4 @@ class Writer:
             if ok:
                 future.set_result(value)
             else:
-                future.set_exception(value)
+                future.set_exception(_unavailable(value))

@@ -14,7 +14,8 @@ import orjson
 from aiohttp import web
 
 from .. import __version__
-from ..audit.queries import STATS_KEYS, AuditDB, ThreadSummary, fts_query
+from ..audit.prices import price_rows
+from ..audit.queries import STATS_KEYS, THREAD_STATUSES, AuditDB, ThreadSummary, fts_query
 from ..audit.render import stats_record, thread_record, tree_record
 from ..audit.when import parse_moment
 from .access import ViewerError
@@ -106,10 +107,14 @@ async def conversations(request: web.Request) -> web.Response:
         raise _bad(f"{exc}; start again from the first page (leave cursor out)") from None
     upstream, model = request.query.get("upstream") or None, request.query.get("model") or None
     since, until = _moment(request, "since"), _moment(request, "until")
+    status = request.query.get("status") or None
+    if status is not None and status not in THREAD_STATUSES:
+        raise _bad(f"status must be one of {', '.join(THREAD_STATUSES)}; got {status!r}")
 
     def page_of(db: AuditDB) -> list[ThreadSummary]:
         # One more than asked: whether there is a next page, without an empty last one.
-        return db.threads(upstream=upstream, model=model, since=since, until=until, limit=limit + 1, after=after)
+        return db.threads(upstream=upstream, model=model, since=since, until=until, limit=limit + 1, after=after,
+                          status=status)
 
     threads = await request.app[VIEWER].read(page_of)
     page = threads[:limit]
@@ -201,7 +206,10 @@ async def stats(request: web.Request) -> web.Response:
     since, until = _moment(request, "since"), _moment(request, "until")
 
     def load(db: AuditDB) -> tuple[Any, Any]:
-        return db.stats(by=by, since=since, until=until), db.stats(by=(), since=since, until=until)
+        rows, totals = db.stats(by=by, since=since, until=until), db.stats(by=(), since=since, until=until)
+        price_rows(rows, db.token_usage(by=by, since=since, until=until))
+        price_rows(totals, db.token_usage(by=(), since=since, until=until))
+        return rows, totals
 
     rows, totals = await request.app[VIEWER].read(load)
     return json_answer({"by": list(by), "rows": [stats_record(r) for r in rows],

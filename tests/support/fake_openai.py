@@ -71,6 +71,11 @@ class FakeOpenAI:
     history_mismatches: list[str] = field(default_factory=list)
     # Every body the fake answered, byte for byte (a stream's events joined).
     answers: list[bytes] = field(default_factory=list)
+    # Prompts stored at the provider (`prompt: {"id": …}` on a create): id -> the model it names.
+    prompts: dict[str, str] = field(default_factory=dict)
+    # Answer every stream request with the whole JSON reply instead (what a contract that
+    # declares no event stream for a path allows, and what mock servers built from it do).
+    whole_for_streams: bool = False
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
 
@@ -132,6 +137,15 @@ class FakeOpenAI:
         elif previous and previous not in self.histories:
             return _error(400, f"Previous response with id '{previous}' not found.",
                           param="previous_response_id", code="previous_response_not_found")
+        prompt = body.get("prompt")
+        if prompt is not None:
+            prompt_id = prompt.get("id") if isinstance(prompt, dict) else None
+            if prompt_id not in self.prompts:
+                return _error(404, f"Prompt with id '{prompt_id}' not found.", param="prompt")
+        elif not body.get("model"):
+            # OpenAI: the model comes from the request or from the stored prompt it names.
+            return _error(400, "Missing required parameter: 'model'.", param="model",
+                          code="missing_required_parameter")
         include = body.get("include") or []
         if ENCRYPTED in include and str(body.get("model", "")).startswith(NON_REASONING_MODELS):
             return _error(400, "Encrypted content is not supported with this model.", param="include")
@@ -204,8 +218,8 @@ class FakeOpenAI:
         response = {
             "id": response_id, "object": "response", "created_at": 1760000000, "status": "completed",
             "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
-            "model": body.get("model"), "output": output, "parallel_tool_calls": True,
-            "previous_response_id": previous, "store": body.get("store", True),
+            "model": body.get("model") or self.prompts.get((body.get("prompt") or {}).get("id")), "output": output,
+            "parallel_tool_calls": True, "previous_response_id": previous, "store": body.get("store", True),
             # A function tool as a Response states it: `strict` (true unless the request said false)
             # and `parameters` always there (FunctionTool requires both).
             "tools": [{**t, "strict": t.get("strict") is not False, "parameters": t.get("parameters")}
@@ -232,7 +246,7 @@ class FakeOpenAI:
             return refused
         response = self._reply(body)
         pause = requested_pause(texts)
-        if not body.get("stream"):
+        if not body.get("stream") or self.whole_for_streams:
             return await self._whole(response, pause)
         return await self._send_stream(request, _response_events(response), done=False, pause=pause)
 
@@ -281,7 +295,7 @@ class FakeOpenAI:
                                                           "logprobs": None}],
                       "usage": usage, "system_fingerprint": "fp_fake", "service_tier": "default"}
         pause = requested_pause(user_texts)
-        if not body.get("stream"):
+        if not body.get("stream") or self.whole_for_streams:
             return await self._whole(completion, pause)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return await self._send_stream(request, _chat_chunks(completion, include_usage), done=True, pause=pause)

@@ -201,6 +201,14 @@
       field("model", "Model", "any"),
       field("since", "Since", "7d or 2026-01-31"),
       field("until", "Until", "2026-02-01"),
+      h("label", {}, "Status", h("select", { name: "status", id: "status-filter" },
+        [["", "any"], ["failed", "failed"], ["in_progress", "in progress"], ["completed", "completed"],
+          ["requires_action", "requires action"], ["incomplete", "incomplete"], ["cancelled", "cancelled"]]
+          .map(([value, label]) => {
+            const option = h("option", { value }, label);
+            if ((params.get("status") || "") === value) option.selected = true;
+            return option;
+          }))),
       h("button", { type: "submit" }, "Filter"),
       h("a", { href: "#/" }, "Clear"));
     form.addEventListener("submit", (event) => {
@@ -211,14 +219,23 @@
     return form;
   }
 
+  // Marks for a thread's failed and still-running turns, so they stand out in the list.
+  function statusBadges(c) {
+    return [
+      c.failed ? h("span", { class: "badge failed", title: "turns that failed" }, `${c.failed} failed`) : null,
+      c.in_progress ? h("span", { class: "badge in-progress", title: "turns still running" }, `${c.in_progress} in progress`) : null,
+    ];
+  }
+
   async function listView(params, current) {
     const filters = {};
-    for (const key of ["upstream", "model", "since", "until", "limit"]) filters[key] = params.get(key);
+    for (const key of ["upstream", "model", "since", "until", "status", "limit"]) filters[key] = params.get(key);
     const page = Number(params.get("page") || "1");
     const data = await api("/conversations", { limit: 50, ...filters, cursor: params.get("cursor") });
     if (!current()) return;
     const rows = data.conversations.map((c) => h("tr", {},
       h("td", { class: "title" }, link("/c/" + enc(c.thread_id), c.title ? clip(c.title, 90) : "(no text)"),
+        statusBadges(c),
         h("div", { class: "muted mono" }, c.thread_id)),
       h("td", {}, c.upstreams.join(", ")),
       h("td", {}, c.models.join(", ") || "-"),
@@ -257,8 +274,10 @@
     const data = await api("/search", { q, cursor: params.get("cursor"), limit: 20 });
     if (!current()) return;
     const hits = data.hits.map((hit) => h("li", { class: "hit" },
-      h("div", {}, link(hashOf("/c/" + enc(hit.thread_id), { at: hit.interaction_id }), hit.interaction_id),
-        h("span", { class: "muted" }, ` · ${when(hit.created)} · ${hit.upstream} · ${hit.model || "-"}`)),
+      h("div", {}, link(hashOf("/c/" + enc(hit.thread_id), { at: hit.interaction_id }),
+        hit.title ? clip(hit.title, 90) : "(no text)"),
+        h("span", { class: "muted" }, ` · ${when(hit.created)} · ${hit.upstream} · ${hit.model || "-"}`),
+        h("div", { class: "muted mono small" }, hit.interaction_id)),
       hit.input_snippet ? h("div", { class: "snippet" }, h("span", { class: "side" }, "app: "), snippet(hit.input_snippet)) : null,
       hit.output_snippet ? h("div", { class: "snippet" }, h("span", { class: "side" }, "model: "), snippet(hit.output_snippet)) : null));
     show(
@@ -394,9 +413,12 @@
       const label = node.input_text === null
         ? "[deleted]"
         : `${clip(node.input_text, 40) || "(no text)"} → ${clip(node.output_text, 40) || "…"}`;
-      const classes = ["tree-node", onPath.has(node.id) ? "on-path" : "", node.id === selected ? "selected" : ""].join(" ").trim();
+      const state = node.status === "failed" ? "failed" : node.status === "in_progress" ? "in-progress" : "";
+      const classes = ["tree-node", onPath.has(node.id) ? "on-path" : "", node.id === selected ? "selected" : "", state]
+        .join(" ").replace(/ +/g, " ").trim();
       return h("li", {},
-        h("a", { href: "#" + hashOf("/c/" + enc(threadId), { at: node.id }), class: classes, title: node.id, "data-id": node.id }, label),
+        h("a", { href: "#" + hashOf("/c/" + enc(threadId), { at: node.id }), class: classes, title: node.id, "data-id": node.id },
+          state ? h("span", { class: "badge " + state }, state === "failed" ? "failed" : "in progress") : null, label),
         node.children.length ? h("ul", {}, node.children.map(item)) : null);
     };
     return h("ul", { class: "tree", id: "tree" }, tree.map(item));
