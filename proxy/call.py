@@ -81,7 +81,9 @@ class Call:
             latency_ms=self.elapsed_ms(),
             owner=self.owner,
             front=self.route.codec.name,
-            request_headers=redacted_headers(self.headers.items()),
+            # The body is kept as aiohttp decoded it: a Content-Encoding header beside it would mislabel it.
+            request_headers=redacted_headers((k, v) for k, v in self.headers.items()
+                                             if k.lower() != "content-encoding"),
             request_body=self.body or None,
             response_headers=response_headers,
             response_body=response_body,

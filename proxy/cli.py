@@ -20,7 +20,7 @@ from .cli_cassette import cassette
 from .cli_common import exit_cannot_listen, load_config_or_exit
 from .cli_info import info
 from .cli_ui import ui
-from .config import MODES, Config, resolve_db_path
+from .config import MODES, Config, ConfigError, check_origin, resolve_db_path
 from .fake import main as fake_main
 from .request_log import LOG_LEVELS, configure_logging
 from .runtime import announce, withdraw
@@ -43,6 +43,10 @@ def main() -> None:
 @click.option("--replay-timing", type=click.Choice(["fast", "recorded"]), default="fast", show_default=True,
               help="Replay recorded streams at once, or at the pace they were recorded.")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without [server] tokens.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests addressed to this host name (repeatable; adds to [server] allowed_hosts).")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Let web pages of this origin call recall, e.g. http://localhost:3000 (repeatable; adds to [server] cors_origins).")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True,
               help="info: one line per request; warning: problems only.")
 @click.option("-q", "--quiet", is_flag=True, help="No request lines: warnings and errors only (same as --log-level warning).")
@@ -50,7 +54,7 @@ def main() -> None:
               help="json: one object per line (method, path, status, latency_ms, model, cache, interaction_id, error).")
 def serve(config_path: str | None, db_path: str | None, host: str | None, port: int | None,
           mode: str | None, cassettes: tuple[str, ...], replay_timing: str, insecure: bool, log_level: str,
-          quiet: bool, log_format: str) -> None:
+          quiet: bool, log_format: str, allowed_hosts: tuple[str, ...], cors_origins: tuple[str, ...]) -> None:
     """Run the proxy."""
     config = load_config_or_exit(config_path)
     config.cassettes = list(cassettes)
@@ -61,6 +65,14 @@ def serve(config_path: str | None, db_path: str | None, host: str | None, port: 
         config.port = port
     if mode is not None:
         config.mode = mode
+    config.allowed_hosts = [*config.allowed_hosts, *allowed_hosts]
+    config.cors_origins = [*config.cors_origins, *cors_origins]
+    for origin in cors_origins:
+        try:
+            check_origin("--cors-origin", origin)
+        except ConfigError as exc:
+            click.echo(f"recall: {exc}", err=True)
+            sys.exit(2)
     if not is_loopback(config.host) and not config.tokens and not insecure:
         click.echo(
             f"recall: refusing to listen on {config.host} without a proxy token: anyone who can reach it could"
@@ -101,9 +113,14 @@ def _say_json(line: str) -> None:
 
 async def _serve(config: Config, path: Path, say: Callable[[str], None] = _say_text) -> None:
     from .server import start
+    from .store.preflight import StoreError
 
     try:
         runner, port = await start(config, path)
+    except StoreError as exc:
+        # One line and exit 2, as for a bad config: the database cannot be used as it is.
+        click.echo(f"recall: bad database: {exc}", err=True)
+        sys.exit(2)
     except OSError as exc:
         exit_cannot_listen(config.host, config.port, exc)
     # Audit commands typed in any folder find this database through it (proxy/runtime.py).
@@ -111,6 +128,9 @@ async def _serve(config: Config, path: Path, say: Callable[[str], None] = _say_t
                          mode=config.mode, config=config.source, version=__version__)
     say(f"recall {__version__} listening on http://{config.host}:{port} (mode {config.mode}, "
         f"{serving_what(config, path)})")
+    if not is_loopback(config.host) and not config.allowed_hosts:
+        say("recall: note: requests must be addressed to a loopback name unless [server] allowed_hosts"
+            " (--allowed-host) names the host apps reach this address by")
     for name, upstream in sorted(config.upstreams.items()):
         state = "emulate" if upstream.emulates else "native"
         say(f"  /{name:<10} -> {upstream.url} (api {upstream.api}, {state})")

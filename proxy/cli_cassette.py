@@ -11,6 +11,7 @@ from .audit.queries import IdNotFound, complete_id
 from .audit.render import dumps
 from .cassette import export_cassette, insert_records, read_cassette
 from .cli_common import config_and_db_options, db_path_of, json_option, since_option
+from .files import open_private_for_writing
 from .store.sqlite import open_private, open_sync
 
 
@@ -44,7 +45,8 @@ def export_command(config_path: str | None, db_path: str | None, thread: str | N
     target = Path(output)
     partial = target.with_suffix(target.suffix + ".partial")
     try:
-        with partial.open("w", encoding="utf-8") as out:
+        # A cassette holds conversations: 0600 like the database it comes from.
+        with open_private_for_writing(partial) as out:
             report = export_cassette(db, out, thread=thread, since=since, upstream=upstream)
     except LookupError as exc:
         partial.unlink(missing_ok=True)

@@ -40,6 +40,16 @@ class Upstream:
     # Where recall folds a conversation into one input (api = "parallel" in
     # emulate mode): at most this many characters of earlier turns go with it.
     context_max_chars: int = DEFAULT_CONTEXT_MAX_CHARS
+    # A provider's stream ends as failed after this long without an event (default: timeout_s)
+    # or this long in all: one that trickles forever after its app left must not hold a
+    # connection, a task and an in-progress node for ever.
+    stream_idle_s: float | None = None
+    stream_max_s: float = 7200.0
+
+    @property
+    def stream_limits(self) -> dict[str, Any]:
+        """The keyword arguments of sse.iter_events for this upstream's streams."""
+        return {"idle_s": self.stream_idle_s or self.timeout_s, "max_s": self.stream_max_s, "upstream": self.name}
 
     @property
     def emulates(self) -> bool:
@@ -59,6 +69,12 @@ class Config:
     max_body_mb: int = 32
     # On SIGTERM, requests in flight get this long to finish before they are cut.
     shutdown_grace_s: float = 10.0
+    # Host names (besides loopback ones) requests may be addressed to, and web origins
+    # whose pages may call recall (proxy/origin.py).
+    allowed_hosts: list[str] = field(default_factory=list)
+    cors_origins: list[str] = field(default_factory=list)
+    # Requests answered at once; past it, 503. 0: sized from the open-files limit (proxy/limits.py).
+    max_connections: int = 0
     db_path: str | None = None
     log_unstored: bool = True
     retention_days: int = 0
@@ -82,6 +98,9 @@ _SCALARS: dict[str, dict[str, tuple[str, type | tuple[type, ...], tuple[Any, ...
         "tokens": ("tokens", list, None),
         "max_body_mb": ("max_body_mb", int, None),
         "shutdown_grace_s": ("shutdown_grace_s", (int, float), None),
+        "allowed_hosts": ("allowed_hosts", list, None),
+        "cors_origins": ("cors_origins", list, None),
+        "max_connections": ("max_connections", int, None),
     },
     "storage": {
         "path": ("db_path", str, None),
@@ -101,6 +120,8 @@ _UPSTREAM_KEYS: dict[str, tuple[type | tuple[type, ...], tuple[Any, ...] | None]
     "api_key_env": (str, None),
     "timeout_s": ((int, float), None),
     "context_max_chars": (int, None),
+    "stream_idle_s": ((int, float), None),
+    "stream_max_s": ((int, float), None),
 }
 
 
@@ -172,6 +193,10 @@ def _parse_upstream(source: str, name: str, table: Any, base: Upstream | None) -
         raise ConfigError(source, f"{where} timeout_s", "must be greater than 0")
     if upstream.context_max_chars <= 0:
         raise ConfigError(source, f"{where} context_max_chars", "must be greater than 0")
+    for key in ("stream_idle_s", "stream_max_s"):
+        value = getattr(upstream, key)
+        if value is not None and value <= 0:
+            raise ConfigError(source, f"{where} {key}", "must be greater than 0 seconds")
     return replace(upstream, url=upstream.url.rstrip("/"), timeout_s=float(upstream.timeout_s))
 
 
@@ -184,9 +209,28 @@ def _validate(config: Config, source: str) -> None:
         raise ConfigError(source, "[server] shutdown_grace_s", "must be 0 or more seconds")
     if config.retention_days < 0:
         raise ConfigError(source, "[storage] retention_days", "must be 0 (keep forever) or more")
-    for key, items in (("[server] tokens", config.tokens), ("[cache] ignore_fields", config.ignore_fields)):
+    for key, items in (("[server] tokens", config.tokens), ("[cache] ignore_fields", config.ignore_fields),
+                       ("[server] allowed_hosts", config.allowed_hosts), ("[server] cors_origins", config.cors_origins)):
         if not all(isinstance(item, str) and item for item in items):
             raise ConfigError(source, key, "must be a list of non-empty strings")
+    if config.max_connections < 0:
+        raise ConfigError(source, "[server] max_connections", "must be 0 (sized from the open-files limit) or more")
+    for host in config.allowed_hosts:
+        if "/" in host or " " in host:
+            raise ConfigError(source, "[server] allowed_hosts",
+                              f"{host!r} is not a host name; write a name or name:port, e.g. \"recall.internal\"")
+    for origin in config.cors_origins:
+        check_origin(source, origin)
+
+
+def check_origin(source: str, origin: str) -> None:
+    """A web origin is scheme://host[:port], nothing more; `*` would let every page spend the key."""
+    scheme, sep, rest = origin.partition("://")
+    if origin.strip() == "*":
+        raise ConfigError(source, "[server] cors_origins", "'*' would let any web page use recall; name the origins")
+    if not sep or scheme not in ("http", "https") or not rest or "/" in rest.rstrip("/"):
+        raise ConfigError(source, "[server] cors_origins",
+                          f"{origin!r} is not an origin; write scheme://host[:port], e.g. \"http://localhost:3000\"")
 
 
 def find_config_file(explicit: str | None) -> Path | None:

@@ -40,13 +40,16 @@ class Route:
 _INTERACTIONS = re.compile(r"^(?:/v[^/]*)?/interactions(?:/(?P<id>[^/]+)(?P<cancel>/cancel)?)?/?$")
 _GENERATE = re.compile(r"^(?:/v[^/]*)?/models/[^/]+:(?:stream)?[gG]enerateContent$")
 _MESSAGES = re.compile(r"^/v1/messages/?$")
-# OpenAI: the SDK's base_url ends in /v1, so paths under an upstream start with it.
-_RESPONSES = re.compile(r"^(?:/v1)?/responses(?:/(?P<id>[^/]+)(?P<sub>/cancel|/input_items)?)?/?$")
+# OpenAI: the SDK's base_url ends in /v1, so paths under an upstream start with it. Azure
+# OpenAI serves the same API under /openai, /openai/v1 and /openai/deployments/{name}
+# (openai's AzureOpenAI client with `azure_endpoint` set to recall's mount).
+_OPENAI = r"(?:/v1|/openai(?:/v1|/deployments/[^/]+)?)?"
+_RESPONSES = re.compile(rf"^{_OPENAI}/responses(?:/(?P<id>[^/]+)(?P<sub>/cancel|/input_items)?)?/?$")
 _CONVERSATIONS = re.compile(
     r"^(?:/v1)?/conversations(?:/(?P<id>[^/]+)(?P<items>/items(?:/(?P<item>[^/]+))?)?)?/?$"
 )
 # Chat Completions: OpenAI's path, and Parallel's two (`/v1beta/…`, and `/chat/…` for its openai-SDK base_url).
-_CHAT = re.compile(r"^(?:/v1|/v1beta)?/chat/completions/?$")
+_CHAT = re.compile(rf"^(?:/v1beta|{_OPENAI})/chat/completions/?$")
 _TASK_RUNS = re.compile(r"^/v1/tasks/runs(?:/(?P<id>[^/]+)(?:/(?P<sub>result|input|events))?)?/?$")
 _TASK_READS = {None: TASK_GET, "result": TASK_RESULT, "input": TASK_INPUT, "events": TASK_EVENTS}
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestPayloadError
 
-from . import __version__, conversations, routes, task_runs, turns
+from . import __version__, conversations, limits, routes, task_runs, turns
 from .auth import RECALL_TOKEN_HEADER, caller_key, fingerprint, token_ok
 from .cache import AUTO, CACHE_HEADER, REPLAY, Cache, canonical_request, request_key
 from .call import Call
@@ -25,6 +26,7 @@ from .codecs import Codec
 from .config import Config
 from .errors import ApiError, ReplayMiss, bad_request, store_unavailable, too_large, unauthorized
 from .http_compat import TolerantAppRunner
+from .origin import OriginPolicy, Refusal, guard
 from .relay import relay
 from .request_log import CACHE_STATUS, log_path, log_requests
 from .retention import Retention
@@ -32,6 +34,7 @@ from .runs import Runs
 from .services import Services
 from .state import ConversationState
 from .store import StoreUnavailable
+from .store.preflight import check_database
 from .store.sqlite import SQLiteStore, copy_database
 from .upstream import UpstreamClient
 from .viewer import mount_viewer
@@ -40,6 +43,7 @@ log = logging.getLogger("recall")
 
 SERVICES = web.AppKey("services", Services)
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Operation = Callable[[web.Request, Call, Services], Awaitable[web.StreamResponse]]
 OPERATIONS: dict[str, Operation] = {
     routes.CREATE: turns.create,
@@ -154,12 +158,67 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return error_response(codec, store_unavailable(trouble.cause))
     except web.HTTPException:
         raise
-    except Exception:
+    except Exception as exc:
+        if limits.out_of_files(exc):
+            raise  # not a bug: out of file descriptors, a 503 (_connection_limit)
         # A bug of recall's own: the app still gets an answer in its API's shape,
         # and the traceback goes to the log only (which never holds credentials).
         log.exception("unexpected error on %s %s", request.method, log_path(request))
         return error_response(codec, ApiError(500, "internal_error",
                                               "recall failed on this request; its log has the details"))
+
+
+def _front_error(config: Config, request: web.Request, err: ApiError) -> web.StreamResponse:
+    """An error recall answers before routing, in the shape of the front API the path names
+    (so that the SDK raises its usual exception); recall's own paths answer as the viewer does."""
+    name, _, rest = request.path.lstrip("/").partition("/")
+    upstream = config.upstreams.get(name)
+    if upstream is None:
+        return web.json_response({"error": {"code": err.code, "message": err.message}}, status=err.status,
+                                 dumps=lambda v: orjson.dumps(v).decode())
+    return error_response(routes.match(request.method, "/" + rest, upstream.api).codec, err)
+
+
+def _refusal(config: Config) -> Callable[[web.Request, Refusal], web.StreamResponse]:
+    def render(request: web.Request, refused: Refusal) -> web.StreamResponse:
+        return _front_error(config, request, ApiError(403, refused.code, refused.message))
+
+    return render
+
+
+def _connection_limit(config: Config) -> Middleware:
+    """Past [server] max_connections requests at once, a 503 that closes its connection:
+    recall must not run out of file descriptors (proxy/limits.py). Requests being answered
+    are counted, not open connections: under a burst every connection is open at once, and
+    counting them would refuse everyone rather than answer the first ones."""
+    limit = limits.max_connections(config.max_connections)
+    busy = 0
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal busy
+        if busy >= limit:
+            return _overloaded(config, request, limit)
+        busy += 1
+        try:
+            return await handler(request)
+        except Exception as exc:
+            if not limits.out_of_files(exc):
+                raise
+            log.warning("out of file descriptors on %s %s", request.method, log_path(request))
+            return _overloaded(config, request, limit)
+        finally:
+            busy -= 1
+
+    return check
+
+
+def _overloaded(config: Config, request: web.Request, limit: int) -> web.StreamResponse:
+    response = _front_error(config, request, limits.overloaded(limit))
+    response.headers["Retry-After"] = limits.RETRY_AFTER_S
+    # Closing this connection gives its descriptor back at once.
+    response.force_close()
+    return response
 
 
 async def _cache_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -185,11 +244,13 @@ def create_app(config: Config, db_path: Path, extend: AppHook | None = None) -> 
                 # Replay never changes the recordings: it serves from a copy.
                 path = Path(scratch) / "replay.db"
                 if db_path.exists():
+                    # A bad source stops start-up with one line, as the store's own file would.
+                    check_database(db_path, writable=False)
                     copy_database(db_path, path)
             store = await SQLiteStore.open(path)
             for cassette in config.cassettes:
                 await load_cassette(store, Path(cassette))
-            upstreams = UpstreamClient(offline=replaying)
+            upstreams = UpstreamClient(offline=replaying, max_connections=limits.max_connections(config.max_connections))
             await upstreams.start()
             runs = Runs()
             app[SERVICES] = Services(
@@ -209,6 +270,9 @@ def create_app(config: Config, db_path: Path, extend: AppHook | None = None) -> 
             await store.close()
 
     app.cleanup_ctx.append(lifecycle)
+    # Before any route: only this machine's programs, and the web origins the operator named.
+    guard(app, OriginPolicy.of(config.allowed_hosts, config.cors_origins), _refusal(config))
+    app.middlewares.append(_connection_limit(config))
     app.on_response_prepare.append(_cache_header)
     app.router.add_get("/_recall/health", health)
     # The viewer reads the file the store opened (in replay mode, the store's copy).
@@ -227,6 +291,7 @@ async def start(config: Config, db_path: Path, extend: AppHook | None = None) ->
     runner = TolerantAppRunner(create_app(config, db_path, extend), access_log=None, shutdown_timeout=config.shutdown_grace_s,
                                max_line_size=65536, max_field_size=65536)
     await runner.setup()
+    limits.quiet_accept_errors()
     site = web.TCPSite(runner, config.host, config.port)
     try:
         await site.start()

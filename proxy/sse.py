@@ -7,6 +7,7 @@ It keeps each event's raw bytes, so a relay can pass events on untouched.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -114,11 +115,60 @@ def frame(data: bytes, event: str | None = None) -> bytes:
     return head + b"data: " + data + b"\n\n"
 
 
-async def iter_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[bytes, list[SSEEvent]]]:
-    """Each chunk as it arrives from the provider, with the events it completed."""
+class StreamLimit(TimeoutError):
+    """A provider's stream went past a limit of its upstream (`stream_idle_s`, `stream_max_s`).
+
+    A TimeoutError, so that every reader that handles a stalled provider handles it; its
+    message names the limit and the key that sets it, for the node's failure reason."""
+
+
+async def iter_events(content: aiohttp.StreamReader, *, idle_s: float | None = None, max_s: float | None = None,
+                      upstream: str = "") -> AsyncIterator[tuple[bytes, list[SSEEvent]]]:
+    """Each chunk as it arrives from the provider, with the events it completed.
+
+    `idle_s`: at most this long waiting for the provider's next event (keep-alive comments
+    do not count: a provider that trickles them forever is idle); `max_s`: at most this long
+    in all. Either raises StreamLimit. Time the caller spends between chunks (writing to a
+    slow app) is not idle time: only the waits for the provider count."""
     parser = SSEParser()
-    async for chunk in content.iter_any():
-        yield chunk, parser.feed(chunk)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    idle = 0.0  # seconds spent waiting for the provider since its last event
+    while True:
+        limit, which = _next_deadline(idle_s, idle, max_s, started, loop.time())
+        waiting_from = loop.time()
+        if limit is not None and limit <= 0:
+            raise _limit_error(which, idle_s, max_s, upstream)
+        try:
+            chunk = await (content.readany() if limit is None else asyncio.wait_for(content.readany(), limit))
+        except TimeoutError:
+            if limit is not None and loop.time() - waiting_from >= limit:
+                raise _limit_error(which, idle_s, max_s, upstream) from None
+            raise  # the socket's own read timeout (timeout_s)
+        if not chunk:
+            break
+        events = parser.feed(chunk)
+        idle = 0.0 if any(e.event is not None or e.data for e in events) else idle + loop.time() - waiting_from
+        yield chunk, events
     tail = parser.flush()
     if tail:
         yield b"", tail
+
+
+def _next_deadline(idle_s: float | None, idle: float, max_s: float | None, started: float, now: float
+                   ) -> tuple[float | None, str]:
+    """Seconds the next read may wait, and which limit that is."""
+    options = []
+    if idle_s:
+        options.append((idle_s - idle, "idle"))
+    if max_s:
+        options.append((started + max_s - now, "max"))
+    if not options:
+        return None, ""
+    return min(options)
+
+
+def _limit_error(which: str, idle_s: float | None, max_s: float | None, upstream: str) -> StreamLimit:
+    if which == "idle":
+        return StreamLimit(f"the provider sent no event for {idle_s:g} s ([upstreams.{upstream}] stream_idle_s)")
+    return StreamLimit(f"the provider's stream went on past {max_s:g} s ([upstreams.{upstream}] stream_max_s)")

@@ -347,7 +347,7 @@ class _Run:
         node, decoder = self.node, self.decoder
         assert self.response is not None
         async with self.response:
-            async for _, events in iter_events(self.response.content):
+            async for _, events in iter_events(self.response.content, **self.call.upstream.stream_limits):
                 frames: list[Frame] = []
                 for event in events:
                     if event.malformed:

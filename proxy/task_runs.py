@@ -38,7 +38,7 @@ from .ids import mint_id
 from .model import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, INCOMPLETE, Interaction, ModelReply
 from .relay import STORED_HEADER, open_relayed, relay, relay_response
 from .services import Services
-from .sse import frame, iter_events
+from .sse import StreamLimit, frame, iter_events
 from .state import history
 from .upstream_calls import ask_upstream, digest_of, new_node, upstream_request
 
@@ -175,7 +175,7 @@ async def _relay_events(request: web.Request, call: Call, services: Services) ->
     problem: str | None = None
     try:
         async with response:
-            async for _, received in iter_events(response.content):
+            async for _, received in iter_events(response.content, **call.upstream.stream_limits):
                 for event in received:
                     if event.malformed:
                         problem = "sent an event that is not valid JSON"
@@ -185,6 +185,8 @@ async def _relay_events(request: web.Request, call: Call, services: Services) ->
                     passed += event.raw[: max(limit - len(passed), 0)]
                 if problem:
                     break
+    except StreamLimit as exc:
+        problem = f"was stopped: {exc}"
     except TimeoutError:
         problem = f"sent nothing for {call.upstream.timeout_s:g} s ([upstreams.{call.upstream.name}] timeout_s)"
     except aiohttp.ClientError as exc:

@@ -13,22 +13,31 @@ from dataclasses import dataclass
 import aiohttp
 from multidict import CIMultiDict
 
-from .auth import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS, caller_key
+from .auth import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS, provider_key
 from .codecs import Codec
 from .config import Upstream
 from .errors import ReplayMiss, upstream_bad_response, upstream_timeout, upstream_unreachable
+from .limits import out_of_files
 
 # Never forwarded: hop-by-hop headers, ones aiohttp sets itself, recall's own.
 # accept-encoding is dropped so that aiohttp negotiates and decodes compression
 # itself: recall parses bodies and must not relabel them.
+# content-encoding (and content-length) are dropped because every body recall sends is
+# one it has read, which aiohttp's server decoded (gzip, deflate, br, zstd): sending it on
+# labelled `gzip` would make the provider decode plain JSON. The client sets the length.
 _DROPPED_REQUEST_HEADERS = frozenset({
     "host", "content-length", "connection", "keep-alive", "proxy-connection", "proxy-authorization",
-    "te", "trailer", "transfer-encoding", "upgrade", "accept-encoding",
+    "te", "trailer", "transfer-encoding", "upgrade", "accept-encoding", "content-encoding",
 })
 # Not relayed back: hop-by-hop, and encodings aiohttp already undid.
 DROPPED_RESPONSE_HEADERS = frozenset({
     "content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "date", "server",
 })
+
+
+# The total-time backstop runs this much past stream_max_s, so that a stream's own limit,
+# which says which key to raise, is what ends it.
+_BACKSTOP_S = 5.0
 
 
 @dataclass(slots=True)
@@ -58,7 +67,7 @@ def forward_headers(headers: Mapping[str, str], upstream: Upstream, codec: Codec
         key = os.environ.get(upstream.api_key_env or "", "")
         out[codec.auth_header] = codec.auth_prefix + key
     elif codec is not None and codec.reads_key_header_only:
-        _move_key(out, codec, caller_key(headers, {}))
+        _move_key(out, codec, provider_key(headers, {}))
     if codec is not None:
         for name, value in codec.required_headers.items():
             out.setdefault(name, value)
@@ -83,8 +92,8 @@ def translated_headers(headers: Mapping[str, str], query: Mapping[str, str], ups
     (the built call has no query), the key moves to the header the provider reads."""
     out = forward_headers(headers, upstream, codec)
     differ = (front.auth_header, front.auth_prefix) != (codec.auth_header, codec.auth_prefix)
-    if not upstream.api_key_env and (differ or caller_key(headers, {}) is None):
-        _move_key(out, codec, caller_key(headers, query))
+    if not upstream.api_key_env and (differ or provider_key(headers, {}) is None):
+        _move_key(out, codec, provider_key(headers, query))
     return out
 
 
@@ -93,15 +102,18 @@ def forward_query(query: Mapping[str, str], upstream: Upstream) -> list[tuple[st
 
 
 class UpstreamClient:
-    def __init__(self, *, offline: bool = False) -> None:
+    def __init__(self, *, offline: bool = False, max_connections: int = 0) -> None:
         self._session: aiohttp.ClientSession | None = None
         # In replay mode recall never opens a connection to a provider.
         self.offline = offline
+        # At most this many connections to providers, busy or kept alive (0: no limit): each
+        # is a file descriptor, counted in [server] max_connections (proxy/limits.py).
+        self.max_connections = max_connections
 
     async def start(self) -> None:
         # One session with keep-alive for every provider; per-upstream timeouts
         # are given per request.
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
 
     async def close(self) -> None:
@@ -128,7 +140,12 @@ class UpstreamClient:
         """Send a request and return the response with its body still unread."""
         if self.offline:
             raise ReplayMiss(f"{method} {upstream.name}{path}")
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(upstream.timeout_s, 30), sock_read=upstream.timeout_s)
+        # `total` bounds every call, its body included, at the upstream's stream_max_s: a
+        # provider that trickles bytes forever (after its app left, say) must not hold a
+        # connection and a task for ever. Event streams meet their own limits first
+        # (sse.iter_events, which names them); this is the backstop for bodies read whole.
+        timeout = aiohttp.ClientTimeout(total=upstream.stream_max_s + _BACKSTOP_S,
+                                        sock_connect=min(upstream.timeout_s, 30), sock_read=upstream.timeout_s)
         try:
             return await self.session.request(
                 method, upstream.url + path, params=query or None, headers=headers, data=body,
@@ -137,6 +154,8 @@ class UpstreamClient:
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise upstream_timeout(upstream.name, upstream.timeout_s) from None
         except aiohttp.ClientConnectorError as exc:
+            if out_of_files(exc):
+                raise  # recall's own fault, not the provider's: a 503 (server._connection_limit)
             raise upstream_unreachable(upstream.name, upstream.url, str(exc.os_error or exc)) from None
         except aiohttp.ClientError as exc:
             raise upstream_bad_response(upstream.name, str(exc) or type(exc).__name__) from None

@@ -23,7 +23,7 @@ def raw_request(recall: Recall, lines: list[str], body: bytes = b"") -> bytes:
 def test_two_user_agent_headers_are_accepted(recall: Recall) -> None:
     body = b'{"model": "m", "input": "hi"}'
     answer = raw_request(recall, [
-        "POST /gemini/v1beta/interactions HTTP/1.1", "Host: x", "Connection: close",
+        "POST /gemini/v1beta/interactions HTTP/1.1", "Host: 127.0.0.1", "Connection: close",
         "User-Agent: google-genai-sdk/1.56.0 gl-python/3.11.7", "User-Agent: httpx",
         "x-goog-api-key: k", "Content-Type: application/json", f"Content-Length: {len(body)}",
     ], body)
@@ -32,7 +32,7 @@ def test_two_user_agent_headers_are_accepted(recall: Recall) -> None:
 
 def test_duplicate_content_length_is_still_refused(recall: Recall) -> None:
     answer = raw_request(recall, [
-        "POST /gemini/v1beta/interactions HTTP/1.1", "Host: x", "Connection: close",
+        "POST /gemini/v1beta/interactions HTTP/1.1", "Host: 127.0.0.1", "Connection: close",
         "Content-Length: 2", "Content-Length: 3",
     ], b"{}")
     assert answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")

@@ -241,5 +241,18 @@ def test_database_wal_and_directory_are_private(rig_factory: RigFactory, recall_
         path = Path(str(recall.db_path) + suffix)
         assert path.exists(), path
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, (path, oct(path.stat().st_mode))
-    assert stat.S_IMODE(recall.db_path.parent.stat().st_mode) == 0o700
+    # Every directory recall made, not only the last one (mkdir -p leaves parents to the umask).
+    for directory in (recall.db_path.parent, recall.db_path.parent.parent):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, (directory, oct(directory.stat().st_mode))
     assert store_checks.integrity(recall.db_path) == "ok"
+    # A cassette export holds the same conversations: 0600 whatever the umask, also over an older, wider file.
+    cassette = tmp_path / "out.jsonl"
+    cassette.write_text("")
+    cassette.chmod(0o666)
+    previous = os.umask(0)
+    try:
+        result = CliRunner().invoke(main, ["cassette", "export", "--db", str(recall.db_path), "-o", str(cassette)])
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(cassette.stat().st_mode) == 0o600, oct(cassette.stat().st_mode)

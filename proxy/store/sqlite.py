@@ -21,11 +21,13 @@ from typing import Any, TypeVar
 import aiosqlite
 import orjson
 
+from ..files import create_private
 from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
 from ..request_log import note_interaction
 from .chain_cache import ChainCache
 from .erase import Purge, Removed, erase_interactions, is_erased, merge_search_index_step, vacuum_step
 from .migrations import migrate
+from .preflight import BUSY_TIMEOUT_S, StoreError, check_database
 from .records import Conversation, Exchange
 from .search import index_interaction
 from .writer import StoreUnavailable, Writer
@@ -105,9 +107,7 @@ def _insert_exchange(db: sqlite3.Connection, ex: Exchange) -> int:
 def open_private(path: Path) -> None:
     """Create the database file readable by its owner only (SQLite gives the WAL and
     SHM files the database's mode), in a directory of the owner's if recall makes it."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    create_private(path)
 
 
 def copy_database(source: Path, target: Path) -> None:
@@ -168,12 +168,30 @@ class SQLiteStore:
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
         path = Path(path)
-        open_private(path)
-        # The writer waits for a lock held by another process (a CLI erase step) rather than failing.
-        writer_db = await aiosqlite.connect(path, isolation_level=None, timeout=WRITER_BUSY_TIMEOUT_S)
-        await writer_db._execute(_prepare, writer_db._conn)
-        reader_db = await aiosqlite.connect(path, isolation_level=None)
-        await reader_db.execute("PRAGMA query_only=ON")
+        try:
+            open_private(path)
+        except OSError as exc:
+            raise StoreError(f"{path} cannot be created ({exc.strerror}); check that its directory is"
+                             " writable, or pass --db with another path") from None
+        # The same patience as the writer's: a lock that outlasts it would fail the first write anyway.
+        check_database(path, busy_timeout_s=WRITER_BUSY_TIMEOUT_S)
+        # Each aiosqlite connection runs a thread that is not a daemon: one left open by a
+        # failure here would keep the process from exiting. Close what was opened, then raise.
+        opened: list[aiosqlite.Connection] = []
+        try:
+            # The writer waits for a lock held by another process (a CLI erase step) rather than failing.
+            writer_db = await aiosqlite.connect(path, isolation_level=None, timeout=WRITER_BUSY_TIMEOUT_S)
+            opened.append(writer_db)
+            await writer_db._execute(_prepare, writer_db._conn)
+            reader_db = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+            opened.append(reader_db)
+            await reader_db.execute("PRAGMA query_only=ON")
+        except BaseException as exc:
+            for db in opened:
+                await db.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(f"{path} cannot be used: {exc}") from None
+            raise
         store = cls(path, writer_db, reader_db)
         store._writer.start()
         await store._fail_interrupted()

@@ -14,6 +14,10 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from ..auth import is_loopback, token_ok
+from ..origin import OriginPolicy
+
+# The viewer without tokens: loopback names only, by the same rule as every other route.
+_LOOPBACK_ONLY = OriginPolicy()
 
 # Only the package's own script and style; stored data is never markup (Trusted
 # Types make any innerHTML assignment throw), images may be data: URLs built
@@ -62,11 +66,7 @@ def check_access(request: web.Request, tokens: Sequence[str], *, api: bool) -> N
         raise ViewerError(403, "loopback_only",
                       "without [server] tokens the viewer answers this machine only;"
                       " set [server] tokens to open it to other clients")
-    try:
-        addressed_to = request.url.host
-    except ValueError:  # a Host header that is not a host name
-        addressed_to = None
-    if not is_loopback(addressed_to):
+    if request.headers.get("Host") is None or not _LOOPBACK_ONLY.host_allowed(request.headers["Host"]):
         raise ViewerError(403, "loopback_only",
                       f"the viewer answers requests for localhost, 127.0.0.1 or [::1], not {request.host!r};"
                       " open it at its loopback address")

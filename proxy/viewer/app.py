@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ..config import Config
+from ..origin import OriginPolicy, Refusal, guard
 from . import api
 from .access import SECURITY_HEADERS, ViewerError, check_access
 from .api import VIEWER, Viewer
@@ -76,6 +77,14 @@ def mount_viewer(app: web.Application, *, tokens: list[str], database: Callable[
 def create_viewer_app(config: Config, db_path: Path) -> web.Application:
     """The viewer on its own (`recall ui`): the same routes, and / leads to the page."""
     app = web.Application()
+    # The same rule as recall serve's routes (proxy/origin.py): Host, cross-origin pages, preflights.
+    guard(app, OriginPolicy.of(config.allowed_hosts, config.cors_origins), _refused)
     app.router.add_get("/", _to_page)
     mount_viewer(app, tokens=config.tokens, database=lambda: db_path, mode=None)
     return app
+
+
+def _refused(request: web.Request, refused: Refusal) -> web.StreamResponse:
+    response = api.json_answer({"error": {"code": refused.code, "message": refused.message}}, 403)
+    response.headers.update(SECURITY_HEADERS)
+    return response

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -42,8 +43,11 @@ def _toml(value: object) -> str:
 
 
 class RecallProcess:
-    def __init__(self, config: Path | None, db: Path, log: Path, *args: str) -> None:
+    def __init__(self, config: Path | None, db: Path, log: Path, *args: str,
+                 preexec: Callable[[], None] | None = None) -> None:
         self.config, self.db, self.log_path, self.args = config, db, log, args
+        # Run in the child before recall starts (e.g. a lower open-files limit).
+        self.preexec = preexec
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -57,7 +61,7 @@ class RecallProcess:
         offset = len(self.log())  # a restart appends to the same log: read only this run's lines
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            cwd=Path(__file__).resolve().parents[2])
+                                            cwd=Path(__file__).resolve().parents[2], preexec_fn=self.preexec)
         deadline = time.monotonic() + timeout
         while not (found := _LISTENING.search(self.log()[offset:])):
             if self.process.poll() is not None:
