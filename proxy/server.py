@@ -228,7 +228,12 @@ async def _cache_header(request: web.Request, response: web.StreamResponse) -> N
         response.headers[CACHE_HEADER] = status
 
 
-def create_app(config: Config, db_path: Path) -> web.Application:
+AppHook = Callable[[web.Application], None]
+
+
+def create_app(config: Config, db_path: Path, extend: AppHook | None = None) -> web.Application:
+    """The app; `extend`, if given, is called with it before it starts (an extension hook: the
+    test suite adds its check of every answer against the providers' contracts with it)."""
     app = web.Application(client_max_size=config.max_body_mb * 1024 * 1024, middlewares=[log_requests])
     replaying = config.mode == REPLAY
 
@@ -273,14 +278,17 @@ def create_app(config: Config, db_path: Path) -> web.Application:
     # The viewer reads the file the store opened (in replay mode, the store's copy).
     mount_viewer(app, tokens=config.tokens, database=lambda: app[SERVICES].store.path, mode=config.mode)
     app.router.add_route("*", r"/{tail:[\s\S]*}", handle)  # [\s\S]: a path may hold an encoded newline
+    if extend is not None:
+        extend(app)
     return app
 
 
-async def start(config: Config, db_path: Path) -> tuple[TolerantAppRunner, int]:
-    """Start serving on config.host:config.port (port 0 picks a free one); return the bound port."""
+async def start(config: Config, db_path: Path, extend: AppHook | None = None) -> tuple[TolerantAppRunner, int]:
+    """Start serving on config.host:config.port (port 0 picks a free one); return the bound port.
+    `extend`: see create_app."""
     # Request lines and headers up to 64 KiB reach recall (aiohttp stops at 8 KiB), so that
     # a long id or header gets an answer in the front API's shape rather than aiohttp's.
-    runner = TolerantAppRunner(create_app(config, db_path), access_log=None, shutdown_timeout=config.shutdown_grace_s,
+    runner = TolerantAppRunner(create_app(config, db_path, extend), access_log=None, shutdown_timeout=config.shutdown_grace_s,
                                max_line_size=65536, max_field_size=65536)
     await runner.setup()
     limits.quiet_accept_errors()

@@ -12,6 +12,8 @@ import pytest
 
 from proxy.config import Config, Upstream
 from proxy.server import start
+from tests.support.contract import VIOLATIONS, load_all
+from tests.support.contract.tap import check_recall
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_gemini import FakeGemini
 from tests.support.fake_openai import FakeOpenAI
@@ -24,6 +26,25 @@ pytest_plugins = ["pytester", "tests.support.rigs", "tests.support.figures", "te
 
 
 F = TypeVar("F", FakeGemini, FakeOpenAI, FakeAnthropic, FakeParallel)
+
+
+@pytest.fixture(scope="session")
+def provider_contracts_loaded() -> None:
+    load_all()  # before any server answers: loading on their loop would stall them
+
+
+@pytest.fixture(autouse=True)
+def provider_contracts(provider_contracts_loaded: None) -> Iterator[None]:
+    """Fails a test in which a fake provider or recall sent an answer off its provider's
+    published contract (tests/support/contract; docs/FIDELITY.md). The answers are checked
+    on the servers' thread as they are sent; this fixture is set up first and torn down
+    last, after the servers have stopped, so every answer of the test has been seen."""
+    VIOLATIONS.take()  # what a session-wide server sent between tests belongs to no test
+    yield
+    found = VIOLATIONS.take()
+    if found:
+        pytest.fail(f"{len(found)} answer(s) off the providers' contracts:\n" + "\n".join(f"- {v}" for v in found[:20]),
+                    pytrace=False)
 
 
 def running(loop_thread: LoopThread, fake: F) -> Iterator[F]:
@@ -117,7 +138,7 @@ def recall_factory(loop_thread: LoopThread, tmp_path: Path) -> Iterator[RecallFa
         if upstreams:
             config.upstreams.update(upstreams)
         db_path = tmp_path / db_name
-        runner, port = loop_thread.run(start(config, db_path))
+        runner, port = loop_thread.run(start(config, db_path, check_recall(config)))
         runners.append(runner)
         return Recall(f"http://127.0.0.1:{port}", db_path, config)
 
@@ -165,6 +186,6 @@ def matrix_recall(loop_thread: LoopThread, matrix_fakes: dict[str, Any],
     config = Config(host="127.0.0.1", port=0)
     config.upstreams = {api: Upstream(api, matrix_fakes[api].url, api, state="emulate") for api in UPSTREAM_APIS}
     db_path = tmp_path_factory.mktemp("matrix") / "recall.db"
-    runner, port = loop_thread.run(start(config, db_path))
+    runner, port = loop_thread.run(start(config, db_path, check_recall(config)))
     yield Recall(f"http://127.0.0.1:{port}", db_path, config)
     loop_thread.run(runner.cleanup())

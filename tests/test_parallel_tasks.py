@@ -22,6 +22,7 @@ from proxy.config import Config, Upstream
 from proxy.server import start
 
 from .conftest import Recall, RecallFactory
+from .support.contract.tap import check_recall
 from .support.fake_parallel import BASIS_URL, FakeParallel
 from .support.loop_thread import LoopThread
 
@@ -394,11 +395,11 @@ def test_a_run_cut_short_by_shutdown_is_failed(loop_thread: LoopThread, tmp_path
     fake_parallel.delay = 30.0
     config = Config(host="127.0.0.1", port=0)
     config.upstreams["parallel"] = Upstream("parallel", fake_parallel.url, "parallel", state="emulate")
-    runner, port = loop_thread.run(start(config, tmp_path / "recall.db"))
+    runner, port = loop_thread.run(start(config, tmp_path / "recall.db", check_recall(config)))
     run = Parallel(api_key="pk-A", base_url=f"http://127.0.0.1:{port}/parallel").task_run.create(
         input="q", processor="ultra")
     loop_thread.run(runner.cleanup())
-    runner, port = loop_thread.run(start(config, tmp_path / "recall.db"))
+    runner, port = loop_thread.run(start(config, tmp_path / "recall.db", check_recall(config)))
     try:
         c = Parallel(api_key="pk-A", base_url=f"http://127.0.0.1:{port}/parallel")
         with pytest.raises(parallel.UnprocessableEntityError) as caught:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from .support.faulty_upstream import OVERLOADED_BODY, STREAM_FAULTS
+from .support.faulty_upstream import STREAM_FAULTS, overloaded_body
 from .support.front_routes import (
     FRONT_ROUTES,
     FrontRoute,
@@ -241,7 +241,7 @@ def test_5xx_is_relayed_as_it_came(rig_factory: RigFactory, route: FrontRoute, u
         answer = create_as(rig, kind, previous)
         if relayed(upstream, kind):
             assert answer.status_code == 503, kind
-            assert answer.content == OVERLOADED_BODY  # byte for byte
+            assert answer.content == overloaded_body(rig.route.create_path)  # byte for byte
             assert answer.headers.get("x-recall-stored", "false") == "false"
         else:
             # A translated call: re-wrapped in the front API's shape, the provider's status and words kept.

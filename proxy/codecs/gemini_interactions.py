@@ -72,6 +72,7 @@ _USAGE_KEYS = {
 }
 # Fields that name something at Google (a cache, an agent's environment, a webhook).
 _PROVIDER_ONLY = ("cached_content", "agent_config", "environment", "environment_id", "webhook_config")
+_MODALITIES = ("text", "image", "audio", "video", "document")
 # Request fields echoed back on the interaction object.
 _ECHOED = ("system_instruction", "tools", "generation_config", "response_format", "agent", "agent_config",
            "safety_settings", "labels", "service_tier", "response_modalities", "response_mime_type")
@@ -320,6 +321,7 @@ def _parse_tools(tools: Any, req: TurnRequest) -> None:
     expect(isinstance(tools, list), f"tools: expected a list; got {type_name(tools)}", "tools")
     for i, tool in enumerate(tools):
         expect(isinstance(tool, dict), f"tools[{i}]: expected an object", "tools")
+        expect(isinstance(tool.get("type"), str), f"tools[{i}].type: a tool needs a type", "tools")
         if tool.get("type") == "function":
             expect(isinstance(tool.get("name"), str), f"tools[{i}].name: a function needs a name", "tools")
             req.tools.append(FunctionTool(tool["name"], tool.get("description"), tool.get("parameters")))
@@ -355,6 +357,11 @@ def _parse_choices(config: dict[str, Any], body: dict[str, Any], req: TurnReques
     if body.get("response_mime_type") == "application/json" and "response_format" not in req.generation:
         req.generation["response_format"] = {"type": "json_object"}
     modalities = body.get("response_modalities")
+    # Google refuses a modality it does not know; the interaction repeats the list, so it must be one
+    # (google.genai interactions ResponseModality).
+    expect(modalities is None or (isinstance(modalities, list) and all(m in _MODALITIES for m in modalities)),
+           f"response_modalities: expected a list of {', '.join(_MODALITIES)}; got {modalities!r}",
+           "response_modalities")
     if isinstance(modalities, list) and any(str(m).lower() != "text" for m in modalities):
         req.untranslatable.append(f"response_modalities {modalities!r}")
 

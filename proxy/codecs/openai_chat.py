@@ -126,8 +126,8 @@ class OpenAIChat(OpenAICodec):
             "model": it.model,
             "choices": [{"index": 0, "message": message, "finish_reason": _finish_reason(it.status, bool(calls)),
                          "logprobs": None}],
+            # No `system_fingerprint`: it is a string when present (CreateChatCompletionResponse), never null.
             "usage": _usage_out(it.usage),
-            "system_fingerprint": None,
         }
 
     def reply_body(self, node: Interaction, provider_body: bytes | None, *, stored: bool) -> bytes:

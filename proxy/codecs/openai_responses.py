@@ -137,7 +137,7 @@ class OpenAIResponses(OpenAICodec):
         req = it.request
         status = _STATUS_OUT.get(it.status, it.status)
         conversation = conversation_id(req.get("conversation"))
-        return {
+        rendered: dict[str, Any] = {
             "id": it.id,
             "object": "response",
             "created_at": int(it.created),
@@ -149,22 +149,28 @@ class OpenAIResponses(OpenAICodec):
             "max_output_tokens": req.get("max_output_tokens"),
             "model": it.model,
             "output": self.output_items(it),
-            "parallel_tool_calls": req.get("parallel_tool_calls", True),
+            "parallel_tool_calls": req.get("parallel_tool_calls") is not False,
             "previous_response_id": None if conversation else it.parent_id,
             "reasoning": req.get("reasoning") or {"effort": None, "summary": None},
             "store": True,
             "temperature": req.get("temperature"),
             "text": req.get("text") or {"format": {"type": "text"}},
-            "tool_choice": req.get("tool_choice", "auto"),
-            "tools": req.get("tools") or [],
+            "tool_choice": req.get("tool_choice") or "auto",
+            "tools": _tools_out(req.get("tools") or []),
             "top_p": req.get("top_p"),
-            "truncation": req.get("truncation", "disabled"),
-            "usage": _usage_out(it.usage),
-            "user": req.get("user"),
+            "truncation": req.get("truncation") or "disabled",
             "metadata": req.get("metadata") or {},
             "completed_at": int(it.updated) if status == COMPLETED else None,
             "conversation": {"id": conversation} if conversation else None,
         }
+        # `usage` (ResponseUsage) and `user` (a string) are never null in a Response
+        # (openai-v3.3.1.yml): left out when unknown, as their schemas let them be.
+        usage = _usage_out(it.usage)
+        if usage is not None:
+            rendered["usage"] = usage
+        if isinstance(req.get("user"), str):
+            rendered["user"] = req["user"]
+        return rendered
 
     def reply_body(self, node: Interaction, provider_body: bytes | None, *, stored: bool) -> bytes:
         rendered = self.render(node)
@@ -434,11 +440,44 @@ def _parse_tools(tools: Any, req: TurnRequest) -> None:
             req.untranslatable.append(f"tools[{i}] (type {tool.get('type')!r})")
 
 
+_TOOL_CHOICE_WORDS = ("none", "auto", "required")
+_RANGES = {"temperature": (0, 2), "top_p": (0, 1)}
+
+
+def _check_echoed(body: dict[str, Any]) -> None:
+    """Fields a Response repeats from its request, judged as OpenAI judges them (a 400), so that the
+    Response recall renders from them is one OpenAI's description allows (openai-v3.3.1.yml: Metadata,
+    ToolChoiceParam, ResponseProperties.truncation, parallel_tool_calls, user)."""
+    tool_calls = body.get("parallel_tool_calls")
+    expect(tool_calls is None or isinstance(tool_calls, bool),
+           f"parallel_tool_calls: expected a boolean; got {type_name(tool_calls)}", "parallel_tool_calls")
+    user = body.get("user")
+    expect(user is None or isinstance(user, str), f"user: expected a string; got {type_name(user)}", "user")
+    truncation = body.get("truncation")
+    expect(truncation in (None, "auto", "disabled"), f"truncation: expected 'auto' or 'disabled'; got {truncation!r}",
+           "truncation")
+    metadata = body.get("metadata")
+    expect(metadata is None or (isinstance(metadata, dict) and len(metadata) <= 16 and all(
+        isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items())),
+        "metadata: expected up to 16 string keys (64 characters at most) with string values (512 at most)",
+        "metadata")
+    choice = body.get("tool_choice")
+    expect(choice is None or choice in _TOOL_CHOICE_WORDS
+           or (isinstance(choice, dict) and isinstance(choice.get("type"), str)
+               and (choice["type"] != "function" or isinstance(choice.get("name"), str))),
+           f"tool_choice: expected one of {', '.join(_TOOL_CHOICE_WORDS)} or an object with a type; got {choice!r}",
+           "tool_choice")
+
+
 def _parse_settings(body: dict[str, Any], req: TurnRequest) -> None:
+    _check_echoed(body)
     for key in ("temperature", "top_p"):
         value = body.get(key)
         expect(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)),
                f"{key}: expected a number; got {type_name(value)}", key)
+        low, high = _RANGES[key]
+        expect(value is None or low <= value <= high, f"{key}: expected a number from {low} to {high}; got {value}",
+               key)
         if value is not None:
             req.generation[key] = value
     limit = body.get("max_output_tokens")
@@ -632,11 +671,26 @@ def usage_in(usage: Any) -> Usage:
     return Usage(**{k: v for k, v in values.items() if isinstance(v, int)})
 
 
+def _tools_out(tools: list[Any]) -> list[Any]:
+    """The request's tools as a Response states them: a function tool always has `strict` and
+    `parameters` (FunctionTool requires both). A tool that does not say is strict in Responses
+    (function_tool(strict_by_default=True)); no parameters is null."""
+    out = []
+    for tool in tools:
+        if isinstance(tool, dict) and tool.get("type") == "function":
+            strict = tool.get("strict")
+            tool = {**tool, "strict": True if strict is None else strict, "parameters": tool.get("parameters")}
+        out.append(tool)
+    return out
+
+
 def _usage_out(usage: Usage) -> dict[str, Any] | None:
     if not usage.to_json():
         return None
     inputs, outputs = usage.input_tokens or 0, usage.output_tokens or 0
-    return {"input_tokens": inputs, "input_tokens_details": {"cached_tokens": usage.cached_tokens or 0},
+    # cache_write_tokens is required by ResponseUsage; recall's Usage does not track cache writes.
+    return {"input_tokens": inputs,
+            "input_tokens_details": {"cached_tokens": usage.cached_tokens or 0, "cache_write_tokens": 0},
             "output_tokens": outputs, "output_tokens_details": {"reasoning_tokens": usage.thought_tokens or 0},
             "total_tokens": usage.total_tokens if usage.total_tokens is not None else inputs + outputs}
 
@@ -674,7 +728,8 @@ class ResponsesStreamEncoder(StreamEncoder):
         response = self._codec.render(node)
         response["store"] = self._body.get("store", True) is not False
         if not final:
-            response["status"], response["output"], response["usage"] = "in_progress", [], None
+            response["status"], response["output"] = "in_progress", []
+            response.pop("usage", None)  # none yet; `usage` is an object when present, never null
         return response
 
     def opening(self, node: Interaction) -> list[Frame]:
@@ -807,7 +862,9 @@ class ResponsesStreamEncoder(StreamEncoder):
 
     def failure(self, node: Interaction, err: ApiError) -> list[Frame]:
         response = self._response(node, final=True)
-        response["status"], response["error"] = FAILED, {"code": err.code, "message": err.message}
+        # A Response's error.code is one of ResponseErrorCode; recall's own failures are server errors
+        # there (the `error` event before it carries recall's code).
+        response["status"], response["error"] = FAILED, {"code": "server_error", "message": err.message}
         return [self._frame("error", {"code": err.code, "message": err.message, "param": err.param}),
                 self._frame("response.failed", {"response": response})]
 

@@ -48,7 +48,7 @@ class FakeAnthropic:
     _runner: web.AppRunner | None = None
 
     async def start(self) -> str:
-        self._runner, self.url = await serve_on_loopback(self._handle)
+        self._runner, self.url = await serve_on_loopback(self._handle, "fake Anthropic")
         return self.url
 
     async def stop(self) -> None:

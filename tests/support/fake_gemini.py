@@ -12,6 +12,7 @@ signature it checks when it comes back (as Gemini does).
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import re
@@ -21,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from .brain import answer, history_problem, requested_pause
+from .contract.tap import off_contract
 from .serving import serve_on_loopback
 
 _WEATHER = re.compile(r"weather in (\w+)", re.IGNORECASE)
@@ -59,7 +61,7 @@ class FakeGemini:
     signatures_received: list[str] = field(default_factory=list)
 
     async def start(self) -> str:
-        self._runner, self.url = await serve_on_loopback(self._handle)
+        self._runner, self.url = await serve_on_loopback(self._handle, "fake Gemini")
         return self.url
 
     async def stop(self) -> None:
@@ -157,9 +159,9 @@ class FakeGemini:
         return steps, "completed"
 
     def _valid(self, signature: Any) -> bool:
-        """A signature some fake provider minted (they all hold "::") must be this one's; one an
-        app wrote itself into its history is taken as it is."""
-        return not (isinstance(signature, str) and "::" in signature) or signature in self.minted_signatures
+        """A signature some fake provider minted (they all hold "::", generateContent's base64-encoded)
+        must be this one's; one an app wrote itself into its history is taken as it is."""
+        return not _minted_by_a_fake(signature) or signature in self.minted_signatures
 
     def _check_signatures(self, body: dict[str, Any]) -> web.Response | None:
         """Thought signatures sent back must be ones this provider handed out (Gemini validates them)."""
@@ -256,7 +258,8 @@ class FakeGemini:
         signature = None
         parts: list[dict[str, Any]] = []
         if "thinking" in path.rsplit("/", 1)[-1]:  # …/models/{model}:generateContent
-            signature = f"gsig::gc{number}"
+            # generateContent's thoughtSignature is bytes, base64 in JSON (google.genai.types.Part).
+            signature = base64.b64encode(f"gsig::gc{number}".encode()).decode()
             self.minted_signatures.add(signature)
             parts.append({"text": "Thinking it over.", "thought": True})
         if tool and weather:
@@ -308,6 +311,8 @@ class FakeGemini:
     async def _send_stream(self, request: web.Request, frames: list[bytes], error_frame: bytes,
                            pause: float = 0.0) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        if self.fault == "bad_chunk":
+            off_contract(response, "fault bad_chunk: an event that is not JSON, on purpose")
         await response.prepare(request)
         for n, data in enumerate(frames):
             if n == 3 and self.fault is not None:
@@ -397,6 +402,17 @@ def _user_texts_of_input(value: Any) -> list[str]:
         elif item.get("type") == "text":
             texts.append(item.get("text", ""))
     return texts
+
+
+def _minted_by_a_fake(signature: Any) -> bool:
+    if not isinstance(signature, str):
+        return False
+    if "::" in signature:
+        return True
+    try:
+        return b"::" in base64.b64decode(signature, validate=True)
+    except ValueError:
+        return False
 
 
 def _error(status: int, code: str, message: str) -> web.Response:

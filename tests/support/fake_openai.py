@@ -80,7 +80,7 @@ class FakeOpenAI:
     _runner: web.AppRunner | None = None
 
     async def start(self) -> str:
-        self._runner, self.url = await serve_on_loopback(self._handle)
+        self._runner, self.url = await serve_on_loopback(self._handle, "fake OpenAI")
         return self.url
 
     async def stop(self) -> None:
@@ -218,10 +218,16 @@ class FakeOpenAI:
         response = {
             "id": response_id, "object": "response", "created_at": 1760000000, "status": "completed",
             "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
-            "model": body.get("model") or self.prompts.get((body.get("prompt") or {}).get("id")), "output": output, "parallel_tool_calls": True,
-            "previous_response_id": previous, "store": body.get("store", True), "tools": body.get("tools", []),
+            "model": body.get("model") or self.prompts.get((body.get("prompt") or {}).get("id")), "output": output,
+            "parallel_tool_calls": True, "previous_response_id": previous, "store": body.get("store", True),
+            # A function tool as a Response states it: `strict` (true unless the request said false)
+            # and `parameters` always there (FunctionTool requires both).
+            "tools": [{**t, "strict": t.get("strict") is not False, "parameters": t.get("parameters")}
+                      if isinstance(t, dict) and t.get("type") == "function" else t for t in body.get("tools", [])],
             "tool_choice": "auto", "text": {"format": {"type": "text"}},
-            "usage": {"input_tokens": 10 * user_count, "input_tokens_details": {"cached_tokens": 0},
+            # Required in a Response (openai-v3.3.1.yml, ResponseProperties / ModelResponseProperties).
+            "metadata": body.get("metadata") or {}, "temperature": 1.0, "top_p": 1.0,
+            "usage": {"input_tokens": 10 * user_count, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                       "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 3 if len(output) > 1 else 0},
                       "total_tokens": 10 * user_count + 7},
         }
@@ -231,7 +237,7 @@ class FakeOpenAI:
         return response
 
     async def _create(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        refused = self._refusal(body)
+        refused = self._refusal(body) or _bad_metadata(body.get("metadata"))
         if refused is None and isinstance(body.get("input"), list):
             refused = self._check_items(body["input"])
         texts = _user_texts(self._items(body))
@@ -330,7 +336,8 @@ class FakeOpenAI:
 
 def _response_events(response: dict[str, Any]) -> list[bytes]:
     """A Response as the stream events OpenAI sends for it (spec 4.6)."""
-    shell = {**response, "status": "in_progress", "output": [], "usage": None}
+    shell = {**response, "status": "in_progress", "output": []}
+    del shell["usage"]  # none yet: OpenAI's description has no null usage
     events: list[dict[str, Any]] = [{"type": "response.created", "response": shell},
                                     {"type": "response.in_progress", "response": shell}]
     for index, item in enumerate(response["output"]):
@@ -352,7 +359,8 @@ def _response_events(response: dict[str, Any]) -> list[bytes]:
                         "item": {**item, "arguments": "", "status": "in_progress"}},
                        {"type": "response.function_call_arguments.delta", **where, "delta": item["arguments"][:5]},
                        {"type": "response.function_call_arguments.delta", **where, "delta": item["arguments"][5:]},
-                       {"type": "response.function_call_arguments.done", **where, "arguments": item["arguments"]}]
+                       {"type": "response.function_call_arguments.done", **where, "name": item["name"],
+                        "arguments": item["arguments"]}]
         else:
             summary = item["summary"][0]
             events += [{"type": "response.output_item.added", "output_index": index,
@@ -408,6 +416,15 @@ def _user_texts(items: list[dict[str, Any]]) -> list[str]:
     """The user messages among Responses input items."""
     return [_text_of_item(item) for item in items
             if (item.get("type") or "message") == "message" and item.get("role") == "user"]
+
+
+def _bad_metadata(metadata: Any) -> web.Response | None:
+    """OpenAI refuses metadata that is not up to 16 string pairs (openai-v3.3.1.yml, Metadata);
+    a Response repeats it, so the fake must not accept what OpenAI would not."""
+    if metadata is None or (isinstance(metadata, dict) and len(metadata) <= 16
+                            and all(isinstance(v, str) for v in metadata.values())):
+        return None
+    return _error(400, "Invalid 'metadata': expected up to 16 string key-value pairs.", param="metadata")
 
 
 def _error(status: int, message: str, *, param: str | None = None, code: str | None = None) -> web.Response:

@@ -75,7 +75,7 @@ class FakeParallel:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> str:
-        self._runner, self.url = await serve_on_loopback(self._handle)
+        self._runner, self.url = await serve_on_loopback(self._handle, "fake Parallel")
         return self.url
 
     async def stop(self) -> None:
@@ -195,7 +195,7 @@ class FakeParallel:
         completion = {
             "id": f"chatcmpl-par{n}", "object": "chat.completion", "created": 1760000000, "model": body["model"],
             "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                         "message": {"role": "assistant", "content": answer}}],
+                         "message": {"role": "assistant", "content": answer, "refusal": None}}],
             "usage": {"prompt_tokens": 9 * len(messages), "completion_tokens": 5, "total_tokens": 9 * len(messages) + 5},
             "interaction_id": interaction_id, "basis": basis,
         }

@@ -19,13 +19,36 @@ Faults (set `fault`, optionally `after_events`):
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-OVERLOADED_BODY = b'{"error": {"code": "overloaded", "message": "the fake provider is overloaded"}}'
+from .contract import contract_for
+
+OVERLOADED_MESSAGE = "the fake provider is overloaded"
+# A provider that is overloaded says so in its own error shape (each one its contract's error
+# model, tests/support/contract): relayed byte for byte, it must still be what the app's SDK reads.
+_OVERLOADED_BY_PROVIDER: dict[str, dict[str, Any]] = {
+    "OpenAI": {"error": {"message": OVERLOADED_MESSAGE, "type": "server_error", "param": None, "code": None}},
+    "Parallel Chat (OpenAI Chat Completions)": {"error": {"message": OVERLOADED_MESSAGE, "type": "server_error",
+                                                          "param": None, "code": None}},
+    "Anthropic": {"type": "error", "error": {"type": "overloaded_error", "message": OVERLOADED_MESSAGE}},
+    "Parallel": {"type": "error", "error": {"ref_id": "ref_fault", "message": OVERLOADED_MESSAGE}},
+    "Gemini Interactions": {"error": {"code": "overloaded", "message": OVERLOADED_MESSAGE}},
+    "Gemini generateContent": {"error": {"code": 503, "message": OVERLOADED_MESSAGE, "status": "UNAVAILABLE"}},
+}
+
+
+def overloaded_body(path: str) -> bytes:
+    """The 503 body the provider whose API `path` belongs to sends when it is overloaded."""
+    contract = contract_for(path)
+    shape = _OVERLOADED_BY_PROVIDER.get(contract.provider if contract else "Gemini Interactions")
+    return json.dumps(shape or _OVERLOADED_BY_PROVIDER["Gemini Interactions"]).encode()
+
 NOT_JSON_BODY = b'{"id": "v1_broken", "steps": [{"type": "model_output", "content": [{"te'
 STREAM_FAULTS = ("reset_stream", "truncate_stream", "bad_event", "stall_stream")
 BODY_FAULTS = ("status_503", "other_status", "invalid_json", "reset_body", "hang")
@@ -48,8 +71,11 @@ class FaultyUpstream:
 
     async def start(self) -> str:
         app = web.Application(client_max_size=1 << 30)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        # Transparent until a fault is armed: any path (an encoded newline too) and request lines as long
+        # as recall and the fakes take pass through, so the fake, not this proxy, answers them.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1, max_line_size=65536,
+                                     max_field_size=65536)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -74,7 +100,7 @@ class FaultyUpstream:
         fault = self.fault
         if fault == "status_503":
             self.faults_served += 1
-            return web.Response(status=503, body=OVERLOADED_BODY, content_type="application/json")
+            return web.Response(status=503, body=overloaded_body(request.path), content_type="application/json")
         if fault == "other_status":
             self.faults_served += 1
             location = {"Location": self.target + request.raw_path} if 300 <= self.status < 400 else {}
@@ -85,7 +111,7 @@ class FaultyUpstream:
         if fault == "hang":
             self.faults_served += 1
             await self._hang()
-            return web.Response(status=503, body=OVERLOADED_BODY, content_type="application/json")
+            return web.Response(status=503, body=overloaded_body(request.path), content_type="application/json")
         assert self._session is not None
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}

@@ -6,14 +6,24 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from .contract.tap import contract_tap
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def serve_on_loopback(handler: Handler) -> tuple[web.AppRunner, str]:
-    """Every request to `handler`, on a free loopback port: the runner and the base URL."""
+async def serve_on_loopback(handler: Handler, name: str) -> tuple[web.AppRunner, str]:
+    """Every request to `handler`, on a free loopback port: the runner and the base URL.
+
+    Every answer is checked against the contract of the provider API its path belongs to
+    (tests/support/contract): a fake must answer what the provider documents. `name` says
+    which fake, in the violations reported."""
     app = web.Application(client_max_size=64 * 1024 * 1024)  # recall's own limit is what tests exercise
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # paused answers end with the test
+    # [\s\S]: a path may hold an encoded newline; it is the fake's to answer, in its provider's shape.
+    app.router.add_route("*", r"/{tail:[\s\S]*}", handler)
+    app.on_response_prepare.append(contract_tap(name, lambda request: request.path))
+    # Paused answers end with the test. Request lines up to 64 KiB reach the handler, as they reach
+    # recall: a long id is then a 404 in the provider's shape, not aiohttp's text/plain 400.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, max_line_size=65536, max_field_size=65536)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

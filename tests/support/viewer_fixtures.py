@@ -17,6 +17,7 @@ import pytest
 from proxy.config import Config, Upstream
 from proxy.server import start
 
+from .contract.tap import check_recall
 from .fake_gemini import FakeGemini
 from .loop_thread import LoopThread
 from .viewer_data import ViewerData, fill
@@ -50,7 +51,7 @@ def viewer_site(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactor
     config = Config(host="127.0.0.1", port=0)
     config.upstreams.update(gemini_upstreams(fake))
     db_path = tmp_path_factory.mktemp("viewer") / "recall.db"
-    runner, port = loop_thread.run(start(config, db_path))
+    runner, port = loop_thread.run(start(config, db_path, check_recall(config)))
     url = f"http://127.0.0.1:{port}"
     try:
         yield ViewerSite(url=url, db_path=db_path, data=fill(url), fake=fake)
