@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from aiohttp import web
 
 from .audit.when import parse_duration, parse_moment
 from .config import DEFAULT_DB_REASON, Config, ConfigError, explain_db_path, load_config
@@ -41,6 +42,19 @@ def exit_cannot_listen(host: str, port: int, exc: OSError) -> NoReturn:
     click.echo(f"recall: cannot listen on {host}:{port}: {exc.strerror or exc};"
                " choose another --port (0 picks a free one)", err=True)
     sys.exit(2)
+
+
+async def listen_on_loopback(app: web.Application, port: int) -> tuple[web.AppRunner, int]:
+    """Serve `app` on 127.0.0.1:`port` (0 picks a free one): the runner and the bound port,
+    or one line and exit 2 when the port cannot be had."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        exit_cannot_listen("127.0.0.1", port, exc)
+    return runner, runner.addresses[0][1]
 
 
 def db_path_of(config_path: str | None, db_path: str | None) -> Path:

@@ -7,10 +7,9 @@ import signal
 from pathlib import Path
 
 import click
-from aiohttp import web
 
 from .cli_audit import _opened
-from .cli_common import config_and_db_options, exit_cannot_listen, load_config_or_exit
+from .cli_common import config_and_db_options, listen_on_loopback, load_config_or_exit
 from .config import Config
 from .viewer import create_viewer_app
 
@@ -37,15 +36,7 @@ def ui(config_path: str | None, db_path: str | None, port: int) -> None:
 
 
 async def _serve_viewer(config: Config, path: Path, port: int) -> None:
-    runner = web.AppRunner(create_viewer_app(config, path), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        exit_cannot_listen("127.0.0.1", port, exc)
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, bound = await listen_on_loopback(create_viewer_app(config, path), port)
     click.echo(f"http://127.0.0.1:{bound}/_recall/")
     click.echo(f"recall viewer (read-only) on {path}; Ctrl-C stops it", err=True)
     stop = asyncio.Event()

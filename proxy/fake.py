@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 import time
 from typing import Any
 
 import click
 import orjson
 from aiohttp import web
+
+from .cli_common import listen_on_loopback
 
 DEMO_CONFIG = """\
 # A demo: the fake model server that ships with recall (python -m proxy.fake), no key needed.
@@ -111,17 +112,7 @@ def main(port: int, print_config: bool) -> None:
         return
 
     async def start() -> web.AppRunner:
-        runner = web.AppRunner(create_app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            click.echo(f"proxy.fake: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc};"
-                       " choose another --port (0 picks a free one)", err=True)
-            sys.exit(2)
-        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, bound = await listen_on_loopback(create_app(), port)
         click.echo(f"http://127.0.0.1:{bound}")  # on stdout alone, for scripts: URL=$(python -m proxy.fake --port 0)
         click.echo(f"demo model server (not a model) on http://127.0.0.1:{bound}; Ctrl-C stops it", err=True)
         return runner

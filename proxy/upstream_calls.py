@@ -118,6 +118,11 @@ async def whole_reply(call: Call, codec: Codec, response: ClientResponse) -> Mod
     streams it to the app without asking (and billing) a second time."""
     async with response:
         body = await response.read()
+    return _decoded(call, codec, body)
+
+
+def _decoded(call: Call, codec: Codec, body: bytes) -> ModelReply:
+    """A provider's successful answer as the reply it holds; one recall cannot read is a clear 502."""
     try:
         reply = codec.parse_reply(orjson.loads(body))
     except orjson.JSONDecodeError as exc:
@@ -139,15 +144,7 @@ async def _send(call: Call, services: Services, codec: Codec, upstream_call: Ups
         return None
     if not succeeded(answer.status):
         raise codec.upstream_error(call.upstream.name, answer.status, answer.body)
-    try:
-        reply = codec.parse_reply(orjson.loads(answer.body))
-    except orjson.JSONDecodeError as exc:
-        raise upstream_bad_response(call.upstream.name, f"its answer is not valid JSON ({exc})") from None
-    except ApiError as exc:
-        raise upstream_bad_response(call.upstream.name, exc.message) from None
-    for part in (p for turn in reply.output for p in turn.parts):
-        give_call_id(part)
-    return reply, answer.body
+    return _decoded(call, codec, answer.body), answer.body
 
 
 def native_recorder(call: Call, services: Services, req: TurnRequest) -> Callable[[int, bytes], Awaitable[str | None]]:
