@@ -45,6 +45,9 @@ RUN_LEASE_S = 30.0
 _HEARTBEAT_S = RUN_LEASE_S / 3
 # How long the server's writer waits for another process's write transaction before it gives up (503).
 WRITER_BUSY_TIMEOUT_S = 15.0
+# The WAL is checkpointed (beside the writer) when it has grown past this, looked at this often.
+_CHECKPOINT_AT_BYTES = 4 * 1024 * 1024
+_CHECKPOINT_EVERY_S = 1.0
 
 
 def _dumps(value: Any) -> str:
@@ -176,7 +179,8 @@ class SQLiteStore:
         self._version = 0  # the last outside version seen (see chain)
         # This process's name on the in-progress nodes it runs (see m009_run_leases).
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._heartbeat: asyncio.Task[None] | None = None
+        # The run-lease heartbeat and the WAL checkpointer.
+        self._background: list[asyncio.Task[None]] = []
         # Nodes whose end could not be written (the database refused): failed once it can (id -> why).
         self._unsaved: dict[str, str] = {}
 
@@ -198,9 +202,14 @@ class SQLiteStore:
             writer_db = await aiosqlite.connect(path, isolation_level=None, timeout=WRITER_BUSY_TIMEOUT_S)
             opened.append(writer_db)
             await writer_db._execute(_prepare, writer_db._conn)
+            # The WAL is copied into the database by a connection of its own (_checkpoints), never
+            # inside a commit: a checkpoint there would hold up every request's write behind it.
+            await writer_db.execute("PRAGMA wal_autocheckpoint = 0")
             reader_db = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
             opened.append(reader_db)
             await reader_db.execute("PRAGMA query_only=ON")
+            checkpointer = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+            opened.append(checkpointer)
         except BaseException as exc:
             for db in opened:
                 await db.close()
@@ -210,16 +219,32 @@ class SQLiteStore:
         store = cls(path, writer_db, reader_db)
         store._writer.start()
         await store._fail_interrupted()
-        store._heartbeat = asyncio.create_task(store._keep_leases(), name="recall-run-leases")
+        store._background = [asyncio.create_task(store._keep_leases(), name="recall-run-leases"),
+                             asyncio.create_task(store._checkpoints(checkpointer), name="recall-wal-checkpoints")]
         return store
 
     async def close(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self._writer.stop()
         await self._reader.close()
         await self._writer_db.close()
+
+    async def _checkpoints(self, checkpointer: aiosqlite.Connection) -> None:
+        """Copy the WAL into the database once it has grown, beside the writer, never in its way
+        (PASSIVE: no reader or writer waits for it). Owns, and at the end closes, its connection."""
+        wal = Path(f"{self.path}-wal")
+        try:
+            while True:
+                await asyncio.sleep(_CHECKPOINT_EVERY_S)
+                try:
+                    if wal.stat().st_size >= _CHECKPOINT_AT_BYTES:
+                        await checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except (OSError, sqlite3.Error):
+                    continue  # the next look tries again
+        finally:
+            await checkpointer.close()
 
     async def _fail_interrupted(self) -> None:
         """Interactions left in progress by a recall that is gone can never finish: mark
