@@ -7,7 +7,9 @@ mode: every turn rebuilds and commits) while `recall purge --older-than 5d` eras
 old half from another process. Reports the load's latency before and during the purge
 (p50, p99, max), its errors, and how long the purge took.
 
-    python bench/purge_under_load.py [--rows 500000] [--chains 20] [--write docs/RELIABILITY.md]
+    python bench/purge_under_load.py [--rows 500000] [--chains 20] [--baseline-s 5]
+
+With BENCH_DEBUG=1 it also prints every turn slower than 0.5 s and when it ended, to find stalls.
 """
 
 from __future__ import annotations
