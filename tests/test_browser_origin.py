@@ -26,6 +26,7 @@ from .support.front_routes import FrontRoute, pair_id, route_upstream_pairs
 from .support.front_routes import Upstream as RouteUpstream
 from .support.loop_thread import LoopThread
 from .support.rigs import RigFactory
+from .support.serving import serve_on_loopback
 
 EVIL = "https://evil.example"
 APP = "http://localhost:3000"
@@ -91,13 +92,8 @@ class PermissiveProvider:
             return web.json_response({"object": "list", "data": []}, headers={
                 "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "*"})
 
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", answer)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        # Off contract on purpose: it answers any path with one body and a permissive CORS header.
+        self.runner, self.url = await serve_on_loopback(answer, "permissive provider", checked=False)
 
     async def stop(self) -> None:
         if self.runner is not None:

@@ -22,6 +22,7 @@ from aiohttp import web
 from proxy.config import Upstream
 
 from .support.loop_thread import LoopThread
+from .support.serving import serve_on_loopback
 
 
 def _chunk(text: str) -> bytes:
@@ -56,13 +57,8 @@ class TricklingProvider:
                 self.streams_closed += 1
                 raise
 
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", chat)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        # Off contract on purpose: its streams never end.
+        self.runner, self.url = await serve_on_loopback(chat, "trickling provider", checked=False)
 
     async def stop(self) -> None:
         if self.runner is not None:
