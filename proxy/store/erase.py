@@ -110,6 +110,7 @@ class Purge:
     no live node and nothing newer than the cutoff is deleted outright, unless
     one of its turns was still running (its run's last write must find it erased).
     Each `step` is a transaction's worth; run steps until one says it was the last.
+    Then, as after every erase, the caller merges the search index.
     """
 
     cutoff: float
@@ -122,7 +123,7 @@ class Purge:
 
     def step(self, db: sqlite3.Connection) -> bool:
         """Erase one batch; whether there is more to do."""
-        phases = (self._nodes, self._exchanges, self._threads, self._merge_index)
+        phases = (self._nodes, self._exchanges, self._threads)
         while self._phase < len(phases):
             if phases[self._phase](db):
                 return True
@@ -165,9 +166,6 @@ class Purge:
                 " WHERE root_id = ?1 AND (deleted_at IS NULL OR created_at >= ?2))", (thread_id, self.cutoff)
             ).rowcount > 0
         return True
-
-    def _merge_index(self, db: sqlite3.Connection) -> bool:
-        return bool(self.removed.interactions) and merge_search_index_step(db, self.batch)
 
 
 def purge_before(db: sqlite3.Connection, cutoff: float) -> Removed:

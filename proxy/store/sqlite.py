@@ -40,6 +40,9 @@ _INTERACTION_COLUMNS = (
 T = TypeVar("T")
 
 _INTERRUPTED = "recall stopped while this interaction was in progress"
+# Ends an in-progress node as failed, lease and all (status, error, updated_at, then a WHERE).
+_FAIL_RUNNING = ("UPDATE interactions SET status = ?, error = ?, updated_at = ?, run_owner = NULL, lease_until = NULL"
+                 " WHERE status = ?")
 # How long a running recall vouches for its in-progress nodes, and how often it renews that.
 RUN_LEASE_S = 30.0
 _HEARTBEAT_S = RUN_LEASE_S / 3
@@ -258,8 +261,7 @@ class SQLiteStore:
             gone = [owner for owner in leased if owner != self.instance and _ended_here(owner)]
             marks = ",".join("?" * len(gone))
             return db.execute(
-                "UPDATE interactions SET status = ?, error = ?, updated_at = ?, run_owner = NULL, lease_until = NULL"
-                f" WHERE status = ? AND (lease_until IS NULL OR lease_until < ? OR run_owner IN ({marks}))",
+                f"{_FAIL_RUNNING} AND (lease_until IS NULL OR lease_until < ? OR run_owner IN ({marks}))",
                 (FAILED, _INTERRUPTED, now, IN_PROGRESS, now, *gone),
             ).rowcount
 
@@ -280,10 +282,8 @@ class SQLiteStore:
         failing = dict(self._unsaved)
 
         def op(db: sqlite3.Connection) -> None:
-            db.executemany(
-                "UPDATE interactions SET status = ?, error = ?, updated_at = ?, run_owner = NULL, lease_until = NULL"
-                " WHERE id = ? AND status = ?",
-                [(FAILED, why, time.time(), interaction_id, IN_PROGRESS) for interaction_id, why in failing.items()])
+            db.executemany(f"{_FAIL_RUNNING} AND id = ?",
+                           [(FAILED, why, time.time(), IN_PROGRESS, interaction_id) for interaction_id, why in failing.items()])
 
         await self._writer.submit(op)
         for interaction_id in failing:
@@ -377,9 +377,7 @@ class SQLiteStore:
         """
         removed: Removed = await self._writer.submit(lambda db: erase_interactions(db, [interaction_id]))
         self._chains.clear()
-        if removed.interactions:
-            while await self._writer.submit(merge_search_index_step):
-                pass
+        await self._merge_search_index(removed)
         await self._scrub_wal()
         return removed.interactions > 0
 
@@ -392,11 +390,18 @@ class SQLiteStore:
         while await self._writer.submit(purge.step):
             self._chains.clear()
         self._chains.clear()
+        await self._merge_search_index(purge.removed)
         # Outside the writer's transactions, between its batches, on the same connection.
         while await self._writer_db._execute(vacuum_step, self._writer_db._conn):
             pass
         await self._scrub_wal()
         return purge.removed
+
+    async def _merge_search_index(self, removed: Removed) -> None:
+        """After an erase, the search index merged in short writer jobs (requests' writes go between)."""
+        if removed.interactions:
+            while await self._writer.submit(merge_search_index_step):
+                pass
 
     async def _scrub_wal(self) -> None:
         """Fold the WAL into the database and truncate it: old page images in the
