@@ -100,7 +100,7 @@ def measure(args: list[str]) -> None:
 
     from click.testing import CliRunner  # noqa: F401  (imported before measuring: not the command's cost)
 
-    from proxy.cli import main
+    from proxy.cli.main import main
 
     tracemalloc.start()
     began = time.perf_counter()

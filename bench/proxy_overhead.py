@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from proxy.auth import fingerprint  # noqa: E402
 from proxy.model import COMPLETED, MODEL, USER, Interaction, Part, Turn, Usage  # noqa: E402
-from proxy.state import history  # noqa: E402
+from proxy.pipeline.state import history  # noqa: E402
 from proxy.store.sqlite import SQLiteStore, copy_database  # noqa: E402
 
 BODY = orjson.dumps({"model": "bench-model", "input": "Hello, how are you?"})

@@ -1,4 +1,4 @@
-from .cli import main
+from .cli.main import main
 
 # Named as the console script, so usage lines and _RECALL_COMPLETE work the same under `python -m proxy`.
 main(prog_name="recall")

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import pytest
 
 from proxy.config import Config, Upstream
-from proxy.server import start
+from proxy.http.app import start
 from tests.support.contract import VIOLATIONS, load_all
 from tests.support.contract.tap import check_recall
 from tests.support.fake_anthropic import FakeAnthropic

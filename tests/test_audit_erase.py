@@ -204,8 +204,8 @@ def test_retention_keeps_purging_while_the_server_runs(tmp_path: Path, loop_thre
     import asyncio
 
     from proxy.model import TEXT, USER, Interaction, Part, Turn
-    from proxy.retention import Retention
     from proxy.store import SQLiteStore
+    from proxy.store.retention import Retention
 
     def node(node_id: str, created: float) -> Interaction:
         return Interaction(id=node_id, owner="k_1", upstream="gemini", front="gemini-interactions", mode="emulate",

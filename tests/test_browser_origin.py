@@ -169,7 +169,7 @@ def test_recall_own_endpoints_check_host_too(operator_recall: Any) -> None:
 def test_recall_serve_flags(tmp_path: Any) -> None:
     from click.testing import CliRunner
 
-    from proxy.cli import main
+    from proxy.cli.main import main
 
     from .support.recall_process import RecallProcess
 

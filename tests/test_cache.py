@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from google.genai import _interactions as gi
 
-from proxy.cli import main
+from proxy.cli.main import main
 from proxy.config import Upstream
 
 from .conftest import Recall, RecallFactory

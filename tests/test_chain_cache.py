@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from proxy.cli import main
+from proxy.cli.main import main
 from proxy.model import COMPLETED, MODEL, USER, Interaction, Part, Turn
 from proxy.store.chain_cache import ChainCache
 

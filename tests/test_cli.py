@@ -154,12 +154,12 @@ def test_info_names_the_config_and_why(tmp_path: Path) -> None:
 def test_the_demo_needs_no_key_and_shows_recall_keeping_the_conversation(tmp_path: Path, served) -> None:  # type: ignore[no-untyped-def]
     import openai
 
-    fake = subprocess.Popen([*RECALL[:2], "proxy.fake", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    fake = subprocess.Popen([*RECALL[:2], "proxy.cli.demo_provider", "--port", "0"], stdout=subprocess.PIPE, text=True)
     try:
         assert fake.stdout is not None
         url = fake.stdout.readline().strip()
         port = url.rsplit(":", 1)[1]
-        config = subprocess.run([*RECALL, "demo", "--port", port, "--print-config"],  # `recall demo` is proxy.fake
+        config = subprocess.run([*RECALL, "demo", "--port", port, "--print-config"],  # `recall demo` is proxy.cli.demo_provider
                                 capture_output=True, text=True, check=True).stdout
         assert "demo" in config.splitlines()[0].lower()  # marked as a demo
         (tmp_path / "recall.toml").write_text(config)
@@ -180,8 +180,8 @@ def test_the_demo_needs_no_key_and_shows_recall_keeping_the_conversation(tmp_pat
 
 @pytest.fixture
 def demo(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """The demo model server (python -m proxy.fake) and a recall.toml in tmp_path mounting it as /demo."""
-    fake = subprocess.Popen([*RECALL[:2], "proxy.fake", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    """The demo model server (python -m proxy.cli.demo_provider) and a recall.toml in tmp_path mounting it as /demo."""
+    fake = subprocess.Popen([*RECALL[:2], "proxy.cli.demo_provider", "--port", "0"], stdout=subprocess.PIPE, text=True)
     assert fake.stdout is not None
     port = fake.stdout.readline().strip().rsplit(":", 1)[1]
     (tmp_path / "recall.toml").write_text(f'[upstreams.demo]\nurl = "http://127.0.0.1:{port}"\napi = "openai-chat"\n')

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from proxy.cli import main
+from proxy.cli.main import main
 from proxy.config import BUILTIN_UPSTREAMS, ConfigError, load_config, resolve_db_path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from proxy.auth import ANONYMOUS, looks_secret
-from proxy.cli import main
+from proxy.cli.main import main
 from proxy.config import Upstream
 
 API_VERSION = "2025-04-01-preview"

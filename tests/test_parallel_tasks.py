@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from proxy.codecs.parallel_tasks import CONTEXT_FIELD, CONTEXT_HEADER, REQUEST_HEADER
 from proxy.config import Config, Upstream
-from proxy.server import start
+from proxy.http.app import start
 
 from .conftest import Recall, RecallFactory
 from .support.contract.tap import check_recall

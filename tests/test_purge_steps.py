@@ -20,7 +20,7 @@ import pytest
 
 from proxy.audit.queries import AuditDB
 from proxy.config import Config, Upstream
-from proxy.server import start
+from proxy.http.app import start
 from proxy.store.sqlite import SQLiteStore
 
 from .support.fake_gemini import FakeGemini

@@ -23,7 +23,7 @@ import openai
 import pytest
 
 from proxy.config import Config, Upstream
-from proxy.server import start
+from proxy.http.app import start
 
 from .support.fake_openai import FakeOpenAI
 from .support.loop_thread import LoopThread

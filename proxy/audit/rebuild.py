@@ -19,13 +19,13 @@ from typing import Any, cast
 
 import orjson
 
-from ..call import Call
 from ..codecs import FRONT_CODECS
 from ..config import Config
 from ..errors import ApiError
-from ..state import history
+from ..pipeline.call import Call
+from ..pipeline.provider_call import digest_of, upstream_request
+from ..pipeline.state import history
 from ..store.records import Exchange
-from ..upstream_calls import digest_of, upstream_request
 from .queries import Node
 
 

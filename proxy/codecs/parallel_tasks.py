@@ -1,6 +1,6 @@
 """Parallel Task API (`/v1/tasks/runs…`): asynchronous research runs.
 
-As a front API: a create is a run that goes on without the app (proxy/task_runs.py
+As a front API: a create is a run that goes on without the app (proxy/endpoints/tasks.py
 runs it); its interaction id chains it to earlier turns. As an upstream API:
 a create answers a run still going, which `pending_result` awaits through the
 result long-poll. Parallel keeps chains itself, except for zero-data-retention

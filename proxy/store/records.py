@@ -33,7 +33,7 @@ class Exchange:
     response_body: bytes | None = None
     upstream_digest: str | None = None
     error: str | None = None
-    # The request's replay key (proxy.cache) and how it was answered: live, miss (forwarded in auto mode) or hit.
+    # The request's replay key (proxy.pipeline.cache) and how it was answered: live, miss (forwarded in auto mode) or hit.
     cache_key: str | None = None
     cache: str | None = None
 

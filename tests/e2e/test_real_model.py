@@ -21,7 +21,7 @@ from google import genai
 from parallel import Parallel
 
 from proxy.config import Config, Upstream
-from proxy.server import start
+from proxy.http.app import start
 
 from ..support.loop_thread import LoopThread
 

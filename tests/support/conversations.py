@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 from google import genai
 from google.genai import _interactions as gi
 
-from proxy.cli import main
+from proxy.cli.main import main
 
 MODEL = "gemini-3-flash-preview"
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from proxy.config import Config, Upstream
-from proxy.server import start
+from proxy.http.app import start
 
 from .contract.tap import check_recall
 from .fake_gemini import FakeGemini

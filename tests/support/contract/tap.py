@@ -128,7 +128,7 @@ def _wrap(response: web.StreamResponse, on_data: Callable[[bytes], None], on_end
 
 
 def check_recall(config: object) -> Callable[[web.Application], None]:
-    """recall's `extend` hook (proxy.server.start) that checks every answer recall sends under a
+    """recall's `extend` hook (proxy.http.app.start) that checks every answer recall sends under a
     mounted upstream, against the contract of the front API its path names (`/<mount>/v1/messages`:
     Anthropic's). recall's own endpoints (/_recall/…) and unknown mounts have no provider contract."""
     mounts = getattr(config, "upstreams", {})

@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from .auth import redacted_query
+from ..auth import redacted_query
 
 access_log = logging.getLogger("recall.access")
 

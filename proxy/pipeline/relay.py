@@ -13,12 +13,12 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from .auth import redacted_headers
+from ..auth import redacted_headers
+from ..codecs import UPSTREAM_CODECS
+from ..errors import succeeded, upstream_bad_response, upstream_timeout
 from .call import Call
-from .codecs import UPSTREAM_CODECS
-from .errors import succeeded, upstream_bad_response, upstream_timeout
+from .client import DROPPED_RESPONSE_HEADERS, forward_headers, forward_query
 from .services import Services
-from .upstream import DROPPED_RESPONSE_HEADERS, forward_headers, forward_query
 
 # Called with the relayed status and the full response body once it has passed; returns
 # the id of the interaction it stored from them, if any, so that the exchange is filed

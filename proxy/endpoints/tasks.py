@@ -2,7 +2,7 @@
 
 Emulate mode (any upstream but a native Parallel one): the create answers
 `queued` at once with recall's ids, and the run goes on as a background task
-(proxy/runs.py) that asks the upstream once, whole, through the same pipeline
+(proxy/pipeline/runs.py) that asks the upstream once, whole, through the same pipeline
 steps as any turn (upstream_calls.upstream_request and ask_upstream, which
 awaits an asynchronous provider). A task's output arrives whole and its events are
 status changes, so no upstream stream is needed, and a run works over every
@@ -29,18 +29,19 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from . import streaming, turns
-from .call import Call
-from .codecs import Codec, UpstreamCall
-from .codecs.parallel_tasks import ParallelTasks, shape_output
-from .errors import ApiError, bad_request, not_found, succeeded
-from .ids import mint_id
-from .model import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, INCOMPLETE, Interaction, ModelReply
-from .relay import STORED_HEADER, open_relayed, relay, relay_response
-from .services import Services
-from .sse import StreamLimit, frame, iter_events
-from .state import history
-from .upstream_calls import ask_upstream, digest_of, new_node, upstream_request
+from ..codecs import Codec, UpstreamCall
+from ..codecs.parallel_tasks import ParallelTasks, shape_output
+from ..errors import ApiError, bad_request, not_found, succeeded
+from ..ids import mint_id
+from ..model import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, INCOMPLETE, Interaction, ModelReply
+from ..pipeline import stream as streaming
+from ..pipeline import turn as turns
+from ..pipeline.call import Call
+from ..pipeline.provider_call import ask_upstream, digest_of, new_node, upstream_request
+from ..pipeline.relay import STORED_HEADER, open_relayed, relay, relay_response
+from ..pipeline.services import Services
+from ..pipeline.state import history
+from ..sse import StreamLimit, frame, iter_events
 
 log = logging.getLogger("recall")
 

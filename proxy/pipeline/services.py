@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from ..config import Config
+from ..endpoints.task_registry import TaskRegistry
+from ..http.request_log import note_exchange
+from ..model import Interaction
+from ..store.records import Exchange
+from ..store.sqlite import SQLiteStore
+from ..store.writer import StoreUnavailable
 from .cache import Cache
-from .config import Config
-from .model import Interaction
-from .request_log import note_exchange
+from .client import UpstreamClient
 from .runs import Runs
 from .state import ConversationState
-from .store.records import Exchange
-from .store.sqlite import SQLiteStore
-from .store.writer import StoreUnavailable
-from .task_registry import TaskRegistry
-from .upstream import UpstreamClient
 
 
 @dataclass(slots=True)

@@ -19,11 +19,11 @@ from typing import Any, TextIO
 
 import orjson
 
-from .codecs import KEY_PATTERNS
-from .model import Turn
-from .state import RECORDED_OWNER
-from .store.search import index_interaction
-from .store.sqlite import SQLiteStore
+from ..codecs import KEY_PATTERNS
+from ..model import Turn
+from ..pipeline.state import RECORDED_OWNER
+from ..store.search import index_interaction
+from ..store.sqlite import SQLiteStore
 
 FORMAT = 1
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from .cli_audit import _opened
-from .cli_common import config_and_db_options, listen_on_loopback, load_config_or_exit
-from .config import Config
-from .viewer import create_viewer_app
+from ..config import Config
+from ..viewer import create_viewer_app
+from .audit import _opened
+from .common import config_and_db_options, listen_on_loopback, load_config_or_exit
 
 DEFAULT_PORT = 8643  # beside the proxy's 8642
 

@@ -9,11 +9,11 @@ from typing import Any
 import orjson
 from multidict import CIMultiDictProxy, MultiMapping
 
-from .auth import redacted_headers, redacted_query
-from .config import Upstream
-from .errors import bad_request
-from .routes import Route
-from .store.records import Exchange
+from ..auth import redacted_headers, redacted_query
+from ..config import Upstream
+from ..errors import bad_request
+from ..http.routes import Route
+from ..store.records import Exchange
 
 # Deeper bodies are refused: recall wraps what it stores and sends in a few more
 # levels, and orjson stops at 255. Protocol-buffer APIs such as Google's stop at 100.
@@ -46,7 +46,7 @@ class Call:
     owner: str
     # False when the app sent `X-Recall-Store: false`.
     recording: bool = True
-    # The replay key (proxy.cache) and how this call is being answered.
+    # The replay key (proxy.pipeline.cache) and how this call is being answered.
     cache_key: str | None = None
     cache_status: str = "live"
     started: float = field(default_factory=time.perf_counter)

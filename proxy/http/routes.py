@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .codecs import FRONT_CODECS, UPSTREAM_CODECS, Codec
+from ..codecs import FRONT_CODECS, UPSTREAM_CODECS, Codec
 
 CREATE = "create"
 GET = "get"
@@ -19,7 +19,7 @@ RELAY = "relay"
 INPUT_ITEMS = "input_items"
 CONVERSATION = "conversation"
 CONVERSATION_ITEMS = "conversation_items"
-# Parallel task runs (proxy/task_runs.py).
+# Parallel task runs (proxy/endpoints/tasks.py).
 TASK_CREATE = "task_create"
 TASK_GET = "task_get"
 TASK_RESULT = "task_result"

@@ -17,27 +17,31 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestPayloadError
 
-from . import __version__, conversations, limits, routes, task_runs, turns
-from .auth import RECALL_TOKEN_HEADER, caller_key, fingerprint, token_ok
-from .cache import AUTO, CACHE_HEADER, REPLAY, Cache, canonical_request, request_key
-from .call import Call
-from .cassette import load_cassette
-from .codecs import Codec
-from .config import Config
-from .errors import ApiError, ReplayMiss, bad_request, store_unavailable, too_large, unauthorized
-from .http_compat import TolerantAppRunner
-from .origin import OriginPolicy, Refusal, guard
-from .relay import relay
+from .. import __version__, limits
+from ..auth import RECALL_TOKEN_HEADER, caller_key, fingerprint, token_ok
+from ..codecs import Codec
+from ..config import Config
+from ..endpoints import conversations
+from ..endpoints import tasks as task_runs
+from ..errors import ApiError, ReplayMiss, bad_request, store_unavailable, too_large, unauthorized
+from ..origin import OriginPolicy, Refusal, guard
+from ..pipeline import turn as turns
+from ..pipeline.cache import AUTO, CACHE_HEADER, REPLAY, Cache, canonical_request, request_key
+from ..pipeline.call import Call
+from ..pipeline.client import UpstreamClient
+from ..pipeline.relay import relay
+from ..pipeline.runs import Runs
+from ..pipeline.services import Services
+from ..pipeline.state import ConversationState
+from ..replay.cassette import load_cassette
+from ..store import StoreUnavailable
+from ..store.preflight import check_database
+from ..store.retention import Retention
+from ..store.sqlite import SQLiteStore, copy_database
+from ..viewer import mount_viewer
+from . import routes
+from .compat import TolerantAppRunner
 from .request_log import CACHE_STATUS, log_path, log_requests
-from .retention import Retention
-from .runs import Runs
-from .services import Services
-from .state import ConversationState
-from .store import StoreUnavailable
-from .store.preflight import check_database
-from .store.sqlite import SQLiteStore, copy_database
-from .upstream import UpstreamClient
-from .viewer import mount_viewer
 
 log = logging.getLogger("recall")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from .model import IN_PROGRESS, Interaction
+from ..model import IN_PROGRESS, Interaction
 
 # How long a finished unstored run stays readable.
 _KEEP_S = 3600.0

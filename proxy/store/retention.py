@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 
-from .store.sqlite import SQLiteStore
+from .sqlite import SQLiteStore
 
 log = logging.getLogger("recall")
 

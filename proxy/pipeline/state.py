@@ -6,10 +6,10 @@ never tools, system instruction or config: that is the providers' semantics.
 
 from __future__ import annotations
 
-from .codecs import Codec
-from .errors import bad_request
-from .model import IN_PROGRESS, Interaction, Turn
-from .store.sqlite import SQLiteStore
+from ..codecs import Codec
+from ..errors import bad_request
+from ..model import IN_PROGRESS, Interaction, Turn
+from ..store.sqlite import SQLiteStore
 
 # Owner of interactions loaded from a cassette: shared test fixtures, visible to any key.
 RECORDED_OWNER = "recorded"

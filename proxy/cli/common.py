@@ -10,8 +10,8 @@ from typing import Any, NoReturn
 import click
 from aiohttp import web
 
-from .audit.when import parse_duration, parse_moment
-from .config import DEFAULT_DB_REASON, Config, ConfigError, explain_db_path, load_config
+from ..audit.when import parse_duration, parse_moment
+from ..config import DEFAULT_DB_REASON, Config, ConfigError, explain_db_path, load_config
 from .runtime import running_servers
 
 config_option = click.option(
@@ -65,7 +65,7 @@ def locate_database(db_path: str | None, config: Config) -> tuple[Path, str]:
     """The database a command reads, and why.
 
     --db, RECALL_DB and [storage] path win. Without them, a running `recall serve`
-    (proxy/runtime.py) names the file it serves, so a command typed in another
+    (proxy/cli/runtime.py) names the file it serves, so a command typed in another
     folder reads the same database; only with no server running is it the default."""
     path, why = explain_db_path(db_path, config)
     if why != DEFAULT_DB_REASON:

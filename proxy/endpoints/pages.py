@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import bad_request
+from ..errors import bad_request
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100

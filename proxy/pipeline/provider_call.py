@@ -19,14 +19,14 @@ import orjson
 from aiohttp import ClientResponse
 from multidict import CIMultiDict
 
+from ..codecs import Codec, UpstreamCall, upstream_codec_for
+from ..codecs.base import check_carriage
+from ..errors import ApiError, succeeded, upstream_bad_response
+from ..model import Interaction, ModelReply, Turn, TurnRequest, give_call_id, lift_instructions, name_results
+from ..sse import SSE_CONTENT_TYPE
 from .call import Call
-from .codecs import Codec, UpstreamCall, upstream_codec_for
-from .codecs.base import check_carriage
-from .errors import ApiError, succeeded, upstream_bad_response
-from .model import Interaction, ModelReply, Turn, TurnRequest, give_call_id, lift_instructions, name_results
+from .client import translated_headers
 from .services import Services
-from .sse import SSE_CONTENT_TYPE
-from .upstream import translated_headers
 
 JSON = "application/json"
 

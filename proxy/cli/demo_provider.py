@@ -1,4 +1,4 @@
-"""A demo model server, to try recall with no provider key: `python -m proxy.fake`.
+"""A demo model server, to try recall with no provider key: `python -m proxy.cli.demo_provider`.
 
 NOT A MODEL. It speaks OpenAI's Chat Completions (`POST /v1/chat/completions`,
 plain or streamed), the API vLLM, Ollama and llama.cpp speak, and answers by
@@ -6,8 +6,8 @@ rule from the whole conversation it is sent: it remembers a name ("my name is
 …") and counts the user messages. That is enough to see recall keep a
 conversation for a stateless server, record it, and replay it.
 
-    python -m proxy.fake --port 8650 &
-    python -m proxy.fake --print-config > recall.toml
+    python -m proxy.cli.demo_provider --port 8650 &
+    python -m proxy.cli.demo_provider --print-config > recall.toml
     recall serve
 """
 
@@ -22,10 +22,10 @@ import click
 import orjson
 from aiohttp import web
 
-from .cli_common import listen_on_loopback
+from .common import listen_on_loopback
 
 DEMO_CONFIG = """\
-# A demo: the fake model server that ships with recall (python -m proxy.fake), no key needed.
+# A demo: the fake model server that ships with recall (python -m proxy.cli.demo_provider), no key needed.
 [upstreams.demo]
 url = "http://127.0.0.1:{port}"
 api = "openai-chat"      # a Chat-Completions-only server: recall keeps every conversation
@@ -113,7 +113,7 @@ def main(port: int, print_config: bool) -> None:
 
     async def start() -> web.AppRunner:
         runner, bound = await listen_on_loopback(create_app(), port)
-        click.echo(f"http://127.0.0.1:{bound}")  # on stdout alone, for scripts: URL=$(python -m proxy.fake --port 0)
+        click.echo(f"http://127.0.0.1:{bound}")  # on stdout alone, for scripts: URL=$(python -m proxy.cli.demo_provider --port 0)
         click.echo(f"demo model server (not a model) on http://127.0.0.1:{bound}; Ctrl-C stops it", err=True)
         return runner
 

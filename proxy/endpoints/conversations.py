@@ -19,19 +19,19 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from .call import Call
-from .codecs import FRONT_CODECS
-from .codecs.base import expect, type_name
-from .codecs.openai_responses import OpenAIResponses, turns_of_items
-from .errors import ApiError, not_found
-from .ids import mint_id
-from .model import CANCELLED, FAILED, Interaction, Turn, TurnRequest
+from ..codecs import FRONT_CODECS
+from ..codecs.base import expect, type_name
+from ..codecs.openai_responses import OpenAIResponses, turns_of_items
+from ..errors import ApiError, not_found
+from ..ids import mint_id
+from ..model import CANCELLED, FAILED, Interaction, Turn, TurnRequest
+from ..pipeline.call import Call
+from ..pipeline.relay import relay
+from ..pipeline.services import Services
+from ..pipeline.state import history
+from ..store import StoreUnavailable
+from ..store.records import Conversation
 from .pages import cursor_page, page
-from .relay import relay
-from .services import Services
-from .state import history
-from .store import StoreUnavailable
-from .store.records import Conversation
 
 _RESPONSES = cast(OpenAIResponses, FRONT_CODECS["openai-responses"])
 _ITEM_PREFIX = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_", "reasoning": "rs_"}
@@ -70,7 +70,7 @@ async def add_turn(services: Services, conversation_id: str, node: Interaction) 
 
 async def conversation(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
     """`/conversations` and `/conversations/{id}`: create, retrieve, update, delete."""
-    from .turns import is_native  # local: turns imports this module
+    from ..pipeline.turn import is_native  # local: turns imports this module
 
     conversation_id = call.route.resource_id
     if is_native(call) or (conversation_id is None and call.method != "POST"):
@@ -95,7 +95,7 @@ async def conversation(request: web.Request, call: Call, services: Services) -> 
 
 async def conversation_items(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
     """`/conversations/{id}/items[/{item_id}]`: add, list, retrieve, delete."""
-    from .turns import is_native  # local: turns imports this module
+    from ..pipeline.turn import is_native  # local: turns imports this module
 
     if is_native(call):
         return await relay(request, call, services)
@@ -181,7 +181,7 @@ def _render(conversation: Conversation) -> dict[str, Any]:
 async def _answer(call: Call, services: Services, payload: dict[str, Any], conversation_id: str | None) -> web.Response:
     """Answer, and keep the call in the audit log, tied to its conversation so that
     deleting the conversation erases it too."""
-    from .turns import json_response  # local: turns imports this module
+    from ..pipeline.turn import json_response  # local: turns imports this module
 
     response = json_response(payload)
     exchange = call.exchange(200, {"content-type": "application/json"}, response.body)  # type: ignore[arg-type]

@@ -13,16 +13,17 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from . import conversations, streaming
+from ..endpoints import conversations
+from ..endpoints.pages import cursor_page
+from ..errors import ApiError, bad_request, succeeded
+from ..ids import mint_id
+from ..model import IN_PROGRESS, Interaction, ModelReply, TurnRequest
+from . import stream as streaming
 from .call import Call
-from .errors import ApiError, bad_request, succeeded
-from .ids import mint_id
-from .model import IN_PROGRESS, Interaction, ModelReply, TurnRequest
-from .pages import cursor_page
+from .provider_call import ask_upstream, digest_of, native_recorder, new_node, upstream_request
 from .relay import STORED_HEADER, relay
 from .runs import DELETED_WHILE_RUNNING
 from .services import Services
-from .upstream_calls import ask_upstream, digest_of, native_recorder, new_node, upstream_request
 
 JSON = "application/json"
 

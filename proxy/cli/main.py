@@ -12,18 +12,18 @@ from pathlib import Path
 import click
 import orjson
 
-from . import __version__
-from .auth import is_loopback
-from .cache import REPLAY
-from .cli_audit import AUDIT_COMMANDS
-from .cli_cassette import cassette
-from .cli_common import exit_cannot_listen, load_config_or_exit
-from .cli_info import info
-from .cli_ui import ui
-from .config import MODES, Config, ConfigError, check_origin, resolve_db_path
-from .fake import main as fake_main
-from .request_log import LOG_LEVELS, configure_logging
+from .. import __version__
+from ..auth import is_loopback
+from ..config import MODES, Config, ConfigError, check_origin, resolve_db_path
+from ..http.request_log import LOG_LEVELS, configure_logging
+from ..pipeline.cache import REPLAY
+from .audit import AUDIT_COMMANDS
+from .cassette import cassette
+from .common import exit_cannot_listen, load_config_or_exit
+from .demo_provider import main as fake_main
+from .info import info
 from .runtime import announce, withdraw
+from .ui import ui
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,7 +81,7 @@ def serve(config_path: str | None, db_path: str | None, host: str | None, port: 
         )
         sys.exit(2)
     path = resolve_db_path(db_path, config)
-    # One line per request from recall.access (proxy/request_log.py) and recall's errors, on stderr.
+    # One line per request from recall.access (proxy/http/request_log.py) and recall's errors, on stderr.
     configure_logging(log_level, log_format, quiet)
     try:
         asyncio.run(_serve(config, path, _say_json if log_format == "json" else _say_text))
@@ -112,8 +112,8 @@ def _say_json(line: str) -> None:
 
 
 async def _serve(config: Config, path: Path, say: Callable[[str], None] = _say_text) -> None:
-    from .server import start
-    from .store.preflight import StoreError
+    from ..http.app import start
+    from ..store.preflight import StoreError
 
     try:
         runner, port = await start(config, path)
@@ -123,7 +123,7 @@ async def _serve(config: Config, path: Path, say: Callable[[str], None] = _say_t
         sys.exit(2)
     except OSError as exc:
         exit_cannot_listen(config.host, config.port, exc)
-    # Audit commands typed in any folder find this database through it (proxy/runtime.py).
+    # Audit commands typed in any folder find this database through it (proxy/cli/runtime.py).
     announced = announce(port=port, host=config.host, db=path if path.exists() or config.mode != REPLAY else None,
                          mode=config.mode, config=config.source, version=__version__)
     say(f"recall {__version__} listening on http://{config.host}:{port} (mode {config.mode}, "

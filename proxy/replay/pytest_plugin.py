@@ -41,11 +41,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from .cache import AUTO, LIVE, REPLAY
+from ..codecs import SDK_BASE_URLS
+from ..config import MODES, load_config
+from ..pipeline.cache import AUTO, LIVE, REPLAY
+from ..sdk_env import placeholder_keys
 from .cassette import export_cassette
-from .codecs import SDK_BASE_URLS
-from .config import MODES, load_config
-from .sdk_env import placeholder_keys
 
 T = TypeVar("T")
 
@@ -140,7 +140,7 @@ def _miss_hint(nodeid: str, cassette: Path) -> str:
 @pytest.fixture
 def recall_proxy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                  monkeypatch: pytest.MonkeyPatch) -> Iterator[RecallProxy]:
-    from .server import start
+    from ..http.app import start
 
     record_mode = record_mode_of(request.config, os.environ)
     cassette = _cassette_path(request)

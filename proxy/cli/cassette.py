@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from .audit.queries import IdNotFound, complete_id
-from .audit.render import dumps
-from .cassette import export_cassette, insert_records, read_cassette
-from .cli_common import config_and_db_options, db_path_of, json_option, since_option
-from .files import open_private_for_writing
-from .store.sqlite import open_private, open_sync
+from ..audit.queries import IdNotFound, complete_id
+from ..audit.render import dumps
+from ..files import open_private_for_writing
+from ..replay.cassette import export_cassette, insert_records, read_cassette
+from ..store.sqlite import open_private, open_sync
+from .common import config_and_db_options, db_path_of, json_option, since_option
 
 
 @click.group()

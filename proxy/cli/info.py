@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .audit.render import dumps
-from .cli_common import config_and_db_options, json_option, load_config_or_exit, locate_database
-from .config import explain_config_file
+from .. import __version__
+from ..audit.render import dumps
+from ..config import explain_config_file
+from .common import config_and_db_options, json_option, load_config_or_exit, locate_database
 from .runtime import running_servers
 
 

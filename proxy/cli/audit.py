@@ -19,11 +19,11 @@ from typing import Any, TextIO
 
 import click
 
-from .audit.export import FORMATS, write_jsonl, write_markdown
-from .audit.prices import price_rows, pricing_available
-from .audit.queries import STATS_KEYS, THREAD_STATUSES, AuditDB, IdNotFound, WalBusy, fts_query
-from .audit.rebuild import Rebuilt, rebuild_upstream_request
-from .audit.render import (
+from ..audit.export import FORMATS, write_jsonl, write_markdown
+from ..audit.prices import price_rows, pricing_available
+from ..audit.queries import STATS_KEYS, THREAD_STATUSES, AuditDB, IdNotFound, WalBusy, fts_query
+from ..audit.rebuild import Rebuilt, rebuild_upstream_request
+from ..audit.render import (
     clip,
     dumps,
     exchange_record,
@@ -41,8 +41,11 @@ from .audit.render import (
     tree_lines,
     tree_record,
 )
-from .audit.when import utc
-from .cli_common import (
+from ..audit.when import utc
+from ..config import ConfigError, find_config_file, load_config, resolve_db_path
+from ..sdk_env import base_urls, env_lines, placeholder_key_lines, placeholder_keys
+from ..store.erase import Removed
+from .common import (
     DURATION,
     config_and_db_options,
     config_option,
@@ -52,9 +55,6 @@ from .cli_common import (
     since_option,
     until_option,
 )
-from .config import ConfigError, find_config_file, load_config, resolve_db_path
-from .sdk_env import base_urls, env_lines, placeholder_key_lines, placeholder_keys
-from .store.erase import Removed
 
 
 @contextmanager

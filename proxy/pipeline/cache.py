@@ -23,12 +23,12 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
-from .auth import SECRET_QUERY_PARAMS
+from ..auth import SECRET_QUERY_PARAMS
+from ..codecs import REPLAYED_HEADERS
+from ..errors import ApiError
+from ..store.records import Exchange
+from ..store.sqlite import SQLiteStore
 from .call import MAX_JSON_DEPTH, Call, nested_deeper_than
-from .codecs import REPLAYED_HEADERS
-from .errors import ApiError
-from .store.records import Exchange
-from .store.sqlite import SQLiteStore
 
 LIVE, REPLAY, AUTO = "live", "replay", "auto"
 CACHE_HEADER = "X-Recall-Cache"

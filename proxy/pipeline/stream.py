@@ -26,21 +26,18 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from . import conversations
+from ..codecs import UPSTREAM_CODECS, Codec
+from ..codecs.base import Frame, StreamDecoder, StreamEncoder
+from ..deltas import StreamDelta, deltas_of
+from ..endpoints import conversations
+from ..errors import ApiError, bad_request, succeeded, upstream_bad_response
+from ..ids import mint_id
+from ..model import CANCELLED, FAILED, IN_PROGRESS, Interaction, ModelReply, TurnRequest
+from ..sse import SSE_CONTENT_TYPE, SSEEvent, iter_events
+from ..store import StoreUnavailable
 from .call import Call
-from .codecs import UPSTREAM_CODECS, Codec
-from .codecs.base import Frame, StreamDecoder, StreamEncoder
-from .deltas import StreamDelta, deltas_of
-from .errors import ApiError, bad_request, succeeded, upstream_bad_response
-from .ids import mint_id
-from .model import CANCELLED, FAILED, IN_PROGRESS, Interaction, ModelReply, TurnRequest
-from .relay import STORED_HEADER, relay_response
-from .runs import CANCELLED_BY_APP
-from .services import Services
-from .sse import SSE_CONTENT_TYPE, SSEEvent, iter_events
-from .store import StoreUnavailable
-from .upstream import forward_headers
-from .upstream_calls import (
+from .client import forward_headers
+from .provider_call import (
     ask_upstream,
     digest_of,
     native_recorder,
@@ -50,6 +47,9 @@ from .upstream_calls import (
     upstream_request,
     whole_reply,
 )
+from .relay import STORED_HEADER, relay_response
+from .runs import CANCELLED_BY_APP
+from .services import Services
 
 NATIVE, RELABEL, ENCODE, WHOLE = "native", "relabel", "encode", "whole"
 # While a reply asked whole is awaited, the app's stream gets a comment this often.

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import aiohttp
 from multidict import CIMultiDict
 
-from .auth import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS, provider_key
-from .codecs import Codec
-from .config import Upstream
-from .errors import ReplayMiss, upstream_bad_response, upstream_timeout, upstream_unreachable
-from .limits import out_of_files
+from ..auth import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS, provider_key
+from ..codecs import Codec
+from ..config import Upstream
+from ..errors import ReplayMiss, upstream_bad_response, upstream_timeout, upstream_unreachable
+from ..limits import out_of_files
 
 # Never forwarded: hop-by-hop headers, ones aiohttp sets itself, recall's own.
 # accept-encoding is dropped so that aiohttp negotiates and decodes compression
