@@ -164,7 +164,7 @@ def test_fold_context_rule() -> None:
 def test_a_stream_over_a_run_keeps_the_connection_alive(recall_factory: RecallFactory, fake_parallel: FakeParallel,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """While a run asked whole goes on, the app's stream gets SSE comments, which every SDK skips."""
-    monkeypatch.setattr("proxy.pipeline.stream._KEEPALIVE_SECONDS", 0.05)
+    monkeypatch.setattr("proxy.pipeline.run.KEEPALIVE_SECONDS", 0.05)
     fake_parallel.delay = 0.4
     recall = recall_factory({"parallel": Upstream("parallel", fake_parallel.url, "parallel", state="emulate")})
     with http.stream("POST", f"{recall.base('parallel')}/v1beta/interactions", headers={"x-goog-api-key": "pk-A"},

@@ -16,9 +16,11 @@ from proxy.config import BUILTIN_UPSTREAMS, UPSTREAM_APIS, Upstream
 
 PROXY = Path(__file__).resolve().parent.parent / "proxy"
 # Where provider names belong: the codecs, and the route table that maps paths to them.
-# task_runs.py and conversations.py are the extra operations of two front APIs (Parallel's
-# run lifecycle, OpenAI's Conversations): routed there by the table, they serve only their own API.
-ALLOWED = {"codecs", "http/routes.py", "endpoints/tasks.py", "endpoints/conversations.py"}
+# Nothing else is excepted: the endpoints of one API's extra operations (Parallel's task-run
+# reads, OpenAI's Conversations) ask the codec they are routed with for what is the API's own.
+ALLOWED = {"codecs", "http/routes.py"}
+# The registry and the codec base are what the rest of recall may import from the codecs.
+SHARED_CODEC_MODULES = {"proxy.codecs", "proxy.codecs.base"}
 NAMES = {*UPSTREAM_CODECS, *FRONT_CODECS}
 
 
@@ -44,3 +46,25 @@ def test_the_tables_follow_the_codecs() -> None:
     # recall keeps the state of every api whose provider cannot keep it, whatever `state` says.
     assert [api for api in UPSTREAM_APIS if Upstream(api, "http://x", api).emulates] == [
         "gemini-generate", "openai-chat", "anthropic"]
+
+
+def test_no_module_outside_the_codecs_imports_one_providers_codec() -> None:
+    """Provider-specific behaviour lives in its codec: the pipeline, endpoints, store and CLI
+    reach a codec through the registry and the Codec interface, never one API's module."""
+    found = []
+    for path in sorted(PROXY.rglob("*.py")):
+        relative = path.relative_to(PROXY)
+        if relative.parts[0] in ALLOWED or relative.as_posix() in ALLOWED:
+            continue
+        package = ["proxy", *relative.parts[:-1]]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            targets = [module] if module != "proxy.codecs" else [f"{module}.{a.name}" for a in node.names]
+            for target in targets:
+                if target.startswith("proxy.codecs.") and target not in SHARED_CODEC_MODULES \
+                        and (PROXY / "codecs" / f"{target.rsplit('.', 1)[1]}.py").exists():
+                    found.append(f"{relative}:{node.lineno}: imports {target}")
+    assert found == []

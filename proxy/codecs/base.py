@@ -158,6 +158,12 @@ class Codec:
     media_inline: ClassVar[frozenset[str]] = frozenset()
     media_by_url: ClassVar[frozenset[str]] = frozenset()
 
+    #: A turn of this front API also gets a run id with this prefix (Parallel's `run_id`).
+    run_id_prefix: ClassVar[str | None] = None
+    #: A turn of this front API asks its upstream for the whole reply even in the background:
+    #: its events report states, not deltas (Parallel's task runs).
+    asks_whole: ClassVar[bool] = False
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not cls.same_wire and hasattr(cls, "speaks"):
@@ -214,6 +220,24 @@ class Codec:
         `provider_body` is the provider's own answer when it speaks this same
         API, for an API that can pass it on nearly as it came."""
         return orjson.dumps(self.render(node))
+
+    def created_answer(self, node: Interaction) -> tuple[int, dict[str, Any]]:
+        """The status and body of a create that goes on in the background, answered at once."""
+        return 200, self.render(node)
+
+    def finish_output(self, node: Interaction) -> str | None:
+        """Give a finished node's output the shape this API promises; why it cannot, if so
+        (the turn then fails with that reason)."""
+        return None
+
+    def conversation_items(self, node: Interaction) -> list[dict[str, Any]]:
+        """The items a committed turn adds to a conversation object, for APIs that have them."""
+        raise bad_request(f"the {self.name} API has no conversation objects")
+
+    def turns_of_conversation(self, items: Any, where: str = "conversation") -> list[Turn]:
+        """A conversation object's items as the history a turn continues (also how items an
+        app adds are checked); `where` names them in an error."""
+        raise bad_request(f"the {self.name} API has no conversation objects")
 
     # -- upstream side ----------------------------------------------------------
 

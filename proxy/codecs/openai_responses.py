@@ -193,6 +193,12 @@ class OpenAIResponses(OpenAICodec):
         return [self._output_item(kind, group, it.id, index)
                 for index, (kind, group) in enumerate(_output_plan(parts))]
 
+    def conversation_items(self, node: Interaction) -> list[dict[str, Any]]:
+        return [*self.input_items(node), *self.output_items(node)]
+
+    def turns_of_conversation(self, items: Any, where: str = "conversation") -> list[Turn]:
+        return turns_of_items(items, where)
+
     def input_items(self, it: Interaction) -> list[dict[str, Any]]:
         """The node's own input as the items `input_items` lists, each with an id."""
         items = []

@@ -10,6 +10,7 @@ accounts: for them recall folds the earlier turns into the next run's input
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,10 @@ from .base import (
 )
 
 NAME = "parallel-tasks"
+# Parallel answers a task-run create 202 Accepted (the run is queued).
+ACCEPTED = 202
+# `…/result` holds at most this long when the app names no timeout (Parallel's default).
+_DEFAULT_HOLD_S = 600.0
 
 # Run statuses on the wire, from the neutral ones and back.
 _WIRE_STATUS = {IN_PROGRESS: "running", COMPLETED: "completed", INCOMPLETE: "completed", FAILED: "failed",
@@ -125,6 +130,7 @@ class ParallelTasks(Codec):
     family = "parallel"
     id_prefix = "itr_"
     run_id_prefix = "trun_"
+    asks_whole = True
     auth_header = "x-api-key"
     auth_prefix = ""
     reads_key_header_only = True
@@ -190,6 +196,42 @@ class ParallelTasks(Codec):
         if it.error and word in ("failed", "cancelled"):
             run["error"] = {"ref_id": f"ref_{run['run_id']}", "message": it.error}
         return run
+
+    def created_answer(self, node: Interaction) -> tuple[int, dict[str, Any]]:
+        # Parallel answers a task-run create 202 Accepted, the run `queued`.
+        return ACCEPTED, self.render(node, status="queued")
+
+    def finish_output(self, node: Interaction) -> str | None:
+        return shape_output(node) if node.status in (COMPLETED, INCOMPLETE) else None
+
+    def result_hold_s(self, query: Mapping[str, str], headers: Mapping[str, str]) -> float:
+        """How long `…/result` holds: min(`timeout` or 600 s, the SDK's read timeout less a
+        margin), so that the app gets a 408 before its own read timeout fires."""
+        hold = _DEFAULT_HOLD_S
+        raw = query.get("timeout")
+        if raw is not None:
+            try:
+                hold = float(raw)
+            except ValueError:
+                raise bad_request(f"timeout: expected a number of seconds; got {raw!r}", param="timeout") from None
+            if not math.isfinite(hold) or hold < 0:
+                raise bad_request(f"timeout: expected 0 or more seconds; got {raw!r}", param="timeout")
+        try:
+            read_s = float(headers.get("x-stainless-read-timeout", ""))
+        except ValueError:
+            read_s = math.nan
+        if math.isfinite(read_s) and read_s > 0:
+            hold = min(hold, read_s - min(5.0, read_s / 2))
+        return hold
+
+    def run_state_of(self, event: Any) -> ModelReply | None:
+        """The run as a relayed `task_run.state` event reports it, or None for any other event."""
+        if not isinstance(event, dict) or event.get("type") != "task_run.state" or not isinstance(event.get("run"), dict):
+            return None
+        try:
+            return self.parse_reply({"run": event["run"], "output": event.get("output")})
+        except ApiError:
+            return None
 
     def render_result(self, it: Interaction) -> dict[str, Any]:
         return {"run": self.render(it), "output": task_output(it)}
@@ -467,5 +509,5 @@ class TaskEventsEncoder(StreamEncoder):
         return [self._state(node)]
 
     def failure(self, node: Interaction, err: ApiError) -> list[Frame]:
-        error = {"type": "error", "error": {"ref_id": mint_id("ref_"), "message": err.message}}
-        return [self._state(node), self._event(error)]
+        # A run that fails ends as any run ends: its final state says `failed`, with the reason.
+        return self.closing(node)

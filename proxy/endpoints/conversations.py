@@ -1,9 +1,9 @@
-"""OpenAI Conversations kept by recall, on any upstream, and where a turn's history comes from.
+"""The Conversations API (OpenAI's), kept by recall on any upstream.
 
 A conversation is an object with an ordered list of Responses items. A
 response created with `conversation` gets the conversation's items as its
 history, and its own input and output items are appended to it once the
-response is committed. In native mode over an upstream that keeps Responses
+response is committed (pipeline/history.py). In native mode over an upstream that keeps Responses
 state (OpenAI itself), the provider keeps its conversations and every call is
 relayed instead.
 
@@ -15,54 +15,23 @@ erases them.
 from __future__ import annotations
 
 import time
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 
-from ..codecs import FRONT_CODECS
-from ..codecs.base import expect, type_name
-from ..codecs.openai_responses import OpenAIResponses, turns_of_items
-from ..errors import ApiError, not_found
+from ..codecs.base import Codec, expect, type_name
+from ..errors import not_found
 from ..ids import mint_id
-from ..model import CANCELLED, FAILED, Interaction, Turn, TurnRequest
+from ..pipeline.answers import json_response
 from ..pipeline.call import Call
+from ..pipeline.history import missing_conversation, visible_conversation
 from ..pipeline.relay import relay
 from ..pipeline.services import Services
-from ..pipeline.state import history
-from ..store import StoreUnavailable
 from ..store.records import Conversation
 from .pages import cursor_page, page
 
-_RESPONSES = cast(OpenAIResponses, FRONT_CODECS["openai-responses"])
 _ITEM_PREFIX = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_", "reasoning": "rs_"}
 _MAX_METADATA = 16
-
-
-async def context(services: Services, call: Call, req: TurnRequest) -> tuple[list[Interaction], list[Turn]]:
-    """What a create continues: the chain of its previous id, or its conversation's items.
-
-    Returns the chain (the new node's parent is its last node) and the history turns."""
-    if req.conversation:
-        conversation = await _visible(services, req.conversation, call.owner)
-        if conversation is None:
-            raise _missing(req.conversation, param="conversation")
-        items = await services.store.conversation_items(conversation.id)
-        return [], turns_of_items(items, "conversation")
-    if req.previous_id:
-        chain = await services.state.chain_for(req.previous_id, call.owner, call.route.codec)
-        return chain, history(chain)
-    return [], []
-
-
-async def add_turn(services: Services, conversation_id: str, node: Interaction) -> None:
-    """Append a committed response's input and output items to its conversation."""
-    if node.status in (FAILED, CANCELLED):
-        return  # nothing was said: a retry must not find its input twice
-    items = [*_RESPONSES.input_items(node), *_RESPONSES.output_items(node)]
-    try:
-        await services.store.append_conversation_items(conversation_id, [(item["id"], item) for item in items])
-    except StoreUnavailable as trouble:
-        trouble.report()  # the turn is answered (and billed): its items are what is lost
 
 
 # -- the Conversations API ---------------------------------------------------------
@@ -70,16 +39,14 @@ async def add_turn(services: Services, conversation_id: str, node: Interaction) 
 
 async def conversation(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
     """`/conversations` and `/conversations/{id}`: create, retrieve, update, delete."""
-    from ..pipeline.turn import is_native  # local: turns imports this module
-
     conversation_id = call.route.resource_id
-    if is_native(call) or (conversation_id is None and call.method != "POST"):
+    if call.native or (conversation_id is None and call.method != "POST"):
         return await relay(request, call, services)
     if conversation_id is None:
         return await _create(call, services)
-    found = await _visible(services, conversation_id, call.owner)
+    found = await visible_conversation(services, conversation_id, call.owner)
     if found is None:
-        raise _missing(conversation_id)
+        raise missing_conversation(conversation_id)
     if call.method == "GET":
         return await _answer(call, services, _render(found), found.id)
     if call.method == "POST":
@@ -95,16 +62,14 @@ async def conversation(request: web.Request, call: Call, services: Services) -> 
 
 async def conversation_items(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
     """`/conversations/{id}/items[/{item_id}]`: add, list, retrieve, delete."""
-    from ..pipeline.turn import is_native  # local: turns imports this module
-
-    if is_native(call):
+    if call.native:
         return await relay(request, call, services)
     conversation_id, item_id = call.route.resource_id or "", call.route.item_id
-    found = await _visible(services, conversation_id, call.owner)
+    found = await visible_conversation(services, conversation_id, call.owner)
     if found is None:
-        raise _missing(conversation_id)
+        raise missing_conversation(conversation_id)
     if item_id is None and call.method == "POST":
-        added = _new_items(_body(call).get("items"))
+        added = _new_items(call.route.codec, _body(call).get("items"))
         await services.store.append_conversation_items(found.id, [(item["id"], item) for item in added])
         return await _answer(call, services, page(added), found.id)
     items = await services.store.conversation_items(found.id)
@@ -125,18 +90,9 @@ async def _create(call: Call, services: Services) -> web.StreamResponse:
     body = _body(call)
     conversation = Conversation(id=mint_id("conv_"), owner=call.owner, upstream=call.upstream.name,
                                 created=time.time(), metadata=_metadata(body.get("metadata")))
-    items = _new_items(body.get("items"))
+    items = _new_items(call.route.codec, body.get("items"))
     await services.store.create_conversation(conversation, [(item["id"], item) for item in items])
     return await _answer(call, services, _render(conversation), conversation.id)
-
-
-async def _visible(services: Services, conversation_id: str, owner: str) -> Conversation | None:
-    found = await services.store.get_conversation(conversation_id)
-    return found if found is not None and found.owner == owner else None
-
-
-def _missing(conversation_id: str, param: str | None = None) -> ApiError:
-    return not_found(f"Conversation with id '{conversation_id}' not found.", param=param)
 
 
 def _body(call: Call) -> dict[str, Any]:
@@ -154,12 +110,12 @@ def _metadata(value: Any) -> dict[str, str]:
     return value
 
 
-def _new_items(value: Any) -> list[dict[str, Any]]:
+def _new_items(codec: Codec, value: Any) -> list[dict[str, Any]]:
     """Items an app adds, checked as input items are, each given an id and its full shape."""
     if value is None:
         return []
     expect(isinstance(value, list), f"items: expected a list of items; got {type_name(value)}", "items")
-    turns_of_items(value, "items")
+    codec.turns_of_conversation(value, "items")
     added = []
     for item in value:
         kind = item.get("type") or "message"
@@ -181,8 +137,6 @@ def _render(conversation: Conversation) -> dict[str, Any]:
 async def _answer(call: Call, services: Services, payload: dict[str, Any], conversation_id: str | None) -> web.Response:
     """Answer, and keep the call in the audit log, tied to its conversation so that
     deleting the conversation erases it too."""
-    from ..pipeline.turn import json_response  # local: turns imports this module
-
     response = json_response(payload)
     exchange = call.exchange(200, {"content-type": "application/json"}, response.body)  # type: ignore[arg-type]
     exchange.interaction_id = conversation_id

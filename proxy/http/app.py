@@ -21,11 +21,10 @@ from .. import __version__, limits
 from ..auth import RECALL_TOKEN_HEADER, caller_key, fingerprint, token_ok
 from ..codecs import Codec
 from ..config import Config
-from ..endpoints import conversations
-from ..endpoints import tasks as task_runs
+from ..endpoints import conversations, stored_turns, tasks
 from ..errors import ApiError, ReplayMiss, bad_request, store_unavailable, too_large, unauthorized
 from ..origin import OriginPolicy, Refusal, guard
-from ..pipeline import turn as turns
+from ..pipeline import turn
 from ..pipeline.cache import AUTO, CACHE_HEADER, REPLAY, Cache, canonical_request, request_key
 from ..pipeline.call import Call
 from ..pipeline.client import UpstreamClient
@@ -50,19 +49,18 @@ SERVICES = web.AppKey("services", Services)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Operation = Callable[[web.Request, Call, Services], Awaitable[web.StreamResponse]]
 OPERATIONS: dict[str, Operation] = {
-    routes.CREATE: turns.create,
-    routes.GET: turns.get,
-    routes.DELETE: turns.delete,
-    routes.CANCEL: turns.cancel,
-    routes.INPUT_ITEMS: turns.input_items,
+    routes.CREATE: turn.create,
+    routes.GET: stored_turns.get,
+    routes.DELETE: stored_turns.delete,
+    routes.CANCEL: stored_turns.cancel,
+    routes.INPUT_ITEMS: stored_turns.input_items,
     routes.CONVERSATION: conversations.conversation,
     routes.CONVERSATION_ITEMS: conversations.conversation_items,
     routes.RELAY: relay,
-    routes.TASK_CREATE: task_runs.create,
-    routes.TASK_GET: task_runs.get,
-    routes.TASK_RESULT: task_runs.result,
-    routes.TASK_INPUT: task_runs.input_of,
-    routes.TASK_EVENTS: task_runs.events,
+    routes.TASK_GET: tasks.get,
+    routes.TASK_RESULT: tasks.result,
+    routes.TASK_INPUT: tasks.input_of,
+    routes.TASK_EVENTS: tasks.events,
 }
 
 

@@ -15,60 +15,29 @@ log lines), with the credential query parameters (`?key=`) removed. Headers and
 bodies are never logged: they carry keys and people's conversations.
 
 The model and the interaction id come from the audit record the request left
-(`note_exchange`, called where exchanges are recorded), through a context
+(`pipeline/log_note.py`, noted where turns and exchanges are recorded), through a context
 variable, so the request path does not have to carry them here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from ..auth import redacted_query
+from ..pipeline.log_note import AccessNote, current_note
 
 access_log = logging.getLogger("recall.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # How the cache answered a request (hit, miss or live), set by the server; X-Recall-Cache says it too.
 CACHE_STATUS = web.RequestKey("recall_cache", str)
-
-
-@dataclass(slots=True)
-class AccessNote:
-    """What the request's handling learnt that its log line should say."""
-
-    model: str | None = None
-    interaction_id: str | None = None
-    error: str | None = None
-
-
-_current: contextvars.ContextVar[AccessNote | None] = contextvars.ContextVar("recall_access_note", default=None)
-
-
-def note_exchange(exchange: Any) -> None:
-    """Remember an audit record's model, interaction id and error for the request's log line."""
-    note = _current.get()
-    if note is None:
-        return
-    note.model = note.model or getattr(exchange, "model", None)
-    note.interaction_id = note.interaction_id or getattr(exchange, "interaction_id", None)
-    note.error = note.error or getattr(exchange, "error", None)
-
-
-def note_interaction(interaction_id: str, model: str | None) -> None:
-    """Remember the node a request stored (its id is what the app was given) for its log line."""
-    note = _current.get()
-    if note is not None:
-        note.interaction_id = note.interaction_id or interaction_id
-        note.model = note.model or model
 
 
 def log_path(request: web.Request) -> str:
@@ -132,7 +101,7 @@ def access_line(fields: dict[str, Any]) -> str:
 async def log_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     note = AccessNote()
-    token = _current.set(note)
+    token = current_note.set(note)
     status = "-"  # the app went away before an answer
     response: web.StreamResponse | None = None
     try:
@@ -150,7 +119,7 @@ async def log_requests(request: web.Request, handler: Handler) -> web.StreamResp
         status = "500"
         raise
     finally:
-        _current.reset(token)
+        current_note.reset(token)
         fields = access_fields(request, status, (time.perf_counter() - started) * 1000, note, response)
         access_log.info(access_line(fields), extra={"access": fields})
 

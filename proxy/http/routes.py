@@ -7,9 +7,9 @@ A path no front API claims is relayed unchanged and recorded.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-from ..codecs import FRONT_CODECS, UPSTREAM_CODECS, Codec
+from ..codecs import FRONT_CODECS, UPSTREAM_CODECS
+from ..pipeline.call import Route
 
 CREATE = "create"
 GET = "get"
@@ -19,21 +19,11 @@ RELAY = "relay"
 INPUT_ITEMS = "input_items"
 CONVERSATION = "conversation"
 CONVERSATION_ITEMS = "conversation_items"
-# Parallel task runs (proxy/endpoints/tasks.py).
-TASK_CREATE = "task_create"
+# Parallel task runs' reads (proxy/endpoints/tasks.py); a run's create is a CREATE.
 TASK_GET = "task_get"
 TASK_RESULT = "task_result"
 TASK_INPUT = "task_input"
 TASK_EVENTS = "task_events"
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    codec: Codec
-    operation: str
-    resource_id: str | None = None
-    # An item inside the resource (a conversation's item).
-    item_id: str | None = None
 
 
 # Interactions: any version segment (v1, v1beta, v1alpha...) or none.
@@ -87,7 +77,7 @@ def match(method: str, tail: str, upstream_api: str) -> Route:
         codec = FRONT_CODECS["parallel-tasks"]
         resource = found.group("id")
         if resource is None:
-            return Route(codec, TASK_CREATE if method == "POST" else RELAY)
+            return Route(codec, CREATE if method == "POST" else RELAY)
         return Route(codec, _TASK_READS[found.group("sub")] if method == "GET" else RELAY, resource)
     # Unmodelled path: answer errors in the upstream's own shape.
     return Route(UPSTREAM_CODECS.get(upstream_api) or FRONT_CODECS["gemini-interactions"], RELAY)

@@ -1,4 +1,4 @@
-"""One app request as the pipeline sees it: who, where, what, and since when."""
+"""One app request as the pipeline sees it: who, where, what, and since when; and its route."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import orjson
 from multidict import CIMultiDictProxy, MultiMapping
 
 from ..auth import redacted_headers, redacted_query
+from ..codecs.base import Codec
 from ..config import Upstream
 from ..errors import bad_request
-from ..http.routes import Route
+from ..model import Interaction
 from ..store.records import Exchange
 
 # Deeper bodies are refused: recall wraps what it stores and sends in a few more
@@ -30,6 +31,17 @@ def nested_deeper_than(value: Any, limit: int) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Which front API and operation a path names (proxy/http/routes.py matches it)."""
+
+    codec: Codec
+    operation: str
+    resource_id: str | None = None
+    # An item inside the resource (a conversation's item).
+    item_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -51,6 +63,12 @@ class Call:
     cache_status: str = "live"
     started: float = field(default_factory=time.perf_counter)
     created: float = field(default_factory=time.time)
+
+    @property
+    def native(self) -> bool:
+        """The provider keeps this conversation itself (it has this API's state, and state = native):
+        recall relays and records beside."""
+        return self.upstream.api in self.route.codec.stateful_on and self.upstream.state == "native"
 
     def json_body(self) -> Any:
         if not self.body.strip():
@@ -90,3 +108,10 @@ class Call:
             cache_key=self.cache_key,
             cache=self.cache_status,
         )
+
+    def turn_exchange(self, node: Interaction, status: int, content_type: str, body: bytes | None) -> Exchange:
+        """The audit record of a call that made a turn: what was answered, and the turn's model and tokens."""
+        exchange = self.exchange(status, {"content-type": content_type}, body)
+        exchange.model, exchange.error = node.model, node.error
+        exchange.input_tokens, exchange.output_tokens = node.usage.input_tokens, node.usage.output_tokens
+        return exchange

@@ -1,19 +1,26 @@
 """Interactions being produced right now: their tasks, and a signal for followers.
 
-A streamed or background turn runs as a task of its own, so it goes on when the
-app disconnects; `cancel` stops it; shutdown stops every run and lets each one
-record why.
+Every emulated turn runs as a task of its own, so it goes on when the app
+disconnects; `cancel` stops it; shutdown stops every run and lets each one
+record why. A background run an app asked not to store (`X-Recall-Store:
+false`) keeps its node here, never on disk, so that its result can still be
+read: until an hour after it finished, or recall stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from typing import Any
+
+from ..model import IN_PROGRESS, Interaction
 
 CANCELLED_BY_APP = "cancelled"
 SHUT_DOWN = "recall shut down while this interaction was running"
 DELETED_WHILE_RUNNING = "the interaction was deleted while it was running"
+# How long a finished unstored run stays readable.
+_KEEP_UNSTORED_S = 3600.0
 
 
 class Runs:
@@ -21,13 +28,28 @@ class Runs:
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._signals: dict[str, asyncio.Event] = {}
         self._reasons: dict[str, str] = {}
+        self._unstored: dict[str, Interaction] = {}
 
     def start(self, run_id: str, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.create_task(work, name=f"recall-run-{run_id}")
         self._tasks[run_id] = task
         self._signals[run_id] = asyncio.Event()
         task.add_done_callback(lambda _: self._finished(run_id))
+        # An error a run raises goes to whoever awaits it (a plain turn's request); one whose app
+        # has gone is not an unretrieved exception.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
         return task
+
+    def keep_unstored(self, node: Interaction) -> None:
+        """Hold an unstored run's node (by its run id, else its id); the run updates it in place."""
+        cutoff = time.time() - _KEEP_UNSTORED_S
+        for key, held in list(self._unstored.items()):
+            if held.status != IN_PROGRESS and held.updated < cutoff:
+                del self._unstored[key]
+        self._unstored[node.run_id or node.id] = node
+
+    def unstored(self, key: str) -> Interaction | None:
+        return self._unstored.get(key)
 
     def _finished(self, run_id: str) -> None:
         self._tasks.pop(run_id, None)

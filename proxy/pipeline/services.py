@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from ..config import Config
-from ..endpoints.task_registry import TaskRegistry
-from ..http.request_log import note_exchange
 from ..model import Interaction
 from ..store.records import Exchange
 from ..store.sqlite import SQLiteStore
 from ..store.writer import StoreUnavailable
 from .cache import Cache
 from .client import UpstreamClient
+from .log_note import note_exchange, note_interaction
 from .runs import Runs
 from .state import ConversationState
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -26,7 +28,13 @@ class Services:
     state: ConversationState
     runs: Runs
     cache: Cache
-    tasks: TaskRegistry = field(default_factory=TaskRegistry)
+    _held: dict[type, Any] = field(default_factory=dict)
+
+    def held(self, kind: type[T]) -> T:
+        """This server's one `kind()`, made on first use: what an endpoint keeps between calls."""
+        if kind not in self._held:
+            self._held[kind] = kind()
+        return cast(T, self._held[kind])
 
     async def record(self, exchange: Exchange, *, content: bool) -> None:
         """Keep an audit row: whole, or metadata only for calls that opted out of storage.
@@ -42,6 +50,13 @@ class Services:
         except StoreUnavailable as trouble:
             trouble.report()
 
+    async def admit(self, node: Interaction, exchange: Exchange | None = None) -> None:
+        """Commit a turn's in-progress node before its provider is asked (and bills it): a
+        database that cannot write fails the request here, at once, with a 503 that costs
+        the app nothing (StoreUnavailable is raised)."""
+        note_interaction(node.id, node.model)
+        await self.store.save_interaction(node, exchange)
+
     async def forget_unstarted(self, interaction_id: str) -> None:
         """Drop the in-progress node of a turn the provider refused (its id never reached the app)."""
         try:
@@ -55,6 +70,7 @@ class Services:
         A database that cannot take it costs the record, never the answer the app
         paid for: the trouble is logged, and the node is failed with the reason (now,
         or as soon as the database takes writes again)."""
+        note_interaction(node.id, node.model)
         try:
             return await self.store.save_interaction(node, exchange)
         except StoreUnavailable as trouble:

@@ -57,3 +57,4 @@ class ConversationState:
 def history(chain: list[Interaction]) -> list[Turn]:
     """The conversation a chain holds, as turns, oldest first."""
     return [turn for node in chain for turn in node.turns()]
+

@@ -1,43 +1,53 @@
-"""One conversation turn through the pipeline, and the stored-turn operations.
+"""A create: one conversation turn through the pipeline, whatever its shape.
 
-create: front codec decodes the request → state resolves the previous id →
-upstream codec builds a self-contained call → the reply is decoded → the node
-is committed → the front codec renders it. In native mode the provider keeps
-the conversation: the call is relayed byte for byte and recorded beside.
+The front codec decodes the request; then either
+- the provider keeps the conversation (native mode, or a stateless API's call
+  that continues nothing): the call is relayed byte for byte and recorded
+  beside (`relay_turn`); or
+- recall keeps it (`emulate`): state resolves what the turn continues, the
+  upstream codec builds a self-contained call (refusing what that API cannot
+  carry before anything is written), the in-progress node is committed before
+  the provider is asked, and a `Run` (pipeline/run.py) reads the answer,
+  passes it on and commits the finished node.
+
+A turn's shape only decides where its answer goes: plain (the run drained,
+then one JSON answer), streamed (the app's stream), background or a task run
+(answered at once, the run goes on as a task of its own).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import dataclasses
+import time
 
+import aiohttp
 import orjson
 from aiohttp import web
 
-from ..endpoints import conversations
-from ..endpoints.pages import cursor_page
+from ..codecs.base import StreamEncoder
 from ..errors import ApiError, bad_request, succeeded
 from ..ids import mint_id
 from ..model import IN_PROGRESS, Interaction, ModelReply, TurnRequest
-from . import stream as streaming
+from ..sse import SSE_CONTENT_TYPE
+from ..store.records import Exchange
+from .answers import JSON, json_bytes_response
 from .call import Call
-from .provider_call import ask_upstream, digest_of, native_recorder, new_node, upstream_request
-from .relay import STORED_HEADER, relay
-from .runs import DELETED_WHILE_RUNNING
+from .events import EventLog, Sink
+from .history import context
+from .provider_call import (
+    ask_upstream,
+    digest_of,
+    native_recorder,
+    new_node,
+    open_upstream_stream,
+    upstream_codec_of,
+    upstream_request,
+    whole_reply,
+)
+from .relay import open_relayed, relay, relay_response
+from .run import ENCODE, NATIVE, RELABEL, WHOLE, Run
 from .services import Services
-
-JSON = "application/json"
-
-
-def json_response(payload: Any, *, status: int = 200, stored: bool = True) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(payload), status=status, content_type=JSON,
-        headers={STORED_HEADER: "true" if stored else "false"},
-    )
-
-
-def is_native(call: Call) -> bool:
-    """The provider keeps this conversation itself (it has this API's state, and state = native)."""
-    return call.upstream.api in call.route.codec.stateful_on and call.upstream.state == "native"
 
 
 def relays_as_is(call: Call, req: TurnRequest) -> bool:
@@ -45,7 +55,7 @@ def relays_as_is(call: Call, req: TurnRequest) -> bool:
     native mode, or a stateless API's call that names no earlier turn, so that
     there is no history for recall to rebuild."""
     codec = call.route.codec
-    if is_native(call):
+    if call.native:
         return True
     return codec.stateless and req.previous_id is None and call.upstream.api in codec.same_wire
 
@@ -53,128 +63,124 @@ def relays_as_is(call: Call, req: TurnRequest) -> bool:
 async def create(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
     codec = call.route.codec
     body = call.json_body()
-    if is_native(call):
+    if call.native:
         # Native mode is a relay first: the provider judges the request. recall needs only
         # the fields it reads (ids, store, stream), taken leniently where its own parse refuses.
         try:
             req = codec.parse_create(body)
         except ApiError:
             req = codec.relay_view(body)  # the node records what recall could read
-        if req.stream:
-            return await streaming.relay_native(request, call, services, req)
-        return await create_native(request, call, services, req)
+        return await relay_turn(request, call, services, req)
     # Emulate mode: recall is the server and judges as the provider would.
     req = codec.parse_create(body)
     if req.background and not req.store:
         raise bad_request("background interactions must be stored; remove store=false or background=true",
                           param="background")
     if relays_as_is(call, req):
-        if req.stream:
-            return await streaming.relay_native(request, call, services, req)
-        return await create_native(request, call, services, req)
-    if req.stream or req.background:
-        return await streaming.start_emulated(request, call, services, req)
-    return await _create_emulated(call, services, req)
+        return await relay_turn(request, call, services, req)
+    return await emulate(request, call, services, req)
 
 
-async def create_native(request: web.Request, call: Call, services: Services, req: TurnRequest) -> web.StreamResponse:
-    """The provider keeps the conversation: relay the create, record the node it names."""
+# -- the provider keeps the conversation ---------------------------------------------
+
+
+async def relay_turn(request: web.Request, call: Call, services: Services, req: TurnRequest) -> web.StreamResponse:
+    """Relay the create; record the node the provider's answer names."""
     codec = call.route.codec
     if req.previous_id and await services.state.foreign(req.previous_id, call.owner):
         raise codec.previous_not_found(req.previous_id)
     storing = req.store and call.recording
-    return await relay(request, call, services, store_content=storing, on_relayed=native_recorder(call, services, req),
-                       whole_json=True, refusal_as_metadata=True)
+    if not req.stream:
+        return await relay(request, call, services, store_content=storing,
+                           on_relayed=native_recorder(call, services, req), whole_json=True, refusal_as_metadata=True)
+    response = await open_relayed(call, services)
+    if not succeeded(response.status):
+        async with response:
+            body = await response.read()
+        return web.Response(body=body, status=response.status,
+                            content_type=response.content_type or "application/json")
+    if response.content_type != SSE_CONTENT_TYPE:
+        # A relay passes on what the provider chose to answer (a whole JSON reply to a stream
+        # request, as a contract that declares no event stream for the path allows) and records
+        # it as it would a JSON create; turning it into a 502 would be recall judging the provider.
+        return await relay_response(request, call, services, response, store_content=storing,
+                                    on_relayed=native_recorder(call, services, req), whole_json=True,
+                                    refusal_as_metadata=True)
+    # The node's id is the provider's, known once its stream names it.
+    node = Interaction(
+        id="", owner=call.owner, upstream=call.upstream.name, front=codec.name, mode="native", model=req.model,
+        status=IN_PROGRESS, input=req.input, output=[], created=call.created, updated=time.time(),
+        parent_id=req.previous_id, request=codec.echoed(req),
+    )
+    sink = Sink(request, storing)
+    run = Run(services, call, node, mode=NATIVE, storing=storing, encoder=codec.stream_encoder(call.headers, req.raw),
+              decoder=codec.stream_decoder(), sink=sink, log=EventLog(services.store, services.runs, None, storing), response=response)
+    await asyncio.shield(services.runs.start(mint_id("native_"), run.run()))
+    return sink.response
 
 
-async def _create_emulated(call: Call, services: Services, req: TurnRequest) -> web.Response:
-    codec = call.route.codec
-    chain, prior = await conversations.context(services, call, req)
-    upstream_codec, upstream_call = upstream_request(call, req, prior)
+# -- recall keeps the conversation ------------------------------------------------------
+
+
+async def emulate(request: web.Request, call: Call, services: Services, req: TurnRequest) -> web.StreamResponse:
+    """An emulated turn, plain, streamed, background or a task run: one skeleton."""
+    front = call.route.codec
+    chain, prior = await context(services, call, req)
+    upstream_codec = upstream_codec_of(call)
+    background = req.background and not req.stream
+    # The provider's stream is read where there is one to read and anyone to pass it to.
+    streamed = (req.stream or req.background) and upstream_codec.reads_streams and not front.asks_whole
+    # Built before anything is written: what the upstream cannot carry is a 400 now, not a failed turn.
+    _, upstream_call = upstream_request(call, dataclasses.replace(req, stream=streamed), prior)
     storing = req.store and call.recording
-    parent, node_id = chain[-1] if chain else None, mint_id(codec.id_prefix)
+    node = new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), mint_id(front.id_prefix), mode="emulate",
+                    parent=chain[-1] if chain else None)
+    if front.run_id_prefix:
+        node.run_id = mint_id(front.run_id_prefix)
+    digest = digest_of(upstream_call)
+    created: tuple[int, bytes] | None = None
+    exchange: Exchange | None = None
+    if background:
+        # A background create answers at once, as the hosted APIs do; its audit row is kept
+        # with the in-progress node, so that the call is on record as soon as it is answered.
+        status, rendered = front.created_answer(node)
+        created = (status, orjson.dumps(rendered))
+        exchange = call.turn_exchange(node, status, JSON, created[1] if storing else None)
+        exchange.upstream_digest = digest
+    # The node exists before its id reaches the app, and before the provider is asked.
     if storing:
-        # The store takes the turn before the provider is asked (and bills it): a database
-        # that cannot write fails here, at once, with a 503 that costs the app nothing.
-        await services.store.save_interaction(
-            new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), node_id, mode="emulate", parent=parent))
-    try:
-        reply, answer_body = await ask_upstream(call, services, upstream_codec, upstream_call)
-    except BaseException:
-        if storing:
-            await services.forget_unstarted(node_id)  # the turn never happened: no trace of it
-        raise
-    node = new_node(call, req, reply, node_id, mode="emulate", parent=parent)
-    body = codec.reply_body(node, answer_body if upstream_codec is codec else None, stored=storing)
-    if storing:
-        exchange = call.exchange(200, {"content-type": JSON}, body)
-        exchange.model, exchange.upstream_digest = node.model, digest_of(upstream_call)
-        exchange.input_tokens, exchange.output_tokens = node.usage.input_tokens, node.usage.output_tokens
-        # Committed before the id reaches the app: an immediate follow-up finds it.
-        storing = await services.keep_answer(node, exchange)
-        if storing and req.conversation:
-            await conversations.add_turn(services, req.conversation, node)
-    else:
-        exchange = call.exchange(200, {"content-type": JSON}, None)
-        exchange.model, exchange.input_tokens, exchange.output_tokens = node.model, node.usage.input_tokens, node.usage.output_tokens
+        await services.admit(node, exchange)
+    elif exchange is not None:
+        services.runs.keep_unstored(node)  # its result must still be readable
         await services.record(exchange, content=False)
-    return web.Response(body=body, content_type=JSON, headers={STORED_HEADER: "true" if storing else "false"})
 
+    encoder: StreamEncoder | None = None
+    if req.stream or background:
+        encoder = front.stream_encoder(call.headers, req.raw)
+    if not streamed:
+        mode = WHOLE
+    else:
+        mode = RELABEL if upstream_codec is front and encoder is not None and encoder.can_relabel else ENCODE
 
-async def _target(call: Call, services: Services) -> tuple[Interaction | None, bool]:
-    """The stored turn an id names, and whether the provider holds it instead (native
-    mode: the call is relayed). An id neither holds for this caller is the front API's
-    not-found, never a hint that another key owns it."""
-    resource_id = call.route.resource_id or ""
-    found = await services.state.lookup(resource_id, call.owner)
-    if found is not None and found.mode != "native":
-        return found, False
-    if is_native(call) and not await services.state.foreign(resource_id, call.owner):
-        return found, True
-    raise call.route.codec.not_found(resource_id)
+    async def open_stream() -> aiohttp.ClientResponse:
+        return await open_upstream_stream(call, services, upstream_codec, upstream_call)
 
+    async def ask() -> tuple[ModelReply, bytes]:
+        return await ask_upstream(call, services, upstream_codec, upstream_call)
 
-async def get(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
-    found, relayed = await _target(call, services)
-    if relayed or found is None:
-        return await relay(request, call, services)
-    if call.query_flag("stream"):
-        return await streaming.follow(request, call, services, found)
-    return json_response(call.route.codec.render(found, include_input=call.query_flag("include_input")))
-
-
-async def delete(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
-    resource_id = call.route.resource_id or ""
-    found, relayed = await _target(call, services)
-    if relayed:
-
-        async def forget(status: int, body: bytes) -> None:
-            if succeeded(status) and found is not None:  # recall's record of it goes too
-                await services.store.delete_interaction(resource_id)
-
-        return await relay(request, call, services, on_relayed=forget)
-    # Erased first, then its run stopped: the run's last write then finds it erased (a delete always wins).
-    await services.store.delete_interaction(resource_id)
-    await services.runs.cancel(resource_id, DELETED_WHILE_RUNNING)
-    return json_response({})
-
-
-async def cancel(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
-    resource_id = call.route.resource_id or ""
-    found, relayed = await _target(call, services)
-    if relayed or found is None:
-        return await relay(request, call, services)
-    if found.status != IN_PROGRESS or not await services.runs.cancel(resource_id):
-        raise bad_request(
-            f"interaction '{resource_id}' is {found.status}; only an interaction still in progress can be cancelled"
-        )
-    cancelled = await services.state.lookup(resource_id, call.owner)
-    return json_response(call.route.codec.render(cancelled or found))
-
-
-async def input_items(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
-    """GET …/{id}/input_items: the turn's own input, as a cursor page."""
-    found, relayed = await _target(call, services)
-    if relayed or found is None:
-        return await relay(request, call, services)
-    return json_response(cursor_page(call.route.codec.input_items(found), call.query))
+    run = Run(services, call, node, mode=mode, storing=storing, encoder=encoder,
+              decoder=upstream_codec.stream_decoder() if streamed else None,
+              sink=Sink(request, storing) if req.stream else None,
+              log=EventLog(services.store, services.runs, node.id, storing) if encoder is not None else None,
+              began=background, upstream_digest=digest, conversation=req.conversation,
+              open_stream=open_stream, ask=ask, read_whole=lambda answer: whole_reply(call, upstream_codec, answer),
+              created=created, same_api=upstream_codec is front)
+    task = services.runs.start(node.id, run.run())
+    if created is not None:
+        # A provider that refuses later fails the run (visible on GET) instead of the create.
+        return json_bytes_response(created[1], status=created[0], stored=storing)
+    await asyncio.shield(task)
+    if run.sink is not None:
+        return run.sink.response
+    # Committed before the id reaches the app: an immediate follow-up finds it.
+    return json_bytes_response(run.reply_body(), stored=run.saved)

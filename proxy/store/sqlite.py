@@ -22,7 +22,6 @@ import aiosqlite
 import orjson
 
 from ..files import create_private
-from ..http.request_log import note_interaction
 from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
 from .chain_cache import ChainCache
 from .erase import Purge, Removed, erase_interactions, is_erased, merge_search_index_step, vacuum_step
@@ -342,7 +341,6 @@ class SQLiteStore:
                 _insert_exchange(db, exchange)
             return True
 
-        note_interaction(it.id, it.model)  # for the request's log line (proxy/http/request_log.py)
         saved: bool = await self._writer.submit(op)
         if saved and it.status != IN_PROGRESS:
             # The next turn most likely continues this one: its chain is its parent's plus itself.

@@ -1,0 +1,104 @@
+"""A stream's two ends: the app's (Sink) and the store's (EventLog).
+
+Every event a turn sends is written to both: to the app as it comes, and to
+the store behind it, numbered, for resume (`?stream=true&starting_after=`,
+`Last-Event-ID`) and for replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiohttp import web
+
+from ..codecs.base import Frame
+from ..sse import SSE_CONTENT_TYPE
+from ..store import StoreUnavailable
+from ..store.sqlite import SQLiteStore
+from .answers import STORED_HEADER
+from .runs import Runs
+
+_FLUSH_BYTES = 64 * 1024
+_FLUSH_SECONDS = 0.05
+
+
+class Sink:
+    """The app's end of a stream. Writes stop quietly once the app has gone."""
+
+    def __init__(self, request: web.Request, stored: bool) -> None:
+        self.request = request
+        self.response = web.StreamResponse(
+            status=200, headers={"Content-Type": SSE_CONTENT_TYPE, "Cache-Control": "no-cache",
+                                 STORED_HEADER: "true" if stored else "false"},
+        )
+        self.connected = True
+
+    async def open(self) -> None:
+        await self.response.prepare(self.request)
+
+    async def send(self, data: bytes) -> None:
+        if not self.connected or not data:
+            return
+        try:
+            await self.response.write(data)
+        except (ConnectionResetError, RuntimeError):
+            self.connected = False
+
+    async def close(self) -> None:
+        if self.connected:
+            try:
+                await self.response.write_eof()
+            except (ConnectionResetError, RuntimeError):
+                self.connected = False
+
+
+class EventLog:
+    """The events of one stream, numbered and written to the store behind it."""
+
+    def __init__(self, store: SQLiteStore, runs: Runs, interaction_id: str | None, enabled: bool) -> None:
+        # Followers of the run (pipeline/runs.py) are woken as each batch is committed.
+        self._store, self._runs = store, runs
+        self.interaction_id = interaction_id
+        self._enabled = enabled
+        self._started = time.perf_counter()
+        self._last_flush = self._started
+        self._seq = 0
+        self.count = 0
+        self._pending: list[tuple[int, str | None, float, bytes]] = []
+        self._pending_bytes = 0
+        self._writes: list[asyncio.Future[Any]] = []
+
+    def add(self, frames: list[Frame]) -> None:
+        self.count += len(frames)
+        if not self._enabled:
+            return
+        at_ms = (time.perf_counter() - self._started) * 1000
+        for item in frames:
+            self._seq += 1
+            self._pending.append((self._seq, item.event_id, at_ms, item.data))
+            self._pending_bytes += len(item.data)
+        if self._pending_bytes >= _FLUSH_BYTES or time.perf_counter() - self._last_flush >= _FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending or self.interaction_id is None:
+            return
+        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        self._last_flush = time.perf_counter()
+        run_id = self.interaction_id
+        write = self._store.append_frames(run_id, batch)
+        write.add_done_callback(lambda _: self._runs.notify(run_id))
+        self._writes.append(write)
+        self._writes = [w for w in self._writes if not w.done()]
+
+    async def close(self) -> None:
+        """Write what is left and wait until every event is committed (or the database refused them)."""
+        self.flush()
+        if self._writes:
+            for outcome in await asyncio.gather(*self._writes, return_exceptions=True):
+                if isinstance(outcome, StoreUnavailable):
+                    outcome.report()
+                elif isinstance(outcome, BaseException):
+                    raise outcome
