@@ -1,0 +1,1 @@
+"""recall's entry points for people: the `recall` command and its subcommands."""

@@ -1,0 +1,1 @@
+"""Operations beyond a create, per API: a stored turn's reads and delete, Conversations, task-run reads."""

@@ -1,0 +1,1 @@
+"""One turn through recall: the call, its state and history, the provider call, the run, the record."""

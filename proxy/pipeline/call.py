@@ -13,7 +13,7 @@ from ..auth import redacted_headers, redacted_query
 from ..codecs.base import Codec
 from ..config import Upstream
 from ..errors import bad_request
-from ..model import Interaction
+from ..model import Interaction, TurnRequest
 from ..store.records import Exchange
 
 # Deeper bodies are refused: recall wraps what it stores and sends in a few more
@@ -69,6 +69,10 @@ class Call:
         """The provider keeps this conversation itself (it has this API's state, and state = native):
         recall relays and records beside."""
         return self.upstream.api in self.route.codec.stateful_on and self.upstream.state == "native"
+
+    def stores(self, req: TurnRequest) -> bool:
+        """Whether this turn's content is kept: the API's `store` and recall's own `X-Recall-Store`."""
+        return req.store and self.recording
 
     def json_body(self) -> Any:
         if not self.body.strip():

@@ -151,7 +151,7 @@ def native_recorder(call: Call, services: Services, req: TurnRequest) -> Callabl
     """What records a relayed create's whole JSON answer as a node under the provider's id
     (relay's on_relayed): the provider keeps the conversation, recall keeps the record."""
     codec = call.route.codec
-    storing = req.store and call.recording
+    storing = call.stores(req)
 
     async def remember(status: int, body: bytes) -> str | None:
         if not succeeded(status) or not storing:

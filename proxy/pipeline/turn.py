@@ -89,7 +89,7 @@ async def relay_turn(request: web.Request, call: Call, services: Services, req: 
     codec = call.route.codec
     if req.previous_id and await services.state.foreign(req.previous_id, call.owner):
         raise codec.previous_not_found(req.previous_id)
-    storing = req.store and call.recording
+    storing = call.stores(req)
     if not req.stream:
         return await relay(request, call, services, store_content=storing,
                            on_relayed=native_recorder(call, services, req), whole_json=True, refusal_as_metadata=True)
@@ -132,7 +132,7 @@ async def emulate(request: web.Request, call: Call, services: Services, req: Tur
     streamed = (req.stream or req.background) and upstream_codec.reads_streams and not front.asks_whole
     # Built before anything is written: what the upstream cannot carry is a 400 now, not a failed turn.
     _, upstream_call = upstream_request(call, dataclasses.replace(req, stream=streamed), prior)
-    storing = req.store and call.recording
+    storing = call.stores(req)
     node = new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), mint_id(front.id_prefix), mode="emulate",
                     parent=chain[-1] if chain else None)
     if front.run_id_prefix:

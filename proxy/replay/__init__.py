@@ -1,0 +1,1 @@
+"""Recordings for test suites: cassette files, and the pytest plugin."""
