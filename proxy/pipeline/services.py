@@ -9,8 +9,8 @@ from ..config import Config
 from ..endpoints.task_registry import TaskRegistry
 from ..http.request_log import note_exchange
 from ..model import Interaction
+from ..store.protocol import Store
 from ..store.records import Exchange
-from ..store.sqlite import SQLiteStore
 from ..store.writer import StoreUnavailable
 from .cache import Cache
 from .client import UpstreamClient
@@ -21,7 +21,7 @@ from .state import ConversationState
 @dataclass(slots=True)
 class Services:
     config: Config
-    store: SQLiteStore
+    store: Store
     upstreams: UpstreamClient
     state: ConversationState
     runs: Runs
