@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import audit_stats
 from .erase import Purge, erase_interactions, erase_thread, merge_search_index_step, purge_before, reclaim_space
@@ -350,3 +350,10 @@ class AuditDB:
             # WAL, the server's next commit would copy them all at once, its requests waiting.
             self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return self._reclaim(purge.removed)
+
+
+if TYPE_CHECKING:
+    from .protocol import AuditStore
+
+    # mypy holds AuditDB to the protocol here (tests/test_store_boundary.py checks the signatures at run time).
+    _auditdb_is_a_auditstore: type[AuditStore] = AuditDB

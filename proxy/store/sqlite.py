@@ -12,7 +12,7 @@ import asyncio
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 import orjson
@@ -468,3 +468,10 @@ class SQLiteStore:
         deleted = bool(await self._writer.submit(lambda db: conversations.delete_item(db, conversation_id, item_id)))
         await self._scrub_wal()
         return deleted
+
+
+if TYPE_CHECKING:
+    from .protocol import Store
+
+    # mypy holds SQLiteStore to the protocol here (tests/test_store_boundary.py checks the signatures at run time).
+    _sqlitestore_is_a_store: type[Store] = SQLiteStore
