@@ -16,6 +16,7 @@ from typing import TypeVar
 import aiosqlite
 
 from .audit_db import AuditDB
+from .protocol import AuditStore
 from .threads import on_thread
 
 T = TypeVar("T")
@@ -51,7 +52,7 @@ class Readers:
             raise
         return cls(path, connections)
 
-    async def run(self, query: Callable[[AuditDB], T]) -> T:
+    async def run(self, query: Callable[[AuditStore], T]) -> T:
         """Run `query` against an idle connection, on that connection's thread."""
         connection = await self._idle.get()
         try:

@@ -1,9 +1,12 @@
-"""The SQLite store: interaction nodes, audit exchanges, and the queries on them.
+"""The SQLite store (the Store protocol on one file): interaction nodes, audit exchanges,
+stream events and conversations, and the queries on them.
 
 Writes go through one Writer (group commit); reads use a second connection,
 which WAL lets run beside the writer. A node stores only its own new input and
 its output; a conversation's history is rebuilt by one recursive query over
-parent pointers, so storage grows linearly with a conversation.
+parent pointers, so storage grows linearly with a conversation. The statements of
+conversations, run leases, erasing and recordings are in modules of their own
+(conversations.py, run_leases.py, erase.py, recordings.py); this class runs them.
 """
 
 from __future__ import annotations
