@@ -233,7 +233,8 @@ def test_retention_keeps_purging_while_the_server_runs(tmp_path: Path, loop_thre
 
 
 def test_an_erase_behind_a_reader_says_the_wal_still_holds_pages(recall: Recall, convs: Conversations) -> None:
-    from proxy.audit.queries import AuditDB, WalBusy
+    from proxy.store.audit_db import AuditDB
+    from proxy.store.records import WalBusy
 
     reader = sqlite3.connect(recall.db_path)
     reader.execute("BEGIN")

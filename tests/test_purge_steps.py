@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from proxy.audit.queries import AuditDB
 from proxy.config import Config, Upstream
 from proxy.http.app import start
+from proxy.store.audit_db import AuditDB
 from proxy.store.sqlite import SQLiteStore
 
 from .support.fake_gemini import FakeGemini

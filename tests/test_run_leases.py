@@ -17,7 +17,7 @@ import time
 from google import genai
 
 from proxy.config import Upstream
-from proxy.store.sqlite import RUN_LEASE_S
+from proxy.store.run_leases import RUN_LEASE_S
 
 from .conftest import RecallFactory
 from .support.fake_gemini import FakeGemini

@@ -16,14 +16,14 @@ import httpx
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from proxy.audit.queries import AuditDB
 from proxy.config import Upstream
 from proxy.model import MODEL as MODEL_ROLE
 from proxy.model import TEXT, USER, Interaction, Part, Turn, Usage
+from proxy.store.audit_db import AuditDB
+from proxy.store.readers import Readers
 from proxy.store.sqlite import SQLiteStore
 from proxy.viewer.access import ViewerError, check_access
 from proxy.viewer.pages import ASSETS, load_assets
-from proxy.viewer.readers import Readers
 
 from .conftest import RecallFactory
 from .support.conversations import MODEL, cli, client, have_conversations
@@ -529,7 +529,7 @@ def test_threads_carry_failed_and_running_counts_and_filter_by_status(viewer_sit
     import tempfile
     from pathlib import Path
 
-    from proxy.audit.queries import AuditDB
+    from proxy.store.audit_db import AuditDB
 
     convs = viewer_site.data.convs
     with tempfile.TemporaryDirectory() as scratch:

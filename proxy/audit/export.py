@@ -1,6 +1,6 @@
 """`recall export`: every stored interaction as JSON Lines, or as Markdown for people.
 
-Both take an iterable of nodes (AuditDB.export_rows streams them one thread at
+Both take an iterable of nodes (AuditStore.export_rows streams them one thread at
 a time) and write as they go, so memory stays flat however big the database is.
 """
 
@@ -12,7 +12,7 @@ from typing import TextIO
 import orjson
 
 from ..model import TEXT
-from .queries import Node
+from ..store.records import Node
 from .render import interaction_record, node_header, part_text
 from .when import short_utc
 

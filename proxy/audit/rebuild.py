@@ -25,8 +25,7 @@ from ..errors import ApiError
 from ..pipeline.call import Call
 from ..pipeline.provider_call import digest_of, upstream_request
 from ..pipeline.state import history
-from ..store.records import Exchange
-from .queries import Node
+from ..store.records import Exchange, Node
 
 
 @dataclass(slots=True)

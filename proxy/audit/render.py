@@ -12,9 +12,7 @@ from typing import Any
 import orjson
 
 from ..model import FUNCTION_CALL, FUNCTION_RESULT, MEDIA_KINDS, TEXT, THOUGHT, Part, Turn
-from ..store.erase import Removed
-from ..store.records import Exchange
-from .queries import HIT_END, HIT_START, Node, SearchHit, StatsRow, ThreadSummary
+from ..store.records import HIT_END, HIT_START, Exchange, Node, Removed, SearchHit, StatsRow, ThreadSummary
 from .when import short_utc, utc
 
 Style = Callable[[str], str]

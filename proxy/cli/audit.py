@@ -21,7 +21,6 @@ import click
 
 from ..audit.export import FORMATS, write_jsonl, write_markdown
 from ..audit.prices import price_rows, pricing_available
-from ..audit.queries import STATS_KEYS, THREAD_STATUSES, AuditDB, IdNotFound, WalBusy, fts_query
 from ..audit.rebuild import Rebuilt, rebuild_upstream_request
 from ..audit.render import (
     clip,
@@ -44,7 +43,9 @@ from ..audit.render import (
 from ..audit.when import utc
 from ..config import ConfigError, find_config_file, load_config, resolve_db_path
 from ..sdk_env import base_urls, env_lines, placeholder_key_lines, placeholder_keys
-from ..store.erase import Removed
+from ..store.audit_db import AuditDB
+from ..store.records import STATS_KEYS, THREAD_STATUSES, IdNotFound, Removed, WalBusy
+from ..store.search import fts_query
 from .common import (
     DURATION,
     config_and_db_options,

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
-from ..audit.queries import IdNotFound, complete_id
 from ..audit.render import dumps
 from ..files import open_private_for_writing
 from ..replay.cassette import export_cassette, insert_records, read_cassette
+from ..store.audit_db import complete_id
+from ..store.records import IdNotFound
 from ..store.sqlite import open_private, open_sync
 from .common import config_and_db_options, db_path_of, json_option, since_option
 

@@ -26,8 +26,8 @@ from aiohttp import web
 from ..auth import SECRET_QUERY_PARAMS
 from ..codecs import REPLAYED_HEADERS
 from ..errors import ApiError
+from ..store.protocol import Store
 from ..store.records import Exchange
-from ..store.sqlite import SQLiteStore
 from .call import MAX_JSON_DEPTH, Call, nested_deeper_than
 
 LIVE, REPLAY, AUTO = "live", "replay", "auto"
@@ -69,7 +69,7 @@ DEFAULT_MISS_HINT = "Record it with `recall serve --mode auto` (or live), or fix
 
 
 class Cache:
-    def __init__(self, store: SQLiteStore, mode: str, ignore_fields: list[str], *, timing: str = "fast",
+    def __init__(self, store: Store, mode: str, ignore_fields: list[str], *, timing: str = "fast",
                  hint: str | None = None) -> None:
         self.store = store
         self.hint = hint or DEFAULT_MISS_HINT

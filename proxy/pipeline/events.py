@@ -16,7 +16,7 @@ from aiohttp import web
 from ..codecs.base import Frame
 from ..sse import SSE_CONTENT_TYPE
 from ..store import StoreUnavailable
-from ..store.sqlite import SQLiteStore
+from ..store.protocol import Store
 from .answers import STORED_HEADER
 from .runs import Runs
 
@@ -57,7 +57,7 @@ class Sink:
 class EventLog:
     """The events of one stream, numbered and written to the store behind it."""
 
-    def __init__(self, store: SQLiteStore, runs: Runs, interaction_id: str | None, enabled: bool) -> None:
+    def __init__(self, store: Store, runs: Runs, interaction_id: str | None, enabled: bool) -> None:
         # Followers of the run (pipeline/runs.py) are woken as each batch is committed.
         self._store, self._runs = store, runs
         self.interaction_id = interaction_id

@@ -8,8 +8,8 @@ from typing import Any, TypeVar, cast
 
 from ..config import Config
 from ..model import Interaction
+from ..store.protocol import Store
 from ..store.records import Exchange
-from ..store.sqlite import SQLiteStore
 from ..store.writer import StoreUnavailable
 from .cache import Cache
 from .client import UpstreamClient
@@ -23,7 +23,7 @@ T = TypeVar("T")
 @dataclass(slots=True)
 class Services:
     config: Config
-    store: SQLiteStore
+    store: Store
     upstreams: UpstreamClient
     state: ConversationState
     runs: Runs

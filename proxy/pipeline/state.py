@@ -9,14 +9,14 @@ from __future__ import annotations
 from ..codecs import Codec
 from ..errors import bad_request
 from ..model import IN_PROGRESS, Interaction, Turn
-from ..store.sqlite import SQLiteStore
+from ..store.protocol import Store
 
 # Owner of interactions loaded from a cassette: shared test fixtures, visible to any key.
 RECORDED_OWNER = "recorded"
 
 
 class ConversationState:
-    def __init__(self, store: SQLiteStore, *, shared: bool = False) -> None:
+    def __init__(self, store: Store, *, shared: bool = False) -> None:
         self._store = store
         # Replay mode: recordings made under one key are read by an app holding
         # another (CI has no real key), so ownership is not enforced.

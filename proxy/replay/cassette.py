@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
-import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,10 +19,21 @@ from typing import Any, TextIO
 import orjson
 
 from ..codecs import KEY_PATTERNS
-from ..model import Turn
 from ..pipeline.state import RECORDED_OWNER
-from ..store.search import index_interaction
-from ..store.sqlite import SQLiteStore
+from ..store.protocol import Store
+from ..store.recordings import (
+    BODY_FIELDS,
+    EVENT,
+    EXCHANGE,
+    EXCHANGE_FIELDS,
+    INTERACTION,
+    INTERACTION_FIELDS,
+    JSON_FIELDS,
+    Row,
+    insert_recordings,
+    select_recordings,
+)
+from ..store.sqlite import SQLiteConnection
 
 FORMAT = 1
 
@@ -35,15 +45,6 @@ SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
     "github token": re.compile(r"gh[pousr]_[A-Za-z0-9]{30,}"),
     "api key field": re.compile(r'(?i)"(?:api[_-]?key|x-api-key|x-goog-api-key|secret|password|token)"\s*:\s*"[^"]{8,}"'),
 }
-
-_INTERACTION_COLUMNS = ("id", "upstream", "front", "mode", "model", "status", "parent_id", "root_id", "depth",
-                        "input", "output", "request", "usage", "input_tokens", "output_tokens", "error",
-                        "provider_id", "created_at", "updated_at")
-_EXCHANGE_COLUMNS = ("interaction_id", "upstream", "front", "method", "path", "status", "latency_ms", "model",
-                     "input_tokens", "output_tokens", "stored", "request_headers", "request_body",
-                     "response_headers", "response_body", "upstream_digest", "error", "created_at", "cache_key")
-_JSON_COLUMNS = frozenset({"input", "output", "request", "usage", "request_headers", "response_headers"})
-_BODY_COLUMNS = frozenset({"request_body", "response_body"})
 
 
 @dataclass
@@ -66,7 +67,7 @@ class _Masker:
         return value
 
 
-def export_cassette(db: sqlite3.Connection, out: TextIO, *, thread: str | None = None, since: float | None = None,
+def export_cassette(db: SQLiteConnection, out: TextIO, *, thread: str | None = None, since: float | None = None,
                     upstream: str | None = None, only_new: bool = False, header: bool = True) -> ExportReport:
     """Write the selected recordings to `out` as JSONL, streaming row by row.
 
@@ -74,64 +75,33 @@ def export_cassette(db: sqlite3.Connection, out: TextIO, *, thread: str | None =
     `recorded`), to append a run's new traffic to the cassette it replayed."""
     report = ExportReport()
     masker = _Masker(report)
-    where: list[str] = ["deleted_at IS NULL", "created_at >= ?"]
-    params: list[Any] = [since or 0.0]
-    if only_new:
-        where.append("owner != ?")
-        params.append(RECORDED_OWNER)
-    if thread:
-        root = db.execute("SELECT root_id FROM interactions WHERE id = ?", (thread,)).fetchone()
-        if root is None:
-            raise LookupError(f"no interaction '{thread}' in this database")
-        where.append("root_id = ?")
-        params.append(root[0])
-    if upstream:
-        where.append("upstream = ?")
-        params.append(upstream)
+    rows = select_recordings(db, thread=thread, since=since, upstream=upstream,
+                             skip_owner=RECORDED_OWNER if only_new else None)
     if header:
         out.write(orjson.dumps({"recall_cassette": FORMAT}).decode() + "\n")
-    ids: list[str] = []
-    for row in db.execute(f"SELECT {', '.join(_INTERACTION_COLUMNS)} FROM interactions WHERE {' AND '.join(where)}"
-                          " ORDER BY created_at, depth", params):
-        record = _record("interaction", _INTERACTION_COLUMNS, row, masker)
-        ids.append(record["id"])
-        out.write(orjson.dumps(record).decode() + "\n")
-        report.interactions += 1
-    exchange_where = ["stored = 1", "created_at >= ?"]
-    exchange_params: list[Any] = [since or 0.0]
-    if only_new:
-        exchange_where.append("owner != ?")
-        exchange_params.append(RECORDED_OWNER)
-    if thread:
-        exchange_where.append("interaction_id IN (SELECT value FROM json_each(?))")
-        exchange_params.append(orjson.dumps(ids).decode())
-    if upstream:
-        exchange_where.append("upstream = ?")
-        exchange_params.append(upstream)
-    exchange_where.append("(cache IS NULL OR cache != 'hit')")
-    for row in db.execute(f"SELECT {', '.join(_EXCHANGE_COLUMNS)} FROM exchanges WHERE {' AND '.join(exchange_where)}"
-                          " ORDER BY id", exchange_params):
-        out.write(orjson.dumps(_record("exchange", _EXCHANGE_COLUMNS, row, masker)).decode() + "\n")
-        report.exchanges += 1
-    for row in db.execute("SELECT interaction_id, seq, event_id, at_ms, frame FROM stream_events"
-                          " WHERE interaction_id IN (SELECT value FROM json_each(?)) ORDER BY interaction_id, seq",
-                          (orjson.dumps(ids).decode(),)):
-        frame = _body(row[4], masker, f"event {row[0]}#{row[1]}", "frame")
-        out.write(orjson.dumps({"kind": "event", "interaction_id": row[0], "seq": row[1], "event_id": row[2],
-                                "at_ms": row[3], **frame}).decode() + "\n")
-        report.events += 1
+    for kind, row in rows:
+        if kind == INTERACTION:
+            out.write(orjson.dumps(_record(kind, f"interaction {row['id']}", row, masker)).decode() + "\n")
+            report.interactions += 1
+        elif kind == EXCHANGE:
+            out.write(orjson.dumps(_record(kind, f"exchange {row['interaction_id']}", row, masker)).decode() + "\n")
+            report.exchanges += 1
+        else:
+            frame = _body(row["frame"], masker, f"event {row['interaction_id']}#{row['seq']}", "frame")
+            out.write(orjson.dumps({"kind": "event", "interaction_id": row["interaction_id"], "seq": row["seq"],
+                                    "event_id": row["event_id"], "at_ms": row["at_ms"], **frame}).decode() + "\n")
+            report.events += 1
     return report
 
 
-def _record(kind: str, columns: tuple[str, ...], row: tuple[Any, ...], masker: _Masker) -> dict[str, Any]:
+def _record(kind: str, where: str, row: Row, masker: _Masker) -> dict[str, Any]:
     record: dict[str, Any] = {"kind": kind}
-    where = f"{kind} {row[0]}"
-    for name, value in zip(columns, row, strict=True):
+    for name, value in row.items():
         if value is None:
             continue
-        if name in _BODY_COLUMNS:
+        if name in BODY_FIELDS:
             record.update(_body(value, masker, f"{where} {name}", name))
-        elif name in _JSON_COLUMNS:
+        elif name in JSON_FIELDS:
             record[name] = orjson.loads(masker.text(value, f"{where} {name}"))
         else:
             record[name] = value
@@ -172,50 +142,32 @@ def _unbody(record: dict[str, Any], name: str) -> bytes | None:
     return None
 
 
-def insert_records(db: sqlite3.Connection, records: Iterator[dict[str, Any]]) -> dict[str, int]:
-    """Load cassette records into a database (inside the caller's transaction).
+def _stored(record: dict[str, Any], fields: tuple[str, ...]) -> Row:
+    """A cassette record as the store keeps it: JSON fields as JSON text, bodies as bytes."""
+    return {name: _unbody(record, name) if name in BODY_FIELDS else
+            (orjson.dumps(record[name]).decode() if name in JSON_FIELDS and name in record else record.get(name))
+            for name in fields}
 
-    Loading replaces, never appends: every recording loaded earlier (owner
-    `recorded`) for a request key this cassette has is dropped first, so
-    importing a file twice changes nothing and a re-recorded cassette replaces
-    its stale answers instead of queueing behind them (the n-th identical
-    request gets the n-th recording). Interactions and stream events are
-    keyed by their ids and replaced in place."""
-    loaded = list(records)  # read twice: the request keys first, then the rows
-    keys = {r["cache_key"] for r in loaded if r.get("kind") == "exchange" and r.get("cache_key")}
-    db.executemany("DELETE FROM exchanges WHERE owner = ? AND cache_key = ?", [(RECORDED_OWNER, k) for k in keys])
-    counts = {"interaction": 0, "exchange": 0, "event": 0}
-    for record in loaded:
+
+def _rows(records: Iterable[dict[str, Any]]) -> Iterator[tuple[str, Row]]:
+    for record in records:
         kind = record.get("kind")
-        if kind == "interaction":
-            values = [orjson.dumps(record[c]).decode() if c in _JSON_COLUMNS and c in record else record.get(c)
-                      for c in _INTERACTION_COLUMNS]
-            db.execute(f"INSERT OR REPLACE INTO interactions (owner, {', '.join(_INTERACTION_COLUMNS)})"
-                       f" VALUES (?, {', '.join('?' * len(_INTERACTION_COLUMNS))})", [RECORDED_OWNER, *values])
-            index_interaction(db, record["id"], [Turn.from_json(t) for t in record.get("input") or []],
-                              [Turn.from_json(t) for t in record.get("output") or []])
-        elif kind == "exchange":
-            if not record.get("cache_key"):  # no key to replace by: the same recording is the same row
-                db.execute("DELETE FROM exchanges WHERE owner = ? AND cache_key IS NULL AND created_at = ?"
-                           " AND method = ? AND path = ? AND interaction_id IS ?",
-                           (RECORDED_OWNER, record.get("created_at"), record.get("method"), record.get("path"),
-                            record.get("interaction_id")))
-            values = [_unbody(record, c) if c in _BODY_COLUMNS else
-                      (orjson.dumps(record[c]).decode() if c in _JSON_COLUMNS and c in record else record.get(c))
-                      for c in _EXCHANGE_COLUMNS]
-            db.execute(f"INSERT INTO exchanges (owner, {', '.join(_EXCHANGE_COLUMNS)})"
-                       f" VALUES (?, {', '.join('?' * len(_EXCHANGE_COLUMNS))})", [RECORDED_OWNER, *values])
-        elif kind == "event":
-            db.execute("INSERT OR REPLACE INTO stream_events (interaction_id, seq, event_id, at_ms, frame)"
-                       " VALUES (?,?,?,?,?)", (record["interaction_id"], record["seq"], record.get("event_id"),
-                                               record.get("at_ms", 0.0), _unbody(record, "frame")))
-        else:
-            continue
-        counts[kind] += 1
-    return counts
+        if kind == INTERACTION:
+            yield kind, {**_stored(record, INTERACTION_FIELDS), "id": record["id"]}  # a node has an id (KeyError)
+        elif kind == EXCHANGE:
+            yield kind, _stored(record, EXCHANGE_FIELDS)
+        elif kind == EVENT:
+            yield kind, {"interaction_id": record["interaction_id"], "seq": record["seq"],
+                         "event_id": record.get("event_id"), "at_ms": record.get("at_ms", 0.0),
+                         "frame": _unbody(record, "frame")}
 
 
-async def load_cassette(store: SQLiteStore, path: Path) -> dict[str, int]:
+def insert_records(db: SQLiteConnection, records: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Load cassette records into a database (inside the caller's transaction), replacing
+    what an earlier load of the same requests left (store.recordings.insert_recordings)."""
+    return insert_recordings(db, _rows(records), RECORDED_OWNER)
+
+
+async def load_cassette(store: Store, path: Path) -> dict[str, int]:
     """Load a cassette into a running store (one transaction)."""
-    records = list(read_cassette(path))
-    return await store.run_write(lambda db: insert_records(db, iter(records)))
+    return await store.load_recordings(list(_rows(read_cassette(path))), RECORDED_OWNER)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import sqlite3
 import threading
 from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from ..codecs import SDK_BASE_URLS
 from ..config import MODES, load_config
 from ..pipeline.cache import AUTO, LIVE, REPLAY
 from ..sdk_env import placeholder_keys
+from ..store.sqlite import open_sync
 from .cassette import export_cassette
 
 T = TypeVar("T")
@@ -183,7 +183,7 @@ def _append_new_traffic(db_path: Path, cassette: Path) -> None:
         return
     cassette.parent.mkdir(parents=True, exist_ok=True)
     existed = cassette.exists()
-    db = sqlite3.connect(db_path)
+    db = open_sync(db_path)
     try:
         with cassette.open("a", encoding="utf-8") as out:
             export_cassette(db, out, only_new=True, header=not existed)
@@ -199,7 +199,7 @@ def _write_cassette(db_path: Path, cassette: Path) -> None:
         return
     cassette.parent.mkdir(parents=True, exist_ok=True)
     partial = cassette.with_name(cassette.name + ".partial")
-    db = sqlite3.connect(db_path)
+    db = open_sync(db_path)
     try:
         with partial.open("w", encoding="utf-8") as out:
             export_cassette(db, out)

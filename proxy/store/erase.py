@@ -21,15 +21,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-
-@dataclass(slots=True)
-class Removed:
-    """What an erase took out of the database."""
-
-    interactions: int = 0  # nodes whose content was erased
-    exchanges: int = 0  # recorded HTTP exchanges deleted
-    threads: int = 0  # threads with nothing left to keep, deleted row and all
-
+from .records import Removed
 
 _TOMBSTONE = (
     "UPDATE interactions SET input = NULL, output = NULL, request = NULL, error = NULL,"

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 
-from .sqlite import SQLiteStore
+from .protocol import Store
 
 log = logging.getLogger("recall")
 
@@ -16,7 +16,7 @@ DAY_S = 86400.0
 class Retention:
     """Keeps the database within `days` of history while the server runs (0 = forever)."""
 
-    def __init__(self, store: SQLiteStore, days: int, *, every_s: float = DAY_S) -> None:
+    def __init__(self, store: Store, days: int, *, every_s: float = DAY_S) -> None:
         self._store = store
         self._days = days
         self._every_s = every_s

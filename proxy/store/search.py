@@ -55,3 +55,14 @@ def index_interaction(db: sqlite3.Connection, interaction_id: str, input_turns: 
     key = db.execute("INSERT INTO search_keys (interaction_id) VALUES (?)", (interaction_id,)).lastrowid
     db.execute("INSERT INTO search_index (rowid, input, output) VALUES (?, ?, ?)",
                (key, searchable_text(input_turns), searchable_text(output_turns)))
+
+
+def fts_query(text: str, *, raw: bool = False) -> str:
+    """An FTS5 query: every word must appear (each quoted, so `?` or `-` are just
+    characters), or with `raw` the text as FTS5 syntax (OR, NOT, "phrases", prefix*)."""
+    if raw:
+        return text
+    words = text.split()
+    if not words:
+        raise ValueError("give at least one word to search for")
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words)

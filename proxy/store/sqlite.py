@@ -1,112 +1,57 @@
-"""The SQLite store: interaction nodes, audit exchanges, and the queries on them.
+"""The SQLite store (the Store protocol on one file): interaction nodes, audit exchanges,
+stream events and conversations, and the queries on them.
 
 Writes go through one Writer (group commit); reads use a second connection,
 which WAL lets run beside the writer. A node stores only its own new input and
 its output; a conversation's history is rebuilt by one recursive query over
-parent pointers, so storage grows linearly with a conversation.
+parent pointers, so storage grows linearly with a conversation. The statements of
+conversations, run leases, erasing and recordings are in modules of their own
+(conversations.py, run_leases.py, erase.py, recordings.py); this class runs them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import sqlite3
 import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 import orjson
 
 from ..files import create_private
-from ..model import FAILED, IN_PROGRESS, Interaction, Turn, Usage
+from ..model import IN_PROGRESS, Interaction
+from . import conversations, run_leases
 from .chain_cache import ChainCache
-from .erase import Purge, Removed, erase_interactions, is_erased, merge_search_index_step, vacuum_step
+from .erase import Purge, erase_interactions, is_erased, merge_search_index_step, vacuum_step
 from .migrations import migrate
 from .preflight import BUSY_TIMEOUT_S, StoreError, check_database
-from .records import Conversation, Exchange
+from .recordings import Row, insert_recordings
+from .records import Conversation, Exchange, Removed
+from .rows import (
+    EXCHANGE_COLUMNS,
+    INTERACTION_COLUMNS,
+    dumps,
+    exchange_from_row,
+    insert_exchange,
+    interaction_from_row,
+    qualified,
+    turns_json,
+)
 from .search import index_interaction
+from .threads import on_thread
 from .writer import StoreUnavailable, Writer
 
-_INTERACTION_COLUMNS = (
-    "id, owner, upstream, front, mode, model, status, parent_id, root_id, depth,"
-    " input, output, request, usage, error, provider_id, created_at, updated_at, run_id"
-)
+# The synchronous connection the command line reads and erases with (open_sync); the
+# functions that take one (audit_db, recordings, erase) are SQLite's side of the store.
+SQLiteConnection = sqlite3.Connection
 
-T = TypeVar("T")
-
-_INTERRUPTED = "recall stopped while this interaction was in progress"
-# Ends an in-progress node as failed, lease and all (status, error, updated_at, then a WHERE).
-_FAIL_RUNNING = ("UPDATE interactions SET status = ?, error = ?, updated_at = ?, run_owner = NULL, lease_until = NULL"
-                 " WHERE status = ?")
-# How long a running recall vouches for its in-progress nodes, and how often it renews that.
-RUN_LEASE_S = 30.0
-_HEARTBEAT_S = RUN_LEASE_S / 3
 # How long the server's writer waits for another process's write transaction before it gives up (503).
 WRITER_BUSY_TIMEOUT_S = 15.0
 # The WAL is checkpointed (beside the writer) when it has grown past this, looked at this often.
 _CHECKPOINT_AT_BYTES = 4 * 1024 * 1024
 _CHECKPOINT_EVERY_S = 1.0
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _turns_json(turns: list[Turn]) -> str:
-    return _dumps([t.to_json() for t in turns])
-
-
-def _turns(text: str | None) -> list[Turn]:
-    return [Turn.from_json(t) for t in orjson.loads(text)] if text else []
-
-
-def _row_to_interaction(row: sqlite3.Row | tuple[Any, ...]) -> Interaction:
-    (id_, owner, upstream, front, mode, model, status, parent_id, root_id, _depth,
-     input_, output, request, usage, error, provider_id, created, updated, run_id) = row
-    return Interaction(
-        id=id_, owner=owner, upstream=upstream, front=front, mode=mode, model=model, status=status,
-        parent_id=parent_id, root_id=root_id, input=_turns(input_), output=_turns(output),
-        request=orjson.loads(request) if request else {}, usage=Usage.from_json(orjson.loads(usage) if usage else None),
-        error=error, provider_id=provider_id, created=created, updated=updated, run_id=run_id,
-    )
-
-
-EXCHANGE_COLUMNS = (
-    "upstream, method, path, created_at, status, latency_ms, interaction_id, owner, front, model,"
-    " input_tokens, output_tokens, stored, request_headers, request_body, response_headers, response_body,"
-    " upstream_digest, error, cache_key, cache"
-)
-
-
-def exchange_from_row(r: sqlite3.Row | tuple[Any, ...]) -> Exchange:
-    return Exchange(
-        upstream=r[0], method=r[1], path=r[2], created=r[3], status=r[4], latency_ms=r[5],
-        interaction_id=r[6], owner=r[7], front=r[8], model=r[9], input_tokens=r[10],
-        output_tokens=r[11], stored=bool(r[12]),
-        request_headers=orjson.loads(r[13]) if r[13] else None, request_body=r[14],
-        response_headers=orjson.loads(r[15]) if r[15] else None, response_body=r[16],
-        upstream_digest=r[17], error=r[18], cache_key=r[19], cache=r[20],
-    )
-
-
-def _insert_exchange(db: sqlite3.Connection, ex: Exchange) -> int:
-    cursor = db.execute(
-        "INSERT INTO exchanges (interaction_id, owner, upstream, front, method, path, status, latency_ms, model,"
-        " input_tokens, output_tokens, stored, request_headers, request_body, response_headers, response_body,"
-        " upstream_digest, error, created_at, cache_key, cache) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            ex.interaction_id, ex.owner, ex.upstream, ex.front, ex.method, ex.path, ex.status, ex.latency_ms,
-            ex.model, ex.input_tokens, ex.output_tokens, int(ex.stored),
-            _dumps(ex.request_headers) if ex.request_headers is not None else None, ex.request_body,
-            _dumps(ex.response_headers) if ex.response_headers is not None else None, ex.response_body,
-            ex.upstream_digest, ex.error, ex.created, ex.cache_key, ex.cache,
-        ),
-    )
-    return int(cursor.lastrowid or 0)
 
 
 def open_private(path: Path) -> None:
@@ -116,7 +61,9 @@ def open_private(path: Path) -> None:
 
 
 def copy_database(source: Path, target: Path) -> None:
-    """A consistent copy of a database (SQLite's online backup), private to its owner."""
+    """A consistent copy of a database (SQLite's online backup), private to its owner.
+
+    SQLite only, like check_database: replay mode serves a copy of the file it is given."""
     open_private(target)
     with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
         src.backup(dst)
@@ -136,12 +83,7 @@ def _prepare(db: sqlite3.Connection) -> None:
     migrate(db)
 
 
-# For readers outside the async store (the audit CLI) that build the same model.
-INTERACTION_COLUMNS = _INTERACTION_COLUMNS
-interaction_from_row = _row_to_interaction
-
-
-def open_sync(path: Path, *, busy_timeout_s: float = 10.0) -> sqlite3.Connection:
+def open_sync(path: Path, *, busy_timeout_s: float = 10.0) -> SQLiteConnection:
     """A plain synchronous connection, migrated, for the command line.
 
     The path must exist: a typo must not create an empty database. A running
@@ -154,23 +96,8 @@ def open_sync(path: Path, *, busy_timeout_s: float = 10.0) -> sqlite3.Connection
     return db
 
 
-def _ended_here(owner: str) -> bool:
-    """Whether a run owner (host:pid:tag) was a process of this machine that no longer runs."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another machine's recall: its lease decides
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # a process of another user holds that pid: alive
-    return False
-
-
 class SQLiteStore:
-    """Every query recall makes, behind one interface (a PostgreSQL store can follow it)."""
+    """The Store (proxy/store/protocol.py) on one SQLite file."""
 
     def __init__(self, path: Path, writer_db: aiosqlite.Connection, reader_db: aiosqlite.Connection) -> None:
         self.path = path
@@ -180,7 +107,7 @@ class SQLiteStore:
         self._chains = ChainCache()
         self._version = 0  # the last outside version seen (see chain)
         # This process's name on the in-progress nodes it runs (see m009_run_leases).
-        self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.instance = run_leases.new_instance()
         # The run-lease heartbeat and the WAL checkpointer.
         self._background: list[asyncio.Task[None]] = []
         # Nodes whose end could not be written (the database refused): failed once it can (id -> why).
@@ -203,7 +130,7 @@ class SQLiteStore:
             # The writer waits for a lock held by another process (a CLI erase step) rather than failing.
             writer_db = await aiosqlite.connect(path, isolation_level=None, timeout=WRITER_BUSY_TIMEOUT_S)
             opened.append(writer_db)
-            await writer_db._execute(_prepare, writer_db._conn)
+            await on_thread(writer_db, _prepare, writer_db._conn)
             # The WAL is copied into the database by a connection of its own (_checkpoints), never
             # inside a commit: a checkpoint there would hold up every request's write behind it.
             await writer_db.execute("PRAGMA wal_autocheckpoint = 0")
@@ -252,19 +179,7 @@ class SQLiteStore:
         """Interactions left in progress by a recall that is gone can never finish: mark
         them failed. Those of a recall still running on this file (its lease is current) are
         its own; a recall of this machine whose process has ended is gone at once, lease or not."""
-        now = time.time()
-
-        def op(db: sqlite3.Connection) -> int:
-            leased = [row[0] for row in db.execute(
-                "SELECT DISTINCT run_owner FROM interactions WHERE status = ? AND lease_until >= ?", (IN_PROGRESS, now))]
-            gone = [owner for owner in leased if owner != self.instance and _ended_here(owner)]
-            marks = ",".join("?" * len(gone))
-            return db.execute(
-                f"{_FAIL_RUNNING} AND (lease_until IS NULL OR lease_until < ? OR run_owner IN ({marks}))",
-                (FAILED, _INTERRUPTED, now, IN_PROGRESS, now, *gone),
-            ).rowcount
-
-        await self._writer.submit(op)
+        await self._writer.submit(lambda db: run_leases.fail_interrupted(db, self.instance))
 
     async def fail_unsaved(self, interaction_id: str, reason: str) -> None:
         """A turn whose end the database refused: failed with `reason` now if it takes that
@@ -279,26 +194,17 @@ class SQLiteStore:
         if not self._unsaved:
             return
         failing = dict(self._unsaved)
-
-        def op(db: sqlite3.Connection) -> None:
-            db.executemany(f"{_FAIL_RUNNING} AND id = ?",
-                           [(FAILED, why, time.time(), IN_PROGRESS, interaction_id) for interaction_id, why in failing.items()])
-
-        await self._writer.submit(op)
+        await self._writer.submit(lambda db: run_leases.fail_running(db, failing))
         for interaction_id in failing:
             self._unsaved.pop(interaction_id, None)
-
-    def _renew_leases(self, db: sqlite3.Connection) -> None:
-        db.execute("UPDATE interactions SET lease_until = ? WHERE run_owner = ? AND status = ?",
-                   (time.time() + RUN_LEASE_S, self.instance, IN_PROGRESS))
 
     async def _keep_leases(self) -> None:
         """Renew the leases of this process's runs, and fail the runs of a recall that died."""
         while True:
-            await asyncio.sleep(_HEARTBEAT_S)
+            await asyncio.sleep(run_leases.HEARTBEAT_S)
             try:
                 await self._fail_unsaved()
-                await self._writer.submit(self._renew_leases)
+                await self._writer.submit(lambda db: run_leases.renew_leases(db, self.instance))
                 await self._fail_interrupted()
             except (StoreUnavailable, sqlite3.Error, RuntimeError):
                 continue  # the next beat tries again; a lease is three beats long
@@ -325,20 +231,20 @@ class SQLiteStore:
             it.root_id = root_id
             running = it.status == IN_PROGRESS
             db.execute(
-                f"INSERT OR REPLACE INTO interactions ({_INTERACTION_COLUMNS}, input_tokens, output_tokens,"
+                f"INSERT OR REPLACE INTO interactions ({INTERACTION_COLUMNS}, input_tokens, output_tokens,"
                 " run_owner, lease_until) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     it.id, it.owner, it.upstream, it.front, it.mode, it.model, it.status, it.parent_id, root_id,
-                    depth, _turns_json(it.input), _turns_json(it.output), _dumps(it.request),
-                    _dumps(it.usage.to_json()), it.error, it.provider_id, it.created, it.updated, it.run_id,
+                    depth, turns_json(it.input), turns_json(it.output), dumps(it.request),
+                    dumps(it.usage.to_json()), it.error, it.provider_id, it.created, it.updated, it.run_id,
                     it.usage.input_tokens, it.usage.output_tokens,
-                    self.instance if running else None, time.time() + RUN_LEASE_S if running else None,
+                    self.instance if running else None, time.time() + run_leases.RUN_LEASE_S if running else None,
                 ),
             )
             index_interaction(db, it.id, it.input, it.output)
             if exchange is not None:
                 exchange.interaction_id = it.id
-                _insert_exchange(db, exchange)
+                insert_exchange(db, exchange)
             return True
 
         saved: bool = await self._writer.submit(op)
@@ -347,16 +253,17 @@ class SQLiteStore:
             self._chains.extend(it, self._version)
         return saved
 
-    async def run_write(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a write of the caller's own (e.g. a bulk load) through the writer."""
-        return await self._writer.submit(op)
+    async def load_recordings(self, rows: list[tuple[str, Row]], owner: str) -> dict[str, int]:
+        """Load recorded rows under `owner` in one commit (recordings.insert_recordings says how)."""
+        counts: dict[str, int] = await self._writer.submit(lambda db: insert_recordings(db, rows, owner))
+        return counts
 
     async def record_exchange(self, exchange: Exchange) -> None:
         """Record an exchange, unless the node it belongs to was erased (a delete always wins)."""
 
         def op(db: sqlite3.Connection) -> None:
             if not (exchange.interaction_id and is_erased(db, exchange.interaction_id)):
-                _insert_exchange(db, exchange)
+                insert_exchange(db, exchange)
 
         await self._writer.submit(op)
 
@@ -390,7 +297,7 @@ class SQLiteStore:
         self._chains.clear()
         await self._merge_search_index(purge.removed)
         # Outside the writer's transactions, between its batches, on the same connection.
-        while await self._writer_db._execute(vacuum_step, self._writer_db._conn):
+        while await on_thread(self._writer_db, vacuum_step, self._writer_db._conn):
             pass
         await self._scrub_wal()
         return purge.removed
@@ -405,10 +312,10 @@ class SQLiteStore:
         """Fold the WAL into the database and truncate it: old page images in the
         WAL would otherwise still hold erased content until the next checkpoint."""
         # One trip, so that no statement of it is still open when the writer's next batch begins.
-        await self._writer_db._execute(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall(),
-                                       self._writer_db._conn)
+        await on_thread(self._writer_db, lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall(),
+                        self._writer_db._conn)
 
-    def append_frames(self, interaction_id: str, frames: list[tuple[int, str | None, float, bytes]]) -> asyncio.Future[Any]:
+    def append_frames(self, interaction_id: str, frames: list[tuple[int, str | None, float, bytes]]) -> asyncio.Future[None]:
         """Queue stream events (seq, event id, ms since start, bytes); the future resolves on commit.
 
         Not awaited by the stream it comes from: events are written behind the
@@ -442,7 +349,7 @@ class SQLiteStore:
             finally:
                 cursor.close()
 
-        return await self._reader._execute(run, self._reader._conn)
+        return await on_thread(self._reader, run, self._reader._conn)
 
     async def stream_frames(self, interaction_id: str, after_seq: int = 0) -> list[tuple[int, bytes]]:
         """Recorded stream events after `after_seq`, in order: (seq, frame bytes)."""
@@ -461,22 +368,22 @@ class SQLiteStore:
     async def get_interaction(self, interaction_id: str) -> Interaction | None:
         """A live (not deleted) node by id, or None."""
         rows = await self._read(
-            f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id = ? AND deleted_at IS NULL",
+            f"SELECT {INTERACTION_COLUMNS} FROM interactions WHERE id = ? AND deleted_at IS NULL",
             (interaction_id,),
         )
-        return _row_to_interaction(rows[0]) if rows else None
+        return interaction_from_row(rows[0]) if rows else None
 
     async def get_interaction_by_run(self, run_id: str) -> Interaction | None:
         """A live node by the run id its front API names it by (Parallel's `run_id`), or None."""
         rows = await self._read(
-            f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE run_id = ? AND deleted_at IS NULL",
+            f"SELECT {INTERACTION_COLUMNS} FROM interactions WHERE run_id = ? AND deleted_at IS NULL",
             (run_id,),
         )
-        return _row_to_interaction(rows[0]) if rows else None
+        return interaction_from_row(rows[0]) if rows else None
 
     async def _outside_version(self) -> int:
         """Changes when another process commits to the file (this process's writes leave it alone)."""
-        rows = await self._writer_db._execute(lambda: self._writer_db._conn.execute("PRAGMA data_version").fetchall())
+        rows = await on_thread(self._writer_db, lambda: self._writer_db._conn.execute("PRAGMA data_version").fetchall())
         return int(rows[0][0]) if rows else 0
 
     async def chain(self, interaction_id: str) -> list[Interaction]:
@@ -499,17 +406,14 @@ class SQLiteStore:
                 SELECT i.id, i.parent_id, chain.hop + 1
                 FROM interactions AS i JOIN chain ON i.id = chain.parent_id
             )
-            SELECT {", ".join("i." + c.strip() for c in _INTERACTION_COLUMNS.split(","))}
+            SELECT {qualified(INTERACTION_COLUMNS, "i")}
             FROM chain JOIN interactions AS i ON i.id = chain.id
             WHERE i.deleted_at IS NULL
             ORDER BY chain.hop DESC
             """,
             (interaction_id,),
         )
-        return [_row_to_interaction(row) for row in rows]
-
-    async def exchanges_for(self, interaction_id: str) -> list[Exchange]:
-        return await self._exchanges("interaction_id = ? ORDER BY id", (interaction_id,))
+        return [interaction_from_row(row) for row in rows]
 
     async def recordings(self, cache_key: str) -> list[Exchange]:
         """Recorded answers to requests with this replay key, oldest first (replays are not recordings)."""
@@ -537,78 +441,38 @@ class SQLiteStore:
 
     async def create_conversation(self, conversation: Conversation, items: list[tuple[str, Any]]) -> None:
         """Insert a conversation and its first items (item id, item JSON), in one commit."""
-
-        def op(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO openai_conversations (id, owner, upstream, metadata, created_at, updated_at) VALUES (?,?,?,?,?,?)",
-                (conversation.id, conversation.owner, conversation.upstream, _dumps(conversation.metadata),
-                 conversation.created, conversation.created),
-            )
-            _append_items(db, conversation.id, items, conversation.created)
-
-        await self._writer.submit(op)
+        await self._writer.submit(lambda db: conversations.insert_conversation(db, conversation, items))
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
-        rows = await self._read(
-            "SELECT id, owner, upstream, metadata, created_at FROM openai_conversations WHERE id = ?", (conversation_id,)
-        )
-        row = rows[0] if rows else None
-        if row is None:
-            return None
-        return Conversation(id=row[0], owner=row[1], upstream=row[2], created=row[4],
-                            metadata=orjson.loads(row[3]) if row[3] else {})
+        rows = await self._read(conversations.SELECT_CONVERSATION, (conversation_id,))
+        return conversations.conversation_from_row(rows[0]) if rows else None
 
     async def update_conversation(self, conversation_id: str, metadata: dict[str, Any]) -> None:
         now = time.time()
-        await self._writer.submit(lambda db: db.execute(
-            "UPDATE openai_conversations SET metadata = ?, updated_at = ? WHERE id = ?", (_dumps(metadata), now, conversation_id)
-        ))
+        await self._writer.submit(lambda db: conversations.update_metadata(db, conversation_id, metadata, now))
 
     async def delete_conversation(self, conversation_id: str) -> None:
         """Erase a conversation, every item in it and the recorded calls made on it, from the file."""
-
-        def op(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM openai_conversation_items WHERE conversation_id = ?", (conversation_id,))
-            db.execute("DELETE FROM exchanges WHERE interaction_id = ?", (conversation_id,))
-            db.execute("DELETE FROM openai_conversations WHERE id = ?", (conversation_id,))
-
-        await self._writer.submit(op)
+        await self._writer.submit(lambda db: conversations.delete_conversation(db, conversation_id))
         await self._scrub_wal()
 
     async def append_conversation_items(self, conversation_id: str, items: list[tuple[str, Any]]) -> None:
         now = time.time()
-
-        def op(db: sqlite3.Connection) -> None:
-            # A conversation deleted while one of its turns ran keeps nothing of that turn.
-            if db.execute("UPDATE openai_conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)).rowcount:
-                _append_items(db, conversation_id, items, now)
-
-        await self._writer.submit(op)
+        await self._writer.submit(lambda db: conversations.append_items(db, conversation_id, items, now))
 
     async def conversation_items(self, conversation_id: str) -> list[dict[str, Any]]:
         """A conversation's items, oldest first."""
-        rows = await self._read(
-            "SELECT item FROM openai_conversation_items WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
-        )
+        rows = await self._read(conversations.SELECT_ITEMS, (conversation_id,))
         return [orjson.loads(row[0]) for row in rows]
 
     async def delete_conversation_item(self, conversation_id: str, item_id: str) -> bool:
-        def op(db: sqlite3.Connection) -> bool:
-            return db.execute(
-                "DELETE FROM openai_conversation_items WHERE conversation_id = ? AND item_id = ?", (conversation_id, item_id)
-            ).rowcount > 0
-
-        deleted = bool(await self._writer.submit(op))
+        deleted = bool(await self._writer.submit(lambda db: conversations.delete_item(db, conversation_id, item_id)))
         await self._scrub_wal()
         return deleted
 
 
-def _append_items(db: sqlite3.Connection, conversation_id: str, items: list[tuple[str, Any]], now: float) -> None:
-    """Items after the conversation's last; the single writer keeps `seq` free of races."""
-    last = db.execute(
-        "SELECT coalesce(max(seq), 0) FROM openai_conversation_items WHERE conversation_id = ?", (conversation_id,)
-    ).fetchone()[0]
-    db.executemany(
-        "INSERT INTO openai_conversation_items (conversation_id, seq, item_id, item, created_at) VALUES (?,?,?,?,?)",
-        [(conversation_id, last + n, item_id, _dumps(item), now) for n, (item_id, item) in enumerate(items, start=1)],
-    )
+if TYPE_CHECKING:
+    from .protocol import Store
+
+    # mypy holds SQLiteStore to the protocol here (tests/test_store_boundary.py checks the signatures at run time).
+    _sqlitestore_is_a_store: type[Store] = SQLiteStore

@@ -19,6 +19,8 @@ from typing import Any
 
 import aiosqlite
 
+from .threads import on_thread
+
 WriteOp = Callable[[sqlite3.Connection], Any]
 
 log = logging.getLogger("recall")
@@ -78,7 +80,6 @@ class Writer:
         self._connection = connection
         self._queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self.batches = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="recall-store-writer")
@@ -117,15 +118,13 @@ class Writer:
     async def _commit(self, batch: list[tuple[WriteOp, asyncio.Future[Any]]]) -> None:
         ops = [op for op, _ in batch]
         try:
-            # aiosqlite's _execute runs one function on its database thread:
-            # the whole group is one hop and one transaction, not one per statement.
-            outcomes = await self._connection._execute(_run_batch, self._connection._conn, ops)
+            # The whole group is one hop to the database thread and one transaction, not one per statement.
+            outcomes = await on_thread(self._connection, _run_batch, self._connection._conn, ops)
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(_unavailable(exc))
             return
-        self.batches += 1
         for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
             if future.done():
                 continue

@@ -1,7 +1,7 @@
 """A read-only conversation viewer in the browser, at /_recall/ (docs/VIEWER.md).
 
 app.py mounts it; access.py says who may use it; api.py answers the JSON
-endpoints from readers.py's connections; records.py shapes the JSON; pages.py
+endpoints from the store's readers (proxy/store/readers.py); records.py shapes the JSON; pages.py
 serves the page from static/.
 """
 

@@ -15,11 +15,13 @@ from aiohttp import web
 
 from .. import __version__
 from ..audit.prices import price_rows
-from ..audit.queries import STATS_KEYS, THREAD_STATUSES, AuditDB, ThreadSummary, fts_query
 from ..audit.render import stats_record, thread_record, tree_record
 from ..audit.when import parse_moment
+from ..store.protocol import AuditStore
+from ..store.readers import Readers
+from ..store.records import STATS_KEYS, THREAD_STATUSES, ThreadSummary
+from ..store.search import fts_query
 from .access import ViewerError
-from .readers import Readers
 from .records import (
     decode_cursor,
     encode_cursor,
@@ -42,7 +44,7 @@ class Viewer:
     mode: str | None  # live, replay or auto under `recall serve`; None under `recall ui`
     readers: Readers | None = None
 
-    async def read(self, query: Callable[[AuditDB], T]) -> T:
+    async def read(self, query: Callable[[AuditStore], T]) -> T:
         assert self.readers is not None, "the viewer's readers open at start-up"
         return await self.readers.run(query)
 
@@ -111,7 +113,7 @@ async def conversations(request: web.Request) -> web.Response:
     if status is not None and status not in THREAD_STATUSES:
         raise _bad(f"status must be one of {', '.join(THREAD_STATUSES)}; got {status!r}")
 
-    def page_of(db: AuditDB) -> list[ThreadSummary]:
+    def page_of(db: AuditStore) -> list[ThreadSummary]:
         # One more than asked: whether there is a next page, without an empty last one.
         return db.threads(upstream=upstream, model=model, since=since, until=until, limit=limit + 1, after=after,
                           status=status)
@@ -139,7 +141,7 @@ async def search(request: web.Request) -> web.Response:
     since, until = _moment(request, "since"), _moment(request, "until")
     upstream = request.query.get("upstream") or None
 
-    def find(db: AuditDB) -> Any:
+    def find(db: AuditStore) -> Any:
         return db.search(query, limit=limit + 1, offset=offset, since=since, until=until, upstream=upstream)
 
     try:
@@ -156,7 +158,7 @@ async def conversation(request: web.Request) -> web.Response:
     """A whole thread (every branch), named by any of its interactions."""
     interaction_id = request.match_info["id"]
 
-    def load(db: AuditDB) -> dict[str, Any] | None:
+    def load(db: AuditStore) -> dict[str, Any] | None:
         found = db.node(interaction_id)
         if found is None:
             return None
@@ -176,7 +178,7 @@ async def conversation(request: web.Request) -> web.Response:
 async def exchanges(request: web.Request) -> web.Response:
     interaction_id = request.match_info["id"]
 
-    def load(db: AuditDB) -> list[Any] | None:
+    def load(db: AuditStore) -> list[Any] | None:
         return None if db.node(interaction_id) is None else db.exchanges(interaction_id)
 
     found = await request.app[VIEWER].read(load)
@@ -188,7 +190,7 @@ async def exchanges(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.Response:
     interaction_id = request.match_info["id"]
 
-    def load(db: AuditDB) -> list[Any] | None:
+    def load(db: AuditStore) -> list[Any] | None:
         return None if db.node(interaction_id) is None else db.stream_events(interaction_id)
 
     found = await request.app[VIEWER].read(load)
@@ -205,7 +207,7 @@ async def stats(request: web.Request) -> web.Response:
     by = tuple(k for k in STATS_KEYS if k in asked) if asked else STATS_KEYS
     since, until = _moment(request, "since"), _moment(request, "until")
 
-    def load(db: AuditDB) -> tuple[Any, Any]:
+    def load(db: AuditStore) -> tuple[Any, Any]:
         rows, totals = db.stats(by=by, since=since, until=until), db.stats(by=(), since=since, until=until)
         price_rows(rows, db.token_usage(by=by, since=since, until=until))
         price_rows(totals, db.token_usage(by=(), since=since, until=until))

@@ -13,11 +13,11 @@ from aiohttp import web
 
 from ..config import Config
 from ..origin import OriginPolicy, Refusal, guard
+from ..store.readers import Readers
 from . import api
 from .access import SECURITY_HEADERS, ViewerError, check_access
 from .api import VIEWER, Viewer
 from .pages import Pages
-from .readers import Readers
 
 PREFIX = "/_recall"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -12,11 +12,10 @@ from typing import Any
 
 import orjson
 
-from ..audit.queries import HIT_END, HIT_START, Node, SearchHit, Served, StreamEvent, ThreadKey
 from ..audit.render import exchange_record, interaction_record, search_record
 from ..auth import redacted_headers
 from ..sse import SSEParser
-from ..store.records import Exchange
+from ..store.records import HIT_END, HIT_START, Exchange, Node, SearchHit, Served, StreamEvent, ThreadKey
 
 
 def encode_cursor(value: Any) -> str:

@@ -1,8 +1,9 @@
-"""Every query the audit commands make, on a plain synchronous connection.
+"""The database as the audit commands and the viewer see it: reads on a plain synchronous
+connection, and the erase commands in transactions of their own (AuditStore in protocol.py).
 
 The CLI may read while a server writes (WAL lets both run). Lists are bounded
 by a limit; exports stream one thread at a time from a cursor, and stats are
-aggregated inside SQLite, so a big database is never loaded whole.
+aggregated inside SQLite (audit_stats.py), so a big database is never loaded whole.
 
 Deleted nodes (tombstones: status 'deleted', no content) are left out of
 threads, search and stats' content figures; show, tree and export keep them,
@@ -13,33 +14,31 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..model import Interaction
-from ..store.erase import (
-    Purge,
+from . import audit_stats
+from .erase import Purge, erase_interactions, erase_thread, merge_search_index_step, purge_before, reclaim_space
+from .records import (
+    HIT_END,
+    HIT_START,
+    STATS_KEYS,
+    Exchange,
+    IdNotFound,
+    Node,
     Removed,
-    erase_interactions,
-    erase_thread,
-    merge_search_index_step,
-    purge_before,
-    reclaim_space,
+    SearchHit,
+    Served,
+    StatsRow,
+    StreamEvent,
+    ThreadKey,
+    ThreadSummary,
+    WalBusy,
 )
-from ..store.records import Exchange
-from ..store.sqlite import EXCHANGE_COLUMNS, INTERACTION_COLUMNS, exchange_from_row, interaction_from_row, open_sync
+from .rows import EXCHANGE_COLUMNS, INTERACTION_COLUMNS, exchange_from_row, interaction_from_row, qualified
+from .sqlite import open_sync
 
-# Markers around a search hit inside a snippet; renderers swap them for their own.
-HIT_START = "\x02"
-HIT_END = "\x03"
-
-_NODE_COLUMNS = ", ".join("i." + c.strip() for c in INTERACTION_COLUMNS.split(",")) + ", i.depth, i.deleted_at"
-
-# `recall stats --by`: what figures can be grouped by (columns of the stats query).
-STATS_KEYS = ("day", "upstream", "model")
-# What `ls --status` and the viewer's status filter offer: threads with a live interaction in that state.
-THREAD_STATUSES = ("completed", "failed", "in_progress", "requires_action", "incomplete", "cancelled")
+_NODE_COLUMNS = qualified(INTERACTION_COLUMNS, "i") + ", i.depth, i.deleted_at"
 
 # The nodes an export takes: a time window and one thread, each optional.
 _EXPORT_WINDOW = (
@@ -48,163 +47,12 @@ _EXPORT_WINDOW = (
 )
 
 
-@dataclass(slots=True)
-class Node:
-    """A stored interaction with its place in the tree; a tombstone if deleted."""
-
-    interaction: Interaction
-    depth: int
-    deleted_at: float | None
-
-    @property
-    def deleted(self) -> bool:
-        return self.deleted_at is not None
-
-
-@dataclass(slots=True)
-class ThreadSummary:
-    thread_id: str
-    interactions: int
-    upstreams: list[str]
-    models: list[str]
-    input_tokens: int | None
-    output_tokens: int | None
-    started: float
-    last_activity: float
-    title: str | None
-    # Live interactions that failed, and that are still going (shown as marks in the lists).
-    failed: int = 0
-    in_progress: int = 0
-
-
-# Where a page of threads ended: (last activity, thread id) of its last thread.
-ThreadKey = tuple[float, str]
-
-
-@dataclass(slots=True)
-class SearchHit:
-    interaction_id: str
-    thread_id: str
-    created: float
-    upstream: str
-    model: str | None
-    # Excerpts around the matched words (wrapped in HIT_START and HIT_END) of
-    # each side where any of them was found; None where none was.
-    input_snippet: str | None
-    output_snippet: str | None
-    title: str | None = None  # its thread's first user text, to show instead of ids
-
-
-@dataclass(slots=True)
-class Served:
-    """How recall answered the call that made a node, from its recorded exchanges."""
-
-    exchanges: int
-    status: int | None  # of the first exchange, as are latency and cache
-    latency_ms: float | None
-    cache: str | None  # live, miss (forwarded in auto mode) or hit (replayed)
-    stream_events: int
-
-
-@dataclass(slots=True)
-class StreamEvent:
-    """One recorded SSE event as the app was sent it, `at_ms` after the stream began."""
-
-    seq: int
-    event_id: str | None
-    at_ms: float
-    frame: bytes
-
-
-def _asked_model(row: str) -> str:
-    """SQL for the model an exchange row's request names, for rows recall stored no model for
-    (relayed calls): a `/models/NAME:method` path, else the JSON body's `model`. Evaluated
-    only where the columns before it in a coalesce are NULL."""
-    path = f"{row}.path"
-    after = f"substr({path}, instr({path}, '/models/') + 8)"
-    return (f"CASE WHEN instr({path}, '/models/') > 0 AND instr({after}, ':') > 1"
-            f" THEN substr({after}, 1, instr({after}, ':') - 1)"
-            f" WHEN json_valid(CAST({row}.request_body AS TEXT))"
-            f" THEN json_extract(CAST({row}.request_body AS TEXT), '$.model') END")
-
-
-# Every request and every interaction as one row of figures, for `stats` and `token_usage`
-# (the SQL takes :since and :until).
-_FACTS = f"""
-facts AS (
-                SELECT date(e.created_at, 'unixepoch') AS day, e.upstream AS upstream,
-                       -- a replay hit's row names no interaction: its model is its recording's
-                       coalesce(e.model, i.model, {_asked_model("e")}, CASE WHEN e.cache = 'hit' THEN (
-                           SELECT coalesce(r.model, ri.model, {_asked_model("r")}) FROM exchanges AS r
-                           LEFT JOIN interactions AS ri ON ri.id = r.interaction_id
-                           WHERE r.cache_key = e.cache_key AND coalesce(r.cache, '') != 'hit'
-                           ORDER BY r.id LIMIT 1) END) AS model,
-                       1 AS requests, 0 AS interactions,
-                       CASE WHEN e.interaction_id IS NULL THEN e.input_tokens END AS input_tokens,
-                       CASE WHEN e.interaction_id IS NULL THEN e.output_tokens END AS output_tokens,
-                       (e.status >= 400 OR e.error IS NOT NULL) AS errors,
-                       e.latency_ms AS latency_ms,
-                       coalesce(e.cache = 'hit', 0) AS replay_hits
-                FROM exchanges AS e LEFT JOIN interactions AS i ON i.id = e.interaction_id
-                WHERE (:since IS NULL OR e.created_at >= :since) AND (:until IS NULL OR e.created_at < :until)
-                UNION ALL
-                SELECT date(created_at, 'unixepoch'), upstream, model, 0, 1, input_tokens, output_tokens, 0, NULL, 0
-                FROM interactions
-                WHERE (:since IS NULL OR created_at >= :since) AND (:until IS NULL OR created_at < :until)
-            )
-"""
-
-
-@dataclass(slots=True)
-class StatsRow:
-    key: dict[str, str | None]  # the --by columns, e.g. {"day": "2026-01-31", "model": "gemini-3"}
-    requests: int
-    interactions: int
-    input_tokens: int
-    output_tokens: int
-    errors: int
-    p50_latency_ms: float | None
-    replay_hits: int = 0
-    # Priced by proxy.audit.prices: None when a model in the row has no known price.
-    cost_usd: float | None = None
-    unpriced_models: list[str] = field(default_factory=list)
-
-
-class WalBusy(Exception):
-    """The erase is committed, but a reader kept the WAL from being truncated:
-    old copies of the erased pages stay there until the next checkpoint."""
-
-    def __init__(self, removed: Removed) -> None:
-        super().__init__("another connection is reading the database; the WAL could not be truncated")
-        self.removed = removed
-
-
 def _node(row: tuple[Any, ...]) -> Node:
     return Node(interaction_from_row(row[:-2]), depth=row[-2], deleted_at=row[-1])
 
 
 def _split(listed: str | None) -> list[str]:
     return listed.split(",") if listed else []
-
-
-def fts_query(text: str, *, raw: bool = False) -> str:
-    """An FTS5 query: every word must appear (each quoted, so `?` or `-` are just
-    characters), or with `raw` the text as FTS5 syntax (OR, NOT, "phrases", prefix*)."""
-    if raw:
-        return text
-    words = text.split()
-    if not words:
-        raise ValueError("give at least one word to search for")
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
-
-
-class IdNotFound(LookupError):
-    """No interaction id is, or starts with, what was given; or several start with it."""
-
-    def __init__(self, given: str, candidates: list[str]) -> None:
-        super().__init__(given)
-        self.given = given
-        self.candidates = candidates
 
 
 def complete_id(db: sqlite3.Connection, given: str, *, shown: int = 10) -> str:
@@ -220,7 +68,8 @@ def complete_id(db: sqlite3.Connection, given: str, *, shown: int = 10) -> str:
     found = [row[0] for row in db.execute("SELECT id FROM interactions WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
                                           (given, upper, shown + 1))]
     if len(found) == 1:
-        return found[0]
+        only: str = found[0]
+        return only
     raise IdNotFound(given, found)
 
 
@@ -416,7 +265,8 @@ class AuditDB:
     def count(self, *, since: float | None = None, until: float | None = None, thread: str | None = None) -> int:
         """How many nodes export_rows will yield."""
         window = {"since": since, "until": until, "thread": thread}
-        return self.db.execute(f"SELECT count(*) FROM interactions WHERE {_EXPORT_WINDOW}", window).fetchone()[0]
+        counted: int = self.db.execute(f"SELECT count(*) FROM interactions WHERE {_EXPORT_WINDOW}", window).fetchone()[0]
+        return counted
 
     def export_rows(self, *, since: float | None = None, until: float | None = None,
                     thread: str | None = None) -> Iterator[Node]:
@@ -440,55 +290,13 @@ class AuditDB:
 
     def stats(self, *, by: tuple[str, ...] = STATS_KEYS, since: float | None = None,
               until: float | None = None) -> list[StatsRow]:
-        """Requests, errors and p50 latency from the exchange log; interactions and
-        tokens from the nodes (deleted ones still count: they were sent), plus the
-        tokens of unstored calls, whose exchange is their only record."""
-        unknown = set(by) - set(STATS_KEYS)
-        if unknown:
-            raise ValueError(f"cannot group by {', '.join(sorted(unknown))}; choose from {', '.join(STATS_KEYS)}")
-        keys = ", ".join(by)
-        group = f"GROUP BY {keys}" if by else ""
-        partition = f"PARTITION BY {keys}" if by else ""
-        rows = self.db.execute(
-            f"""
-            WITH {_FACTS},
-            ranked AS (
-                SELECT *,
-                       row_number() OVER ({partition} ORDER BY latency_ms IS NULL, latency_ms) AS n,
-                       count(latency_ms) OVER ({partition}) AS measured
-                FROM facts
-            )
-            SELECT {keys + "," if by else ""}
-                   sum(requests), sum(interactions), coalesce(sum(input_tokens), 0),
-                   coalesce(sum(output_tokens), 0), sum(errors),
-                   avg(CASE WHEN n IN ((measured + 1) / 2, (measured + 2) / 2) THEN latency_ms END),
-                   sum(replay_hits)
-            FROM ranked {group}
-            ORDER BY {keys or "1"}
-            """,
-            {"since": since, "until": until},
-        )
-        out = []
-        for row in rows:
-            key = dict(zip(by, row[: len(by)], strict=True))
-            requests, interactions, tokens_in, tokens_out, errors, p50, hits = row[len(by):]
-            if requests or interactions:
-                out.append(StatsRow(key, requests, interactions, tokens_in, tokens_out, errors, p50, hits))
-        return out
+        """Requests, errors and p50 latency per --by group (audit_stats.stats)."""
+        return audit_stats.stats(self.db, by=by, since=since, until=until)
 
     def token_usage(self, *, by: tuple[str, ...], since: float | None = None,
                     until: float | None = None) -> list[tuple[dict[str, str | None], str | None, int, int]]:
-        """Tokens in and out per --by group and model, for pricing (a price is per model)."""
-        keys = ", ".join(by)
-        rows = self.db.execute(
-            f"""
-            WITH {_FACTS}
-            SELECT {keys + "," if by else ""} model, coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0)
-            FROM facts GROUP BY {keys + "," if by else ""} model
-            """,
-            {"since": since, "until": until},
-        )
-        return [(dict(zip(by, row[: len(by)], strict=True)), *row[len(by):]) for row in rows]
+        """Tokens in and out per --by group and model, for pricing (audit_stats.token_usage)."""
+        return audit_stats.token_usage(self.db, by=by, since=since, until=until)
 
     # -- erasing ----------------------------------------------------------------
 
@@ -542,3 +350,10 @@ class AuditDB:
             # WAL, the server's next commit would copy them all at once, its requests waiting.
             self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return self._reclaim(purge.removed)
+
+
+if TYPE_CHECKING:
+    from .protocol import AuditStore
+
+    # mypy holds AuditDB to the protocol here (tests/test_store_boundary.py checks the signatures at run time).
+    _auditdb_is_a_auditstore: type[AuditStore] = AuditDB

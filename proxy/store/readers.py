@@ -1,9 +1,9 @@
-"""Read-only connections for the viewer, off the event loop.
+"""Read-only connections for the viewer's reads (AuditDB's), off the event loop.
 
-The audit queries (proxy.audit.queries) are synchronous. Each reader here is
-an aiosqlite connection, which runs its statements on a thread of its own:
-a slow query (stats over a big file) never stalls the proxy, and the proxy's
-own reader (state lookups on the request path) never waits behind the viewer.
+AuditDB's reads are synchronous. Each reader here is an aiosqlite connection,
+which runs its statements on a thread of its own: a slow query (stats over a big
+file) never stalls the proxy, and the proxy's own reader (state lookups on the
+request path) never waits behind the viewer.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import TypeVar
 
 import aiosqlite
 
-from ..audit.queries import AuditDB
+from .audit_db import AuditDB
+from .protocol import AuditStore
+from .threads import on_thread
 
 T = TypeVar("T")
 
@@ -37,7 +39,7 @@ class Readers:
     @classmethod
     async def open(cls, path: Path, size: int = READERS) -> Readers:
         """Connect to an existing, migrated database (the server's store or AuditDB.open made it so)."""
-        connections = []
+        connections: list[aiosqlite.Connection] = []
         try:
             for _ in range(size):
                 connection = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
@@ -50,12 +52,11 @@ class Readers:
             raise
         return cls(path, connections)
 
-    async def run(self, query: Callable[[AuditDB], T]) -> T:
+    async def run(self, query: Callable[[AuditStore], T]) -> T:
         """Run `query` against an idle connection, on that connection's thread."""
         connection = await self._idle.get()
         try:
-            # aiosqlite's own way to run a function on its thread (SQLiteStore does the same).
-            return await connection._execute(query, AuditDB(connection._conn, self.path))
+            return await on_thread(connection, query, AuditDB(connection._conn, self.path))
         finally:
             self._idle.put_nowait(connection)
 
