@@ -9,7 +9,7 @@ own reader (state lookups on the request path) never waits behind the viewer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -54,8 +54,10 @@ class Readers:
         """Run `query` against an idle connection, on that connection's thread."""
         connection = await self._idle.get()
         try:
-            # aiosqlite's own way to run a function on its thread (SQLiteStore does the same).
-            return await connection._execute(query, AuditDB(connection._conn, self.path))
+            # aiosqlite's own way to run a function on its thread (SQLiteStore does the same); it is
+            # untyped, so its type is said here.
+            on_its_thread: Callable[[Callable[[AuditDB], T], AuditDB], Awaitable[T]] = connection._execute
+            return await on_its_thread(query, AuditDB(connection._conn, self.path))
         finally:
             self._idle.put_nowait(connection)
 
