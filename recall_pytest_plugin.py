@@ -51,7 +51,7 @@ def _load_plugin() -> ModuleType:
         except BaseException:
             del sys.modules[_ALIAS]
             raise
-    return importlib.import_module(f"{_ALIAS}.pytest_plugin")
+    return importlib.import_module(f"{_ALIAS}.replay.pytest_plugin")
 
 
 try:
