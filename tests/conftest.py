@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -20,12 +20,10 @@ from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_parallel import FakeParallel
 from tests.support.loop_thread import LoopThread
 from tests.support.matrix import UPSTREAM_APIS, fakes_by_api
+from tests.support.serving import running
 
 pytest_plugins = ["pytester", "tests.support.rigs", "tests.support.figures", "tests.support.profiles",
                   "tests.support.viewer_fixtures"]
-
-
-F = TypeVar("F", FakeGemini, FakeOpenAI, FakeAnthropic, FakeParallel)
 
 
 @pytest.fixture(scope="session")
@@ -45,13 +43,6 @@ def provider_contracts(provider_contracts_loaded: None) -> Iterator[None]:
     if found:
         pytest.fail(f"{len(found)} answer(s) off the providers' contracts:\n" + "\n".join(f"- {v}" for v in found[:20]),
                     pytrace=False)
-
-
-def running(loop_thread: LoopThread, fake: F) -> Iterator[F]:
-    """A fake provider started for one test and stopped after it."""
-    loop_thread.run(fake.start())
-    yield fake
-    loop_thread.run(fake.stop())
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from .support.front_routes import FrontRoute, pair_id, route_upstream_pairs
 from .support.front_routes import Upstream as RouteUpstream
 from .support.loop_thread import LoopThread
 from .support.rigs import RigFactory
-from .support.serving import serve_on_loopback
+from .support.serving import FakeServer, running, start_on_loopback
 
 EVIL = "https://evil.example"
 APP = "http://localhost:3000"
@@ -79,33 +79,22 @@ def test_pages_of_other_origins_are_refused_in_the_front_shape(rig_factory: RigF
 
 
 @dataclass
-class PermissiveProvider:
+class PermissiveProvider(FakeServer):
     """A provider that answers anything, with a permissive CORS header, and keeps what it was sent."""
 
+    name = "permissive provider"
+    checked = False  # off contract on purpose: it answers any path with one body and a permissive CORS header
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
-    url: str = ""
-    runner: web.AppRunner | None = None
 
-    async def start(self) -> None:
-        async def answer(request: web.Request) -> web.Response:
-            self.requests.append((request.method, request.path, dict(request.headers)))
-            return web.json_response({"object": "list", "data": []}, headers={
-                "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "*"})
-
-        # Off contract on purpose: it answers any path with one body and a permissive CORS header.
-        self.runner, self.url = await serve_on_loopback(answer, "permissive provider", checked=False)
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append((request.method, request.path, dict(request.headers)))
+        return web.json_response({"object": "list", "data": []}, headers={
+            "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "*"})
 
 
 @pytest.fixture
 def provider(loop_thread: LoopThread) -> Iterator[PermissiveProvider]:
-    fake = PermissiveProvider()
-    loop_thread.run(fake.start())
-    yield fake
-    loop_thread.run(fake.stop())
+    yield from running(loop_thread, PermissiveProvider())
 
 
 @pytest.fixture
@@ -190,20 +179,12 @@ def test_recall_serve_flags(tmp_path: Any) -> None:
 
 def test_the_standalone_viewer_follows_the_same_rule(tmp_path: Any, loop_thread: LoopThread) -> None:
     from proxy.config import Config
-    from proxy.viewer.app import create_viewer_app
-
-    async def start() -> tuple[web.AppRunner, str]:
-        runner = web.AppRunner(create_viewer_app(Config(), tmp_path / "r.db"))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-
     from proxy.store.sqlite import open_sync
+    from proxy.viewer.app import create_viewer_app
 
     (tmp_path / "r.db").touch()
     open_sync(tmp_path / "r.db").close()
-    runner, url = loop_thread.run(start())
+    runner, url = loop_thread.run(start_on_loopback(create_viewer_app(Config(), tmp_path / "r.db")))
     try:
         assert httpx.get(f"{url}/_recall/api/info").status_code == 200
         cross = httpx.get(f"{url}/_recall/api/info", headers={"Origin": EVIL, "Sec-Fetch-Site": "cross-site"})

@@ -16,7 +16,7 @@ from aiohttp import web
 from tests.support.contract import VIOLATIONS, StreamCheck, check_answer, contract_for
 from tests.support.contract.tap import EXEMPTED, off_contract
 from tests.support.loop_thread import LoopThread
-from tests.support.serving import serve_on_loopback
+from tests.support.serving import serve_on_loopback, sse_response
 
 RUN = {"run_id": "trun_1", "interaction_id": "itr_1", "status": "queued", "is_active": True, "processor": "lite",
        "created_at": "2026-01-01T00:00:00Z", "modified_at": "2026-01-01T00:00:00Z"}
@@ -87,7 +87,7 @@ def test_a_fake_server_answer_off_contract_is_recorded(loop_thread: LoopThread) 
 
     async def handler(request: web.Request) -> web.StreamResponse:
         if request.path == "/v1/tasks/runs/trun_1/events":
-            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            response = sse_response()
             if request.query.get("broken"):
                 off_contract(response, "the test's deliberate misbehaviour")
             await response.prepare(request)

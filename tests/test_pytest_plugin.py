@@ -11,6 +11,7 @@ from aiohttp import web
 from .support.brain import answer
 from .support.fake_gemini import FakeGemini
 from .support.loop_thread import LoopThread
+from .support.serving import start_on_loopback
 
 SAMPLE = '''
 import openai
@@ -49,12 +50,8 @@ async def start_fake_chat() -> tuple[web.AppRunner, str, list]:
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", complete)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}", seen
+    runner, url = await start_on_loopback(app)
+    return runner, url, seen
 
 
 def seen_ids(result: pytest.RunResult) -> list[str]:

@@ -22,7 +22,7 @@ from aiohttp import web
 from proxy.config import Upstream
 
 from .support.loop_thread import LoopThread
-from .support.serving import serve_on_loopback
+from .support.serving import FakeServer, running, sse_response
 
 
 def _chunk(text: str) -> bytes:
@@ -32,45 +32,34 @@ def _chunk(text: str) -> bytes:
 
 
 @dataclass
-class TricklingProvider:
+class TricklingProvider(FakeServer):
     """A Chat Completions server whose streams never end: after one real chunk, a keep-alive
     comment (`comments`) or another one-letter chunk (`events`) every 0.1 s, for ever."""
 
+    name = "trickling provider"
+    checked = False  # off contract on purpose: its streams never end
     mode: str = "comments"
-    url: str = ""
     streams_open: int = 0
     streams_closed: int = 0
-    runner: web.AppRunner | None = None
 
-    async def start(self) -> None:
-        async def chat(request: web.Request) -> web.StreamResponse:
-            await request.read()
-            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-            await response.prepare(request)
-            self.streams_open += 1
-            try:
-                await response.write(_chunk("Hel"))
-                while True:
-                    await asyncio.sleep(0.1)
-                    await response.write(b": keep-alive\n\n" if self.mode == "comments" else _chunk("l"))
-            except (ConnectionResetError, asyncio.CancelledError):
-                self.streams_closed += 1
-                raise
-
-        # Off contract on purpose: its streams never end.
-        self.runner, self.url = await serve_on_loopback(chat, "trickling provider", checked=False)
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = sse_response()
+        await response.prepare(request)
+        self.streams_open += 1
+        try:
+            await response.write(_chunk("Hel"))
+            while True:
+                await asyncio.sleep(0.1)
+                await response.write(b": keep-alive\n\n" if self.mode == "comments" else _chunk("l"))
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.streams_closed += 1
+            raise
 
 
 @pytest.fixture
 def trickling(loop_thread: LoopThread) -> Iterator[TricklingProvider]:
-    fake = TricklingProvider()
-    loop_thread.run(fake.start())
-    yield fake
-    loop_thread.run(fake.stop())
+    yield from running(loop_thread, TricklingProvider())
 
 
 def wait_for_node(recall: Any, node_id: str, within: float) -> tuple[str, str | None]:

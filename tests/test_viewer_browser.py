@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from proxy.config import Config
 from proxy.viewer import create_viewer_app
 
 from .support.loop_thread import LoopThread
+from .support.serving import start_on_loopback
 from .support.viewer_data import XSS_INPUT
 from .support.viewer_fixtures import ViewerSite
 
@@ -233,15 +233,8 @@ def test_stats_charts(page: Watched, viewer_site: ViewerSite) -> None:
 def tokened_ui(loop_thread: LoopThread, viewer_site: ViewerSite) -> Iterator[str]:
     """`recall ui`'s app over the same database, with [server] tokens set."""
 
-    async def up() -> web.AppRunner:
-        runner = web.AppRunner(create_viewer_app(Config(tokens=["s3cret"]), viewer_site.db_path))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        return runner
-
-    runner = loop_thread.run(up())
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}/_recall/"
+    runner, url = loop_thread.run(start_on_loopback(create_viewer_app(Config(tokens=["s3cret"]), viewer_site.db_path)))
+    yield f"{url}/_recall/"
     loop_thread.run(runner.cleanup())
 
 
@@ -291,14 +284,8 @@ def marked_ui(loop_thread: LoopThread, viewer_site: ViewerSite, tmp_path: Path) 
                    (convs.name_question.id,))
         db.execute("UPDATE interactions SET status = 'in_progress' WHERE id = ?", (convs.fork.id,))
 
-    async def up() -> web.AppRunner:
-        runner = web.AppRunner(create_viewer_app(Config(), copy))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        return runner
-
-    runner = loop_thread.run(up())
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}/_recall/"
+    runner, url = loop_thread.run(start_on_loopback(create_viewer_app(Config(), copy)))
+    yield f"{url}/_recall/"
     loop_thread.run(runner.cleanup())
 
 

@@ -1,5 +1,5 @@
-"""The `recall` commands around the database: ls, show, tree, search, export, stats,
-rm, purge, env and config check.
+"""The `recall` commands that read or erase what the database holds: ls, show, tree,
+search, export, stats, rm and purge.
 
 Thin on purpose: each command parses its options, asks proxy.audit for the
 data and prints one of its renderings. No SQL lives here.
@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TextIO
 
 import click
@@ -41,15 +40,12 @@ from ..audit.render import (
     tree_record,
 )
 from ..audit.when import utc
-from ..config import ConfigError, find_config_file, load_config, resolve_db_path
-from ..sdk_env import base_urls, env_lines, placeholder_key_lines, placeholder_keys
 from ..store.audit_db import AuditDB
 from ..store.records import STATS_KEYS, THREAD_STATUSES, IdNotFound, Removed, WalBusy
 from ..store.search import fts_query
 from .common import (
     DURATION,
     config_and_db_options,
-    config_option,
     db_path_of,
     json_option,
     load_config_or_exit,
@@ -59,7 +55,7 @@ from .common import (
 
 
 @contextmanager
-def _opened(config_path: str | None, db_path: str | None) -> Iterator[AuditDB]:
+def opened_audit(config_path: str | None, db_path: str | None) -> Iterator[AuditDB]:
     path = db_path_of(config_path, db_path)
     try:
         audit = AuditDB.open(path)
@@ -114,7 +110,7 @@ def terminal_width() -> int | None:
 def ls(config_path: str | None, db_path: str | None, upstream: str | None, model: str | None, status: str | None,
        since: float | None, until: float | None, limit: int, as_json: bool) -> None:
     """List conversations (threads), most recently active first."""
-    with _opened(config_path, db_path) as audit:
+    with opened_audit(config_path, db_path) as audit:
         threads = audit.threads(upstream=upstream, model=model, since=since, until=until, limit=limit, status=status)
     if as_json:
         click.echo(dumps([thread_record(t) for t in threads]))
@@ -140,7 +136,7 @@ def show(interaction_id: str | None, config_path: str | None, db_path: str | Non
     """
     if (interaction_id is None) == (not last):
         raise click.UsageError("give an interaction ID or --last (not both)")
-    with _opened(config_path, db_path) as audit:
+    with opened_audit(config_path, db_path) as audit:
         if last:
             interaction_id = audit.last_id()
             if interaction_id is None:
@@ -178,7 +174,7 @@ def show(interaction_id: str | None, config_path: str | None, db_path: str | Non
 @json_option
 def tree(interaction_id: str, config_path: str | None, db_path: str | None, as_json: bool) -> None:
     """Draw every branch of the thread ID belongs to (ID is starred)."""
-    with _opened(config_path, db_path) as audit:
+    with opened_audit(config_path, db_path) as audit:
         interaction_id = resolve_id(interaction_id, audit)
         node = audit.node(interaction_id)
         if node is None:
@@ -210,7 +206,7 @@ def search(words: tuple[str, ...], config_path: str | None, db_path: str | None,
         query = fts_query(" ".join(words), raw=fts)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    with _opened(config_path, db_path) as audit:
+    with opened_audit(config_path, db_path) as audit:
         try:
             hits = audit.search(query, limit=limit, since=since, until=until, upstream=upstream)
         except ValueError as exc:
@@ -253,7 +249,7 @@ def export(config_path: str | None, db_path: str | None, fmt: str, since: float 
 
     Streams thread by thread; deleted interactions appear as content-free tombstones.
     """
-    with _opened(config_path, db_path) as audit:
+    with opened_audit(config_path, db_path) as audit:
         thread_id = None
         if thread_of is not None:
             thread_of = resolve_id(thread_of, audit)
@@ -303,7 +299,7 @@ def stats(config_path: str | None, db_path: str | None, by: tuple[str, ...], sin
     has no price for, never 0).
     """
     by = by or STATS_KEYS
-    with _opened(config_path, db_path) as audit:
+    with opened_audit(config_path, db_path) as audit:
         rows = audit.stats(by=by, since=since, until=until)
         totals = audit.stats(by=(), since=since, until=until)
         price_rows(rows, audit.token_usage(by=by, since=since, until=until))
@@ -345,7 +341,7 @@ def rm(interaction_id: str, config_path: str | None, db_path: str | None, whole_
 
     The follow-ups of an erased interaction keep working without it.
     """
-    with _opened(config_path, db_path) as audit:
+    with opened_audit(config_path, db_path) as audit:
         interaction_id = resolve_id(interaction_id, audit)
         node = audit.node(interaction_id)
         if node is None or (node.deleted and not whole_thread):
@@ -368,7 +364,7 @@ def purge(config_path: str | None, db_path: str | None, age: float, dry_run: boo
 
     Newer follow-ups keep working; a thread with nothing newer goes entirely.
     """
-    with _opened(config_path, db_path) as audit:
+    with opened_audit(config_path, db_path) as audit:
         before = audit.bytes_on_disk()
         cutoff = time.time() - age
         touched = audit.purge_preview(cutoff) if dry_run else []
@@ -390,68 +386,4 @@ def purge(config_path: str | None, db_path: str | None, age: float, dry_run: boo
     _warn_if_busy(busy, audit)
 
 
-@click.command()
-@config_option
-@click.option("--replay", is_flag=True,
-              help="Also give every SDK whose key variable is unset a placeholder key (replay sends no key anywhere).")
-@json_option
-def env(config_path: str | None, replay: bool, as_json: bool) -> None:
-    """Print the base-URL exports that point each SDK at recall.
-
-    Use as: eval "$(recall env)". With --replay, SDKs that refuse to start
-    without a key get a placeholder where none is set (a set key is kept).
-    """
-    config = load_config_or_exit(config_path)
-    if as_json:
-        record: dict[str, Any] = {"base_urls": base_urls(config)}
-        if replay:
-            record["placeholder_keys"] = placeholder_keys(os.environ)
-        click.echo(dumps(record))
-        return
-    _echo_lines(iter(env_lines(config)))
-    if replay:
-        _echo_lines(iter(placeholder_key_lines()))
-
-
-@click.group("config")
-def config_group() -> None:
-    """Check the config file."""
-
-
-@config_group.command("check")
-@click.argument("file", required=False, metavar="[PATH]")
-@config_and_db_options
-@json_option
-def config_check(file: str | None, config_path: str | None, db_path: str | None, as_json: bool) -> None:
-    """Validate a config file (PATH, or the one `recall serve` would read).
-
-    Exits 2 with the file, the key and the reason on one line if it is bad.
-    """
-    path = find_config_file(file or config_path)
-    if as_json:
-        try:
-            config = load_config(str(path) if path else None)
-        except ConfigError as exc:
-            click.echo(dumps({"ok": False, "file": exc.source, "key": exc.key, "reason": exc.reason}))
-            sys.exit(2)
-        database = resolve_db_path(db_path, config)
-        click.echo(dumps({"ok": True, "file": str(path) if path else None, "database": str(database),
-                          "database_exists": Path(database).exists(), "mode": config.mode,
-                          "upstreams": {name: {"url": u.url, "api": u.api,
-                                               "state": "emulate" if u.emulates else "native"}
-                                        for name, u in sorted(config.upstreams.items())}}))
-        return
-    if path is None:
-        click.echo("no config file found (RECALL_CONFIG, ./recall.toml, ~/.config/recall/config.toml):"
-                   " the built-in defaults apply")
-    config = load_config_or_exit(str(path) if path else None)
-    if path is not None:
-        click.echo(f"{path}: ok")
-    for name, upstream in sorted(config.upstreams.items()):
-        state = "emulate" if upstream.emulates else "native"
-        click.echo(f"  /{name:<10} -> {upstream.url} (api {upstream.api}, {state})")
-    database = resolve_db_path(db_path, config)
-    click.echo(f"  database: {database}{'' if Path(database).exists() else ' (not created yet)'}")
-
-
-AUDIT_COMMANDS: list[click.Command] = [ls, show, tree, search, export, stats, rm, purge, env, config_group]
+AUDIT_COMMANDS: list[click.Command] = [ls, show, tree, search, export, stats, rm, purge]

@@ -1,11 +1,15 @@
-"""What every `recall` command shares: the --config and --db options and loading them."""
+"""What the `recall` commands share: the --config, --db, --since/--until and --json options and
+their types; loading the config and finding the database; the upstream lines; listening on
+loopback and waiting for a signal to stop (serve, ui, demo)."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from aiohttp import web
@@ -44,9 +48,9 @@ def exit_cannot_listen(host: str, port: int, exc: OSError) -> NoReturn:
     sys.exit(2)
 
 
-async def listen_on_loopback(app: web.Application, port: int) -> tuple[web.AppRunner, int]:
-    """Serve `app` on 127.0.0.1:`port` (0 picks a free one): the runner and the bound port,
-    or one line and exit 2 when the port cannot be had."""
+async def serve_on_loopback(app: web.Application, port: int, announce: Callable[[int], None]) -> None:
+    """Serve `app` on 127.0.0.1:`port` (0 picks a free one) until SIGINT or SIGTERM; `announce`
+    is told the bound port once it listens. A port that cannot be had is one line and exit 2."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
@@ -54,7 +58,38 @@ async def listen_on_loopback(app: web.Application, port: int) -> tuple[web.AppRu
     except OSError as exc:
         await runner.cleanup()
         exit_cannot_listen("127.0.0.1", port, exc)
-    return runner, runner.addresses[0][1]
+    announce(runner.addresses[0][1])
+    await until_stopped()
+    await runner.cleanup()
+
+
+async def until_stopped() -> None:
+    """Return on SIGINT (Ctrl-C) or SIGTERM, so that a serving command shuts down cleanly on either."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def run_until_stopped(serving: Coroutine[Any, Any, None]) -> None:
+    """Run a serving command's coroutine (which awaits until_stopped); a Ctrl-C that comes
+    before its handlers are set stops it quietly too."""
+    try:
+        asyncio.run(serving)
+    except KeyboardInterrupt:
+        pass
+
+
+def upstream_states(config: Config) -> dict[str, dict[str, str]]:
+    """Each upstream by name, sorted: its url, api and state (emulate or native)."""
+    return {name: {"url": u.url, "api": u.api, "state": "emulate" if u.emulates else "native"}
+            for name, u in sorted(config.upstreams.items())}
+
+
+def upstream_lines(states: dict[str, dict[str, str]]) -> list[str]:
+    """One line per upstream of upstream_states, as serve, info and config check print them."""
+    return [f"  /{name:<10} -> {u['url']} (api {u['api']}, {u['state']})" for name, u in states.items()]
 
 
 def db_path_of(config_path: str | None, db_path: str | None) -> Path:
@@ -81,32 +116,30 @@ def locate_database(db_path: str | None, config: Config) -> tuple[Path, str]:
     return path, why
 
 
-class _Moment(click.ParamType):
-    name = "WHEN"
+if TYPE_CHECKING:
+    _FloatParam = click.ParamType[float]
+else:  # click before 8.4 has no generic ParamType, and `click>=8.1` is what recall asks for
+    _FloatParam = click.ParamType
+
+
+class _ParsedFloat(_FloatParam):
+    """An option whose text `parse` reads as a float; its ValueError becomes click's usage error."""
+
+    def __init__(self, name: str, parse: Callable[[str], float]) -> None:
+        self.name = name
+        self._parse = parse
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, float):
             return value
         try:
-            return parse_moment(value)
+            return self._parse(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
 
-class _Duration(click.ParamType):
-    name = "DURATION"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, float):
-            return value
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-MOMENT = _Moment()
-DURATION = _Duration()
+MOMENT = _ParsedFloat("WHEN", parse_moment)  # an absolute time, or an age such as 7d
+DURATION = _ParsedFloat("DURATION", parse_duration)
 since_option = click.option("--since", type=MOMENT, help="From this time on: 2026-01-31, 2026-01-31T09:30 (UTC) or 7d (ago).")
 until_option = click.option("--until", type=MOMENT, help="Before this time (same forms as --since).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")

@@ -13,7 +13,6 @@ conversation for a stateless server, record it, and replay it.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from typing import Any
@@ -22,7 +21,7 @@ import click
 import orjson
 from aiohttp import web
 
-from .common import listen_on_loopback
+from .common import run_until_stopped, serve_on_loopback
 
 DEMO_CONFIG = """\
 # A demo: the fake model server that ships with recall (python -m proxy.cli.demo_provider), no key needed.
@@ -111,23 +110,11 @@ def main(port: int, print_config: bool) -> None:
         click.echo(DEMO_CONFIG.format(port=port), nl=False)
         return
 
-    async def start() -> web.AppRunner:
-        runner, bound = await listen_on_loopback(create_app(), port)
+    def announce(bound: int) -> None:
         click.echo(f"http://127.0.0.1:{bound}")  # on stdout alone, for scripts: URL=$(python -m proxy.cli.demo_provider --port 0)
         click.echo(f"demo model server (not a model) on http://127.0.0.1:{bound}; Ctrl-C stops it", err=True)
-        return runner
 
-    async def serve() -> None:
-        runner = await start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
-
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
+    run_until_stopped(serve_on_loopback(create_app(), port, announce))
 
 
 if __name__ == "__main__":

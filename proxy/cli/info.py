@@ -1,7 +1,10 @@
-"""`recall info`: what recall would use here, and why: version, config, database, mode, upstreams."""
+"""The commands that say how recall is set up here: `recall info` (what recall would use, and
+why: version, config, database, mode, upstreams), `recall env` (the exports that point each SDK
+at recall) and `recall config check`."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,8 +13,17 @@ import click
 
 from .. import __version__
 from ..audit.render import dumps
-from ..config import explain_config_file
-from .common import config_and_db_options, json_option, load_config_or_exit, locate_database
+from ..config import ConfigError, explain_config_file, find_config_file, load_config, resolve_db_path
+from ..sdk_env import base_urls, env_lines, placeholder_key_lines, placeholder_keys
+from .common import (
+    config_and_db_options,
+    config_option,
+    json_option,
+    load_config_or_exit,
+    locate_database,
+    upstream_lines,
+    upstream_states,
+)
 from .runtime import running_servers
 
 
@@ -33,8 +45,7 @@ def info_record(config_path: str | None, db_path: str | None) -> dict[str, Any]:
         "database": {"path": str(database), "why": db_why, "exists": database.exists(), "bytes": _size(database)},
         "mode": config.mode,
         "listen": f"{config.host}:{config.port}",
-        "upstreams": {name: {"url": u.url, "api": u.api, "state": "emulate" if u.emulates else "native"}
-                      for name, u in sorted(config.upstreams.items())},
+        "upstreams": upstream_states(config),
         "running": [{k: r.get(k) for k in ("port", "pid", "host", "mode", "db", "config")} for r in running_servers()],
     }
 
@@ -69,11 +80,74 @@ def info(config_path: str | None, db_path: str | None, as_json: bool) -> None:
     click.echo(f"mode:      {record['mode']}")
     click.echo(f"listen:    {record['listen']}")
     click.echo("upstreams:")
-    for name, upstream in record["upstreams"].items():
-        click.echo(f"  /{name:<10} -> {upstream['url']} (api {upstream['api']}, {upstream['state']})")
+    for line in upstream_lines(record["upstreams"]):
+        click.echo(line)
     if record["running"]:
         click.echo("running:")
         for server in record["running"]:
             click.echo(f"  port {server['port']} (pid {server['pid']}, mode {server['mode']}): {server['db'] or '-'}")
     else:
         click.echo("running:   no recall serve is running")
+
+
+@click.command()
+@config_option
+@click.option("--replay", is_flag=True,
+              help="Also give every SDK whose key variable is unset a placeholder key (replay sends no key anywhere).")
+@json_option
+def env(config_path: str | None, replay: bool, as_json: bool) -> None:
+    """Print the base-URL exports that point each SDK at recall.
+
+    Use as: eval "$(recall env)". With --replay, SDKs that refuse to start
+    without a key get a placeholder where none is set (a set key is kept).
+    """
+    config = load_config_or_exit(config_path)
+    if as_json:
+        record: dict[str, Any] = {"base_urls": base_urls(config)}
+        if replay:
+            record["placeholder_keys"] = placeholder_keys(os.environ)
+        click.echo(dumps(record))
+        return
+    for line in [*env_lines(config), *(placeholder_key_lines() if replay else [])]:
+        click.echo(line)
+
+
+@click.group("config")
+def config_group() -> None:
+    """Check the config file."""
+
+
+@config_group.command("check")
+@click.argument("file", required=False, metavar="[PATH]")
+@config_and_db_options
+@json_option
+def config_check(file: str | None, config_path: str | None, db_path: str | None, as_json: bool) -> None:
+    """Validate a config file (PATH, or the one `recall serve` would read).
+
+    Exits 2 with the file, the key and the reason on one line if it is bad.
+    """
+    path = find_config_file(file or config_path)
+    if as_json:
+        try:
+            config = load_config(str(path) if path else None)
+        except ConfigError as exc:
+            click.echo(dumps({"ok": False, "file": exc.source, "key": exc.key, "reason": exc.reason}))
+            sys.exit(2)
+        database = resolve_db_path(db_path, config)
+        click.echo(dumps({"ok": True, "file": str(path) if path else None, "database": str(database),
+                          "database_exists": Path(database).exists(), "mode": config.mode,
+                          "upstreams": upstream_states(config)}))
+        return
+    if path is None:
+        click.echo("no config file found (RECALL_CONFIG, ./recall.toml, ~/.config/recall/config.toml):"
+                   " the built-in defaults apply")
+    config = load_config_or_exit(str(path) if path else None)
+    if path is not None:
+        click.echo(f"{path}: ok")
+    for line in upstream_lines(upstream_states(config)):
+        click.echo(line)
+    database = resolve_db_path(db_path, config)
+    click.echo(f"  database: {database}{'' if Path(database).exists() else ' (not created yet)'}")
+
+
+SETUP_COMMANDS: list[click.Command] = [info, env, config_group]

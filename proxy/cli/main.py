@@ -1,9 +1,8 @@
-"""The `recall` command line: serve, and the commands around the database."""
+"""The `recall` command group and `recall serve` (the proxy itself); every other command is
+added to the group from the module that holds it (audit, cassette, info, ui, demo_provider)."""
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -19,9 +18,17 @@ from ..http.request_log import LOG_LEVELS, configure_logging
 from ..pipeline.cache import REPLAY
 from .audit import AUDIT_COMMANDS
 from .cassette import cassette
-from .common import exit_cannot_listen, load_config_or_exit
+from .common import (
+    config_and_db_options,
+    exit_cannot_listen,
+    load_config_or_exit,
+    run_until_stopped,
+    until_stopped,
+    upstream_lines,
+    upstream_states,
+)
 from .demo_provider import main as fake_main
-from .info import info
+from .info import SETUP_COMMANDS
 from .runtime import announce, withdraw
 from .ui import ui
 
@@ -33,8 +40,7 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--config", "config_path", metavar="PATH", help="Config file (default: RECALL_CONFIG, ./recall.toml, ~/.config/recall/config.toml).")
-@click.option("--db", "db_path", metavar="PATH", help="Database file (default: RECALL_DB, [storage] path, ~/.local/share/recall/recall.db).")
+@config_and_db_options
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default 8642; 0 picks a free one).")
 @click.option("--mode", type=click.Choice(MODES), help="live: forward and record; replay: answer from recordings only; auto: replay hits, forward misses.")
@@ -83,10 +89,7 @@ def serve(config_path: str | None, db_path: str | None, host: str | None, port: 
     path = resolve_db_path(db_path, config)
     # One line per request from recall.access (proxy/http/request_log.py) and recall's errors, on stderr.
     configure_logging(log_level, log_format, quiet)
-    try:
-        asyncio.run(_serve(config, path, _say_json if log_format == "json" else _say_text))
-    except KeyboardInterrupt:
-        pass
+    run_until_stopped(_serve(config, path, _say_json if log_format == "json" else _say_text))
 
 
 def serving_what(config: Config, path: Path) -> str:
@@ -131,19 +134,14 @@ async def _serve(config: Config, path: Path, say: Callable[[str], None] = _say_t
     if not is_loopback(config.host) and not config.allowed_hosts:
         say("recall: note: requests must be addressed to a loopback name unless [server] allowed_hosts"
             " (--allowed-host) names the host apps reach this address by")
-    for name, upstream in sorted(config.upstreams.items()):
-        state = "emulate" if upstream.emulates else "native"
-        say(f"  /{name:<10} -> {upstream.url} (api {upstream.api}, {state})")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    for line in upstream_lines(upstream_states(config)):
+        say(line)
+    await until_stopped()
     say("recall: shutting down")
     withdraw(announced)
     await runner.cleanup()
 
 
-for _command in (*AUDIT_COMMANDS, cassette, info, ui):
+for _command in (*AUDIT_COMMANDS, *SETUP_COMMANDS, cassette, ui):
     main.add_command(_command)
 main.add_command(fake_main, name="demo")  # a demo upstream to try recall without a key (not a model)

@@ -1,17 +1,12 @@
-"""`recall ui`: the conversation viewer on its own, read-only, on loopback."""
+"""`recall ui`: the command that serves the conversation viewer on its own, read-only, on loopback."""
 
 from __future__ import annotations
 
-import asyncio
-import signal
-from pathlib import Path
-
 import click
 
-from ..config import Config
 from ..viewer import create_viewer_app
-from .audit import _opened
-from .common import config_and_db_options, listen_on_loopback, load_config_or_exit
+from .audit import opened_audit
+from .common import config_and_db_options, load_config_or_exit, run_until_stopped, serve_on_loopback
 
 DEFAULT_PORT = 8643  # beside the proxy's 8642
 
@@ -27,21 +22,11 @@ def ui(config_path: str | None, db_path: str | None, port: int) -> None:
     whether or not it runs; [server] tokens apply here too.
     """
     config = load_config_or_exit(config_path)
-    with _opened(config_path, db_path) as audit:  # exists, is a recall database, migrated
+    with opened_audit(config_path, db_path) as audit:  # exists, is a recall database, migrated
         path = audit.path
-    try:
-        asyncio.run(_serve_viewer(config, path, port))
-    except KeyboardInterrupt:
-        pass
 
+    def announce(bound: int) -> None:
+        click.echo(f"http://127.0.0.1:{bound}/_recall/")
+        click.echo(f"recall viewer (read-only) on {path}; Ctrl-C stops it", err=True)
 
-async def _serve_viewer(config: Config, path: Path, port: int) -> None:
-    runner, bound = await listen_on_loopback(create_viewer_app(config, path), port)
-    click.echo(f"http://127.0.0.1:{bound}/_recall/")
-    click.echo(f"recall viewer (read-only) on {path}; Ctrl-C stops it", err=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
+    run_until_stopped(serve_on_loopback(create_viewer_app(config, path), port, announce))

@@ -77,10 +77,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def record_mode_of(config: pytest.Config, environ: Mapping[str, str]) -> str:
     """The record mode: the flags win over the environment, the new spelling over the old."""
-    candidates = [("--recall-record-mode", config.getoption("--recall-record-mode"), RECORD_MODES),
-                  ("--recall-mode", config.getoption("--recall-mode"), MODES),
-                  ("RECALL_RECORD_MODE", environ.get("RECALL_RECORD_MODE"), RECORD_MODES),
-                  ("RECALL_MODE", environ.get("RECALL_MODE"), MODES)]
+    candidates: list[tuple[str, str | None, tuple[str, ...]]] = [
+        ("--recall-record-mode", config.getoption("--recall-record-mode"), RECORD_MODES),
+        ("--recall-mode", config.getoption("--recall-mode"), MODES),
+        ("RECALL_RECORD_MODE", environ.get("RECALL_RECORD_MODE"), RECORD_MODES),
+        ("RECALL_MODE", environ.get("RECALL_MODE"), MODES)]
     for name, value, allowed in candidates:
         if not value:
             continue
@@ -123,7 +124,7 @@ def _cassette_path(request: pytest.FixtureRequest) -> Path:
     marker = request.node.get_closest_marker("recall")
     here = Path(request.node.path).parent
     if marker is not None and marker.kwargs.get("cassette"):
-        return here / marker.kwargs["cassette"]
+        return here / Path(marker.kwargs["cassette"])
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     return here / "cassettes" / Path(request.node.path).stem / f"{name}.jsonl"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 _NAME = re.compile(r"my name is (\w+)", re.IGNORECASE)
+_WEATHER = re.compile(r"weather in (\w+)", re.IGNORECASE)
 
 
 def answer(user_texts: list[str]) -> str:
@@ -20,6 +21,12 @@ def answer(user_texts: list[str]) -> str:
     else:
         said = f"You said: {last}"
     return f"[{len(user_texts)} user messages] {said}"
+
+
+def weather_city(text: str) -> str | None:
+    """The city a message asks the weather in: a fake given a function tool calls it with that city."""
+    found = _WEATHER.search(text)
+    return found.group(1) if found else None
 
 
 # A fictional almanac (not real results): a follow-up about "they" or "second

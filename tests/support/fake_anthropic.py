@@ -15,53 +15,25 @@ asks for `[pause Ns]` (brain.history_problem, brain.requested_pause).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from .brain import answer, history_problem, requested_pause
-from .fake_gemini import Seen
-from .serving import serve_on_loopback
-
-_WEATHER = re.compile(r"weather in (\w+)", re.IGNORECASE)
+from .brain import answer, requested_pause, weather_city
+from .serving import FakeProvider, sse_frame, word_pieces
 
 
 @dataclass
-class FakeAnthropic:
-    requests: list[Seen] = field(default_factory=list)
-    # Stream controls: seconds between events; an event that, once set, lets a
-    # stream go on after its first event.
-    stream_delay: float = 0.0
-    hold: asyncio.Event | None = None
-    streams_finished: int = 0
-    # The requests whose history was incomplete (brain.history_problem), refused with a 400.
-    history_mismatches: list[str] = field(default_factory=list)
+class FakeAnthropic(FakeProvider):
+    name = "fake Anthropic"
     # Thinking signatures the fake handed out, and those that came back to it.
     minted_signatures: set[str] = field(default_factory=set)
     signatures_received: list[str] = field(default_factory=list)
-    url: str = ""
-    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
-    _runner: web.AppRunner | None = None
-
-    async def start(self) -> str:
-        self._runner, self.url = await serve_on_loopback(self._handle, "fake Anthropic")
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw
-        self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
+        body = await self._record(request)
         if request.method != "POST" or request.path != "/v1/messages":
             return _error(404, "not_found_error", f"fake anthropic has no route {request.method} {request.path}")
         try:
@@ -85,8 +57,7 @@ class FakeAnthropic:
                         return _error(400, "invalid_request_error", "Invalid `signature` in `thinking` block")
                     self.signatures_received.append(block["signature"])
         texts = [_text_of(m["content"]) for m in messages if m["role"] == "user" and _text_of(m["content"])]
-        if problem := history_problem(texts):
-            self.history_mismatches.append(problem)
+        if problem := self._history_mismatch(texts):
             return _error(400, "invalid_request_error", problem)
         pause = requested_pause(texts)
         last = messages[-1]["content"]
@@ -97,10 +68,10 @@ class FakeAnthropic:
             signature = f"asig::{message_id}"
             self.minted_signatures.add(signature)
             content.append({"type": "thinking", "thinking": "Thinking it over.", "signature": signature})
-        weather = _WEATHER.search(texts[-1]) if texts and not answered_tool else None
-        if body.get("tools") and weather:
+        city = weather_city(texts[-1]) if texts and not answered_tool else None
+        if body.get("tools") and city:
             content.append({"type": "tool_use", "id": f"toolu_{message_id}", "name": body["tools"][0]["name"],
-                            "input": {"city": weather.group(1)}})
+                            "input": {"city": city}})
             stop = "tool_use"
         else:
             reply = answer(texts)
@@ -119,49 +90,36 @@ class FakeAnthropic:
         return await self._stream(request, message, pause)
 
     async def _stream(self, request: web.Request, message: dict[str, Any], pause: float) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        sent = 0
+        frames: list[bytes] = []
 
-        async def send(kind: str, payload: dict[str, Any]) -> None:
-            nonlocal sent
-            await response.write(f"event: {kind}\ndata: {json.dumps({'type': kind, **payload})}\n\n".encode())
-            sent += 1
-            if sent == 1 and self.hold is not None:
-                await self.hold.wait()
-            if delay := self.stream_delay + pause:
-                await asyncio.sleep(delay)
+        def send(kind: str, payload: dict[str, Any]) -> None:
+            frames.append(sse_frame({"type": kind, **payload}, kind))
 
         start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": message["usage"]["input_tokens"], "output_tokens": 1}}
-        await send("message_start", {"message": start})
-        await send("ping", {})
+        send("message_start", {"message": start})
+        send("ping", {})
         for index, block in enumerate(message["content"]):
             if block["type"] == "text":
-                await send("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
-                words = block["text"].split(" ")
-                for n, word in enumerate(words):
-                    piece = word + (" " if n < len(words) - 1 else "")
-                    await send("content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": piece}})
+                send("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
+                for piece in word_pieces(block["text"]):
+                    send("content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": piece}})
             elif block["type"] == "thinking":
-                await send("content_block_start", {"index": index, "content_block": {
+                send("content_block_start", {"index": index, "content_block": {
                     "type": "thinking", "thinking": "", "signature": ""}})
-                await send("content_block_delta", {"index": index, "delta": {"type": "thinking_delta",
-                                                                             "thinking": block["thinking"]}})
-                await send("content_block_delta", {"index": index, "delta": {"type": "signature_delta",
-                                                                             "signature": block["signature"]}})
+                send("content_block_delta", {"index": index, "delta": {"type": "thinking_delta",
+                                                                       "thinking": block["thinking"]}})
+                send("content_block_delta", {"index": index, "delta": {"type": "signature_delta",
+                                                                       "signature": block["signature"]}})
             else:
-                await send("content_block_start", {"index": index, "content_block": {**block, "input": {}}})
+                send("content_block_start", {"index": index, "content_block": {**block, "input": {}}})
                 raw = json.dumps(block["input"])
                 for piece in (raw[: len(raw) // 2], raw[len(raw) // 2:]):
-                    await send("content_block_delta", {"index": index, "delta": {"type": "input_json_delta", "partial_json": piece}})
-            await send("content_block_stop", {"index": index})
-        await send("message_delta", {"delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                                     "usage": {"output_tokens": message["usage"]["output_tokens"]}})
-        await send("message_stop", {})
-        await response.write_eof()
-        self.streams_finished += 1
-        return response
-
+                    send("content_block_delta", {"index": index, "delta": {"type": "input_json_delta", "partial_json": piece}})
+            send("content_block_stop", {"index": index})
+        send("message_delta", {"delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                               "usage": {"output_tokens": message["usage"]["output_tokens"]}})
+        send("message_stop", {})
+        return await self._write_stream(request, frames, pause=pause)
 
 def _text_of(content: Any) -> str:
     if isinstance(content, str):

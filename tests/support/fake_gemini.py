@@ -13,65 +13,30 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from .brain import answer, history_problem, requested_pause
+from .brain import answer, requested_pause, weather_city
 from .contract.tap import off_contract
-from .serving import serve_on_loopback
-
-_WEATHER = re.compile(r"weather in (\w+)", re.IGNORECASE)
+from .serving import FakeProvider, Step, sse_frame, sse_response, word_pieces
 
 
 @dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class FakeGemini:
+class FakeGemini(FakeProvider):
+    name = "fake Gemini"
     stateful: bool = False
-    requests: list[Seen] = field(default_factory=list)
     interactions: dict[str, dict[str, Any]] = field(default_factory=dict)
     histories: dict[str, list[str]] = field(default_factory=dict)
-    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
-    url: str = ""
-    _runner: web.AppRunner | None = None
-    # Stream controls: seconds between events; an event that, once set, lets a
-    # stream go on after its first event; a fault injected mid-stream
+    # Seconds before any whole answer; a fault injected at a stream's fourth event
     # ("reset", "error_event", "bad_chunk", "truncate").
-    stream_delay: float = 0.0
-    # Seconds before any answer; and the requests whose history was incomplete (brain.history_problem).
     reply_delay: float = 0.0
-    history_mismatches: list[str] = field(default_factory=list)
-    hold: asyncio.Event | None = None
     fault: str | None = None
-    streams_finished: int = 0
     # Thought signatures the fake handed out, and those that came back to it.
     minted_signatures: set[str] = field(default_factory=set)
     signatures_received: list[str] = field(default_factory=list)
-
-    async def start(self) -> str:
-        self._runner, self.url = await serve_on_loopback(self._handle, "fake Gemini")
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    # -- inspection ----------------------------------------------------------
-
-    def last_body(self) -> Any:
-        return self.requests[-1].body
 
     # -- handlers --------------------------------------------------------------
 
@@ -83,12 +48,7 @@ class FakeGemini:
             return _error(400, "invalid_request", f"fake gemini cannot read this request: {exc!r}")
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body = await request.json() if raw else None
-        except ValueError:
-            body = raw
-        self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
+        body = await self._record(request)
         path = request.path
         if ":generateContent" in path:
             return await self._generate(path, body)
@@ -105,11 +65,8 @@ class FakeGemini:
 
     def _mismatch(self, texts: list[str]) -> web.Response | None:
         """A 400 when a conversation arrives without its whole history."""
-        problem = history_problem(texts)
-        if problem is None:
-            return None
-        self.history_mismatches.append(problem)
-        return _error(400, "history_mismatch", problem)
+        problem = self._history_mismatch(texts)
+        return None if problem is None else _error(400, "history_mismatch", problem)
 
     async def _wait(self, texts: list[str]) -> None:
         if delay := self.reply_delay + requested_pause(texts):
@@ -146,10 +103,10 @@ class FakeGemini:
         items = body.get("input") if isinstance(body.get("input"), list) else []
         last = items[-1] if items else {}
         tool = _function_tool(body.get("tools"), "name")
-        weather = _WEATHER.search(history[-1]) if history and last.get("type") != "function_result" else None
-        if tool and weather:
+        city = weather_city(history[-1]) if history and last.get("type") != "function_result" else None
+        if tool and city:
             steps.append({"type": "function_call", "id": f"call_{interaction_id}", "name": tool,
-                          "arguments": {"city": weather.group(1)}})
+                          "arguments": {"city": city}})
             return steps, "requires_action"
         if last.get("type") == "function_result":
             text = f"The tool said: {json.dumps(last.get('result'))}"
@@ -222,10 +179,10 @@ class FakeGemini:
                            {"event_type": "step.delta", "index": index, "delta": {
                                "type": "arguments_delta", "arguments": json.dumps(step["arguments"])}}]
             else:
-                words = step["content"][0]["text"].split(" ")
+                words = word_pieces(step["content"][0]["text"])
                 events.append({"event_type": "step.start", "index": index, "step": {"type": "model_output"}})
-                events += [{"event_type": "step.delta", "index": index, "delta": {
-                    "type": "text", "text": w + (" " if i < len(words) - 1 else "")}} for i, w in enumerate(words)]
+                events += [{"event_type": "step.delta", "index": index, "delta": {"type": "text", "text": word}}
+                           for word in words]
             events.append({"event_type": "step.stop", "index": index})
         events.append({"event_type": "interaction.completed",
                        "interaction": {"id": interaction_id, "status": status, "model": body.get("model"),
@@ -234,7 +191,7 @@ class FakeGemini:
                                                  "total_tokens": 10 * len(history) + len(words)}}})
         for n, event in enumerate(events, start=1):
             event["event_id"] = f"p{n}"
-        frames = [b"event: " + e["event_type"].encode() + b"\ndata: " + _json(e) + b"\n\n" for e in events]
+        frames = [sse_frame(e, e["event_type"]) for e in events]
         frames.append(b"event: done\ndata: [DONE]\n\n")
         if self.stateful and body.get("store", True):
             self.histories[interaction_id] = history
@@ -254,7 +211,7 @@ class FakeGemini:
         last_parts = contents[-1].get("parts", []) if contents else []
         result = next((p["functionResponse"] for p in last_parts if "functionResponse" in p), None)
         tool = _function_tool([d for t in body.get("tools") or [] for d in t.get("functionDeclarations") or []], "name")
-        weather = _WEATHER.search(texts[-1]) if texts and result is None else None
+        city = weather_city(texts[-1]) if texts and result is None else None
         signature = None
         parts: list[dict[str, Any]] = []
         if "thinking" in path.rsplit("/", 1)[-1]:  # …/models/{model}:generateContent
@@ -262,8 +219,8 @@ class FakeGemini:
             signature = base64.b64encode(f"gsig::gc{number}".encode()).decode()
             self.minted_signatures.add(signature)
             parts.append({"text": "Thinking it over.", "thought": True})
-        if tool and weather:
-            parts.append({"functionCall": {"name": tool, "args": {"city": weather.group(1)}}})
+        if tool and city:
+            parts.append({"functionCall": {"name": tool, "args": {"city": city}}})
         elif result is not None:
             parts.append({"text": f"The tool said: {json.dumps(result.get('response'))}"})
         else:
@@ -289,8 +246,7 @@ class FakeGemini:
         pieces: list[dict[str, Any]] = []
         for part in model_parts:
             if "text" in part and not part.get("thought"):
-                words = part["text"].split(" ")
-                pieces += [{"text": w + (" " if i < len(words) - 1 else "")} for i, w in enumerate(words)]
+                pieces += [{"text": word} for word in word_pieces(part["text"])]
                 if "thoughtSignature" in part:
                     pieces[-1]["thoughtSignature"] = part["thoughtSignature"]
             else:
@@ -303,42 +259,38 @@ class FakeGemini:
                 chunk["candidates"][0]["finishReason"] = "STOP"
                 chunk["usageMetadata"] = {"promptTokenCount": 5 * len(texts), "candidatesTokenCount": len(pieces),
                                           "totalTokenCount": 5 * len(texts) + len(pieces)}
-            chunks.append(b"data: " + _json(chunk) + b"\r\n\r\n")
+            chunks.append(sse_frame(chunk, end=b"\r\n\r\n"))
         return await self._send_stream(request, chunks, error_frame=b'data: {"error": {"code": 500, '
                                        b'"message": "the fake model crashed", "status": "INTERNAL"}}\r\n\r\n',
                                        pause=requested_pause(texts))
 
     async def _send_stream(self, request: web.Request, frames: list[bytes], error_frame: bytes,
                            pause: float = 0.0) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        response = sse_response()
         if self.fault == "bad_chunk":
             off_contract(response, "fault bad_chunk: an event that is not JSON, on purpose")
-        await response.prepare(request)
-        for n, data in enumerate(frames):
-            if n == 3 and self.fault is not None:
-                if self.fault == "reset":
-                    await asyncio.sleep(0.05)  # let what was written reach the client first
-                    assert request.transport is not None
-                    request.transport.abort()
-                    return response
-                if self.fault == "error_event":
-                    await response.write(error_frame)
-                    await response.write_eof()
-                    return response
-                if self.fault == "bad_chunk":
-                    await response.write(b"data: {this is not json\n\n")
-                    continue
-                if self.fault == "truncate":
-                    await response.write_eof()
-                    return response
-            await response.write(data)
-            if n == 0 and self.hold is not None:
-                await self.hold.wait()
-            if delay := self.stream_delay + pause:
-                await asyncio.sleep(delay)
-        await response.write_eof()
-        self.streams_finished += 1
-        return response
+
+        async def misbehave(n: int, response: web.StreamResponse) -> Step:
+            if n != 3 or self.fault is None:
+                return Step.WRITE
+            if self.fault == "reset":
+                await asyncio.sleep(0.1)  # let what was written reach the client first
+                assert request.transport is not None
+                request.transport.abort()
+                return Step.END
+            if self.fault == "error_event":
+                await response.write(error_frame)
+                await response.write_eof()
+                return Step.END
+            if self.fault == "bad_chunk":
+                await response.write(b"data: {this is not json\n\n")
+                return Step.SKIP
+            if self.fault == "truncate":
+                await response.write_eof()
+                return Step.END
+            return Step.WRITE
+
+        return await self._write_stream(request, frames, pause=pause, response=response, fault=misbehave)
 
     def _by_id(self, method: str, interaction_id: str) -> web.Response:
         if not self.stateful or interaction_id not in self.interactions:
@@ -361,10 +313,6 @@ class FakeGemini:
             "modelVersion": "gemini-fake-001",
             "responseId": f"gc{next(self._ids)}",
         })
-
-
-def _json(value: Any) -> bytes:
-    return json.dumps(value).encode()
 
 
 def _user_texts_of_contents(body: dict[str, Any]) -> list[str]:

@@ -18,20 +18,17 @@ asks for `[pause Ns]` (brain.history_problem, brain.requested_pause).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from .brain import answer, history_problem, requested_pause
-from .serving import serve_on_loopback
+from .brain import answer, requested_pause, weather_city
+from .serving import FakeProvider, Step, sse_frame, word_pieces
 
 ENCRYPTED = "reasoning.encrypted_content"
 NON_REASONING_MODELS = ("gpt-4o", "gpt-4.1")
-_WEATHER = re.compile(r"weather in (\w+)", re.IGNORECASE)
 _CHAT_KEYS = frozenset({
     "messages", "model", "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
     "max_completion_tokens", "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls", "prediction",
@@ -41,34 +38,17 @@ _CHAT_KEYS = frozenset({
 
 
 @dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class FakeOpenAI:
+class FakeOpenAI(FakeProvider):
+    name = "fake OpenAI"
     stateful: bool = False
     chat_only: bool = False
-    requests: list[Seen] = field(default_factory=list)
     responses: dict[str, dict[str, Any]] = field(default_factory=dict)
     histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # Encrypted reasoning the fake handed out, and what came back to it.
     minted_reasoning: set[str] = field(default_factory=set)
     reasoning_received: list[str] = field(default_factory=list)
-    url: str = ""
-    # Stream controls: seconds between events; an event that, once set, lets a
-    # stream go on after its first event (and a whole answer be sent).
-    stream_delay: float = 0.0
-    hold: asyncio.Event | None = None
-    # A stream that stops after its fourth event, with no terminal event.
+    # `hold` holds a whole answer too. A stream that stops after its fourth event, with no terminal event.
     truncate: bool = False
-    streams_finished: int = 0
-    # The requests whose history was incomplete (brain.history_problem), refused with a 400.
-    history_mismatches: list[str] = field(default_factory=list)
     # Every body the fake answered, byte for byte (a stream's events joined).
     answers: list[bytes] = field(default_factory=list)
     # Prompts stored at the provider (`prompt: {"id": …}` on a create): id -> the model it names.
@@ -76,19 +56,6 @@ class FakeOpenAI:
     # Answer every stream request with the whole JSON reply instead (what a contract that
     # declares no event stream for a path allows, and what mock servers built from it do).
     whole_for_streams: bool = False
-    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
-    _runner: web.AppRunner | None = None
-
-    async def start(self) -> str:
-        self._runner, self.url = await serve_on_loopback(self._handle, "fake OpenAI")
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    def last_body(self) -> Any:
-        return self.requests[-1].body
 
     def bodies(self, path: str) -> list[Any]:
         return [seen.body for seen in self.requests if seen.path == path]
@@ -100,26 +67,21 @@ class FakeOpenAI:
             return await self._serve(request)
         except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
             # Like the real provider: a request it cannot read is a 400, never a crash.
-            return _error(400, f"fake openai cannot read this request: {exc!r}")
+            return openai_error(400, f"fake openai cannot read this request: {exc!r}")
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw
-        self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
+        body = await self._record(request)
         path = request.path
         if path == "/v1/chat/completions" and request.method == "POST":
             return await self._chat(request, body)
         if self.chat_only:
-            return _error(404, f"fake chat-only server has no route {request.method} {path}", code="not_found")
+            return openai_error(404, f"fake chat-only server has no route {request.method} {path}", code="not_found")
         if path == "/v1/responses" and request.method == "POST":
             return await self._create(request, body)
         parts = path.strip("/").split("/")
         if len(parts) == 3 and parts[1] == "responses":
             return self._by_id(request.method, parts[2])
-        return _error(404, f"fake openai has no route {request.method} {path}", code="not_found")
+        return openai_error(404, f"fake openai has no route {request.method} {path}", code="not_found")
 
     # -- Responses -----------------------------------------------------------------
 
@@ -127,28 +89,28 @@ class FakeOpenAI:
         previous = body.get("previous_response_id")
         if not self.stateful:
             if previous:
-                return _error(400, f"Previous response with id '{previous}' not found.",
+                return openai_error(400, f"Previous response with id '{previous}' not found.",
                               param="previous_response_id", code="previous_response_not_found")
             if body.get("store") is not False:
-                return _error(400, "This organization has zero data retention: store must be false.", param="store")
+                return openai_error(400, "This organization has zero data retention: store must be false.", param="store")
             for key in ("background", "conversation"):
                 if body.get(key):
-                    return _error(400, f"{key} needs stored responses, which zero data retention forbids.", param=key)
+                    return openai_error(400, f"{key} needs stored responses, which zero data retention forbids.", param=key)
         elif previous and previous not in self.histories:
-            return _error(400, f"Previous response with id '{previous}' not found.",
+            return openai_error(400, f"Previous response with id '{previous}' not found.",
                           param="previous_response_id", code="previous_response_not_found")
         prompt = body.get("prompt")
         if prompt is not None:
             prompt_id = prompt.get("id") if isinstance(prompt, dict) else None
             if prompt_id not in self.prompts:
-                return _error(404, f"Prompt with id '{prompt_id}' not found.", param="prompt")
+                return openai_error(404, f"Prompt with id '{prompt_id}' not found.", param="prompt")
         elif not body.get("model"):
             # OpenAI: the model comes from the request or from the stored prompt it names.
-            return _error(400, "Missing required parameter: 'model'.", param="model",
+            return openai_error(400, "Missing required parameter: 'model'.", param="model",
                           code="missing_required_parameter")
         include = body.get("include") or []
         if ENCRYPTED in include and str(body.get("model", "")).startswith(NON_REASONING_MODELS):
-            return _error(400, "Encrypted content is not supported with this model.", param="include")
+            return openai_error(400, "Encrypted content is not supported with this model.", param="include")
         return None
 
     def _check_items(self, items: list[dict[str, Any]]) -> web.Response | None:
@@ -159,25 +121,22 @@ class FakeOpenAI:
             if kind == "reasoning":
                 encrypted = item.get("encrypted_content")
                 if not encrypted:
-                    return _error(404, f"Item with id '{item.get('id')}' not found. Items are not persisted when "
+                    return openai_error(404, f"Item with id '{item.get('id')}' not found. Items are not persisted when "
                                        "`store` is set to false.", param="input")
                 if encrypted not in self.minted_reasoning:
-                    return _error(400, "The encrypted content could not be verified.", param="input")
+                    return openai_error(400, "The encrypted content could not be verified.", param="input")
                 self.reasoning_received.append(encrypted)
             elif kind == "function_call":
                 calls.add(item.get("call_id"))
             elif kind == "function_call_output" and item.get("call_id") not in calls:
-                return _error(400, f"No tool call found for function call output with call_id "
+                return openai_error(400, f"No tool call found for function call output with call_id "
                                    f"{item.get('call_id')}.", param="input")
         return None
 
     def _mismatch(self, texts: list[str]) -> web.Response | None:
         """A 400 when a conversation arrives without its whole history."""
-        problem = history_problem(texts)
-        if problem is None:
-            return None
-        self.history_mismatches.append(problem)
-        return _error(400, problem, code="history_mismatch")
+        problem = self._history_mismatch(texts)
+        return None if problem is None else openai_error(400, problem, code="history_mismatch")
 
     def _items(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         """Every item of a create's conversation: the stored history of its previous id, then its input."""
@@ -201,11 +160,11 @@ class FakeOpenAI:
                 reasoning["encrypted_content"] = encrypted
             output.append(reasoning)
         last = items[-1] if items else {}
-        weather = _WEATHER.search(_text_of_item(last)) if last.get("role") == "user" else None
-        if body.get("tools") and weather:
+        city = weather_city(message_text(last)) if last.get("role") == "user" else None
+        if body.get("tools") and city:
             output.append({"id": f"fc_{response_id}", "type": "function_call", "status": "completed",
                            "call_id": f"call_{response_id}", "name": body["tools"][0]["name"],
-                           "arguments": json.dumps({"city": weather.group(1)})})
+                           "arguments": json.dumps({"city": city})})
         else:
             if last.get("type") == "function_call_output":
                 text = f"The tool said: {last.get('output')}"
@@ -252,7 +211,7 @@ class FakeOpenAI:
 
     def _by_id(self, method: str, response_id: str) -> web.Response:
         if not self.stateful or response_id not in self.responses:
-            return _error(404, f"Response with id '{response_id}' not found.")
+            return openai_error(404, f"Response with id '{response_id}' not found.")
         if method == "DELETE":
             del self.responses[response_id]
             return self._json({"id": response_id, "object": "response.deleted", "deleted": True})
@@ -263,23 +222,23 @@ class FakeOpenAI:
     async def _chat(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         unknown = sorted(set(body) - _CHAT_KEYS)
         if unknown:
-            return _error(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
+            return openai_error(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
         messages = body["messages"]
         calls = {c["id"] for m in messages if m.get("role") == "assistant" for c in m.get("tool_calls") or []}
         for message in messages:
             if message.get("role") == "tool" and message.get("tool_call_id") not in calls:
-                return _error(400, "Invalid parameter: messages with role 'tool' must be a response to a preceding "
+                return openai_error(400, "Invalid parameter: messages with role 'tool' must be a response to a preceding "
                                    "message with 'tool_calls'.", param="messages")
-        user_texts = [_text_of_item(m) for m in messages if m.get("role") == "user"]
+        user_texts = [message_text(m) for m in messages if m.get("role") == "user"]
         if (refused := self._mismatch(user_texts)) is not None:
             return refused
         number = next(self._ids)
         last = messages[-1]
-        weather = _WEATHER.search(_text_of_item(last)) if last.get("role") == "user" else None
+        city = weather_city(message_text(last)) if last.get("role") == "user" else None
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
-        if body.get("tools") and weather:
+        if body.get("tools") and city:
             message["tool_calls"] = [{"id": f"call_chat{number}", "type": "function", "function": {
-                "name": body["tools"][0]["function"]["name"], "arguments": json.dumps({"city": weather.group(1)})}}]
+                "name": body["tools"][0]["function"]["name"], "arguments": json.dumps({"city": city})}}]
             finish = "tool_calls"
         else:
             message["content"] = (f"The tool said: {last['content']}" if last.get("role") == "tool"
@@ -316,23 +275,16 @@ class FakeOpenAI:
 
     async def _send_stream(self, request: web.Request, events: list[bytes], *, done: bool,
                            pause: float = 0.0) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
         events = [*events, *([b"data: [DONE]\n\n"] if done else [])]
         self.answers.append(b"".join(events))
-        for n, data in enumerate(events):
-            if self.truncate and n == 4:
-                await response.write_eof()
-                return response
-            await response.write(data)
-            if n == 0 and self.hold is not None:
-                await self.hold.wait()
-            if delay := self.stream_delay + pause:
-                await asyncio.sleep(delay)
-        await response.write_eof()
-        self.streams_finished += 1
-        return response
+        return await self._write_stream(request, events, pause=pause, fault=self._truncation if self.truncate else None)
 
+    @staticmethod
+    async def _truncation(n: int, response: web.StreamResponse) -> Step:
+        if n < 4:
+            return Step.WRITE
+        await response.write_eof()
+        return Step.END
 
 def _response_events(response: dict[str, Any]) -> list[bytes]:
     """A Response as the stream events OpenAI sends for it (spec 4.6)."""
@@ -344,13 +296,12 @@ def _response_events(response: dict[str, Any]) -> list[bytes]:
         where = {"item_id": item["id"], "output_index": index}
         if item["type"] == "message":
             text = item["content"][0]["text"]
-            words = text.split(" ")
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
             events += [{"type": "response.output_item.added", "output_index": index,
                         "item": {**item, "status": "in_progress", "content": []}},
                        {"type": "response.content_part.added", **where, "content_index": 0, "part": part}]
             events += [{"type": "response.output_text.delta", **where, "content_index": 0, "logprobs": [],
-                        "delta": word + (" " if i < len(words) - 1 else "")} for i, word in enumerate(words)]
+                        "delta": piece} for piece in word_pieces(text)]
             events += [{"type": "response.output_text.done", **where, "content_index": 0, "text": text, "logprobs": []},
                        {"type": "response.content_part.done", **where, "content_index": 0,
                         "part": item["content"][0]}]
@@ -374,8 +325,7 @@ def _response_events(response: dict[str, Any]) -> list[bytes]:
                        {"type": "response.reasoning_summary_part.done", **where, "summary_index": 0, "part": summary}]
         events.append({"type": "response.output_item.done", "output_index": index, "item": item})
     events.append({"type": "response.completed", "response": response})
-    return [f"event: {e['type']}\ndata: {json.dumps({**e, 'sequence_number': n})}\n\n".encode()
-            for n, e in enumerate(events)]
+    return [sse_frame({**e, "sequence_number": n}, e["type"]) for n, e in enumerate(events)]
 
 
 def _chat_chunks(completion: dict[str, Any], include_usage: bool) -> list[bytes]:
@@ -391,8 +341,7 @@ def _chat_chunks(completion: dict[str, Any], include_usage: bool) -> list[bytes]
     if message.get("reasoning_content"):
         chunks.append(chunk({"reasoning_content": message["reasoning_content"]}))
     if message["content"]:
-        words = message["content"].split(" ")
-        chunks += [chunk({"content": w + (" " if i < len(words) - 1 else "")}) for i, w in enumerate(words)]
+        chunks += [chunk({"content": piece}) for piece in word_pieces(message["content"])]
     for n, call in enumerate(message.get("tool_calls") or []):
         arguments = call["function"]["arguments"]
         chunks.append(chunk({"tool_calls": [{"index": n, "id": call["id"], "type": "function",
@@ -402,10 +351,11 @@ def _chat_chunks(completion: dict[str, Any], include_usage: bool) -> list[bytes]
     chunks.append(chunk({}, completion["choices"][0]["finish_reason"]))
     if include_usage:
         chunks.append({**base, "choices": [], "usage": completion["usage"]})
-    return [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks]
+    return [sse_frame(c) for c in chunks]
 
 
-def _text_of_item(item: dict[str, Any]) -> str:
+def message_text(item: dict[str, Any]) -> str:
+    """The text of a message (Responses input item or chat message): its string content, or its parts' text joined."""
     content = item.get("content")
     if isinstance(content, str):
         return content
@@ -414,7 +364,7 @@ def _text_of_item(item: dict[str, Any]) -> str:
 
 def _user_texts(items: list[dict[str, Any]]) -> list[str]:
     """The user messages among Responses input items."""
-    return [_text_of_item(item) for item in items
+    return [message_text(item) for item in items
             if (item.get("type") or "message") == "message" and item.get("role") == "user"]
 
 
@@ -424,9 +374,10 @@ def _bad_metadata(metadata: Any) -> web.Response | None:
     if metadata is None or (isinstance(metadata, dict) and len(metadata) <= 16
                             and all(isinstance(v, str) for v in metadata.values())):
         return None
-    return _error(400, "Invalid 'metadata': expected up to 16 string key-value pairs.", param="metadata")
+    return openai_error(400, "Invalid 'metadata': expected up to 16 string key-value pairs.", param="metadata")
 
 
-def _error(status: int, message: str, *, param: str | None = None, code: str | None = None) -> web.Response:
+def openai_error(status: int, message: str, *, param: str | None = None, code: str | None = None) -> web.Response:
+    """An error in OpenAI's shape (Responses and Chat Completions alike)."""
     return web.json_response({"error": {"message": message, "type": "invalid_request_error", "param": param,
                                         "code": code}}, status=status)

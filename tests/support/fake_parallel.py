@@ -20,7 +20,6 @@ question asks for `[pause Ns]` (brain.history_problem, brain.requested_pause).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -28,9 +27,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .brain import history_problem, requested_pause, research_answer
-from .fake_gemini import Seen
-from .serving import serve_on_loopback
+from .brain import requested_pause, research_answer
+from .fake_openai import message_text, openai_error
+from .serving import FakeProvider, Seen, sse_frame, sse_response, word_pieces
 
 BASIS_URL = "https://example.org/fake-almanac"
 CHAT_PATHS = ("/v1beta/chat/completions", "/chat/completions")
@@ -51,37 +50,24 @@ class FakeRun:
 
 
 @dataclass
-class FakeParallel:
+class FakeParallel(FakeProvider):
+    name = "fake Parallel"
     stateful: bool = False
     delay: float = 0.0
     fail: bool = False
-    requests: list[Seen] = field(default_factory=list)
     runs: dict[str, FakeRun] = field(default_factory=dict)
     # What a stateful Parallel remembers of each interaction (task run or chat turn): its chain as text.
     memory: dict[str, str] = field(default_factory=dict)
     # And the user messages of each interaction's chain, its own last.
     user_memory: dict[str, list[str]] = field(default_factory=dict)
-    # Once set to an unset event, no run is done until it is set.
-    hold: asyncio.Event | None = None
-    # Seconds between the events of a run's event stream; event streams that ended whole.
-    stream_delay: float = 0.0
-    streams_finished: int = 0
-    # The creates whose history was incomplete (brain.history_problem), refused with a 400.
-    history_mismatches: list[str] = field(default_factory=list)
-    url: str = ""
-    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
-    _runner: web.AppRunner | None = None
+    # `hold`, once set to an unset event: no run is done until it is set. `stream_delay`: seconds
+    # between the events of a run's event stream, which count in `streams_finished` when they end whole.
     # Set on stop: long-polls and event streams held open end at once.
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def start(self) -> str:
-        self._runner, self.url = await serve_on_loopback(self._handle, "fake Parallel")
-        return self.url
-
     async def stop(self) -> None:
         self._stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await super().stop()
 
     # -- inspection ----------------------------------------------------------
 
@@ -98,15 +84,10 @@ class FakeParallel:
     # -- handlers --------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw
-        self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
+        body = await self._record(request)
         if request.path in CHAT_PATHS and request.method == "POST":
             if not (request.headers.get("x-api-key") or request.headers.get("authorization", "").startswith("Bearer ")):
-                return _chat_error(401, "an x-api-key or Authorization: Bearer header is required")
+                return openai_error(401, "an x-api-key or Authorization: Bearer header is required")
             return await self._chat(request, body)
         if not request.headers.get("x-api-key"):
             return _error(401, "x-api-key header is required")
@@ -144,8 +125,7 @@ class FakeParallel:
         question, context = _question_and_context(body["input"], context)
         earlier = self.user_memory.get(previous, []) if previous else _folded_user_texts(body["input"])
         user_texts = [*earlier, question]
-        if problem := history_problem(user_texts):
-            self.history_mismatches.append(problem)
+        if problem := self._history_mismatch(user_texts):
             return _error(400, problem)
         n = next(self._ids)
         now = time.monotonic()
@@ -172,16 +152,16 @@ class FakeParallel:
 
     async def _chat(self, request: web.Request, body: Any) -> web.StreamResponse:
         if not isinstance(body, dict) or not body.get("model") or not isinstance(body.get("messages"), list):
-            return _chat_error(400, "model and messages are required")
-        refused = self._refusal(body.get("previous_interaction_id"), _chat_error)
+            return openai_error(400, "model and messages are required")
+        refused = self._refusal(body.get("previous_interaction_id"), openai_error)
         if refused is not None:
             return refused
         messages = body["messages"]
-        texts = [_message_text(m) for m in messages if m.get("role") in ("user", "assistant")]
+        texts = [message_text(m) for m in messages if m.get("role") in ("user", "assistant")]
         question = texts[-1] if texts else ""
         remembered = self.memory.get(body.get("previous_interaction_id") or "", "")
         context = "\n".join([remembered, *texts[:-1]]).strip()
-        asked = [_message_text(m) for m in messages if m.get("role") == "user"]
+        asked = [message_text(m) for m in messages if m.get("role") == "user"]
         user_texts = [*self.user_memory.get(body.get("previous_interaction_id") or "", []), *asked]
         answer = research_answer(question, context, user_texts)
         n = next(self._ids)
@@ -211,20 +191,18 @@ class FakeParallel:
         marks = {"interaction_id": completion["interaction_id"]}
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
-            body = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
-            return b"data: " + json.dumps(body).encode() + b"\n\n"
+            return sse_frame({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                                                   "logprobs": None}], **extra})
 
-        words = completion["choices"][0]["message"]["content"].split(" ")
         frames = [chunk({"role": "assistant", "content": ""}, **marks)]
-        frames += [chunk({"content": w + (" " if i < len(words) - 1 else "")}) for i, w in enumerate(words)]
+        frames += [chunk({"content": piece}) for piece in word_pieces(completion["choices"][0]["message"]["content"])]
         last = {**marks, "basis": completion["basis"]}
         if include_usage:
             frames.append(chunk({}, "stop"))
-            frames.append(b"data: " + json.dumps({**base, "choices": [], "usage": completion["usage"], **last}).encode()
-                          + b"\n\n")
+            frames.append(sse_frame({**base, "choices": [], "usage": completion["usage"], **last}))
         else:
             frames.append(chunk({}, "stop", **last))
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        response = sse_response()
         await response.prepare(request)
         for data in [*frames, b"data: [DONE]\n\n"]:
             await response.write(data)
@@ -270,7 +248,7 @@ class FakeParallel:
         return web.json_response({"run": self._run_object(run), "output": run.output})
 
     async def _events(self, request: web.Request, run: FakeRun) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        response = sse_response()
         await response.prepare(request)
         await response.write(_event({"type": "task_run.state", "run": self._run_object(run, "queued")}))
         await asyncio.sleep(self.stream_delay)
@@ -325,20 +303,8 @@ def _output(body: dict[str, Any], question: str, context: str, user_texts: list[
     return output
 
 
-def _message_text(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    return "".join(c.get("text", "") for c in content or [] if isinstance(c, dict))
-
-
-def _chat_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": {"message": message, "type": "invalid_request_error", "param": None,
-                                        "code": None}}, status=status)
-
-
 def _event(payload: dict[str, Any]) -> bytes:
-    return b"event: " + payload["type"].encode() + b"\ndata: " + json.dumps(payload).encode() + b"\n\n"
+    return sse_frame(payload, payload["type"])
 
 
 def _error(status: int, message: str) -> web.Response:

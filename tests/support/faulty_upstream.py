@@ -28,6 +28,7 @@ import aiohttp
 from aiohttp import web
 
 from .contract import contract_for
+from .serving import serve_on_loopback
 
 OVERLOADED_MESSAGE = "the fake provider is overloaded"
 # A provider that is overloaded says so in its own error shape (each one its contract's error
@@ -70,16 +71,10 @@ class FaultyUpstream:
     _released: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> str:
-        app = web.Application(client_max_size=1 << 30)
-        # Transparent until a fault is armed: any path (an encoded newline too) and request lines as long
-        # as recall and the fakes take pass through, so the fake, not this proxy, answers them.
-        app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1, max_line_size=65536,
-                                     max_field_size=65536)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        # Transparent until a fault is armed: any path, body and request line the fake takes passes
+        # through, so the fake, not this proxy, answers them. Its faults are off contract on purpose.
+        self._runner, self.url = await serve_on_loopback(self._handle, "faulty upstream", checked=False,
+                                                         max_body=1 << 30, shutdown_timeout=0.1)
         self._session = aiohttp.ClientSession(auto_decompress=False)
         return self.url
 
