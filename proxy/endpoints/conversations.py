@@ -15,7 +15,7 @@ erases them.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -98,7 +98,7 @@ async def _create(call: Call, services: Services) -> web.StreamResponse:
 def _body(call: Call) -> dict[str, Any]:
     body = call.json_body()
     expect(isinstance(body, dict), f"the request body must be a JSON object; got {type_name(body)}")
-    return body
+    return cast(dict[str, Any], body)
 
 
 def _metadata(value: Any) -> dict[str, str]:
@@ -107,7 +107,7 @@ def _metadata(value: Any) -> dict[str, str]:
     expect(isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
            "metadata: expected an object of string values", "metadata")
     expect(len(value) <= _MAX_METADATA, f"metadata: at most {_MAX_METADATA} keys", "metadata")
-    return value
+    return cast(dict[str, str], value)
 
 
 def _new_items(codec: Codec, value: Any) -> list[dict[str, Any]]:

@@ -223,7 +223,7 @@ async def _reload(services: Services, node: Interaction) -> Interaction:
     return await services.store.get_interaction(node.id) or node
 
 
-async def _answer(call: Call, services: Services, node: Interaction, status: int, payload: dict,
+async def _answer(call: Call, services: Services, node: Interaction, status: int, payload: dict[str, Any],
                   *, retry: bool = True) -> web.Response:
     """A result answer, recorded with the run (content only for a stored run)."""
     body = orjson.dumps(payload)
