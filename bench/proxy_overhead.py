@@ -9,6 +9,9 @@ store on its own: history rebuild time and database bytes per turn against
 chain depth, and replay hit latency among 100,000 recordings.
 
     python bench/proxy_overhead.py [--rounds 5] [--requests 200] [--seconds 3] [--write docs/PERFORMANCE.md]
+
+`--baseline DIR` also starts the recall of another tree (a `git worktree` of an earlier
+commit) as two more targets, interleaved with the rest: a before/after measured in one run.
 """
 
 from __future__ import annotations
@@ -73,8 +76,9 @@ class Processes:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def start(self, *args: str, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+        # `python -m proxy` in `cwd` runs the recall of that tree (a baseline's, with --baseline).
+        proc = subprocess.Popen([sys.executable, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs.append(proc)
         return proc
 
@@ -225,15 +229,23 @@ async def run(args: argparse.Namespace) -> str:
     workdir = Path(tempfile.mkdtemp(prefix="recall-bench-"))
     procs = Processes()
     try:
-        ports = {name: free_port() for name in ("provider", "relay", "native", "emulate", "replay")}
+        ports = {name: free_port() for name in ("provider", "relay", "native", "emulate", "replay",
+                                                 "native-baseline", "emulate-baseline")}
         provider = f"http://127.0.0.1:{ports['provider']}"
         procs.start("bench/fake_provider.py", "--port", str(ports["provider"]), "--chunks", str(args.chunks))
         relay = procs.start("bench/minimal_relay.py", "--port", str(ports["relay"]), "--upstream", provider)
         native = procs.start(*recall_args(workdir, "native", provider, "native", "live", ports["native"]))
         emulate = procs.start(*recall_args(workdir, "emulate", provider, "emulate", "live", ports["emulate"]))
+        baseline: list[Target] = []
+        if args.baseline:
+            for state in ("native", "emulate"):
+                name = f"{state}-baseline"
+                proc = procs.start(*recall_args(workdir, name, provider, state, "live", ports[name]), cwd=args.baseline)
+                baseline.append(Target(f"recall {state} (recording), baseline", f"http://127.0.0.1:{ports[name]}"
+                                       "/bench/v1/interactions", proc.pid))
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
-            for name in ("native", "emulate"):
+            for name in ("native", "emulate", *(("native-baseline", "emulate-baseline") if args.baseline else ())):
                 await wait_up(session, f"http://127.0.0.1:{ports[name]}/_recall/health")
             await asyncio.sleep(0.5)
             # Record the benchmark's request once, then replay it from a database that
@@ -248,6 +260,7 @@ async def run(args: argparse.Namespace) -> str:
                 Target("minimal relay", f"http://127.0.0.1:{ports['relay']}/v1/interactions", relay.pid),
                 Target("recall native (recording)", f"http://127.0.0.1:{ports['native']}/bench/v1/interactions", native.pid),
                 Target("recall emulate (recording)", f"http://127.0.0.1:{ports['emulate']}/bench/v1/interactions", emulate.pid),
+                *baseline,
                 Target(f"recall replay hit ({args.recordings:,} recordings)",
                        f"http://127.0.0.1:{ports['replay']}/bench/v1/interactions", replay.pid),
             ]
@@ -259,7 +272,7 @@ async def run(args: argparse.Namespace) -> str:
                     await measure_latency(session, target, args.requests)
                 for target in targets:
                     await measure_throughput(session, target, args.seconds, 32)
-                for target in targets[:4]:
+                for target in targets[:-1]:  # a replay hit is not streamed
                     await measure_stream(session, target, max(5, args.requests // 10))
             rebuild = await rebuild_figures(workdir, args.depths, provider, procs, session)
     finally:
@@ -275,7 +288,8 @@ def report(targets: list[Target], rebuild: list[tuple[int, float, float]], args:
     relay_rps = statistics.median(relay.throughput)
     lines = [
         f"Command: `python bench/proxy_overhead.py --rounds {args.rounds} --requests {args.requests} "
-        f"--seconds {args.seconds}` ({time.strftime('%Y-%m-%d')}; {os.cpu_count()} cores; targets interleaved"
+        f"--seconds {args.seconds}{' --baseline ' + str(args.baseline) if args.baseline else ''}`"
+        f" ({time.strftime('%Y-%m-%d')}; {os.cpu_count()} cores; targets interleaved"
         f" round by round; the fake provider and the load generator share the machine).",
         "",
         "| target | p50 ms | p99 ms | added p50 ms | added p99 ms | × relay's added p50 | req/s at c=32 | "
@@ -296,7 +310,7 @@ def report(targets: list[Target], rebuild: list[tuple[int, float, float]], args:
               "|---|---|---|---|---|---|"]
     fb0, total0 = statistics.median(direct.first_byte), statistics.median(direct.stream_total)
     relay_fb = statistics.median(relay.first_byte) - fb0
-    for t in targets[:4]:
+    for t in targets[:-1]:
         fb, total = statistics.median(t.first_byte), statistics.median(t.stream_total)
         lines.append(f"| {t.name} | {1000 * fb:.2f} | {'' if t is direct else f'{1000 * (fb - fb0):.2f}'} | "
                      f"{'' if t is direct else f'{(fb - fb0) / relay_fb:.2f}'} | {1000 * total:.2f} | "
@@ -337,6 +351,8 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100, help="events per streamed reply")
     parser.add_argument("--recordings", type=int, default=100_000, help="other recordings in the replay database")
     parser.add_argument("--depths", type=int, nargs="+", default=[10, 100, 1_000, 10_000])
+    parser.add_argument("--baseline", type=Path, help="also measure the recall of this tree (a worktree of an"
+                        " earlier commit), interleaved with the others: a before/after in one run")
     parser.add_argument("--write", type=Path, help="put the tables into this Markdown file (docs/PERFORMANCE.md)")
     args = parser.parse_args()
     table = asyncio.run(run(args))

@@ -28,7 +28,23 @@ from ..codecs import REPLAYED_HEADERS
 from ..errors import ApiError
 from ..store.protocol import Store
 from ..store.records import Exchange
-from .call import MAX_JSON_DEPTH, Call, nested_deeper_than
+
+# Deeper bodies are refused: recall wraps what it stores and sends in a few more
+# levels, and orjson stops at 255. Protocol-buffer APIs such as Google's stop at 100.
+MAX_JSON_DEPTH = 100
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects in `value` nest more than `limit` levels (walked without recursion)."""
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
 
 LIVE, REPLAY, AUTO = "live", "replay", "auto"
 CACHE_HEADER = "X-Recall-Cache"
@@ -54,10 +70,6 @@ def canonical_form(upstream: str, method: str, path: str, query: Iterable[tuple[
             parsed = {k: v for k, v in parsed.items() if k not in ignore_fields}
     kept = sorted((k, v) for k, v in query if k not in SECRET_QUERY_PARAMS)
     return {"upstream": upstream, "method": method, "path": path, "query": kept, "body": parsed}
-
-
-def canonical_request(call: Call, ignore_fields: list[str]) -> dict[str, Any]:
-    return canonical_form(call.upstream.name, call.method, call.raw_tail, call.query.items(), call.body, ignore_fields)
 
 
 def request_key(canonical: dict[str, Any]) -> str:
@@ -109,23 +121,26 @@ class Cache:
         await response.write_eof()
         return response
 
-    async def miss(self, call: Call, canonical: dict[str, Any], key: str) -> ApiError:
-        """The replay_miss error: the key, and the nearest recorded request with a short diff."""
-        nearest = await self._nearest(call, canonical)
+    async def miss(self, canonical: dict[str, Any], key: str) -> ApiError:
+        """The replay_miss error for a request (its canonical form): the key, and the nearest
+        recorded request with a short diff."""
+        nearest = await self._nearest(canonical)
         message = f"no recording matches this request (key {key})"
         if nearest is None:
-            message += f"; nothing was recorded for {call.method} {call.raw_tail} on upstream '{call.upstream.name}'"
+            message += (f"; nothing was recorded for {canonical['method']} {canonical['path']}"
+                        f" on upstream '{canonical['upstream']}'")
         else:
             other_key, differences = nearest
             message += f"; nearest recorded request is {other_key}, which differs in: {'; '.join(differences)}"
         message += f". {self.hint}"
         return ApiError(400, "replay_miss", message)
 
-    async def _nearest(self, call: Call, canonical: dict[str, Any]) -> tuple[str, list[str]] | None:
+    async def _nearest(self, canonical: dict[str, Any]) -> tuple[str, list[str]] | None:
         best: tuple[int, str, list[str]] | None = None
-        for exchange in await self.store.recent_requests(call.upstream.name, _NEAREST_CANDIDATES):
+        upstream = canonical["upstream"]
+        for exchange in await self.store.recent_requests(upstream, _NEAREST_CANDIDATES):
             path, _, query = exchange.path.partition("?")
-            other = canonical_form(call.upstream.name, exchange.method, path, parse_qsl(query, keep_blank_values=True),
+            other = canonical_form(upstream, exchange.method, path, parse_qsl(query, keep_blank_values=True),
                                    exchange.request_body or b"", self.ignore_fields)
             differences = _diff(canonical, other)
             if best is None or len(differences) < best[0]:

@@ -15,22 +15,7 @@ from ..config import Upstream
 from ..errors import bad_request
 from ..model import Interaction, TurnRequest
 from ..store.records import Exchange
-
-# Deeper bodies are refused: recall wraps what it stores and sends in a few more
-# levels, and orjson stops at 255. Protocol-buffer APIs such as Google's stop at 100.
-MAX_JSON_DEPTH = 100
-
-
-def nested_deeper_than(value: Any, limit: int) -> bool:
-    """Whether lists and objects in `value` nest more than `limit` levels (walked without recursion)."""
-    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
+from .cache import MAX_JSON_DEPTH, canonical_form, nested_deeper_than
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +69,11 @@ class Call:
         if nested_deeper_than(value, MAX_JSON_DEPTH):
             raise bad_request(f"the request body is nested more than {MAX_JSON_DEPTH} levels deep; flatten it")
         return value
+
+    def canonical(self, ignore_fields: list[str]) -> dict[str, Any]:
+        """The parts of this request that decide its answer (its replay key is their digest)."""
+        return canonical_form(self.upstream.name, self.method, self.raw_tail, self.query.items(), self.body,
+                              ignore_fields)
 
     def query_flag(self, name: str) -> bool:
         return self.query.get(name, "").lower() == "true"
