@@ -43,7 +43,6 @@ from .base import (
     UpstreamCall,
     as_dict,
     as_int,
-    carries,
     expect,
     mark_provider_only,
     optional_bool,
@@ -295,7 +294,7 @@ def _block(part: Part, target: Codec) -> dict[str, Any] | None:
             block["is_error"] = True
         return block
     if part.kind == THOUGHT:
-        if not carries(part, target) or not part.signature:
+        if not target.carries(part) or not part.signature:
             return None  # another family's reasoning cannot be verified by Anthropic: dropped
         return {"type": "thinking", "thinking": part.text or "", "signature": part.signature}
     if part.native is not None and part.origin == NAME:

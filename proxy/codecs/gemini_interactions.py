@@ -42,7 +42,6 @@ from .base import (
     as_dict,
     as_int,
     as_list,
-    carries,
     expect,
     iso_time,
     mark_provider_only,
@@ -448,7 +447,7 @@ def _steps_of(turns: list[Turn], target: Codec | None = None) -> list[dict[str, 
 
 def _sendable(part: Part, target: Codec) -> bool:
     if part.kind == THOUGHT:
-        return carries(part, target) and bool(part.signature)
+        return target.carries(part) and bool(part.signature)
     if part.native is not None and part.kind not in (TEXT, *MEDIA_KINDS):
         return part.origin == NAME
     return True

@@ -47,7 +47,6 @@ from .base import (
     StreamDecoder,
     StreamEncoder,
     UpstreamCall,
-    carries,
     expect,
     mark_provider_only,
     optional_bool,
@@ -225,7 +224,7 @@ class OpenAIResponses(OpenAICodec):
         item = {**(_own_native(part) or {}), "type": "reasoning"}
         item["id"] = item.get("id") or stable_id("rs_", node_id, index)
         item["summary"] = [{"type": "summary_text", "text": part.text}] if part.text else []
-        if part.signature and carries(part, self):
+        if part.signature and self.carries(part):
             item["encrypted_content"] = part.signature
         return item
 
@@ -540,7 +539,7 @@ def _keeps_reasoning(req: TurnRequest, history: list[Turn], target: OpenAIRespon
     asked = "reasoning" in req.raw if req.front == NAME else "reasoning_effort" in req.generation
     if asked:
         return True
-    return any(p.kind == THOUGHT and p.signature and carries(p, target)
+    return any(p.kind == THOUGHT and p.signature and target.carries(p)
                for turn in history for p in turn.parts)
 
 
@@ -612,7 +611,7 @@ def _model_input_items(parts: list[Part], target: OpenAIResponses) -> list[dict[
                           "content": [_output_content(p) for p in group]})
         elif kind == "reasoning":
             # Only encrypted reasoning can travel to a provider that stores nothing.
-            if part.signature and carries(part, target):
+            if part.signature and target.carries(part):
                 items.append({**(_own_native(part) or {"type": "reasoning", "summary": []}),
                               "encrypted_content": part.signature})
         elif kind == FUNCTION_CALL:
