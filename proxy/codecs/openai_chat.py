@@ -41,21 +41,21 @@ from ..model import (
     settle_status,
 )
 from ..sse import DONE, SSEEvent, frame
-from .base import Frame, StreamDecoder, StreamEncoder, UpstreamCall, expect, optional_bool, optional_str, type_name
-from .openai_common import (
-    OpenAICodec,
-    arguments_json,
+from .base import (
+    Frame,
+    StreamDecoder,
+    StreamEncoder,
+    UpstreamCall,
     as_dict,
     as_int,
     as_list,
-    data_url,
-    function_tool,
-    neutral_tool_choice,
-    parse_arguments,
-    result_text,
-    split_data_url,
-    stable_id,
+    expect,
+    optional_bool,
+    optional_str,
+    type_name,
 )
+from .openai_common import OpenAICodec, function_tool, neutral_tool_choice
+from .openai_formats import arguments_json, data_url, parse_arguments, result_text, split_data_url, stable_id
 
 NAME = "openai-chat"
 PREVIOUS = "previous_interaction_id"

@@ -21,7 +21,8 @@ from aiohttp import web
 
 from ..codecs import FRONT_CODECS
 from ..codecs.base import expect, type_name
-from ..codecs.openai_responses import OpenAIResponses, turns_of_items
+from ..codecs.openai_responses import OpenAIResponses
+from ..codecs.openai_responses_items import turns_of_items
 from ..errors import ApiError, not_found
 from ..ids import mint_id
 from ..model import CANCELLED, FAILED, Interaction, Turn, TurnRequest
