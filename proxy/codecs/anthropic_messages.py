@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 
-from ..deltas import PartDelta, PartStart, PartStop, StreamDelta
 from ..errors import ApiError
 from ..model import (
     DOCUMENT,
@@ -29,6 +28,10 @@ from ..model import (
     Interaction,
     ModelReply,
     Part,
+    PartDelta,
+    PartStart,
+    PartStop,
+    StreamDelta,
     Turn,
     TurnRequest,
     Usage,

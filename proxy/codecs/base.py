@@ -17,9 +17,19 @@ from typing import Any, ClassVar
 
 import orjson
 
-from ..deltas import Assembler, PartStart, StreamDelta
 from ..errors import ApiError, bad_request, not_found
-from ..model import MEDIA_KINDS, Interaction, ModelReply, Part, Turn, TurnRequest, give_call_id
+from ..model import (
+    MEDIA_KINDS,
+    Assembler,
+    Interaction,
+    ModelReply,
+    Part,
+    PartStart,
+    StreamDelta,
+    Turn,
+    TurnRequest,
+    give_call_id,
+)
 from ..sse import SSEEvent
 
 

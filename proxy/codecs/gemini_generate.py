@@ -12,7 +12,6 @@ from urllib.parse import quote
 
 import orjson
 
-from ..deltas import PartDelta, PartStart, PartStop, StreamDelta
 from ..errors import ApiError
 from ..model import (
     FUNCTION_CALL,
@@ -23,6 +22,10 @@ from ..model import (
     THOUGHT,
     ModelReply,
     Part,
+    PartDelta,
+    PartStart,
+    PartStop,
+    StreamDelta,
     Turn,
     TurnRequest,
     Usage,

@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 
-from ..deltas import PartDelta, PartStart, PartStop, StreamDelta
 from ..errors import ApiError
 from ..model import (
     FUNCTION_CALL,
@@ -26,6 +25,10 @@ from ..model import (
     Interaction,
     ModelReply,
     Part,
+    PartDelta,
+    PartStart,
+    PartStop,
+    StreamDelta,
     Turn,
     TurnRequest,
     Usage,

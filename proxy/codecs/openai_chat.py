@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 
-from ..deltas import PartDelta, PartStart, PartStop, StreamDelta
 from ..errors import ApiError, not_found
 from ..model import (
     AUDIO,
@@ -32,6 +31,10 @@ from ..model import (
     Interaction,
     ModelReply,
     Part,
+    PartDelta,
+    PartStart,
+    PartStop,
+    StreamDelta,
     Turn,
     TurnRequest,
     Usage,

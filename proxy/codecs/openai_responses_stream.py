@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 
-from ..deltas import PartDelta, PartStart, PartStop, StreamDelta
 from ..errors import ApiError
 from ..model import (
     CANCELLED,
@@ -21,6 +20,10 @@ from ..model import (
     THOUGHT,
     Interaction,
     Part,
+    PartDelta,
+    PartStart,
+    PartStop,
+    StreamDelta,
 )
 from ..sse import DONE, SSEEvent, frame
 from .base import Codec, Frame, StreamDecoder, StreamEncoder, as_dict, as_int

@@ -28,11 +28,10 @@ from aiohttp import web
 
 from ..codecs import UPSTREAM_CODECS, Codec
 from ..codecs.base import Frame, StreamDecoder, StreamEncoder
-from ..deltas import StreamDelta, deltas_of
 from ..endpoints import conversations
 from ..errors import ApiError, bad_request, succeeded, upstream_bad_response
 from ..ids import mint_id
-from ..model import CANCELLED, FAILED, IN_PROGRESS, Interaction, ModelReply, TurnRequest
+from ..model import CANCELLED, FAILED, IN_PROGRESS, Interaction, ModelReply, StreamDelta, TurnRequest, deltas_of
 from ..sse import SSE_CONTENT_TYPE, SSEEvent, iter_events
 from ..store import StoreUnavailable
 from .call import Call
