@@ -259,8 +259,9 @@ class Codec:
         except orjson.JSONDecodeError:
             return body.decode("utf-8", "replace")[:500] or "(empty body)"
         error = data.get("error") if isinstance(data, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
+        message = error.get("message") if isinstance(error, dict) else None
+        if isinstance(message, str):
+            return message
         if isinstance(error, str):
             return error
         return body.decode("utf-8", "replace")[:500]
@@ -389,7 +390,8 @@ def optional_bool(body: dict[str, Any], key: str, default: bool) -> bool:
     value = body.get(key, default)
     if value is None:
         return default
-    expect(isinstance(value, bool), f"{key}: expected true or false; got {type_name(value)}", key)
+    if not isinstance(value, bool):
+        raise bad_request(f"{key}: expected true or false; got {type_name(value)}", param=key)
     return value
 
 

@@ -179,8 +179,9 @@ def _sendable(part: Part, target: Codec) -> bool:
     return True
 
 
-def flat_item(part: Part) -> dict[str, Any] | None:
-    """An item of the earlier revision's flat `outputs` list."""
+def flat_item(part: Part) -> Any:
+    """An item of the earlier revision's flat `outputs` list: for a part recall does not
+    model, its provider's JSON as it came (None when there is none)."""
     if _is_content(part):
         return content_item(part)
     if part.kind in (THOUGHT, FUNCTION_CALL, FUNCTION_RESULT):

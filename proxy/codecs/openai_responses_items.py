@@ -49,8 +49,8 @@ def conversation_id(value: Any) -> str | None:
         return None
     if isinstance(value, dict):
         value = value.get("id")
-    expect(isinstance(value, str) and bool(value),
-           "conversation: expected a conversation id or {\"id\": …}", "conversation")
+    if not isinstance(value, str) or not value:
+        raise bad_request("conversation: expected a conversation id or {\"id\": …}", param="conversation")
     return value
 
 
