@@ -1,6 +1,7 @@
 """How both OpenAI wire APIs write values: data URLs for inline media, call arguments
 as a JSON string, function results as a string, and item ids derived from where an item
-sits. Plain functions of JSON values, so that every OpenAI module can use them.
+sits. They need nothing of recall's, so the modules an OpenAI codec is split into use
+them without standing on the codec base (openai_common) first.
 """
 
 from __future__ import annotations
