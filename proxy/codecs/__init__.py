@@ -1,7 +1,7 @@
 """The codec registry: one module per wire API, one row per codec here.
 
-Adding a provider is one new codec module and a row in CODECS: every table
-below (and the config's `api` values, built-in mounts, `recall env`) follows.
+Adding a provider is one new codec module and a row in CODEC_CLASSES: every
+table below (and the config's `api` values, built-in mounts, `recall env`) follows.
 """
 
 from __future__ import annotations
@@ -14,21 +14,22 @@ from .openai_chat import OpenAIChat
 from .openai_responses import OpenAIResponses
 from .parallel_tasks import ParallelTasks
 
-CODECS: tuple[Codec, ...] = (
-    GeminiInteractions(),
-    GeminiGenerate(),
-    OpenAIResponses(),
-    OpenAIChat(),
-    AnthropicMessages(),
-    ParallelTasks(),
+CODEC_CLASSES: tuple[type[Codec], ...] = (
+    GeminiInteractions,
+    GeminiGenerate,
+    OpenAIResponses,
+    OpenAIChat,
+    AnthropicMessages,
+    ParallelTasks,
 )
+_CLASS_OF: dict[str, type[Codec]] = {kind.name: kind for kind in CODEC_CLASSES}
+#: One codec per wire API, each told the others by name (a request or a part names the API it came in).
+CODECS: tuple[Codec, ...] = tuple(kind(_CLASS_OF) for kind in CODEC_CLASSES)
 
 #: Codec by front API name ("gemini-interactions", ...).
 FRONT_CODECS: dict[str, Codec] = {codec.name: codec for codec in CODECS}
 #: The codec recall uses to call an upstream, by the upstream's `api` value.
 UPSTREAM_CODECS: dict[str, Codec] = {codec.speaks: codec for codec in CODECS}
-#: Provider family of each codec, for opaque signatures (thoughts, reasoning).
-FAMILY_OF: dict[str, str] = {codec.name: codec.family for codec in CODECS}
 #: Upstream `api` values whose provider can keep conversations itself (`state = "native"`);
 #: recall keeps every other one's.
 STATEFUL_APIS: frozenset[str] = frozenset().union(*(codec.stateful_on for codec in CODECS))
@@ -56,5 +57,5 @@ def upstream_codec_for(front: Codec, upstream_api: str) -> Codec:
     return front if upstream_api in front.same_wire else UPSTREAM_CODECS[upstream_api]
 
 
-__all__ = ["BUILTIN_URLS", "CODECS", "FAMILY_OF", "FRONT_CODECS", "KEY_HEADERS", "KEY_PATTERNS", "REPLAYED_HEADERS",
+__all__ = ["BUILTIN_URLS", "CODEC_CLASSES", "CODECS", "FRONT_CODECS", "KEY_HEADERS", "KEY_PATTERNS", "REPLAYED_HEADERS",
            "SDK_BASE_URLS", "SDK_KEY_VARIABLES", "STATEFUL_APIS", "UPSTREAM_CODECS", "Codec", "UpstreamCall", "upstream_codec_for"]

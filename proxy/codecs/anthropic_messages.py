@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 
-from ..deltas import PartDelta, PartStart, PartStop, StreamDelta
 from ..errors import ApiError
 from ..model import (
     DOCUMENT,
@@ -29,6 +28,10 @@ from ..model import (
     Interaction,
     ModelReply,
     Part,
+    PartDelta,
+    PartStart,
+    PartStop,
+    StreamDelta,
     Turn,
     TurnRequest,
     Usage,
@@ -43,7 +46,6 @@ from .base import (
     UpstreamCall,
     as_dict,
     as_int,
-    carries,
     expect,
     mark_provider_only,
     optional_bool,
@@ -295,7 +297,7 @@ def _block(part: Part, target: Codec) -> dict[str, Any] | None:
             block["is_error"] = True
         return block
     if part.kind == THOUGHT:
-        if not carries(part, target) or not part.signature:
+        if not target.carries(part) or not part.signature:
             return None  # another family's reasoning cannot be verified by Anthropic: dropped
         return {"type": "thinking", "thinking": part.text or "", "signature": part.signature}
     if part.native is not None and part.origin == NAME:

@@ -17,9 +17,19 @@ from typing import Any, ClassVar
 
 import orjson
 
-from ..deltas import Assembler, PartStart, StreamDelta
 from ..errors import ApiError, bad_request, not_found
-from ..model import MEDIA_KINDS, Interaction, ModelReply, Part, Turn, TurnRequest, give_call_id
+from ..model import (
+    MEDIA_KINDS,
+    Assembler,
+    Interaction,
+    ModelReply,
+    Part,
+    PartStart,
+    StreamDelta,
+    Turn,
+    TurnRequest,
+    give_call_id,
+)
 from ..sse import SSEEvent
 
 
@@ -169,6 +179,12 @@ class Codec:
         if not cls.same_wire and hasattr(cls, "speaks"):
             cls.same_wire = frozenset({cls.speaks})
 
+    def __init__(self, peers: Mapping[str, type[Codec]]) -> None:
+        #: Every wire API's codec class by name, this one's included: requests and parts name the
+        #: API they came in (TurnRequest.front, Part.origin), and the registry that built this
+        #: codec is the one that knows them all.
+        self.peers = peers
+
     # -- front side -------------------------------------------------------------
 
     def parse_create(self, body: Any) -> TurnRequest:
@@ -267,8 +283,9 @@ class Codec:
         except orjson.JSONDecodeError:
             return body.decode("utf-8", "replace")[:500] or "(empty body)"
         error = data.get("error") if isinstance(data, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
+        message = error.get("message") if isinstance(error, dict) else None
+        if isinstance(message, str):
+            return message
         if isinstance(error, str):
             return error
         return body.decode("utf-8", "replace")[:500]
@@ -304,8 +321,20 @@ class Codec:
         if req.front != self.name and req.untranslatable:  # same codec: carried verbatim
             raise bad_request(
                 f"{', '.join(req.untranslatable)} cannot be carried from the {req.front} API to an upstream"
-                f" that speaks {self.speaks}; remove it or use an upstream with api = \"{_speaks_of(req.front)}\"",
+                f" that speaks {self.speaks}; remove it or use an upstream with api = \"{self._speaks_of(req.front)}\"",
                 code="untranslatable")
+
+    def _speaks_of(self, front: str) -> str:
+        codec = self.peers.get(front)
+        return codec.speaks if codec else front
+
+    def carries(self, part: Part) -> bool:
+        """Whether a part's opaque provider data may be sent to this API: only within the family
+        of the API that made it."""
+        if part.origin is None:
+            return True
+        origin = self.peers.get(part.origin)
+        return origin is not None and origin.family == self.family
 
 
 def check_carriage(target: Codec, req: TurnRequest, history: list[Turn]) -> None:
@@ -342,13 +371,11 @@ SETTINGS = {"stop_sequences": "stop sequences", "response_format": "structured o
 
 
 def _check_settings(target: Codec, req: TurnRequest) -> None:
-    from . import FRONT_CODECS  # local: the registry imports this module
-
     for key, what in SETTINGS.items():
         value = req.generation.get(key)
         if value is None or key in target.carries_settings or (key == "tool_choice" and value in ("auto", "none")):
             continue
-        front = FRONT_CODECS.get(req.front)
+        front = target.peers.get(req.front)
         field = front.setting_fields.get(key, key) if front else key
         raise bad_request(f"{field} cannot be carried from the {req.front} API to an upstream that speaks"
                           f" {target.speaks} (it has no {what}); remove it or use an upstream that has it",
@@ -357,22 +384,6 @@ def _check_settings(target: Codec, req: TurnRequest) -> None:
 
 def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
-
-
-def _speaks_of(front: str) -> str:
-    from . import FRONT_CODECS  # local: the registry imports this module
-
-    codec = FRONT_CODECS.get(front)
-    return codec.speaks if codec else front
-
-
-def carries(part: Part, target: Codec) -> bool:
-    """Whether a part's opaque provider data may be sent to `target`."""
-    if part.origin is None:
-        return True
-    from . import FAMILY_OF  # local: the registry imports this module
-
-    return FAMILY_OF.get(part.origin) == target.family
 
 
 def iso_time(epoch: float | None = None) -> str:
@@ -403,7 +414,8 @@ def optional_bool(body: dict[str, Any], key: str, default: bool) -> bool:
     value = body.get(key, default)
     if value is None:
         return default
-    expect(isinstance(value, bool), f"{key}: expected true or false; got {type_name(value)}", key)
+    if not isinstance(value, bool):
+        raise bad_request(f"{key}: expected true or false; got {type_name(value)}", param=key)
     return value
 
 

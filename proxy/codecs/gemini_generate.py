@@ -12,7 +12,6 @@ from urllib.parse import quote
 
 import orjson
 
-from ..deltas import PartDelta, PartStart, PartStop, StreamDelta
 from ..errors import ApiError
 from ..model import (
     FUNCTION_CALL,
@@ -23,13 +22,17 @@ from ..model import (
     THOUGHT,
     ModelReply,
     Part,
+    PartDelta,
+    PartStart,
+    PartStop,
+    StreamDelta,
     Turn,
     TurnRequest,
     Usage,
     settle_status,
 )
 from ..sse import SSEEvent
-from .base import Codec, StreamDecoder, UpstreamCall, as_dict, carries, expect
+from .base import Codec, StreamDecoder, UpstreamCall, as_dict, expect
 
 NAME = "gemini-generate"
 
@@ -101,7 +104,7 @@ class GeminiGenerate(Codec):
         return UpstreamCall("POST", f"/v1beta/models/{quote(model, safe='-._~')}:{verb}", body)
 
     def stream_decoder(self) -> StreamDecoder:
-        return GenerateStreamDecoder()
+        return GenerateStreamDecoder(self)
 
     def parse_reply(self, body: Any) -> ModelReply:
         expect(isinstance(body, dict), "the generateContent response is not a JSON object")
@@ -137,7 +140,7 @@ def _content(turn: Turn, target: Codec) -> dict[str, Any]:
     pending_signature: str | None = None
     for part in turn.parts:
         if part.kind == THOUGHT:
-            if not carries(part, target):
+            if not target.carries(part):
                 continue
             if part.text:
                 parts.append({"text": part.text, "thought": True})
@@ -211,8 +214,9 @@ def _media_kind(mime_type: str | None) -> str:
 class GenerateStreamDecoder(StreamDecoder):
     """streamGenerateContent?alt=sse: each event is a whole GenerateContentResponse chunk."""
 
-    def __init__(self) -> None:
+    def __init__(self, codec: GeminiGenerate) -> None:
         super().__init__()
+        self._codec = codec  # each chunk is a whole reply, read as one
         self._open: int | None = None  # index of the text (or thought) part being extended
         self._open_kind: str | None = None
         self._next = 0
@@ -236,7 +240,7 @@ class GenerateStreamDecoder(StreamDecoder):
         if isinstance(chunk.get("error"), dict):
             self.failure = str(chunk["error"].get("message") or "the provider reported an error")
             return self._stop()
-        reply = GeminiGenerate().parse_reply(chunk)
+        reply = self._codec.parse_reply(chunk)
         out: list[StreamDelta] = []
         for part in (p for turn in reply.output for p in turn.parts):
             streams_on = part.kind in (TEXT, THOUGHT) and part.kind == self._open_kind and not part.signature

@@ -1,8 +1,9 @@
-"""Gemini Interactions API (`/{ver}/interactions`), both revisions.
+"""Gemini Interactions API (`/{ver}/interactions`), both revisions, and its stream events.
 
 The current revision (google-genai 3.x) reads `steps`; the earlier one (1.5x,
 the launch material) reads `outputs`. Replies carry both side by side, which
-both SDK generations accept (specs/gemini-interactions.md section 11).
+both SDK generations accept (specs/gemini-interactions.md section 11). Steps and
+content items are converted in gemini_interactions_steps.
 """
 
 from __future__ import annotations
@@ -13,20 +14,21 @@ from typing import Any
 
 import orjson
 
-from ..deltas import PartDelta, PartStart, PartStop, StreamDelta
 from ..errors import ApiError
 from ..model import (
     FUNCTION_CALL,
-    FUNCTION_RESULT,
     MEDIA_KINDS,
     MODEL,
     TEXT,
     THOUGHT,
-    USER,
     FunctionTool,
     Interaction,
     ModelReply,
     Part,
+    PartDelta,
+    PartStart,
+    PartStop,
+    StreamDelta,
     Turn,
     TurnRequest,
     Usage,
@@ -41,8 +43,6 @@ from .base import (
     UpstreamCall,
     as_dict,
     as_int,
-    as_list,
-    carries,
     expect,
     iso_time,
     mark_provider_only,
@@ -50,12 +50,19 @@ from .base import (
     optional_str,
     type_name,
 )
+from .gemini_interactions_steps import (
+    NAME,
+    content_item,
+    flat_item,
+    group_steps,
+    parse_input,
+    part_of_content,
+    parts_of_step,
+    step_of,
+    steps_of,
+)
 
-NAME = "gemini-interactions"
-
-# Step types that hold a content list, by the role they speak for.
-_CONTENT_STEPS = {"user_input": USER, "model_output": MODEL}
-# Output statuses this API has; anything else is passed through from the provider.
+# Generation settings: the name in generation_config, and the neutral one.
 _GENERATION_KEYS = {
     "temperature": "temperature",
     "top_p": "top_p",
@@ -109,7 +116,7 @@ class GeminiInteractions(Codec):
         req = TurnRequest(
             front=NAME,
             model=model or agent,
-            input=_parse_input(body.get("input")),
+            input=parse_input(body.get("input")),
             previous_id=optional_str(body, "previous_interaction_id"),
             system=system,
             store=optional_bool(body, "store", True),
@@ -140,8 +147,8 @@ class GeminiInteractions(Codec):
             "created": iso_time(it.created),
             "updated": iso_time(it.updated),
             "role": "model",
-            "steps": [_step(group) for group in _group_steps(parts)],
-            "outputs": [item for p in parts if (item := _flat_item(p)) is not None],
+            "steps": [step_of(group) for group in group_steps(parts)],
+            "outputs": [item for p in parts if (item := flat_item(p)) is not None],
             "usage": {wire: value for wire, neutral in _USAGE_KEYS.items()
                       if (value := getattr(it.usage, neutral)) is not None},
         }
@@ -153,7 +160,7 @@ class GeminiInteractions(Codec):
         if it.error:
             out["errors"] = [{"code": "failed", "message": it.error}]
         if include_input:
-            out["input"] = _steps_of(it.input)
+            out["input"] = steps_of(it.input)
         return out
 
     def error_body(self, err: ApiError) -> dict[str, Any]:
@@ -197,7 +204,7 @@ class GeminiInteractions(Codec):
             body["stream"] = True
         else:
             body.pop("stream", None)
-        body["input"] = _steps_of([*history, *req.input], target=self)
+        body["input"] = steps_of([*history, *req.input], target=self)
         body["store"] = False
         return UpstreamCall("POST", "/v1beta/interactions", body)
 
@@ -207,9 +214,9 @@ class GeminiInteractions(Codec):
         if isinstance(body.get("steps"), list):
             for step in body["steps"]:
                 if isinstance(step, dict) and step.get("type") != "user_input":
-                    parts.extend(_parts_of_step(step))
+                    parts.extend(parts_of_step(step))
         elif isinstance(body.get("outputs"), list):
-            parts = [_part_of_content(c) for c in body["outputs"] if isinstance(c, dict)]
+            parts = [part_of_content(c) for c in body["outputs"] if isinstance(c, dict)]
         usage = as_dict(body.get("usage"))
         status = body.get("status") or "completed"
         output = [Turn(MODEL, parts)] if parts else []
@@ -224,95 +231,8 @@ class GeminiInteractions(Codec):
         )
 
 
+
 # -- decoding ------------------------------------------------------------------
-
-
-def _parse_input(value: Any) -> list[Turn]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [Turn(USER, [Part(TEXT, text=value)])]
-    if isinstance(value, dict):
-        return [Turn(USER, [_part_of_content(value, "input")])]
-    expect(isinstance(value, list),
-           f"input: expected a string, a content object or a list; got {type_name(value)}", "input")
-    if not value:
-        return []
-    expect(all(isinstance(item, dict) for item in value), "input: every list item must be an object", "input")
-    if all("role" in item for item in value):
-        return [_turn_of_role_item(item, i) for i, item in enumerate(value)]
-    if any(item.get("type") in _CONTENT_STEPS or _is_step(item) for item in value):
-        return _turns_of_steps(value)
-    return [Turn(USER, [_part_of_content(item, f"input[{i}]") for i, item in enumerate(value)])]
-
-
-def _is_step(item: dict[str, Any]) -> bool:
-    return item.get("type") in ("thought", "function_call", "function_result") and "content" not in item
-
-
-def _turn_of_role_item(item: dict[str, Any], index: int) -> Turn:
-    """The earlier revision's `{role, content}` turns (content: string or content list)."""
-    role = item.get("role")
-    where = f"input[{index}]"
-    expect(role in ("user", "model"), f"{where}.role: expected 'user' or 'model'; got {role!r}", "input")
-    content = item.get("content")
-    if isinstance(content, str):
-        return Turn(str(role), [Part(TEXT, text=content)])
-    expect(isinstance(content, list), f"{where}.content: expected a string or a list; got {type_name(content)}", "input")
-    return Turn(str(role), [_part_of_content(c, f"{where}.content[{j}]") for j, c in enumerate(as_list(content))])
-
-
-def _turns_of_steps(steps: list[dict[str, Any]]) -> list[Turn]:
-    turns: list[Turn] = []
-    for i, step in enumerate(steps):
-        kind = step.get("type", "")
-        role = _CONTENT_STEPS.get(kind) or (USER if kind == "function_result" else MODEL)
-        if kind in _CONTENT_STEPS:
-            content = step.get("content", [])
-            expect(isinstance(content, list), f"input[{i}].content: expected a list; got {type_name(content)}", "input")
-            parts = [_part_of_content(c, f"input[{i}].content[{j}]") for j, c in enumerate(content)]
-        else:
-            parts = _parts_of_step(step)
-        if turns and turns[-1].role == role:
-            turns[-1].parts.extend(parts)
-        else:
-            turns.append(Turn(role, parts))
-    return turns
-
-
-def _parts_of_step(step: dict[str, Any]) -> list[Part]:
-    kind = step.get("type")
-    if kind in _CONTENT_STEPS:
-        return [_part_of_content(c) for c in step.get("content") or [] if isinstance(c, dict)]
-    return [_part_of_content(step)]
-
-
-def _part_of_content(item: Any, where: str = "input") -> Part:
-    """One content item (or a call/result/thought step) as a neutral part."""
-    expect(isinstance(item, dict), f"{where}: expected an object; got {type_name(item)}", "input")
-    kind = item.get("type", TEXT if "text" in item else None)
-    if kind == TEXT:
-        text = item.get("text", "")
-        expect(isinstance(text, str), f"{where}.text: expected a string; got {type_name(text)}", "input")
-        return Part(TEXT, text=text, native=item if len(item) > 2 else None, origin=NAME if len(item) > 2 else None)
-    if kind in MEDIA_KINDS:
-        expect(bool(item.get("data") or item.get("uri")), f"{where}: a {kind} needs `data` or `uri`", "input")
-        return Part(kind, data=item.get("data"), uri=item.get("uri"), mime_type=item.get("mime_type"))
-    if kind == THOUGHT:
-        summary = item.get("summary")
-        text = "".join(s.get("text", "") for s in summary if isinstance(s, dict)) if isinstance(summary, list) else None
-        return Part(THOUGHT, text=text or None, signature=item.get("signature"), origin=NAME)
-    if kind == FUNCTION_CALL:
-        expect(isinstance(item.get("name"), str), f"{where}.name: a function call needs a name", "input")
-        return Part(FUNCTION_CALL, call_id=item.get("id"), name=item["name"], arguments=item.get("arguments") or {})
-    if kind == FUNCTION_RESULT:
-        expect("call_id" in item or "name" in item, f"{where}: a function result needs call_id", "input")
-        return Part(FUNCTION_RESULT, call_id=item.get("call_id"), name=item.get("name"),
-                    result=item.get("result"), is_error=item.get("is_error"))
-    expect(isinstance(kind, str), f"{where}.type: expected a content type such as 'text'", "input")
-    # A step or content recall does not model (search calls, code execution...):
-    # kept verbatim for this same API, dropped by others.
-    return Part(str(kind), native=item, origin=NAME)
 
 
 def _parse_tools(tools: Any, req: TurnRequest) -> None:
@@ -381,87 +301,6 @@ def _tool_choice_out(choice: Any) -> Any:
     if isinstance(choice, dict):
         return {"allowed_tools": {"mode": "any", "tools": [choice["name"]]}}
     return "any" if choice == "required" else choice
-
-
-# -- encoding ------------------------------------------------------------------
-
-
-def _content_item(part: Part) -> dict[str, Any]:
-    if part.kind == TEXT:
-        return part.native if part.native and part.origin == NAME else {"type": TEXT, "text": part.text or ""}
-    item: dict[str, Any] = {"type": part.kind}
-    for key in ("data", "uri", "mime_type"):
-        if (value := getattr(part, key)) is not None:
-            item[key] = value
-    return item
-
-
-def _step_of_part(part: Part) -> dict[str, Any]:
-    if part.kind == THOUGHT:
-        step: dict[str, Any] = {"type": THOUGHT}
-        if part.signature:
-            step["signature"] = part.signature
-        if part.text:
-            step["summary"] = [{"type": TEXT, "text": part.text}]
-        return step
-    if part.kind == FUNCTION_CALL:
-        return {"type": FUNCTION_CALL, "id": part.call_id or "", "name": part.name, "arguments": part.arguments or {}}
-    if part.kind == FUNCTION_RESULT:
-        step = {"type": FUNCTION_RESULT, "call_id": part.call_id or "", "result": part.result}
-        if part.name:
-            step["name"] = part.name
-        if part.is_error is not None:
-            step["is_error"] = part.is_error
-        return step
-    return dict(part.native)
-
-
-def _is_content(part: Part) -> bool:
-    return part.kind == TEXT or part.kind in MEDIA_KINDS
-
-
-def _group_steps(parts: list[Part]) -> list[list[Part]]:
-    """Consecutive text and media parts share one content step; others stand alone."""
-    groups: list[list[Part]] = []
-    for part in parts:
-        if _is_content(part) and groups and _is_content(groups[-1][-1]):
-            groups[-1].append(part)
-        else:
-            groups.append([part])
-    return groups
-
-
-def _step(group: list[Part], role: str = MODEL) -> dict[str, Any]:
-    if _is_content(group[0]):
-        kind = "user_input" if role == USER else "model_output"
-        return {"type": kind, "content": [_content_item(p) for p in group]}
-    return _step_of_part(group[0])
-
-
-def _steps_of(turns: list[Turn], target: Codec | None = None) -> list[dict[str, Any]]:
-    steps: list[dict[str, Any]] = []
-    for turn in turns:
-        parts = [p for p in turn.parts if target is None or _sendable(p, target)]
-        steps.extend(_step(group, turn.role) for group in _group_steps(parts))
-    return steps
-
-
-def _sendable(part: Part, target: Codec) -> bool:
-    if part.kind == THOUGHT:
-        return carries(part, target) and bool(part.signature)
-    if part.native is not None and part.kind not in (TEXT, *MEDIA_KINDS):
-        return part.origin == NAME
-    return True
-
-
-def _flat_item(part: Part) -> dict[str, Any] | None:
-    """An item of the earlier revision's flat `outputs` list."""
-    if _is_content(part):
-        return _content_item(part)
-    if part.kind in (THOUGHT, FUNCTION_CALL, FUNCTION_RESULT):
-        return _step_of_part(part)
-    return part.native
-
 
 
 # -- streaming -------------------------------------------------------------------
@@ -578,7 +417,7 @@ def _stream_shell(part: Part, legacy: bool) -> dict[str, Any]:
     if part.kind == THOUGHT:
         return {"type": THOUGHT}
     if legacy:
-        return _content_item(part) if part.kind != TEXT else {"type": TEXT, "text": ""}
+        return content_item(part) if part.kind != TEXT else {"type": TEXT, "text": ""}
     return {"type": "model_output"}
 
 
@@ -637,7 +476,7 @@ class InteractionsStreamDecoder(StreamDecoder):
         if kind in ("step.start", "content.start"):
             shell = body.get("step") or body.get("content") or {}
             if shell.get("type") in (FUNCTION_CALL, THOUGHT):
-                return self._open(step, _part_of_content({**shell, "arguments": {}}))
+                return self._open(step, part_of_content({**shell, "arguments": {}}))
             return []  # a content step: its parts open with their first delta
         if kind in ("step.delta", "content.delta"):
             return self._delta(step, body.get("delta") or {})
@@ -668,7 +507,7 @@ class InteractionsStreamDecoder(StreamDecoder):
         elif kind == "arguments_delta" and index is not None:
             out.append(PartDelta(index, arguments=delta.get("arguments") or ""))
         elif kind == FUNCTION_CALL:  # the earlier revision: the whole call at once
-            out += self._open(step, _part_of_content({**delta, "arguments": {}}))
+            out += self._open(step, part_of_content({**delta, "arguments": {}}))
             out.append(PartDelta(self._current[step], arguments=orjson.dumps(delta.get("arguments") or {}).decode()))
         elif kind in MEDIA_KINDS:
             out += self._open(step, Part(kind, mime_type=delta.get("mime_type"), uri=delta.get("uri")))

@@ -6,7 +6,7 @@ node, and its reply carries `interaction_id`, the id a later request names as
 `previous_interaction_id` (Parallel's Chat API extension) to have the stored
 conversation put before its own messages. Over an upstream that speaks Chat
 Completions the provider's answer passes on byte for byte, `interaction_id`
-added.
+added. Messages are converted in openai_chat_messages.
 """
 
 from __future__ import annotations
@@ -16,46 +16,47 @@ from typing import Any
 
 import orjson
 
-from ..deltas import PartDelta, PartStart, PartStop, StreamDelta
-from ..errors import ApiError, bad_request, not_found
+from ..errors import ApiError, not_found
 from ..model import (
     AUDIO,
     COMPLETED,
     DOCUMENT,
     FUNCTION_CALL,
-    FUNCTION_RESULT,
     IMAGE,
     INCOMPLETE,
-    INSTRUCTION,
     MODEL,
     REQUIRES_ACTION,
     TEXT,
     THOUGHT,
-    USER,
     Interaction,
     ModelReply,
     Part,
+    PartDelta,
+    PartStart,
+    PartStop,
+    StreamDelta,
     Turn,
     TurnRequest,
     Usage,
     settle_status,
 )
 from ..sse import DONE, SSEEvent, frame
-from .base import Frame, StreamDecoder, StreamEncoder, UpstreamCall, expect, optional_bool, optional_str, type_name
-from .openai_common import (
-    OpenAICodec,
-    arguments_json,
+from .base import (
+    Frame,
+    StreamDecoder,
+    StreamEncoder,
+    UpstreamCall,
     as_dict,
     as_int,
     as_list,
-    data_url,
-    function_tool,
-    neutral_tool_choice,
-    parse_arguments,
-    result_text,
-    split_data_url,
-    stable_id,
+    expect,
+    optional_bool,
+    optional_str,
+    type_name,
 )
+from .openai_chat_messages import messages_of, parse_message, tool_call
+from .openai_common import OpenAICodec, function_tool, neutral_tool_choice
+from .openai_formats import parse_arguments, stable_id
 
 NAME = "openai-chat"
 PREVIOUS = "previous_interaction_id"
@@ -63,7 +64,6 @@ INTERACTION_ID = "interaction_id"
 
 _FINISH_STATUS = {"stop": COMPLETED, "tool_calls": COMPLETED, "function_call": COMPLETED,
                   "length": INCOMPLETE, "content_filter": INCOMPLETE}
-_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 # Where a provider that speaks this API serves it, when not at OpenAI's path (by upstream `api`).
 _PATHS = {"parallel": "/v1beta/chat/completions"}
 
@@ -97,7 +97,7 @@ class OpenAIChat(OpenAICodec):
         system: list[str] = []
         turns: list[Turn] = []
         for index, message in enumerate(messages):
-            _parse_message(message, f"messages[{index}]", system, turns)
+            parse_message(message, f"messages[{index}]", system, turns)
         req = TurnRequest(
             front=NAME,
             model=model,
@@ -115,7 +115,7 @@ class OpenAIChat(OpenAICodec):
     def render(self, it: Interaction, *, include_input: bool = False) -> dict[str, Any]:
         parts = [p for turn in it.output for p in turn.parts]
         text = "".join(p.text or "" for p in parts if p.kind == TEXT)
-        calls = [_tool_call(p, it.id, i) for i, p in enumerate(parts) if p.kind == FUNCTION_CALL]
+        calls = [tool_call(p, it.id, i) for i, p in enumerate(parts) if p.kind == FUNCTION_CALL]
         message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None, "annotations": []}
         if calls:
             message["tool_calls"] = calls
@@ -225,79 +225,6 @@ def with_interaction_id(body: bytes, interaction_id: str) -> bytes:
 # -- decoding ------------------------------------------------------------------
 
 
-def _parse_message(message: Any, at: str, system: list[str], turns: list[Turn]) -> None:
-    expect(isinstance(message, dict), f"{at}: expected a message object; got {type_name(message)}", "messages")
-    role = message.get("role")
-    expect(role in _ROLES, f"{at}.role: expected one of {', '.join(_ROLES)}; got {role!r}", "messages")
-    content = message.get("content")
-    if role in ("system", "developer"):
-        system.append(_text_of(content, at))
-    elif role == "user":
-        turns.append(Turn(USER, _user_parts(content, at)))
-    elif role == "assistant":
-        parts = [Part(TEXT, text=_text_of(content, at))] if content else []
-        calls = message.get("tool_calls") or []
-        expect(isinstance(calls, list), f"{at}.tool_calls: expected a list; got {type_name(calls)}", "messages")
-        for j, call in enumerate(calls):
-            function = as_dict(as_dict(call).get("function"))
-            expect(isinstance(function.get("name"), str),
-                   f"{at}.tool_calls[{j}].function.name: a tool call needs the function's name", "messages")
-            parts.append(Part(FUNCTION_CALL, call_id=call.get("id"), name=function["name"],
-                              arguments=parse_arguments(function.get("arguments"))))
-        turns.append(Turn(MODEL, parts))
-    else:
-        key = "tool_call_id" if role == "tool" else "name"
-        expect(isinstance(message.get(key), str), f"{at}.{key}: a {role} message needs {key}", "messages")
-        part = Part(FUNCTION_RESULT, result=_text_of(content, at),
-                    call_id=message.get("tool_call_id"), name=message.get("name"))
-        if turns and turns[-1].role == USER and all(p.kind == FUNCTION_RESULT for p in turns[-1].parts):
-            turns[-1].parts.append(part)
-        else:
-            turns.append(Turn(USER, [part]))
-
-
-def _text_of(content: Any, at: str) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    expect(isinstance(content, list), f"{at}.content: expected a string or a list; got {type_name(content)}", "messages")
-    return "".join(c.get("text", "") for c in content if isinstance(c, dict) and c.get("type") == "text")
-
-
-def _user_parts(content: Any, at: str) -> list[Part]:
-    if isinstance(content, str):
-        return [Part(TEXT, text=content)]
-    expect(isinstance(content, list), f"{at}.content: expected a string or a list; got {type_name(content)}", "messages")
-    parts = []
-    for j, element in enumerate(content):
-        where = f"{at}.content[{j}]"
-        expect(isinstance(element, dict), f"{where}: expected a content object", "messages")
-        kind = element.get("type")
-        if kind == "text":
-            expect(isinstance(element.get("text"), str), f"{where}.text: expected a string", "messages")
-            parts.append(Part(TEXT, text=element["text"]))
-        elif kind == "image_url":
-            url = as_dict(element.get("image_url")).get("url")
-            if not isinstance(url, str):
-                raise bad_request(f"{where}.image_url.url: an image needs a URL", param="messages")
-            inline = split_data_url(url)
-            parts.append(Part(IMAGE, data=inline[1], mime_type=inline[0]) if inline else Part(IMAGE, uri=url))
-        elif kind == "input_audio":
-            audio = as_dict(element.get("input_audio"))
-            expect(isinstance(audio.get("data"), str), f"{where}.input_audio.data: audio needs base64 data", "messages")
-            parts.append(Part(AUDIO, data=audio["data"], mime_type=f"audio/{audio.get('format') or 'wav'}"))
-        elif kind == "file":
-            file = as_dict(element.get("file"))
-            inline = split_data_url(file["file_data"]) if isinstance(file.get("file_data"), str) else None
-            if inline is None:
-                raise bad_request(f"{where}.file.file_data: recall carries files given as data URLs", param="messages")
-            parts.append(Part(DOCUMENT, data=inline[1], mime_type=inline[0]))
-        else:
-            expect(False, f"{where}.type: expected text, image_url, input_audio or file; got {kind!r}", "messages")
-    return parts
-
-
 def _parse_tools(body: dict[str, Any], req: TurnRequest) -> None:
     tools = body.get("tools")
     if tools is not None:
@@ -394,62 +321,6 @@ def _settings_out(req: TurnRequest) -> dict[str, Any]:
     if choice is not None:
         body["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}} if isinstance(choice, dict) else choice
     return body
-
-
-def messages_of(turns: list[Turn]) -> list[dict[str, Any]]:
-    """Neutral turns as Chat messages (thoughts and provider-only parts are not carried)."""
-    messages: list[dict[str, Any]] = []
-    for turn in turns:
-        if turn.role == MODEL:
-            text = "".join(p.text or "" for p in turn.parts if p.kind == TEXT)
-            calls = [_tool_call(p, "", i) for i, p in enumerate(turn.parts) if p.kind == FUNCTION_CALL]
-            if text or calls:
-                message: dict[str, Any] = {"role": "assistant", "content": text or None}
-                if calls:
-                    message["tool_calls"] = calls
-                messages.append(message)
-            continue
-        content: list[dict[str, Any]] = []
-        for part in turn.parts:
-            element = _user_content(part)
-            if element is not None:
-                content.append(element)
-                continue
-            if content:
-                messages.append(_user_message(content))
-                content = []
-            if part.kind == FUNCTION_RESULT:
-                messages.append({"role": "tool", "tool_call_id": part.call_id or "", "content": result_text(part.result)})
-            elif part.kind == INSTRUCTION:
-                messages.append({"role": "system", "content": part.text or ""})
-        if content:
-            messages.append(_user_message(content))
-    return messages
-
-
-def _user_message(content: list[dict[str, Any]]) -> dict[str, Any]:
-    if len(content) == 1 and content[0]["type"] == "text":
-        return {"role": "user", "content": content[0]["text"]}
-    return {"role": "user", "content": content}
-
-
-def _user_content(part: Part) -> dict[str, Any] | None:
-    if part.kind == TEXT:
-        return {"type": "text", "text": part.text or ""}
-    url = data_url(part.mime_type, part.data) if part.data is not None else part.uri
-    if part.kind == IMAGE and url:
-        return {"type": "image_url", "image_url": {"url": url}}
-    if part.kind == AUDIO and part.data is not None:
-        return {"type": "input_audio", "input_audio": {"data": part.data,
-                                                       "format": (part.mime_type or "audio/wav").split("/")[-1]}}
-    if part.kind == DOCUMENT and part.data is not None:
-        return {"type": "file", "file": {"filename": "document", "file_data": url}}
-    return None
-
-
-def _tool_call(part: Part, node_id: str, index: int) -> dict[str, Any]:
-    return {"id": part.call_id or stable_id("call_", node_id, index), "type": "function",
-            "function": {"name": part.name, "arguments": arguments_json(part.arguments)}}
 
 
 def _finish_reason(status: str, calls: bool) -> str | None:
@@ -643,4 +514,3 @@ class ChatStreamDecoder(StreamDecoder):
         out += [PartStop(index) for index in self._calls.values()]
         self._calls = {}
         return out
-

@@ -1,19 +1,17 @@
 """What OpenAI's two wire APIs (Responses, Chat Completions) share: the error
-shape, the key header, data URLs and the neutral names of their settings.
+shape, the key header, and how their tools and tool choices read as neutral ones.
+The values both APIs write the same way (data URLs, arguments) are in openai_formats.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, ClassVar
 
 import orjson
 
 from ..errors import ApiError
 from ..model import FunctionTool
-from .base import Codec, as_dict, as_int, as_list, expect, type_name
-
-__all__ = ["as_dict", "as_int", "as_list"]  # the JSON-shape helpers, re-exported for the OpenAI codecs
+from .base import Codec, as_dict, expect, type_name
 
 # The words of a neutral tool_choice (model.TurnRequest.generation).
 TOOL_CHOICE_WORDS = ("auto", "none", "required")
@@ -47,49 +45,6 @@ def _error_object(body: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return as_dict(as_dict(data).get("error"))
-
-
-def stable_id(prefix: str, *parts: object) -> str:
-    """An id derived from where an item sits, so that every rendering of a node agrees on it."""
-    digest = hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
-    return f"{prefix}{digest[:40]}"
-
-
-def data_url(mime_type: str | None, data: str) -> str:
-    return f"data:{mime_type or 'application/octet-stream'};base64,{data}"
-
-
-def split_data_url(url: str) -> tuple[str | None, str] | None:
-    """(mime type, base64 data) of a `data:` URL, or None for any other URL."""
-    if not url.startswith("data:"):
-        return None
-    head, _, data = url[5:].partition(",")
-    mime_type = head.split(";", 1)[0] or None
-    return mime_type, data
-
-
-def arguments_json(arguments: Any) -> str:
-    """A call's arguments as the JSON string OpenAI carries them in."""
-    if isinstance(arguments, dict) and set(arguments) == {"_unparsed"}:
-        return str(arguments["_unparsed"])
-    return orjson.dumps(arguments if arguments is not None else {}).decode()
-
-
-def parse_arguments(raw: Any) -> Any:
-    """A call's JSON-string arguments as an object (kept verbatim when they are not JSON)."""
-    if not isinstance(raw, str):
-        return raw if raw is not None else {}
-    if not raw.strip():
-        return {}
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return {"_unparsed": raw}
-
-
-def result_text(result: Any) -> str:
-    """A function result as the string a tool message / function_call_output carries."""
-    return result if isinstance(result, str) else orjson.dumps(result).decode()
 
 
 def function_tool(tool: dict[str, Any], where: str, *, strict_by_default: bool) -> FunctionTool:

@@ -18,7 +18,6 @@ from urllib.parse import quote
 
 import orjson
 
-from ..deltas import StreamDelta
 from ..errors import ApiError, bad_request
 from ..ids import mint_id
 from ..model import (
@@ -37,6 +36,7 @@ from ..model import (
     Interaction,
     ModelReply,
     Part,
+    StreamDelta,
     Turn,
     TurnRequest,
 )

@@ -10,9 +10,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..codecs.base import Codec, Frame
-from ..deltas import deltas_of
 from ..errors import bad_request
-from ..model import IN_PROGRESS, Interaction
+from ..model import IN_PROGRESS, Interaction, deltas_of
 from ..pipeline.call import Call
 from ..pipeline.events import Sink
 from ..pipeline.services import Services

@@ -33,9 +33,8 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from ..codecs.base import Codec, Frame, StreamDecoder, StreamEncoder
-from ..deltas import StreamDelta, deltas_of
 from ..errors import ApiError, upstream_bad_response
-from ..model import CANCELLED, COMPLETED, FAILED, INCOMPLETE, Interaction, ModelReply
+from ..model import CANCELLED, COMPLETED, FAILED, INCOMPLETE, Interaction, ModelReply, StreamDelta, deltas_of
 from ..sse import SSE_CONTENT_TYPE, SSEEvent, iter_events
 from .answers import JSON
 from .call import Call
