@@ -151,12 +151,17 @@ class TurnRequest:
     # Things this front API has that no neutral field holds (e.g. built-in
     # search tools). Another wire API refuses them by name.
     untranslatable: list[str] = field(default_factory=list)
-    # Set by the pipeline from the upstream's config: how many characters of
-    # earlier turns an upstream API that folds history into one input may carry.
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a turn's self-contained call goes, as an upstream codec needs to know it
+    (from the upstream's config): its `api`, for an API that several providers serve at
+    different paths (Chat Completions), and how many characters of earlier turns an
+    API that folds history into one input may carry."""
+
+    api: str
     context_max_chars: int = DEFAULT_CONTEXT_MAX_CHARS
-    # Set by the pipeline: the `api` of the upstream the call goes to, for an API
-    # that several providers serve at different paths (Chat Completions).
-    upstream_api: str | None = None
 
 
 @dataclass(slots=True)

@@ -24,6 +24,7 @@ from ..model import (
     TEXT,
     THOUGHT,
     USER,
+    Destination,
     FunctionTool,
     Interaction,
     ModelReply,
@@ -148,7 +149,7 @@ class AnthropicMessages(Codec):
 
     # -- upstream side ----------------------------------------------------------
 
-    def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
+    def upstream_call(self, req: TurnRequest, history: list[Turn], to: Destination) -> UpstreamCall:
         turns = [*history, *req.input]
         if req.front == NAME:
             body = {k: v for k, v in req.raw.items() if k != "previous_interaction_id"}

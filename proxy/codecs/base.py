@@ -21,6 +21,7 @@ from ..errors import ApiError, bad_request, not_found
 from ..model import (
     MEDIA_KINDS,
     Assembler,
+    Destination,
     Interaction,
     ModelReply,
     Part,
@@ -257,7 +258,7 @@ class Codec:
 
     # -- upstream side ----------------------------------------------------------
 
-    def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
+    def upstream_call(self, req: TurnRequest, history: list[Turn], to: Destination) -> UpstreamCall:
         raise NotImplementedError
 
     def parse_reply(self, body: Any) -> ModelReply:

@@ -20,6 +20,7 @@ from ..model import (
     MODEL,
     TEXT,
     THOUGHT,
+    Destination,
     ModelReply,
     Part,
     PartDelta,
@@ -72,7 +73,7 @@ class GeminiGenerate(Codec):
     def error_body(self, err: ApiError) -> dict[str, Any]:
         return {"error": {"code": err.status, "message": err.message, "status": _STATUS_WORDS.get(err.status, "UNKNOWN")}}
 
-    def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
+    def upstream_call(self, req: TurnRequest, history: list[Turn], to: Destination) -> UpstreamCall:
         expect(bool(req.model), "model: is required to call generateContent", "model")
         body: dict[str, Any] = {"contents": [_content(t, self) for t in [*history, *req.input]]}
         body["contents"] = [c for c in body["contents"] if c["parts"]]

@@ -21,6 +21,7 @@ from ..model import (
     MODEL,
     TEXT,
     THOUGHT,
+    Destination,
     FunctionTool,
     Interaction,
     ModelReply,
@@ -174,7 +175,7 @@ class GeminiInteractions(Codec):
     def stream_decoder(self) -> StreamDecoder:
         return InteractionsStreamDecoder()
 
-    def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
+    def upstream_call(self, req: TurnRequest, history: list[Turn], to: Destination) -> UpstreamCall:
         """A self-contained create: the whole conversation as steps, not stored upstream."""
         if req.front == NAME:
             # Same wire API: keep every field the app sent, swap the history in.

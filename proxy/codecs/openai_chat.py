@@ -28,6 +28,7 @@ from ..model import (
     REQUIRES_ACTION,
     TEXT,
     THOUGHT,
+    Destination,
     Interaction,
     ModelReply,
     Part,
@@ -148,7 +149,7 @@ class OpenAIChat(OpenAICodec):
 
     # -- upstream side ----------------------------------------------------------
 
-    def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
+    def upstream_call(self, req: TurnRequest, history: list[Turn], to: Destination) -> UpstreamCall:
         """A self-contained request: the stored conversation before the request's own messages."""
         if req.front == NAME:
             # Same wire API: the app's body as it came. Only the conversation
@@ -169,7 +170,7 @@ class OpenAIChat(OpenAICodec):
         else:
             body.pop("stream", None)
             body.pop("stream_options", None)
-        return UpstreamCall("POST", _PATHS.get(req.upstream_api or "", "/v1/chat/completions"), body)
+        return UpstreamCall("POST", _PATHS.get(to.api, "/v1/chat/completions"), body)
 
     def parse_reply(self, body: Any) -> ModelReply:
         expect(isinstance(body, dict), "the chat completion is not a JSON object")

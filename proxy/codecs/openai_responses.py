@@ -27,6 +27,7 @@ from ..model import (
     MODEL,
     REQUIRES_ACTION,
     THOUGHT,
+    Destination,
     Interaction,
     ModelReply,
     Turn,
@@ -197,7 +198,7 @@ class OpenAIResponses(OpenAICodec):
 
     # -- upstream side ----------------------------------------------------------
 
-    def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
+    def upstream_call(self, req: TurnRequest, history: list[Turn], to: Destination) -> UpstreamCall:
         """A self-contained create: the whole conversation as input items, not stored upstream."""
         if req.front == NAME:
             # Same wire API: every field the app sent goes on; its input follows the history as it came.

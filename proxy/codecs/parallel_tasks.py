@@ -33,6 +33,7 @@ from ..model import (
     REQUIRES_ACTION,
     TEXT,
     USER,
+    Destination,
     Interaction,
     ModelReply,
     Part,
@@ -252,12 +253,12 @@ class ParallelTasks(Codec):
 
     # -- upstream side ----------------------------------------------------------
 
-    def upstream_call(self, req: TurnRequest, history: list[Turn]) -> UpstreamCall:
+    def upstream_call(self, req: TurnRequest, history: list[Turn], to: Destination) -> UpstreamCall:
         """A create for a provider that keeps nothing: earlier turns folded into the input."""
         if req.tools:
             raise bad_request("tools cannot be carried to an upstream that speaks parallel: the Task API has no"
                               " function tools; remove them or use another upstream", param="tools")
-        budget = req.context_max_chars
+        budget = to.context_max_chars
         if req.front == NAME:
             expect(req.raw.get("webhook") is None,
                    "webhook: on an emulated upstream Parallel would call it with its own run ids, which this app"

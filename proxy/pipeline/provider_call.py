@@ -22,7 +22,16 @@ from multidict import CIMultiDict
 from ..codecs import Codec, UpstreamCall, upstream_codec_for
 from ..codecs.base import check_carriage
 from ..errors import ApiError, succeeded, upstream_bad_response
-from ..model import Interaction, ModelReply, Turn, TurnRequest, give_call_id, lift_instructions, name_results
+from ..model import (
+    Destination,
+    Interaction,
+    ModelReply,
+    Turn,
+    TurnRequest,
+    give_call_id,
+    lift_instructions,
+    name_results,
+)
 from ..sse import SSE_CONTENT_TYPE
 from .call import Call
 from .client import translated_headers
@@ -43,7 +52,6 @@ def upstream_request(call: Call, req: TurnRequest, prior: list[Turn]) -> tuple[C
 
     Raises the front API's 400 for what that upstream cannot carry, before anything is sent."""
     upstream_codec = upstream_codec_of(call)
-    req.upstream_api, req.context_max_chars = call.upstream.api, call.upstream.context_max_chars
     name_results([*prior, *req.input])
     check_carriage(upstream_codec, req, prior)
     if not upstream_codec.instruction_messages and upstream_codec is not call.route.codec:
@@ -52,7 +60,8 @@ def upstream_request(call: Call, req: TurnRequest, prior: list[Turn]) -> tuple[C
         if earlier or own:  # the node keeps the app's input as it came; only the call changes
             system = "\n\n".join(text for text in (req.system, *earlier, *own) if text)
             req = dataclasses.replace(req, input=own_input, system=system)
-    return upstream_codec, upstream_codec.upstream_call(req, prior)
+    destination = Destination(call.upstream.api, call.upstream.context_max_chars)
+    return upstream_codec, upstream_codec.upstream_call(req, prior, destination)
 
 
 def upstream_headers(call: Call, upstream_codec: Codec) -> CIMultiDict[str]:
