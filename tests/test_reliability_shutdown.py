@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from proxy.config import Upstream as UpstreamConfig
-from proxy.pipeline.runs import SHUT_DOWN
+from proxy.pipeline.running import SHUT_DOWN
 
 from .support import figures, store_checks
 from .support.front_routes import FRONT_ROUTES, FrontRoute, emulated, pair_id

@@ -28,7 +28,7 @@ from ..pipeline.history import missing_conversation, visible_conversation
 from ..pipeline.relay import relay
 from ..pipeline.services import Services
 from ..store.records import Conversation
-from .pages import cursor_page, page
+from .cursor_pages import cursor_page, page
 
 _ITEM_PREFIX = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_", "reasoning": "rs_"}
 _MAX_METADATA = 16

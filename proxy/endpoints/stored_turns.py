@@ -13,10 +13,10 @@ from ..model import IN_PROGRESS, Interaction
 from ..pipeline.answers import json_response
 from ..pipeline.call import Call
 from ..pipeline.relay import relay
-from ..pipeline.runs import DELETED_WHILE_RUNNING
+from ..pipeline.running import DELETED_WHILE_RUNNING
 from ..pipeline.services import Services
+from .cursor_pages import cursor_page
 from .follow import follow
-from .pages import cursor_page
 
 
 async def _target(call: Call, services: Services) -> tuple[Interaction | None, bool]:

@@ -29,7 +29,7 @@ from ..pipeline.cache import AUTO, CACHE_HEADER, REPLAY, Cache, request_key
 from ..pipeline.call import Call
 from ..pipeline.client import UpstreamClient
 from ..pipeline.relay import relay
-from ..pipeline.runs import Runs
+from ..pipeline.running import Runs
 from ..pipeline.services import Services
 from ..pipeline.state import ConversationState
 from ..replay.cassette import load_cassette

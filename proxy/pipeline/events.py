@@ -18,7 +18,7 @@ from ..sse import SSE_CONTENT_TYPE
 from ..store import StoreUnavailable
 from ..store.protocol import Store
 from .answers import STORED_HEADER
-from .runs import Runs
+from .running import Runs
 
 _FLUSH_BYTES = 64 * 1024
 _FLUSH_SECONDS = 0.05
@@ -87,9 +87,9 @@ class EventLog:
             return
         batch, self._pending, self._pending_bytes = self._pending, [], 0
         self._last_flush = time.perf_counter()
-        run_id = self.interaction_id
-        write = self._store.append_frames(run_id, batch)
-        write.add_done_callback(lambda _: self._runs.notify(run_id))
+        interaction_id = self.interaction_id
+        write = self._store.append_frames(interaction_id, batch)
+        write.add_done_callback(lambda _: self._runs.notify(interaction_id))
         self._writes.append(write)
         self._writes = [w for w in self._writes if not w.done()]
 

@@ -40,7 +40,7 @@ from .answers import JSON
 from .call import Call
 from .events import EventLog, Sink
 from .history import add_to_conversation
-from .runs import CANCELLED_BY_APP
+from .running import CANCELLED_BY_APP
 from .services import Services
 
 log = logging.getLogger("recall")

@@ -14,7 +14,7 @@ from ..store.writer import StoreUnavailable
 from .cache import Cache
 from .client import UpstreamClient
 from .log_note import note_exchange, note_interaction
-from .runs import Runs
+from .running import Runs
 from .state import ConversationState
 
 T = TypeVar("T")

@@ -1,7 +1,7 @@
-"""Interactions being produced right now: their tasks, and a signal for followers.
+"""Turns being produced right now, by interaction id: their tasks, and a signal for followers.
 
-Every emulated turn runs as a task of its own, so it goes on when the app
-disconnects; `cancel` stops it; shutdown stops every run and lets each one
+Every turn recall runs (pipeline/run.py) is a task of its own, so it goes on when the
+app disconnects; `cancel` stops it; shutdown stops every run and lets each one
 record why. A background run an app asked not to store (`X-Recall-Store:
 false`) keeps its node here, never on disk, so that its result can still be
 read: until an hour after it finished, or recall stops.
@@ -30,11 +30,11 @@ class Runs:
         self._reasons: dict[str, str] = {}
         self._unstored: dict[str, Interaction] = {}
 
-    def start(self, run_id: str, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.create_task(work, name=f"recall-run-{run_id}")
-        self._tasks[run_id] = task
-        self._signals[run_id] = asyncio.Event()
-        task.add_done_callback(lambda _: self._finished(run_id))
+    def start(self, interaction_id: str, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(work, name=f"recall-turn-{interaction_id}")
+        self._tasks[interaction_id] = task
+        self._signals[interaction_id] = asyncio.Event()
+        task.add_done_callback(lambda _: self._finished(interaction_id))
         # An error a run raises goes to whoever awaits it (a plain turn's request); one whose app
         # has gone is not an unretrieved exception.
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
@@ -46,34 +46,34 @@ class Runs:
         for key, held in list(self._unstored.items()):
             if held.status != IN_PROGRESS and held.updated < cutoff:
                 del self._unstored[key]
-        self._unstored[node.run_id or node.id] = node
+        self._unstored[node.run_id or node.id] = node  # a task run is read by its run id
 
     def unstored(self, key: str) -> Interaction | None:
         return self._unstored.get(key)
 
-    def _finished(self, run_id: str) -> None:
-        self._tasks.pop(run_id, None)
-        self._reasons.pop(run_id, None)
-        signal = self._signals.pop(run_id, None)
+    def _finished(self, interaction_id: str) -> None:
+        self._tasks.pop(interaction_id, None)
+        self._reasons.pop(interaction_id, None)
+        signal = self._signals.pop(interaction_id, None)
         if signal is not None:
             signal.set()
 
-    def running(self, run_id: str) -> bool:
-        return run_id in self._tasks
+    def running(self, interaction_id: str) -> bool:
+        return interaction_id in self._tasks
 
-    def stop_reason(self, run_id: str) -> str | None:
+    def stop_reason(self, interaction_id: str) -> str | None:
         """Why a run was stopped from outside: cancelled by the app, or shutdown."""
-        return self._reasons.get(run_id)
+        return self._reasons.get(interaction_id)
 
-    def notify(self, run_id: str) -> None:
+    def notify(self, interaction_id: str) -> None:
         """Wake everyone following this run (new events are committed)."""
-        signal = self._signals.get(run_id)
+        signal = self._signals.get(interaction_id)
         if signal is not None:
             signal.set()
-            self._signals[run_id] = asyncio.Event()
+            self._signals[interaction_id] = asyncio.Event()
 
-    async def changed(self, run_id: str, timeout: float) -> None:
-        signal = self._signals.get(run_id)
+    async def changed(self, interaction_id: str, timeout: float) -> None:
+        signal = self._signals.get(interaction_id)
         if signal is None:
             return
         try:
@@ -81,15 +81,15 @@ class Runs:
         except TimeoutError:
             pass
 
-    async def cancel(self, run_id: str, reason: str = CANCELLED_BY_APP) -> bool:
-        task = self._tasks.get(run_id)
+    async def cancel(self, interaction_id: str, reason: str = CANCELLED_BY_APP) -> bool:
+        task = self._tasks.get(interaction_id)
         if task is None:
             return False
-        self._reasons[run_id] = reason
+        self._reasons[interaction_id] = reason
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         return True
 
     async def shutdown(self) -> None:
-        for run_id in list(self._tasks):
-            await self.cancel(run_id, SHUT_DOWN)
+        for interaction_id in list(self._tasks):
+            await self.cancel(interaction_id, SHUT_DOWN)
