@@ -108,3 +108,17 @@ def test_no_module_is_longer_than_it_can_be_read() -> None:
     long = [f"{path.relative_to(PROXY.parent)}: {count} lines" for path in sorted(PROXY.rglob("*.py"))
             if (count := len(path.read_text().splitlines())) > MAX_LINES]
     assert long == []
+
+
+def test_from_the_cli_down_to_the_model_is_at_most_eight_packages() -> None:
+    """However many modules a package holds, a chain of packages (cli → http → … → model) stays short."""
+    between: dict[str, set[str]] = {}
+    for module, targets in GRAPH.items():
+        between.setdefault(_top(module), set()).update(_top(t) for t in targets if _top(t) != _top(module))
+
+    def floors(package: str, seen: tuple[str, ...] = ()) -> int:
+        if package in seen:  # a cycle between packages: test_imports_run_one_way names it
+            return 0
+        return 1 + max((floors(p, (*seen, package)) for p in between.get(package, ())), default=0)
+
+    assert floors("cli") <= 8
