@@ -19,7 +19,6 @@ from typing import Any, TextIO
 import orjson
 
 from ..codecs import KEY_PATTERNS
-from ..pipeline.state import RECORDED_OWNER
 from ..store.protocol import Store
 from ..store.recordings import (
     BODY_FIELDS,
@@ -33,6 +32,7 @@ from ..store.recordings import (
     insert_recordings,
     select_recordings,
 )
+from ..store.records import RECORDED_OWNER
 from ..store.sqlite import SQLiteConnection
 
 FORMAT = 1

@@ -8,6 +8,9 @@ from typing import Any
 
 from ..model import Interaction
 
+# Owner of the recordings loaded from a cassette: shared test fixtures, visible to any key.
+RECORDED_OWNER = "recorded"
+
 
 @dataclass(slots=True)
 class Exchange:
