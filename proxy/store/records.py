@@ -179,6 +179,14 @@ class WalBusy(Exception):
         self.removed = removed
 
 
+class StoreError(Exception):
+    """The database cannot be used, or it refused an operation (a load, say), whatever the backend.
+
+    The message is one line. When the database cannot be used at all, it names the file, the
+    problem and the way out; when an operation is refused, it says why (the caller names what
+    was refused)."""
+
+
 class IdNotFound(LookupError):
     """No interaction id is, or starts with, what was given; or several start with it."""
 

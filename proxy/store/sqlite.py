@@ -26,9 +26,9 @@ from . import conversations, run_leases
 from .chain_cache import ChainCache
 from .erase import Purge, erase_interactions, is_erased, merge_search_index_step, vacuum_step
 from .migrations import migrate
-from .preflight import BUSY_TIMEOUT_S, StoreError, check_database
+from .preflight import BUSY_TIMEOUT_S, check_database
 from .recordings import Row, insert_recordings
-from .records import Conversation, Exchange, Removed
+from .records import Conversation, Exchange, Removed, StoreError
 from .rows import (
     EXCHANGE_COLUMNS,
     INTERACTION_COLUMNS,
