@@ -43,10 +43,6 @@ from .search import index_interaction
 from .threads import on_thread
 from .writer import StoreUnavailable, Writer
 
-# The synchronous connection the command line reads and erases with (open_sync); the
-# functions that take one (audit_db, recordings, erase) are SQLite's side of the store.
-SQLiteConnection = sqlite3.Connection
-
 # How long the server's writer waits for another process's write transaction before it gives up (503).
 WRITER_BUSY_TIMEOUT_S = 15.0
 # The WAL is checkpointed (beside the writer) when it has grown past this, looked at this often.
@@ -83,7 +79,7 @@ def _prepare(db: sqlite3.Connection) -> None:
     migrate(db)
 
 
-def open_sync(path: Path, *, busy_timeout_s: float = 10.0) -> SQLiteConnection:
+def open_sync(path: Path, *, busy_timeout_s: float = 10.0) -> sqlite3.Connection:
     """A plain synchronous connection, migrated, for the command line.
 
     The path must exist: a typo must not create an empty database. A running
