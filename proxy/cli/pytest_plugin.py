@@ -43,9 +43,9 @@ import pytest
 from ..codecs import SDK_BASE_URLS
 from ..config import MODES, load_config
 from ..pipeline.cache import AUTO, LIVE, REPLAY
+from ..replay.cassette import export_cassette
 from ..sdk_env import placeholder_keys
 from ..store.audit_db import AuditDB
-from .cassette import export_cassette
 
 T = TypeVar("T")
 
