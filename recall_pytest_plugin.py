@@ -2,7 +2,7 @@
 
 recall's import package is called `proxy`, a name many projects use for a
 package of their own. pytest loads every installed plugin before any test runs,
-so an entry point of `proxy.replay.pytest_plugin` made plain `pytest` die in such a
+so an entry point of `proxy.cli.pytest_plugin` made plain `pytest` die in such a
 project. This module has a name nobody else uses, and finds recall's package
 by its location beside this file, not by winning the name `proxy`:
 
@@ -38,7 +38,7 @@ def _load_plugin() -> ModuleType:
     except (ImportError, ValueError):  # a broken or half-imported `proxy` of the project's
         spec = None
     if spec is not None and _is_recalls(spec):
-        return importlib.import_module("proxy.replay.pytest_plugin")
+        return importlib.import_module("proxy.cli.pytest_plugin")
     if _ALIAS not in sys.modules:
         init = _PACKAGE / "__init__.py"
         alias_spec = importlib.util.spec_from_file_location(_ALIAS, init, submodule_search_locations=[str(_PACKAGE)])
@@ -51,7 +51,7 @@ def _load_plugin() -> ModuleType:
         except BaseException:
             del sys.modules[_ALIAS]
             raise
-    return importlib.import_module(f"{_ALIAS}.replay.pytest_plugin")
+    return importlib.import_module(f"{_ALIAS}.cli.pytest_plugin")
 
 
 try:

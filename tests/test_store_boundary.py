@@ -29,19 +29,6 @@ SQL = re.compile(
     r"|\bPRAGMA\s+\w+|^\s*(?:BEGIN(?:\s+IMMEDIATE)?|COMMIT|ROLLBACK|SAVEPOINT\s+\w+|VACUUM)\s*$"
 )
 
-# Modules outside the store that may still, each for the reason given.
-IMPORTS_ALLOWED = {
-    # Both catch sqlite3's errors around AuditDB.open and the cassette import; proxy/cli/ belongs to
-    # another part of issue 18, which is to catch the store's own errors instead.
-    "proxy/cli/audit.py": {"sqlite3"},
-    "proxy/cli/cassette.py": {"sqlite3"},
-}
-SQL_ALLOWED = {
-    # `recall cassette import` wraps replay.cassette.insert_records in BEGIN IMMEDIATE / COMMIT / ROLLBACK
-    # itself; it is to load through the store instead (same owner as above).
-    "proxy/cli/cassette.py": {"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"},
-}
-
 
 def _modules_outside_store() -> list[Path]:
     return sorted(p for p in PROXY.rglob("*.py") if STORE not in p.parents)
@@ -88,9 +75,9 @@ def test_no_sql_and_no_driver_outside_the_store(path: Path) -> None:
     tree = ast.parse(path.read_text(), filename=str(path))
     name = _name(path)
     drivers = _imported(tree) & DRIVERS
-    assert drivers <= IMPORTS_ALLOWED.get(name, set()), f"{name} imports {sorted(drivers)}: go through proxy.store"
+    assert not drivers, f"{name} imports {sorted(drivers)}: go through proxy.store"
     statements = {text.strip() for text in _strings(tree) if SQL.search(text)}
-    assert statements <= SQL_ALLOWED.get(name, set()), f"{name} holds SQL; move it under proxy/store/: {statements}"
+    assert not statements, f"{name} holds SQL; move it under proxy/store/: {statements}"
 
 
 def _members(protocol: type) -> list[str]:

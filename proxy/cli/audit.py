@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -41,7 +40,7 @@ from ..audit.render import (
 )
 from ..audit.when import utc
 from ..store.audit_db import AuditDB
-from ..store.records import STATS_KEYS, THREAD_STATUSES, IdNotFound, Removed, WalBusy
+from ..store.records import STATS_KEYS, THREAD_STATUSES, IdNotFound, Removed, StoreError, WalBusy
 from ..store.search import fts_query
 from .common import (
     DURATION,
@@ -55,14 +54,15 @@ from .common import (
 
 
 @contextmanager
-def opened_audit(config_path: str | None, db_path: str | None) -> Iterator[AuditDB]:
+def opened_audit(config_path: str | None, db_path: str | None, *, create: bool = False) -> Iterator[AuditDB]:
+    """The database a command works on, closed after it; `create` makes a missing one (private to its owner)."""
     path = db_path_of(config_path, db_path)
     try:
-        audit = AuditDB.open(path)
+        audit = AuditDB.open(path, create=create)
     except FileNotFoundError:
         raise click.ClickException(f"no database at {path}: start `recall serve` to create one, or pass --db PATH") from None
-    except sqlite3.DatabaseError as exc:
-        raise click.ClickException(f"{path} is not a recall database: {exc}") from None
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         yield audit
     finally:

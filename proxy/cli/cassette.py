@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import click
 
 from ..audit.render import dumps
 from ..files import open_private_for_writing
-from ..replay.cassette import export_cassette, insert_records, read_cassette
-from ..store.audit_db import complete_id
-from ..store.records import IdNotFound
-from ..store.sqlite import open_private, open_sync
-from .common import config_and_db_options, db_path_of, json_option, since_option
+from ..replay.cassette import export_cassette, load_records, read_cassette
+from ..store.records import StoreError
+from .audit import opened_audit, resolve_id
+from .common import config_and_db_options, json_option, since_option
 
 
 @click.group()
@@ -31,29 +29,18 @@ def cassette() -> None:
 def export_command(config_path: str | None, db_path: str | None, thread: str | None, since: float | None,
                    upstream: str | None, output: str, as_json: bool) -> None:
     """Write recordings to a cassette file."""
-    path = db_path_of(config_path, db_path)
-    try:
-        db = open_sync(path)
-    except FileNotFoundError:
-        raise click.ClickException(f"no database at {path}; pass --db PATH") from None
-    if thread is not None:
-        try:
-            thread = complete_id(db, thread)
-        except IdNotFound as missing:
-            db.close()
-            found = f"; it starts {', '.join(missing.candidates)}" if missing.candidates else ""
-            raise click.ClickException(f"no single interaction '{thread}' in {path}{found}") from None
     target = Path(output)
     partial = target.with_suffix(target.suffix + ".partial")
-    try:
-        # A cassette holds conversations: 0600 like the database it comes from.
-        with open_private_for_writing(partial) as out:
-            report = export_cassette(db, out, thread=thread, since=since, upstream=upstream)
-    except LookupError as exc:
-        partial.unlink(missing_ok=True)
-        raise click.ClickException(str(exc)) from None
-    finally:
-        db.close()
+    with opened_audit(config_path, db_path) as audit:
+        if thread is not None:
+            thread = resolve_id(thread, audit)
+        try:
+            # A cassette holds conversations: 0600 like the database it comes from.
+            with open_private_for_writing(partial) as out:
+                report = export_cassette(audit, out, thread=thread, since=since, upstream=upstream)
+        except LookupError as exc:
+            partial.unlink(missing_ok=True)
+            raise click.ClickException(str(exc)) from None
     partial.replace(target)
     if as_json:
         click.echo(dumps({"file": str(target), "interactions": report.interactions, "exchanges": report.exchanges,
@@ -71,23 +58,16 @@ def export_command(config_path: str | None, db_path: str | None, thread: str | N
 @json_option
 def import_command(file: str, config_path: str | None, db_path: str | None, as_json: bool) -> None:
     """Load a cassette file into a database (created if missing)."""
-    path = db_path_of(config_path, db_path)
     try:
         records = list(read_cassette(Path(file)))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    open_private(path)
-    db = open_sync(path)
-    try:
-        db.execute("BEGIN IMMEDIATE")
+    with opened_audit(config_path, db_path, create=True) as audit:
         try:
-            counts = insert_records(db, iter(records))
-        except (sqlite3.Error, KeyError) as exc:
-            db.execute("ROLLBACK")
+            counts = load_records(audit, records)
+        except (StoreError, KeyError) as exc:  # the database refused a row, or a record lacks a field
             raise click.ClickException(f"{file}: cannot be loaded: {exc}") from None
-        db.execute("COMMIT")
-    finally:
-        db.close()
+        path = audit.path
     if as_json:
         click.echo(dumps({"file": file, "database": str(path), "interactions": counts["interaction"],
                           "exchanges": counts["exchange"], "events": counts["event"]}))

@@ -116,7 +116,7 @@ def _say_json(line: str) -> None:
 
 async def _serve(config: Config, path: Path, say: Callable[[str], None] = _say_text) -> None:
     from ..http.app import start
-    from ..store.preflight import StoreError
+    from ..store.records import StoreError
 
     try:
         runner, port = await start(config, path)

@@ -10,9 +10,7 @@ from ..codecs import Codec
 from ..errors import bad_request
 from ..model import IN_PROGRESS, Interaction, Turn
 from ..store.protocol import Store
-
-# Owner of interactions loaded from a cassette: shared test fixtures, visible to any key.
-RECORDED_OWNER = "recorded"
+from ..store.records import RECORDED_OWNER
 
 
 class ConversationState:

@@ -1,1 +1,1 @@
-"""Recordings for test suites: cassette files, and the pytest plugin."""
+"""Recordings for test suites: cassette files (the pytest plugin that writes them is proxy/cli/pytest_plugin.py)."""

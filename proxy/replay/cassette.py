@@ -19,8 +19,7 @@ from typing import Any, TextIO
 import orjson
 
 from ..codecs import KEY_PATTERNS
-from ..pipeline.state import RECORDED_OWNER
-from ..store.protocol import Store
+from ..store.protocol import AuditStore, Store
 from ..store.recordings import (
     BODY_FIELDS,
     EVENT,
@@ -30,10 +29,8 @@ from ..store.recordings import (
     INTERACTION_FIELDS,
     JSON_FIELDS,
     Row,
-    insert_recordings,
-    select_recordings,
 )
-from ..store.sqlite import SQLiteConnection
+from ..store.records import RECORDED_OWNER
 
 FORMAT = 1
 
@@ -67,7 +64,7 @@ class _Masker:
         return value
 
 
-def export_cassette(db: SQLiteConnection, out: TextIO, *, thread: str | None = None, since: float | None = None,
+def export_cassette(audit: AuditStore, out: TextIO, *, thread: str | None = None, since: float | None = None,
                     upstream: str | None = None, only_new: bool = False, header: bool = True) -> ExportReport:
     """Write the selected recordings to `out` as JSONL, streaming row by row.
 
@@ -75,8 +72,8 @@ def export_cassette(db: SQLiteConnection, out: TextIO, *, thread: str | None = N
     `recorded`), to append a run's new traffic to the cassette it replayed."""
     report = ExportReport()
     masker = _Masker(report)
-    rows = select_recordings(db, thread=thread, since=since, upstream=upstream,
-                             skip_owner=RECORDED_OWNER if only_new else None)
+    rows = audit.export_recordings(thread=thread, since=since, upstream=upstream,
+                                   skip_owner=RECORDED_OWNER if only_new else None)
     if header:
         out.write(orjson.dumps({"recall_cassette": FORMAT}).decode() + "\n")
     for kind, row in rows:
@@ -162,10 +159,11 @@ def _rows(records: Iterable[dict[str, Any]]) -> Iterator[tuple[str, Row]]:
                          "frame": _unbody(record, "frame")}
 
 
-def insert_records(db: SQLiteConnection, records: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """Load cassette records into a database (inside the caller's transaction), replacing
-    what an earlier load of the same requests left (store.recordings.insert_recordings)."""
-    return insert_recordings(db, _rows(records), RECORDED_OWNER)
+def load_records(audit: AuditStore, records: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Load cassette records into a database in one transaction, replacing what an earlier load
+    of the same requests left (AuditStore.load_recordings). KeyError, and nothing loaded, for a
+    record that lacks a field it cannot do without."""
+    return audit.load_recordings(list(_rows(records)), RECORDED_OWNER)
 
 
 async def load_cassette(store: Store, path: Path) -> dict[str, int]:

@@ -15,10 +15,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import audit_stats
 from .erase import Purge, erase_interactions, erase_thread, merge_search_index_step, purge_before, reclaim_space
+from .recordings import Row, insert_recordings, select_recordings
 from .records import (
     HIT_END,
     HIT_START,
@@ -30,13 +31,16 @@ from .records import (
     SearchHit,
     Served,
     StatsRow,
+    StoreError,
     StreamEvent,
     ThreadKey,
     ThreadSummary,
     WalBusy,
 )
 from .rows import EXCHANGE_COLUMNS, INTERACTION_COLUMNS, exchange_from_row, interaction_from_row, qualified
-from .sqlite import open_sync
+from .sqlite import open_private, open_sync
+
+T = TypeVar("T")
 
 _NODE_COLUMNS = qualified(INTERACTION_COLUMNS, "i") + ", i.depth, i.deleted_at"
 
@@ -81,9 +85,15 @@ class AuditDB:
         self.path = path
 
     @classmethod
-    def open(cls, path: Path) -> AuditDB:
-        """Open an existing database (FileNotFoundError otherwise), migrated to this version."""
-        return cls(open_sync(path), path)
+    def open(cls, path: Path, *, create: bool = False) -> AuditDB:
+        """Open an existing database (FileNotFoundError otherwise) or, with `create`, a new one
+        private to its owner; migrated to this version. StoreError if it is not a recall database."""
+        if create:
+            open_private(path)
+        try:
+            return cls(open_sync(path), path)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path} is not a recall database: {exc}") from None
 
     def close(self) -> None:
         self.db.close()
@@ -298,6 +308,32 @@ class AuditDB:
         """Tokens in and out per --by group and model, for pricing (audit_stats.token_usage)."""
         return audit_stats.token_usage(self.db, by=by, since=since, until=until)
 
+    # -- cassettes --------------------------------------------------------------
+
+    def export_recordings(self, *, thread: str | None = None, since: float | None = None,
+                          upstream: str | None = None, skip_owner: str | None = None) -> Iterator[tuple[str, Row]]:
+        """The recordings a cassette takes, streamed (recordings.select_recordings)."""
+        return select_recordings(self.db, thread=thread, since=since, upstream=upstream, skip_owner=skip_owner)
+
+    def load_recordings(self, rows: list[tuple[str, Row]], owner: str) -> dict[str, int]:
+        """Load rows under `owner` in one transaction (recordings.insert_recordings says how);
+        StoreError, and nothing loaded, if the database refuses any of it."""
+        try:
+            return self._in_transaction(lambda db: insert_recordings(db, rows, owner))
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from None
+
+    def _in_transaction(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """`op` in one write transaction: committed if it returns, rolled back if it raises."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            done = op(self.db)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        return done
+
     # -- erasing ----------------------------------------------------------------
 
     def bytes_on_disk(self) -> int:
@@ -305,17 +341,13 @@ class AuditDB:
         return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
 
     def _erase(self, op: Callable[[sqlite3.Connection], Removed], *, dry_run: bool = False) -> Removed:
+        if not dry_run:
+            return self._reclaim(self._in_transaction(op))
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            removed = op(self.db)
-        except BaseException:
+            return op(self.db)
+        finally:
             self.db.execute("ROLLBACK")
-            raise
-        if dry_run:
-            self.db.execute("ROLLBACK")
-            return removed
-        self.db.execute("COMMIT")
-        return self._reclaim(removed)
 
     def _reclaim(self, removed: Removed) -> Removed:
         """After an erase: the search index merged and the space given back, in short
@@ -339,13 +371,7 @@ class AuditDB:
             return self._erase(lambda db: purge_before(db, cutoff), dry_run=True)
         purge, more = Purge(cutoff), True
         while more:  # one short transaction a step: a running server's writes go between them
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                more = purge.step(self.db)
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+            more = self._in_transaction(purge.step)
             # Each step's pages copied into the database now, by this process: left in the
             # WAL, the server's next commit would copy them all at once, its requests waiting.
             self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()

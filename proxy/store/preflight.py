@@ -14,16 +14,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from .migrations import MIGRATIONS
+from .records import StoreError
 
 # How long recall waits for another process's write lock at start (and sqlite3's default).
 BUSY_TIMEOUT_S = 5.0
 _MAGIC = b"SQLite format 3\x00"
 # quick_check names at most this many problems; the first is enough for the one line.
 _CHECK_LIMIT = 1
-
-
-class StoreError(Exception):
-    """The database cannot be used; the message is one line naming the file, the problem and the way out."""
 
 
 def check_database(path: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S, writable: bool = True) -> None:

@@ -9,15 +9,13 @@ a PostgreSQL store is to be the second, so nothing here names a sqlite3 type.
 How each side is reached:
 - `Store`: `SQLiteStore.open(path)` when the server starts; the pipeline,
   endpoints, replay cache, cassette loading and retention take it as a `Store`.
-- `AuditStore`: `AuditDB.open(path)` for the audit commands (`recall ls/show/rm…`),
-  which may run while a server writes to the same file. The viewer runs the same
-  reads off the event loop: `readers.Readers.open(path).run(fn)` calls `fn(AuditStore)`
-  on a reader's own thread.
-- SQLite only, as functions of its modules: the start-up checks (preflight.check_database),
-  replay mode's copy of a file (sqlite.copy_database), and the cassette commands, which
-  export and import rows (recordings.select_recordings / insert_recordings) on a
-  connection of `sqlite.open_sync`. A second backend provides the same two functions on
-  its own connection.
+- `AuditStore`: `AuditDB.open(path)` for the audit and cassette commands (`recall
+  ls/show/rm…`, `recall cassette`) and the pytest plugin's cassette writing, which may
+  run while a server writes to the same file. The viewer runs the same reads off the
+  event loop: `readers.Readers.open(path).run(fn)` calls `fn(AuditStore)` on a reader's
+  own thread.
+- SQLite only, as functions of its modules: the start-up checks (preflight.check_database)
+  and replay mode's copy of a file (sqlite.copy_database).
 """
 
 from __future__ import annotations
@@ -237,6 +235,22 @@ class AuditStore(Protocol):
     def token_usage(self, *, by: tuple[str, ...], since: float | None = None,
                     until: float | None = None) -> list[tuple[dict[str, str | None], str | None, int, int]]:
         """Tokens in and out per --by group and model, for pricing."""
+        ...
+
+    # -- cassettes ----------------------------------------------------------------------
+
+    def export_recordings(self, *, thread: str | None = None, since: float | None = None,
+                          upstream: str | None = None, skip_owner: str | None = None) -> Iterator[tuple[str, Row]]:
+        """The recordings a cassette takes, as rows (recordings.py), streamed: the live interactions
+        selected, then the exchanges recorded for them (replay hits left out), then their stream
+        events. `thread` is any interaction id of the thread wanted (LookupError, at once, if there
+        is none); rows of `skip_owner` are left out."""
+        ...
+
+    def load_recordings(self, rows: list[tuple[str, Row]], owner: str) -> dict[str, int]:
+        """Load a cassette's rows under `owner` in one transaction, replacing what an earlier load of
+        the same requests left; how many of each kind. If the database refuses any of it, nothing is
+        loaded (records.StoreError)."""
         ...
 
     # -- erasing ------------------------------------------------------------------------

@@ -8,6 +8,9 @@ from typing import Any
 
 from ..model import Interaction
 
+# Owner of the recordings loaded from a cassette: shared test fixtures, visible to any key.
+RECORDED_OWNER = "recorded"
+
 
 @dataclass(slots=True)
 class Exchange:
@@ -174,6 +177,14 @@ class WalBusy(Exception):
     def __init__(self, removed: Removed) -> None:
         super().__init__("another connection is reading the database; the WAL could not be truncated")
         self.removed = removed
+
+
+class StoreError(Exception):
+    """The database cannot be used, or it refused an operation (a load, say), whatever the backend.
+
+    The message is one line. When the database cannot be used at all, it names the file, the
+    problem and the way out; when an operation is refused, it says why (the caller names what
+    was refused)."""
 
 
 class IdNotFound(LookupError):

@@ -26,9 +26,9 @@ from . import conversations, run_leases
 from .chain_cache import ChainCache
 from .erase import Purge, erase_interactions, is_erased, merge_search_index_step, vacuum_step
 from .migrations import migrate
-from .preflight import BUSY_TIMEOUT_S, StoreError, check_database
+from .preflight import BUSY_TIMEOUT_S, check_database
 from .recordings import Row, insert_recordings
-from .records import Conversation, Exchange, Removed
+from .records import Conversation, Exchange, Removed, StoreError
 from .rows import (
     EXCHANGE_COLUMNS,
     INTERACTION_COLUMNS,
@@ -42,10 +42,6 @@ from .rows import (
 from .search import index_interaction
 from .threads import on_thread
 from .writer import StoreUnavailable, Writer
-
-# The synchronous connection the command line reads and erases with (open_sync); the
-# functions that take one (audit_db, recordings, erase) are SQLite's side of the store.
-SQLiteConnection = sqlite3.Connection
 
 # How long the server's writer waits for another process's write transaction before it gives up (503).
 WRITER_BUSY_TIMEOUT_S = 15.0
@@ -83,7 +79,7 @@ def _prepare(db: sqlite3.Connection) -> None:
     migrate(db)
 
 
-def open_sync(path: Path, *, busy_timeout_s: float = 10.0) -> SQLiteConnection:
+def open_sync(path: Path, *, busy_timeout_s: float = 10.0) -> sqlite3.Connection:
     """A plain synchronous connection, migrated, for the command line.
 
     The path must exist: a typo must not create an empty database. A running

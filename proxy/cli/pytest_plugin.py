@@ -43,9 +43,9 @@ import pytest
 from ..codecs import SDK_BASE_URLS
 from ..config import MODES, load_config
 from ..pipeline.cache import AUTO, LIVE, REPLAY
+from ..replay.cassette import export_cassette
 from ..sdk_env import placeholder_keys
-from ..store.sqlite import open_sync
-from .cassette import export_cassette
+from ..store.audit_db import AuditDB
 
 T = TypeVar("T")
 
@@ -184,12 +184,12 @@ def _append_new_traffic(db_path: Path, cassette: Path) -> None:
         return
     cassette.parent.mkdir(parents=True, exist_ok=True)
     existed = cassette.exists()
-    db = open_sync(db_path)
+    audit = AuditDB.open(db_path)
     try:
         with cassette.open("a", encoding="utf-8") as out:
-            export_cassette(db, out, only_new=True, header=not existed)
+            export_cassette(audit, out, only_new=True, header=not existed)
     finally:
-        db.close()
+        audit.close()
 
 
 def _write_cassette(db_path: Path, cassette: Path) -> None:
@@ -200,10 +200,10 @@ def _write_cassette(db_path: Path, cassette: Path) -> None:
         return
     cassette.parent.mkdir(parents=True, exist_ok=True)
     partial = cassette.with_name(cassette.name + ".partial")
-    db = open_sync(db_path)
+    audit = AuditDB.open(db_path)
     try:
         with partial.open("w", encoding="utf-8") as out:
-            export_cassette(db, out)
+            export_cassette(audit, out)
     finally:
-        db.close()
+        audit.close()
     partial.replace(cassette)
