@@ -230,7 +230,7 @@ async def run(args: argparse.Namespace) -> str:
     procs = Processes()
     try:
         ports = {name: free_port() for name in ("provider", "relay", "native", "emulate", "replay",
-                                                 "native-baseline", "emulate-baseline")}
+                                                 "native-baseline", "emulate-baseline", "replay-baseline")}
         provider = f"http://127.0.0.1:{ports['provider']}"
         procs.start("bench/fake_provider.py", "--port", str(ports["provider"]), "--chunks", str(args.chunks))
         relay = procs.start("bench/minimal_relay.py", "--port", str(ports["relay"]), "--upstream", provider)
@@ -255,14 +255,22 @@ async def run(args: argparse.Namespace) -> str:
             seed_recordings(workdir / "replay.db", args.recordings)
             replay = procs.start(*recall_args(workdir, "replay", provider, "emulate", "replay", ports["replay"]))
             await wait_up(session, f"http://127.0.0.1:{ports['replay']}/_recall/health")
+            replays = [Target(f"recall replay hit ({args.recordings:,} recordings)",
+                              f"http://127.0.0.1:{ports['replay']}/bench/v1/interactions", replay.pid)]
+            if args.baseline:  # the same recordings (a replay key does not depend on recall's version)
+                copy_database(workdir / "replay.db", workdir / "replay-baseline.db")
+                proc = procs.start(*recall_args(workdir, "replay-baseline", provider, "emulate", "replay",
+                                                ports["replay-baseline"]), cwd=args.baseline)
+                await wait_up(session, f"http://127.0.0.1:{ports['replay-baseline']}/_recall/health")
+                replays.append(Target(f"recall replay hit ({args.recordings:,} recordings), baseline",
+                                      f"http://127.0.0.1:{ports['replay-baseline']}/bench/v1/interactions", proc.pid))
             targets = [
                 Target("direct to the provider", f"{provider}/v1/interactions"),
                 Target("minimal relay", f"http://127.0.0.1:{ports['relay']}/v1/interactions", relay.pid),
                 Target("recall native (recording)", f"http://127.0.0.1:{ports['native']}/bench/v1/interactions", native.pid),
                 Target("recall emulate (recording)", f"http://127.0.0.1:{ports['emulate']}/bench/v1/interactions", emulate.pid),
                 *baseline,
-                Target(f"recall replay hit ({args.recordings:,} recordings)",
-                       f"http://127.0.0.1:{ports['replay']}/bench/v1/interactions", replay.pid),
+                *replays,
             ]
             for target in targets:  # warm up: connections, caches, the JIT-less interpreter's first paths
                 for _ in range(50):
@@ -272,7 +280,7 @@ async def run(args: argparse.Namespace) -> str:
                     await measure_latency(session, target, args.requests)
                 for target in targets:
                     await measure_throughput(session, target, args.seconds, 32)
-                for target in targets[:-1]:  # a replay hit is not streamed
+                for target in targets[:-len(replays)]:  # a replay hit is not streamed
                     await measure_stream(session, target, max(5, args.requests // 10))
             rebuild = await rebuild_figures(workdir, args.depths, provider, procs, session)
     finally:
@@ -310,7 +318,7 @@ def report(targets: list[Target], rebuild: list[tuple[int, float, float]], args:
               "|---|---|---|---|---|---|"]
     fb0, total0 = statistics.median(direct.first_byte), statistics.median(direct.stream_total)
     relay_fb = statistics.median(relay.first_byte) - fb0
-    for t in targets[:-1]:
+    for t in (t for t in targets if t.first_byte):
         fb, total = statistics.median(t.first_byte), statistics.median(t.stream_total)
         lines.append(f"| {t.name} | {1000 * fb:.2f} | {'' if t is direct else f'{1000 * (fb - fb0):.2f}'} | "
                      f"{'' if t is direct else f'{(fb - fb0) / relay_fb:.2f}'} | {1000 * total:.2f} | "

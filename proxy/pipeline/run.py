@@ -29,6 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import aiohttp
 
@@ -44,6 +45,7 @@ from .running import CANCELLED_BY_APP
 from .services import Services
 
 log = logging.getLogger("recall")
+T = TypeVar("T")
 
 NATIVE, RELABEL, ENCODE, WHOLE = "native", "relabel", "encode", "whole"
 # While a reply asked whole is awaited, the app's stream gets a comment this often.
@@ -175,22 +177,30 @@ class Run:
         return True
 
     async def _read_whole(self) -> None:
-        """Ask the provider for the whole reply, keeping the app's connection alive meanwhile."""
+        """Ask the provider for the whole reply, keeping the app's stream (if any) alive meanwhile."""
         assert self.ask is not None
-        asking = asyncio.ensure_future(self.ask())
         try:
-            while not asking.done():
-                await asyncio.wait({asking}, timeout=KEEPALIVE_SECONDS)
-                if not asking.done() and self.sink is not None:
-                    await self.sink.send(KEEPALIVE)  # an SSE comment: every SDK skips it
-            try:
-                reply, self.provider_body = asking.result()
-            except ApiError as err:
-                self.refused = err
-                return
-            await self._take_whole(reply)
+            if self.sink is None:
+                reply, self.provider_body = await self.ask()
+            else:
+                reply, self.provider_body = await self._kept_alive(self.ask(), self.sink)
+        except ApiError as err:
+            self.refused = err
+            return
+        await self._take_whole(reply)
+
+    @staticmethod
+    async def _kept_alive(asking: Awaitable[T], sink: Sink) -> T:
+        """`asking`'s result, an SSE comment (which every SDK skips) sent every KEEPALIVE_SECONDS meanwhile."""
+        waiting = asyncio.ensure_future(asking)
+        try:
+            while not waiting.done():
+                await asyncio.wait({waiting}, timeout=KEEPALIVE_SECONDS)
+                if not waiting.done():
+                    await sink.send(KEEPALIVE)
+            return waiting.result()
         finally:
-            asking.cancel()
+            waiting.cancel()
 
     async def _read_answered_whole(self) -> None:
         """A stream request the provider answered whole, in JSON (as a contract that declares no
