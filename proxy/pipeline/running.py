@@ -1,7 +1,7 @@
 """Turns being produced right now, by interaction id: their tasks, and a signal for followers.
 
-Every turn recall runs (pipeline/run.py) is a task of its own, so it goes on when the
-app disconnects; `cancel` stops it; shutdown stops every run and lets each one
+A streamed or background turn (pipeline/run.py) is a task of its own, so it goes on
+when the app disconnects; `cancel` stops it; shutdown stops every run and lets each one
 record why. A background run an app asked not to store (`X-Recall-Store:
 false`) keeps its node here, never on disk, so that its result can still be
 read: until an hour after it finished, or recall stops.

@@ -131,7 +131,8 @@ async def emulate(request: web.Request, call: Call, services: Services, req: Tur
     # The provider's stream is read where there is one to read and anyone to pass it to.
     streamed = (req.stream or req.background) and upstream_codec.reads_streams and not front.asks_whole
     # Built before anything is written: what the upstream cannot carry is a 400 now, not a failed turn.
-    _, upstream_call = upstream_request(call, dataclasses.replace(req, stream=streamed), prior)
+    _, upstream_call = upstream_request(call, req if req.stream == streamed else dataclasses.replace(req, stream=streamed),
+                                        prior)
     storing = call.stores(req)
     node = new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), mint_id(front.id_prefix), mode="emulate",
                     parent=chain[-1] if chain else None)
@@ -175,12 +176,18 @@ async def emulate(request: web.Request, call: Call, services: Services, req: Tur
               began=background, upstream_digest=digest, conversation=req.conversation,
               open_stream=open_stream, ask=ask, read_whole=lambda answer: whole_reply(call, upstream_codec, answer),
               created=created, same_api=upstream_codec is front)
+    if run.sink is None and created is None:
+        # A plain turn is the run drained, in the request's own task (aiohttp lets a handler
+        # finish when its app disconnects). Committed before the id reaches the app: an
+        # immediate follow-up finds it.
+        await run.run()
+        return json_bytes_response(run.reply_body(), stored=run.saved)
+    # A stream or a background run is a task of its own: it goes on without the app, and
+    # DELETE, cancel and shutdown reach it (pipeline/running.py).
     task = services.runs.start(node.id, run.run())
     if created is not None:
         # A provider that refuses later fails the run (visible on GET) instead of the create.
         return json_bytes_response(created[1], status=created[0], stored=storing)
     await asyncio.shield(task)
-    if run.sink is not None:
-        return run.sink.response
-    # Committed before the id reaches the app: an immediate follow-up finds it.
-    return json_bytes_response(run.reply_body(), stored=run.saved)
+    assert run.sink is not None
+    return run.sink.response
