@@ -6,6 +6,8 @@ Each case starts `python -m proxy serve` as a real process, with a timeout.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import shutil
 import sqlite3
@@ -16,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from proxy.store import preflight
 from proxy.store.migrations import MIGRATIONS
-from proxy.store.sqlite import WRITER_BUSY_TIMEOUT_S, open_sync
+from proxy.store.sqlite import WRITER_BUSY_TIMEOUT_S, SQLiteStore, open_sync
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,6 +76,34 @@ def test_a_corrupted_database(tmp_path: Path) -> None:
         handle.seek(page * 6)
         handle.write(b"\xa5" * page * 3)
     assert_one_line(serve(db), "corrupted", ".recover")
+
+
+def test_a_large_database_starts_at_once_and_has_its_pages_checked_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Past FULL_CHECK_AT_START_MAX_BYTES, quick_check (which reads every page) runs once recall is
+    listening: start-up stays fast at any size, and corruption is still named, in one log line."""
+    db = recall_database(tmp_path / "r.db", rows=400)
+    page = sqlite3.connect(db).execute("PRAGMA page_size").fetchone()[0]
+    with db.open("r+b") as handle:
+        handle.seek(page * 6)
+        handle.write(b"\xa5" * page * 3)
+    monkeypatch.setattr(preflight, "FULL_CHECK_AT_START_MAX_BYTES", db.stat().st_size - 1)
+
+    async def open_then_close() -> None:
+        store = await SQLiteStore.open(db)  # no StoreError: the pages are not read at start
+        try:
+            for _ in range(200):
+                if "corrupted" in caplog.text:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await store.close()
+
+    with caplog.at_level(logging.ERROR, logger="recall"):
+        asyncio.run(open_then_close())
+    lines = [r.getMessage() for r in caplog.records if "corrupted" in r.getMessage()]
+    assert len(lines) == 1 and ".recover" in lines[0] and "\n" not in lines[0]
+    assert preflight.PageCheck(db).run() == lines[0]
 
 
 def test_a_schema_newer_than_this_recall(tmp_path: Path) -> None:

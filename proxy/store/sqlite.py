@@ -12,6 +12,7 @@ conversations, run leases, erasing and recordings are in modules of their own
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ from . import conversations, run_leases
 from .chain_cache import ChainCache
 from .erase import Purge, erase_interactions, is_erased, merge_search_index_step, vacuum_step
 from .migrations import migrate
-from .preflight import BUSY_TIMEOUT_S, check_database
+from .preflight import BUSY_TIMEOUT_S, PageCheck, check_database
 from .recordings import Row, insert_recordings
 from .records import Conversation, Exchange, Removed, StoreError
 from .rows import (
@@ -42,6 +43,8 @@ from .rows import (
 from .search import index_interaction
 from .threads import on_thread
 from .writer import StoreUnavailable, Writer
+
+log = logging.getLogger("recall")
 
 # How long the server's writer waits for another process's write transaction before it gives up (503).
 WRITER_BUSY_TIMEOUT_S = 15.0
@@ -106,6 +109,7 @@ class SQLiteStore:
         self.instance = run_leases.new_instance()
         # The run-lease heartbeat and the WAL checkpointer.
         self._background: list[asyncio.Task[None]] = []
+        self._page_check: PageCheck | None = None
         # Nodes whose end could not be written (the database refused): failed once it can (id -> why).
         self._unsaved: dict[str, str] = {}
 
@@ -118,7 +122,7 @@ class SQLiteStore:
             raise StoreError(f"{path} cannot be created ({exc.strerror}); check that its directory is"
                              " writable, or pass --db with another path") from None
         # The same patience as the writer's: a lock that outlasts it would fail the first write anyway.
-        check_database(path, busy_timeout_s=WRITER_BUSY_TIMEOUT_S)
+        pages_later = check_database(path, busy_timeout_s=WRITER_BUSY_TIMEOUT_S)
         # Each aiosqlite connection runs a thread that is not a daemon: one left open by a
         # failure here would keep the process from exiting. Close what was opened, then raise.
         opened: list[aiosqlite.Connection] = []
@@ -146,9 +150,23 @@ class SQLiteStore:
         await store._fail_interrupted()
         store._background = [asyncio.create_task(store._keep_leases(), name="recall-run-leases"),
                              asyncio.create_task(store._checkpoints(checkpointer), name="recall-wal-checkpoints")]
+        if pages_later:
+            store._page_check = PageCheck(path)
+            store._background.append(asyncio.create_task(store._check_pages(store._page_check),
+                                                         name="recall-page-check"))
         return store
 
+    async def _check_pages(self, check: PageCheck) -> None:
+        """A large file's pages, checked once recall is listening (preflight: start-up stays under a
+        second at any size). Corruption found this way is logged in one line; the requests that meet
+        it fail on their own (a 503 for a write the database refuses)."""
+        problem = await asyncio.to_thread(check.run)
+        if problem is not None:
+            log.error("%s", problem)
+
     async def close(self) -> None:
+        if self._page_check is not None:
+            self._page_check.stop()  # its thread would otherwise hold the process until the whole file is read
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
