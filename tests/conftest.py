@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,3 +182,25 @@ def matrix_recall(loop_thread: LoopThread, matrix_fakes: dict[str, Any],
     runner, port = loop_thread.run(start(config, db_path, check_recall(config)))
     yield Recall(f"http://127.0.0.1:{port}", db_path, config)
     loop_thread.run(runner.cleanup())
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One real PostgreSQL for the session (tests/support/postgres.py); each test takes its
+    own database from it with `pg_url`. Its cluster lives in a directory of /tmp's own, not
+    pytest's: pytest's are private to root, and the server runs as the postgres user."""
+    from tests.support.postgres import PostgresServer, binaries
+
+    if binaries() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI: PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    server = PostgresServer.start(Path(tempfile.mkdtemp(prefix="recall-pg-")))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(postgres_server: Any) -> str:
+    """The URL of a fresh, empty PostgreSQL database of the test's own."""
+    return str(postgres_server.new_database())
