@@ -76,6 +76,8 @@ class Config:
     # Requests answered at once; past it, 503. 0: sized from the open-files limit (proxy/limits.py).
     max_connections: int = 0
     db_path: str | None = None
+    # A PostgreSQL database shared by several instances ([storage] url, RECALL_DB_URL): wins over db_path.
+    db_url: str | None = None
     log_unstored: bool = True
     retention_days: int = 0
     mode: str = "live"
@@ -104,6 +106,7 @@ _SCALARS: dict[str, dict[str, tuple[str, type | tuple[type, ...], tuple[Any, ...
     },
     "storage": {
         "path": ("db_path", str, None),
+        "url": ("db_url", str, None),
         "log_unstored": ("log_unstored", bool, None),
         "retention_days": ("retention_days", int, None),
     },
@@ -209,6 +212,8 @@ def _validate(config: Config, source: str) -> None:
         raise ConfigError(source, "[server] shutdown_grace_s", "must be 0 or more seconds")
     if config.retention_days < 0:
         raise ConfigError(source, "[storage] retention_days", "must be 0 (keep forever) or more")
+    if config.db_url is not None and not is_postgres_url(config.db_url):
+        raise ConfigError(source, "[storage] url", _NOT_POSTGRES.format(scheme=config.db_url.split(":", 1)[0]))
     for key, items in (("[server] tokens", config.tokens), ("[cache] ignore_fields", config.ignore_fields),
                        ("[server] allowed_hosts", config.allowed_hosts), ("[server] cors_origins", config.cors_origins)):
         if not all(isinstance(item, str) and item for item in items):
@@ -278,6 +283,27 @@ def resolve_db_path(explicit: str | None, config: Config) -> Path:
 
 
 DEFAULT_DB_REASON = "the default"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_NOT_POSTGRES = "must be a postgresql:// URL (got {scheme}:…); for a SQLite file, set [storage] path or RECALL_DB"
+
+
+def is_postgres_url(location: str) -> bool:
+    return location.startswith(POSTGRES_SCHEMES)
+
+
+def explain_db_url(explicit: str | None, config: Config) -> tuple[str | None, str]:
+    """The PostgreSQL database to use, and why: --db given a postgresql:// URL > RECALL_DB_URL >
+    [storage] url. (None, "") when none is named: the SQLite file (explain_db_path) is used."""
+    if explicit:
+        return (explicit, "--db") if is_postgres_url(explicit) else (None, "")
+    if env := os.environ.get("RECALL_DB_URL"):
+        if not is_postgres_url(env):
+            raise ConfigError("RECALL_DB_URL", "value", _NOT_POSTGRES.format(scheme=env.split(":", 1)[0]))
+        return env, "RECALL_DB_URL"
+    if config.db_url:
+        return config.db_url, f"[storage] url in {config.source}"
+    return None, ""
+
 
 
 def explain_db_path(explicit: str | None, config: Config) -> tuple[Path, str]:
