@@ -51,10 +51,10 @@ REPLAYED_HEADERS: tuple[str, ...] = tuple(dict.fromkeys(h for codec in CODECS fo
 KEY_PATTERNS: dict[str, str] = {f"{codec.family} api key": codec.key_pattern for codec in CODECS if codec.key_pattern}
 
 
-def upstream_codec_for(front: Codec, upstream_api: str) -> Codec:
-    """The codec recall calls an upstream with for a request made in `front`'s API:
+def upstream_codec_for(front: Codec, upstream_api: str, model: str | None) -> Codec:
+    """The codec recall calls an upstream with for a request made in `front`'s API for `model`:
     the front API itself where the provider accepts it, else the provider's own."""
-    return front if upstream_api in front.same_wire else UPSTREAM_CODECS[upstream_api]
+    return front if front.same_wire_on(upstream_api, model) else UPSTREAM_CODECS[upstream_api]
 
 
 __all__ = ["BUILTIN_URLS", "CODEC_CLASSES", "CODECS", "FRONT_CODECS", "KEY_HEADERS", "KEY_PATTERNS", "REPLAYED_HEADERS",

@@ -258,6 +258,16 @@ class Codec:
 
     # -- upstream side ----------------------------------------------------------
 
+    def same_wire_on(self, upstream_api: str, model: str | None) -> bool:
+        """Whether a request in this API for `model` goes to that upstream as it is (same_wire);
+        a codec whose provider serves its API for some models only says so here."""
+        return upstream_api in self.same_wire
+
+    def keeps_state_on(self, upstream_api: str, body: bytes) -> bool:
+        """Whether that upstream's provider keeps this API's conversations (stateful_on) for the
+        request `body` (read only by a codec that says so for some models only)."""
+        return upstream_api in self.stateful_on
+
     def upstream_call(self, req: TurnRequest, history: list[Turn], to: Destination) -> UpstreamCall:
         raise NotImplementedError
 

@@ -6,6 +6,13 @@ reasoning items come back with `encrypted_content` (asked for with `include`)
 and are sent again on the next turn, carried as neutral thoughts whose
 signature is that encrypted content.
 
+Parallel serves the same API (docs.parallel.ai/responses-api; docs/PARALLEL_RESPONSES.md)
+for its one model, `parallel`: `previous_response_id` kept by Parallel whatever `store`
+says, and an `input` of text-only `{role, content}` messages. A conversation recall keeps
+for a Parallel upstream goes there as those messages. Under a Parallel upstream, a
+Responses request naming another model (a Task API processor: `lite`, `core`…) is
+translated onto the Task API as before Parallel had a Responses API.
+
 Its items are converted in openai_responses_items, its stream events in
 openai_responses_stream.
 """
@@ -56,6 +63,7 @@ from .openai_responses_items import (
     output_item,
     output_plan,
     parts_of_output_item,
+    text_messages,
     turns_of_items,
     usage_in,
 )
@@ -64,12 +72,15 @@ from .openai_responses_stream import ResponsesStreamDecoder, ResponsesStreamEnco
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 # Fields of a create that never go to a provider that keeps no state.
 _STATEFUL_FIELDS = ("previous_response_id", "background", "conversation")
+# The upstream `api` of Parallel, whose Responses API takes text-only messages as input.
+PARALLEL_API = "parallel"
 
 
 class OpenAIResponses(OpenAICodec):
     name = NAME
     speaks = "openai"
-    stateful_on = frozenset({"openai"})
+    same_wire = frozenset({"openai", PARALLEL_API})
+    stateful_on = frozenset({"openai", PARALLEL_API})
     id_prefix = "resp_"
     previous_field = "previous_response_id"
     resume_param = "starting_after"
@@ -198,6 +209,20 @@ class OpenAIResponses(OpenAICodec):
 
     # -- upstream side ----------------------------------------------------------
 
+    def same_wire_on(self, upstream_api: str, model: str | None) -> bool:
+        if upstream_api == PARALLEL_API:
+            return _is_parallel_model(model)
+        return super().same_wire_on(upstream_api, model)
+
+    def keeps_state_on(self, upstream_api: str, body: bytes) -> bool:
+        if upstream_api == PARALLEL_API:
+            try:
+                named = orjson.loads(body).get("model")
+            except (orjson.JSONDecodeError, AttributeError):
+                return False  # recall reads it, and answers what it cannot read
+            return _is_parallel_model(named)
+        return super().keeps_state_on(upstream_api, body)
+
     def upstream_call(self, req: TurnRequest, history: list[Turn], to: Destination) -> UpstreamCall:
         """A self-contained create: the whole conversation as input items, not stored upstream."""
         if req.front == NAME:
@@ -209,13 +234,18 @@ class OpenAIResponses(OpenAICodec):
         else:
             body = {"model": req.model, **_settings_out(req)}
             new_items = items_of(req.input, self)
-        body["input"] = [*items_of(history, self), *new_items]
         body["store"] = False
         if req.stream:
             body["stream"] = True
         else:
             body.pop("stream", None)
             body.pop("stream_options", None)
+        if to.api == PARALLEL_API:
+            # Parallel reads messages' text only and refuses other parts; it keeps every
+            # response whatever `store` says, and ignores `include`.
+            body["input"] = [*text_messages(history), *new_items]
+            return UpstreamCall("POST", "/v1/responses", body)
+        body["input"] = [*items_of(history, self), *new_items]
         if _keeps_reasoning(req, history, self):
             include = as_list(body.get("include"))
             if ENCRYPTED_REASONING not in include:
@@ -353,6 +383,11 @@ def _settings_out(req: TurnRequest) -> dict[str, Any]:
     if choice is not None:
         body["tool_choice"] = {"type": "function", "name": choice["name"]} if isinstance(choice, dict) else choice
     return body
+
+
+def _is_parallel_model(model: object) -> bool:
+    """Parallel's Responses API has one model, `parallel`, matched case-insensitively."""
+    return isinstance(model, str) and model.lower() == PARALLEL_API
 
 
 def _keeps_reasoning(req: TurnRequest, history: list[Turn], target: OpenAIResponses) -> bool:

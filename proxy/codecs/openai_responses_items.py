@@ -222,6 +222,17 @@ def items_of(turns: list[Turn], target: Codec) -> list[dict[str, Any]]:
     return items
 
 
+def text_messages(turns: list[Turn]) -> list[dict[str, Any]]:
+    """Neutral turns as `{role, content}` messages of their text alone, for a Responses API that
+    takes text only (Parallel's). A turn with no text (a tool call, say) is left out."""
+    messages = []
+    for turn in turns:
+        text = "".join(part.text or "" for part in turn.parts if part.kind == TEXT)
+        if text:
+            messages.append({"role": "assistant" if turn.role == MODEL else "user", "content": text})
+    return messages
+
+
 def _user_input_items(parts: list[Part]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     content: list[dict[str, Any]] = []

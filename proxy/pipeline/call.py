@@ -53,7 +53,7 @@ class Call:
     def native(self) -> bool:
         """The provider keeps this conversation itself (it has this API's state, and state = native):
         recall relays and records beside."""
-        return self.upstream.api in self.route.codec.stateful_on and self.upstream.state == "native"
+        return self.upstream.state == "native" and self.route.codec.keeps_state_on(self.upstream.api, self.body)
 
     def stores(self, req: TurnRequest) -> bool:
         """Whether this turn's content is kept: the API's `store` and recall's own `X-Recall-Store`."""

@@ -40,10 +40,10 @@ from .services import Services
 JSON = "application/json"
 
 
-def upstream_codec_of(call: Call) -> Codec:
+def upstream_codec_of(call: Call, req: TurnRequest) -> Codec:
     """The codec recall calls the upstream with: the front API itself where the provider
-    accepts it, else the provider's own."""
-    return upstream_codec_for(call.route.codec, call.upstream.api)
+    accepts it (for this request's model), else the provider's own."""
+    return upstream_codec_for(call.route.codec, call.upstream.api, req.model)
 
 
 def upstream_request(call: Call, req: TurnRequest, prior: list[Turn]) -> tuple[Codec, UpstreamCall]:
@@ -51,7 +51,7 @@ def upstream_request(call: Call, req: TurnRequest, prior: list[Turn]) -> tuple[C
     after the conversation `prior`.
 
     Raises the front API's 400 for what that upstream cannot carry, before anything is sent."""
-    upstream_codec = upstream_codec_of(call)
+    upstream_codec = upstream_codec_of(call, req)
     name_results([*prior, *req.input])
     check_carriage(upstream_codec, req, prior)
     if not upstream_codec.instruction_messages and upstream_codec is not call.route.codec:

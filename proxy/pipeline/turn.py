@@ -57,7 +57,7 @@ def relays_as_is(call: Call, req: TurnRequest) -> bool:
     codec = call.route.codec
     if call.native:
         return True
-    return codec.stateless and req.previous_id is None and call.upstream.api in codec.same_wire
+    return codec.stateless and req.previous_id is None and codec.same_wire_on(call.upstream.api, req.model)
 
 
 async def create(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
@@ -126,7 +126,7 @@ async def emulate(request: web.Request, call: Call, services: Services, req: Tur
     """An emulated turn, plain, streamed, background or a task run: one skeleton."""
     front = call.route.codec
     chain, prior = await context(services, call, req)
-    upstream_codec = upstream_codec_of(call)
+    upstream_codec = upstream_codec_of(call, req)
     background = req.background and not req.stream
     # The provider's stream is read where there is one to read and anyone to pass it to.
     streamed = (req.stream or req.background) and upstream_codec.reads_streams and not front.asks_whole

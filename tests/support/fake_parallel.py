@@ -1,4 +1,4 @@
-"""A fake Parallel on loopback: the Task API and the Chat API.
+"""A fake Parallel on loopback: the Task API, the Chat API and the Responses API.
 
 Stateless by default, like a zero-data-retention account: it refuses
 `previous_interaction_id` and answers from the context its input carries
@@ -9,7 +9,8 @@ interaction ids, so a chain may go from one to the other (the launch
 material's mixed threads). Runs go queued -> running -> completed over
 `delay` seconds (the slow mode); `fail=True` ends them failed. Task calls
 need an `x-api-key`; chat takes it or `Authorization: Bearer` (the openai SDK).
-Chat is served at `/v1beta/chat/completions` and `/chat/completions` only.
+Chat is served at `/v1beta/chat/completions` and `/chat/completions` only; the
+Responses API at `/v1/responses` (tests/support/fake_parallel_responses.py).
 
 Like every fake provider it refuses a `chain C turn N` message that arrives
 without exactly its chain's earlier turns (reading a folded input's `User:`
@@ -27,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import fake_parallel_responses
 from .brain import requested_pause, research_answer
 from .fake_openai import message_text, openai_error
 from .serving import FakeProvider, Seen, sse_frame, sse_response, word_pieces
@@ -52,6 +54,7 @@ class FakeRun:
 @dataclass
 class FakeParallel(FakeProvider):
     name = "fake Parallel"
+    api = "parallel"
     stateful: bool = False
     delay: float = 0.0
     fail: bool = False
@@ -60,6 +63,8 @@ class FakeParallel(FakeProvider):
     memory: dict[str, str] = field(default_factory=dict)
     # And the user messages of each interaction's chain, its own last.
     user_memory: dict[str, list[str]] = field(default_factory=dict)
+    # The Responses API's memory: each response's conversation as {role, content} messages.
+    response_memory: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # `hold`, once set to an unset event: no run is done until it is set. `stream_delay`: seconds
     # between the events of a run's event stream, which count in `streams_finished` when they end whole.
     # Set on stop: long-polls and event streams held open end at once.
@@ -85,10 +90,14 @@ class FakeParallel(FakeProvider):
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
+        openai_shaped = request.path in (*CHAT_PATHS, fake_parallel_responses.PATH) and request.method == "POST"
+        if openai_shaped and not (request.headers.get("x-api-key")
+                                  or request.headers.get("authorization", "").startswith("Bearer ")):
+            return openai_error(401, "an x-api-key or Authorization: Bearer header is required")
         if request.path in CHAT_PATHS and request.method == "POST":
-            if not (request.headers.get("x-api-key") or request.headers.get("authorization", "").startswith("Bearer ")):
-                return openai_error(401, "an x-api-key or Authorization: Bearer header is required")
             return await self._chat(request, body)
+        if request.path == fake_parallel_responses.PATH and request.method == "POST":
+            return await self._responses_create(request, body)
         if not request.headers.get("x-api-key"):
             return _error(401, "x-api-key header is required")
         parts = request.path.strip("/").split("/")
@@ -147,6 +156,17 @@ class FakeParallel(FakeProvider):
         if previous and previous not in self.memory:
             return error(404, f"interaction {previous} not found")
         return None
+
+    # -- the Responses API -------------------------------------------------------
+
+    async def _responses_create(self, request: web.Request, body: Any) -> web.StreamResponse:
+        refused, response, pause = fake_parallel_responses.create(self, body)
+        if refused is not None or response is None:
+            return refused or openai_error(500, "no answer")
+        if not body.get("stream"):
+            await asyncio.sleep(pause)
+            return web.json_response(response)
+        return await self._write_stream(request, fake_parallel_responses.stream_frames(response), pause=pause)
 
     # -- the Chat API ------------------------------------------------------------
 

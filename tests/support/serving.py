@@ -38,19 +38,20 @@ async def start_on_loopback(app: web.Application, **runner_options: Any) -> tupl
 
 
 async def serve_on_loopback(handler: Handler, name: str, *, checked: bool = True, max_body: int = 64 * 1024 * 1024,
-                            shutdown_timeout: float = 0.5) -> tuple[web.AppRunner, str]:
+                            shutdown_timeout: float = 0.5, api: str | None = None) -> tuple[web.AppRunner, str]:
     """Every request to `handler`, on a free loopback port: the runner and the base URL.
 
     Every answer is checked against the contract of the provider API its path belongs to
     (tests/support/contract): a fake must answer what the provider documents. `name` says
-    which fake, in the violations reported. `checked=False` is for a provider that misbehaves
+    which fake, in the violations reported, and `api` which provider it plays where a path alone
+    does not tell (Parallel serves OpenAI's `/v1/responses`). `checked=False` is for a provider that misbehaves
     in every answer on purpose (a test of how recall bears it), never for a fake that plays one.
     The default `max_body` is recall's own limit, which is what tests exercise."""
     app = web.Application(client_max_size=max_body)
     # [\s\S]: a path may hold an encoded newline; it is the fake's to answer, in its provider's shape.
     app.router.add_route("*", r"/{tail:[\s\S]*}", handler)
     if checked:
-        app.on_response_prepare.append(contract_tap(name, lambda request: request.path))
+        app.on_response_prepare.append(contract_tap(name, lambda request: request.path, api_of=lambda request: api))
     # Paused answers end with the test. Request lines up to 64 KiB reach the handler, as they reach
     # recall: a long id is then a 404 in the provider's shape, not aiohttp's text/plain 400.
     return await start_on_loopback(app, shutdown_timeout=shutdown_timeout, max_line_size=65536,
@@ -103,13 +104,15 @@ class FakeServer:
     A subclass names itself (`name`, in contract violations) and answers every path in `_handle`."""
 
     name: ClassVar[str]
-    # Whether its answers are checked against the providers' contracts (serve_on_loopback).
+    # Whether its answers are checked against the providers' contracts (serve_on_loopback), and
+    # the upstream `api` it plays where a path alone does not say which provider's contract holds.
     checked: ClassVar[bool] = True
+    api: ClassVar[str | None] = None
     url: str = ""
     _runner: web.AppRunner | None = None
 
     async def start(self) -> str:
-        self._runner, self.url = await serve_on_loopback(self._handle, self.name, checked=self.checked)
+        self._runner, self.url = await serve_on_loopback(self._handle, self.name, checked=self.checked, api=self.api)
         return self.url
 
     async def stop(self) -> None:

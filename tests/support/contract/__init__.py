@@ -30,9 +30,12 @@ _INTERACTIONS = re.compile(r"/[^/]+/interactions(/|\Z)")
 _GENERATE = re.compile(r"/[^/]+/models/[^/]+:(stream)?[gG]enerateContent\Z")
 
 
-def contract_for(path: str) -> Contract | None:
+def contract_for(path: str, upstream_api: str | None = None) -> Contract | None:
     """The provider API a request path belongs to, by the provider's own path (recall's front
-    path behind the mount is the provider's path: that is how recall routes too)."""
+    path behind the mount is the provider's path: that is how recall routes too), and, where
+    two providers serve one path, by the provider (`upstream_api`: the mount's, or the fake's)."""
+    if upstream_api == "parallel" and (path == "/v1/responses" or path.startswith("/v1/responses/")):
+        return openai.contract(openai.PARALLEL)
     if path == "/v1/messages" or path.startswith("/v1/messages/"):
         return sdk_models.anthropic()
     if path == "/v1/tasks/runs" or path.startswith("/v1/tasks/runs/"):
@@ -51,15 +54,17 @@ def contract_for(path: str) -> Contract | None:
 def load_all() -> None:
     """Read every contract now (OpenAI's description takes over a second to load and compile):
     done lazily on the servers' event loop, it would stall every server of a test for that long."""
-    for contract in (openai.contract(), sdk_models.anthropic(), sdk_models.parallel(), sdk_models.parallel_chat(),
+    for contract in (openai.contract(), openai.contract(openai.PARALLEL), sdk_models.anthropic(), sdk_models.parallel(), sdk_models.parallel_chat(),
                      sdk_models.gemini_interactions(), sdk_models.gemini_generate()):
         for op in contract.operations:
             for model in (op.body, op.event):
-                if model is not None and contract.provider != "OpenAI":
+                if model is not None and not contract.provider.startswith(("OpenAI", "Parallel (OpenAI")):
                     model({})  # builds the pydantic validators too
     for name in ("Response", "ResponseStreamEvent", "CreateChatCompletionResponse", "CreateChatCompletionStreamResponse",
                  "ErrorResponse"):
         openai.schema_model(name)({})
+    for name in ("Response", "ResponseStreamEvent", "ErrorResponse"):
+        openai.schema_model(name, openai.PARALLEL)({})
 
 
 class _Found:

@@ -9,6 +9,7 @@ the SDK unwraps. Schemas are checked with jsonschema (Draft 2020-12, OpenAPI
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 from pathlib import Path
@@ -30,8 +31,20 @@ _URI = "urn:openai-openapi"
 _METHODS = ("get", "post", "delete", "put", "patch")
 
 
+OPENAI = "openai"
+#: Parallel's Responses API (`/v1/responses` under a Parallel upstream): OpenAI's description with
+#: the one departure Parallel documents for its answers (docs.parallel.ai/responses-api/openai-
+#: compatibility, "Response fields"): `text` (like `reasoning`, already nullable) comes back null.
+PARALLEL = "parallel"
+
+
 @functools.cache
-def _spec() -> dict[str, Any]:
+def _spec(variant: str = OPENAI) -> dict[str, Any]:
+    if variant == PARALLEL:
+        spec = copy.deepcopy(_spec(OPENAI))
+        properties = spec["components"]["schemas"]["ResponseProperties"]["properties"]
+        properties["text"] = {"anyOf": [properties["text"], {"type": "null"}]}
+        return spec
     with open(SPEC_PATH, "rb") as handle:
         # The C loader: the description is 2.8 MB; the pure-Python one takes ten times as long.
         spec = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
@@ -63,8 +76,8 @@ def _honour_nullable(node: Any) -> None:
 
 
 @functools.cache
-def _registry() -> Registry:
-    return Registry().with_resource(_URI, Resource(contents=_spec(), specification=DRAFT202012))
+def _registry(variant: str) -> Registry:
+    return Registry().with_resource(_URI, Resource(contents=_spec(variant), specification=DRAFT202012))
 
 
 def _ref_name(schema: dict[str, Any]) -> str:
@@ -79,20 +92,20 @@ def _resolve(ref: str) -> dict[str, Any]:
 
 
 @functools.cache
-def _validator(name: str) -> Draft202012Validator:
+def _validator(name: str, variant: str) -> Draft202012Validator:
     # Each component compiles once per session; validators are thread-safe to reuse.
-    return Draft202012Validator({"$ref": f"{_URI}#/components/schemas/{name}"}, registry=_registry())
+    return Draft202012Validator({"$ref": f"{_URI}#/components/schemas/{name}"}, registry=_registry(variant))
 
 
 @functools.cache
-def _fast(name: str) -> Any:
+def _fast(name: str, variant: str) -> Any:
     """The same schema compiled by jsonschema-rs, which answers "valid?" some hundred times faster:
     the check runs on the servers' event loop for every streamed event (a 6000-word stream is 6000
     events per server), where jsonschema's ~100 µs each stalled the other requests of a test.
     jsonschema (with referencing) still gives the message of an answer found invalid. Formats are
     annotations in Draft 2020-12, as jsonschema treats them by default."""
     return jsonschema_rs.Draft202012Validator(
-        {"$ref": f"#/components/schemas/{name}", "components": _spec()["components"]}, validate_formats=False)
+        {"$ref": f"#/components/schemas/{name}", "components": _spec(variant)["components"]}, validate_formats=False)
 
 
 def _type_of(schema: dict[str, Any]) -> list[str]:
@@ -121,9 +134,9 @@ def _union_index(name: str) -> dict[str, str] | None:
     return index
 
 
-def schema_model(name: str) -> Model:
+def schema_model(name: str, variant: str = OPENAI) -> Model:
     def check(value: object) -> str | None:
-        if _fast(name).is_valid(value):
+        if _fast(name, variant).is_valid(value):
             return None
         target = name
         index = _union_index(name)
@@ -132,9 +145,9 @@ def schema_model(name: str) -> Model:
             if kind not in index:
                 return f"type {kind!r} is none of {name}'s members ({', '.join(sorted(index))})"
             target = index[kind]
-        error = best_match(_validator(target).iter_errors(value))
+        error = best_match(_validator(target, variant).iter_errors(value))
         if error is None:  # the two validators disagree: say so rather than let it pass
-            return f"{name}: {next(iter(_fast(name).iter_errors(value))).message[:400]} (jsonschema-rs; jsonschema " \
+            return f"{name}: {next(iter(_fast(name, variant).iter_errors(value))).message[:400]} (jsonschema-rs; jsonschema " \
                    "found no error)"
         at = "/".join(str(p) for p in error.absolute_path) or "(root)"
         return f"{target} at {at}: {error.message[:400]}"
@@ -142,10 +155,10 @@ def schema_model(name: str) -> Model:
 
 
 @functools.cache
-def contract() -> Contract:
+def contract(variant: str = OPENAI) -> Contract:
     """Every operation of the description, its paths prefixed with /v1 as the SDK sends them."""
     operations = []
-    for template, item in _spec()["paths"].items():
+    for template, item in _spec(variant)["paths"].items():
         for method in _METHODS:
             op = item.get(method)
             if op is None:
@@ -159,18 +172,18 @@ def contract() -> Contract:
                 json_schema = (content.get("application/json") or {}).get("schema")
                 sse_schema = (content.get("text/event-stream") or {}).get("schema")
                 if json_schema and "$ref" in json_schema:
-                    body = schema_model(_ref_name(json_schema))
+                    body = schema_model(_ref_name(json_schema), variant)
                 if sse_schema and "$ref" in sse_schema:
-                    event = schema_model(_ref_name(sse_schema))
+                    event = schema_model(_ref_name(sse_schema), variant)
             if event is None and any(p.get("name") == "stream" and p.get("in") == "query"
                                      for p in op.get("parameters") or []):
                 # GET /responses/{id} takes `stream=true` (and `starting_after`) and then streams, but
                 # names only its JSON answer; the events are the create's (the SDK parses them so).
-                event = schema_model("ResponseStreamEvent") if template.startswith("/responses/") else None
+                event = schema_model("ResponseStreamEvent", variant) if template.startswith("/responses/") else None
             operations.append(Operation(method.upper(), "/v1" + template, frozenset(statuses), body, event))
     # Literal paths first: `/v1/responses/input_tokens` is not `/v1/responses/{response_id}`.
     operations.sort(key=lambda op: op.template.count("{"))
-    error = schema_model("ErrorResponse")
+    error = schema_model("ErrorResponse", variant)
 
     def stream_error(event: str | None, data: object) -> tuple[bool, str | None]:
         # A stream that fails after it began sends `data: {"error": {...}}` (no `type`); the SDK
@@ -180,4 +193,5 @@ def contract() -> Contract:
             return True, error(data)
         return False, None
 
-    return Contract("OpenAI", tuple(operations), error, sentinels=frozenset({b"[DONE]"}), event_hook=stream_error)
+    provider = "Parallel (OpenAI Responses)" if variant == PARALLEL else "OpenAI"
+    return Contract(provider, tuple(operations), error, sentinels=frozenset({b"[DONE]"}), event_hook=stream_error)

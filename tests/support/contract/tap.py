@@ -40,17 +40,19 @@ def _decompressor(encoding: str) -> Callable[[bytes], bytes] | None:
     return None
 
 
-def contract_tap(side: str, path_of: Callable[[web.Request], str | None], *, answers_apps: bool = False
+def contract_tap(side: str, path_of: Callable[[web.Request], str | None], *, answers_apps: bool = False,
+                 api_of: Callable[[web.Request], str | None] = lambda request: None,
                  ) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
     """An on_response_prepare handler checking each answer of `path_of(request)` (None: not checked).
-    `answers_apps`: the server answers apps directly (recall), so the app's SDK revision matters."""
+    `answers_apps`: the server answers apps directly (recall), so the app's SDK revision matters.
+    `api_of`: the upstream `api` of the provider answering, where a path alone does not say it."""
 
     async def tap(request: web.Request, response: web.StreamResponse) -> None:
         try:
             path = path_of(request)
             if answers_apps and path is not None and await _earlier_gemini_revision(request, path):
                 return
-            _follow(side, request, response, path)
+            _follow(side, request, response, path, api_of(request))
         except Exception as exc:  # a crash of the check must fail the test, not the answer
             record([Violation(side, request.method, request.path, response.status, "(checker)", repr(exc))])
 
@@ -79,8 +81,9 @@ async def _earlier_gemini_revision(request: web.Request, path: str) -> bool:
     return isinstance(turns, list) and any(isinstance(t, dict) and "role" in t for t in turns)
 
 
-def _follow(side: str, request: web.Request, response: web.StreamResponse, path: str | None) -> None:
-    if path is None or (contract := contract_for(path)) is None:
+def _follow(side: str, request: web.Request, response: web.StreamResponse, path: str | None,
+            upstream_api: str | None) -> None:
+    if path is None or (contract := contract_for(path, upstream_api)) is None:
         return
     if _OFF_CONTRACT in response:
         EXEMPTED.append(f"{side} {request.method} {path}: {response[_OFF_CONTRACT]}")
@@ -137,7 +140,11 @@ def check_recall(config: object) -> Callable[[web.Application], None]:
         name, _, rest = request.path.lstrip("/").partition("/")
         return "/" + rest if name in mounts else None
 
+    def api_of(request: web.Request) -> str | None:
+        upstream = mounts.get(request.path.lstrip("/").partition("/")[0])
+        return getattr(upstream, "api", None)
+
     def extend(app: web.Application) -> None:
-        app.on_response_prepare.append(contract_tap("recall", path_of, answers_apps=True))
+        app.on_response_prepare.append(contract_tap("recall", path_of, answers_apps=True, api_of=api_of))
 
     return extend
