@@ -4,7 +4,9 @@ Starts a fast fake provider, the minimal aiohttp relay (the floor) and recall
 three ways (native relay with recording, emulate with recording, replay hits),
 each in its own process, then measures them interleaved, round by round:
 added latency at concurrency 1, requests/s at concurrency 32, CPU per request
-of the proxy process, and streamed first-byte and per-chunk overhead. Then the
+of the proxy process, streamed first-byte and per-chunk overhead, and two-turn
+chains (a create, then a follow-up chained by the id it returned: in emulate mode
+recall rebuilds the history for the second turn) at concurrency 1 and 32. Then the
 store on its own: history rebuild time and database bytes per turn against
 chain depth, and replay hit latency among 100,000 recordings.
 
@@ -70,6 +72,11 @@ class Target:
     cpu_requests: int = 0
     first_byte: list[float] = field(default_factory=list)
     stream_total: list[float] = field(default_factory=list)
+    # Two-turn chains: seconds per chain at c=1, chains/s at c=32, CPU over the c=1 chains.
+    chain_latencies: list[float] = field(default_factory=list)
+    chain_throughput: list[float] = field(default_factory=list)
+    chain_cpu: float = 0.0
+    chain_count: int = 0
 
 
 class Processes:
@@ -107,11 +114,43 @@ def recall_args(workdir: Path, name: str, provider: str, state: str, mode: str, 
             "--port", str(port), "--mode", mode]
 
 
-async def post(session: aiohttp.ClientSession, url: str, body: bytes) -> None:
+async def post(session: aiohttp.ClientSession, url: str, body: bytes) -> bytes:
     async with session.post(url, data=body, headers=HEADERS) as answer:
-        await answer.read()
+        data = await answer.read()
         if answer.status != 200:
-            raise RuntimeError(f"{url}: {answer.status}")
+            raise RuntimeError(f"{url}: {answer.status} {data[:200]!r}")
+        return data
+
+
+async def chain(session: aiohttp.ClientSession, url: str) -> None:
+    """A two-turn Gemini Interactions chain: a create, then a follow-up chained by its id."""
+    first = orjson.loads(await post(session, url, BODY))
+    await post(session, url, orjson.dumps({"model": "bench-model", "input": "And then?",
+                                           "previous_interaction_id": first["id"]}))
+
+
+async def measure_chains(session: aiohttp.ClientSession, target: Target, count: int, seconds: float,
+                         workers: int) -> None:
+    before = cpu_seconds(target.pid) if target.pid else 0.0
+    for _ in range(count):
+        started = time.perf_counter()
+        await chain(session, target.url)
+        target.chain_latencies.append(time.perf_counter() - started)
+    if target.pid:
+        target.chain_cpu += cpu_seconds(target.pid) - before
+        target.chain_count += count
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await chain(session, target.url)
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    target.chain_throughput.append(done / (time.perf_counter() - started))
 
 
 async def measure_latency(session: aiohttp.ClientSession, target: Target, count: int) -> None:
@@ -282,6 +321,8 @@ async def run(args: argparse.Namespace) -> str:
                     await measure_throughput(session, target, args.seconds, 32)
                 for target in targets[:-len(replays)]:  # a replay hit is not streamed
                     await measure_stream(session, target, max(5, args.requests // 10))
+                for target in targets[:-len(replays)]:  # nor chained (its follow-up was never recorded)
+                    await measure_chains(session, target, max(10, args.requests // 4), args.seconds, 32)
             rebuild = await rebuild_figures(workdir, args.depths, provider, procs, session)
     finally:
         procs.stop()
@@ -323,6 +364,23 @@ def report(targets: list[Target], rebuild: list[tuple[int, float, float]], args:
         lines.append(f"| {t.name} | {1000 * fb:.2f} | {'' if t is direct else f'{1000 * (fb - fb0):.2f}'} | "
                      f"{'' if t is direct else f'{(fb - fb0) / relay_fb:.2f}'} | {1000 * total:.2f} | "
                      f"{'' if t is direct else f'{1e6 * (total - total0) / args.chunks:.1f}'} |")
+    lines += ["", "Two-turn chains (a create, then a follow-up chained by its id; recall emulate rebuilds the"
+              " history for the second), "
+              f"{len(direct.chain_latencies)} at c=1 and {args.seconds:g} s at c=32 per target per round:", "",
+              "| target | chain p50 ms | added p50 ms | × relay's added | chains/s at c=32 | share of relay's |"
+              " CPU ms/chain | × relay's CPU |", "|---|---|---|---|---|---|---|---|"]
+    chain0 = pct(direct.chain_latencies, 0.5)
+    relay_chain_added = pct(relay.chain_latencies, 0.5) - chain0
+    relay_chains = statistics.median(relay.chain_throughput)
+    relay_chain_cpu = relay.chain_cpu / relay.chain_count if relay.chain_count else 0.0
+    for t in (t for t in targets if t.chain_latencies):
+        p50 = pct(t.chain_latencies, 0.5)
+        cps = statistics.median(t.chain_throughput)
+        cpu = t.chain_cpu / t.chain_count if t.chain_count else 0.0
+        lines.append(f"| {t.name} | {1000 * p50:.2f} | {'' if t is direct else f'{1000 * (p50 - chain0):.2f}'} | "
+                     f"{'' if t is direct else f'{(p50 - chain0) / relay_chain_added:.2f}'} | {cps:,.0f} | "
+                     f"{'' if t is direct else f'{cps / relay_chains:.0%}'} | {f'{1000 * cpu:.2f}' if cpu else ''} | "
+                     f"{f'{cpu / relay_chain_cpu:.2f}' if cpu and relay_chain_cpu else ''} |")
     lines += ["", "Chains built straight through the store, then continued through recall (emulate mode, the whole"
               " history sent upstream each turn). *Rebuild*: `SQLiteStore.chain` + `history`, cold (one"
               " recursive query plus decoding) and warm (the chain cache); *first* / *next turns*: a"
