@@ -94,7 +94,8 @@ def read_overflow(status: int, body: bytes) -> Overflow | None:
         error = error[0].get("error") if isinstance(error[0], dict) else None
     if not isinstance(error, dict):
         return None
-    message = error.get("message") if isinstance(error.get("message"), str) else ""
+    message = error.get("message")
+    message = message if isinstance(message, str) else ""
     for pattern in _FIGURES:
         found = pattern.search(message)
         if found:
