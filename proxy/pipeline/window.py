@@ -107,25 +107,27 @@ class Fitter:
 
     def __init__(self, req: TurnRequest, chain: list[Interaction], prior: list[Turn], *,
                  window: int | None, truncating: bool) -> None:
-        self.window, self.truncating = window, truncating
+        self.truncating = truncating
         parent = chain[-1] if chain else None
+        earlier = truncation_of(parent) if parent is not None and truncating else {}
+        # A window the provider named in an earlier refusal serves when none is configured or known.
+        learnt = earlier.get("window")
+        self.window = window or (learnt if isinstance(learnt, int) else None)
         # A chain's blocks are its nodes; a conversation's (no chain) its items.
         units = [(n.id, n.turns()) for n in chain] if chain else [(f"item {i}", [t]) for i, t in enumerate(prior)]
         self.blocks = blocks_of(units)
         self.settings = _settings_tokens(req)
         self.own = estimate(req.input) + self.settings
-        earlier = truncation_of(parent).get("dropped", []) if parent is not None and truncating else []
-        self.inherited = [key for key in earlier if isinstance(key, str)]
-        self.dropped = self._whole_blocks(self.inherited)
+        # Cuts always take the oldest blocks after the first: a cut is where the kept turns resume.
+        self.dropped = set(range(1, self._block_of(earlier.get("resume_at"))))
+        self.inherited = len(self.dropped)
         self.ratio = self._calibrated(parent)
-        self.new: list[str] = []
         self.decided_by: str | None = None
         self.before: int | None = None
 
-    def _whole_blocks(self, keys: list[str]) -> set[int]:
-        """The blocks dropped when these keys are: a block goes only whole (its first block never)."""
-        wanted = set(keys)
-        return {i for i, b in enumerate(self.blocks) if i > 0 and wanted.intersection(b.keys)}
+    def _block_of(self, key: Any) -> int:
+        """The index of the block holding `key` (1 when none does: nothing is dropped)."""
+        return next((i for i, b in enumerate(self.blocks) if i > 0 and key in b.keys), 1)
 
     def _calibrated(self, parent: Interaction | None) -> float:
         """The provider's tokens per estimated token, from what it counted of the parent's call."""
@@ -185,21 +187,21 @@ class Fitter:
         for i in range(1, len(self.blocks) - 1):
             if self._tokens(self.dropped) <= target:
                 break
-            if i not in self.dropped:
-                self.dropped.add(i)
-                self.new.extend(self.blocks[i].keys)
+            self.dropped.add(i)
         self.window, self.decided_by = window, decided_by
 
     def record(self, node: Interaction) -> None:
-        """Keep the cut on the node: what its call left out (and what later turns leave out too)."""
+        """Keep the cut on the node, in a few figures whatever the chain's length: where its call's
+        turns resume after the first ones (later turns resume there too), and what was left out."""
         if not self.dropped:
             node.request.pop(TRUNCATION, None)
             return
-        keys = [key for i in sorted(self.dropped) for key in self.blocks[i].keys]
+        resume = max(self.dropped) + 1
         record: dict[str, Any] = {
-            "dropped": keys,
+            "resume_at": self.blocks[resume].keys[0],
             "turns_dropped": sum(len(self.blocks[i].turns) for i in self.dropped),
-            "newly_dropped": [key for key in keys if key in self.new],
+            "blocks_dropped": len(self.dropped),
+            "newly_dropped": len(self.dropped) - self.inherited,
             "estimated_tokens": self._tokens(self.dropped),
             "window": self.window,
         }

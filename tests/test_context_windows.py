@@ -1,0 +1,178 @@
+"""Long conversations on emulated chains: context windows, `truncation: "auto"`, overflows.
+
+Through the real SDKs, against fakes whose model has a small window (tests/support/tokens.py
+counts its tokens): a long chain keeps answering with truncation, fails cleanly without it, and
+a cut never separates a function call from its output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import openai
+import orjson
+import pytest
+
+from proxy.config import Upstream
+
+from .conftest import Recall, RecallFactory
+from .support.fake_anthropic import FakeAnthropic, prompt_tokens
+from .support.fake_openai import FakeOpenAI, message_text
+from .support.loop_thread import LoopThread
+from .support.openai_sdk import MODEL, WEATHER_TOOL, client
+from .support.serving import running
+
+WINDOW = 600
+FIRST = "Hi, my name is Karthik."
+RETRIED_BY_SDKS = {408, 409, 429} | set(range(500, 600))
+
+
+@pytest.fixture
+def small_openai(loop_thread: LoopThread) -> Iterator[FakeOpenAI]:
+    yield from running(loop_thread, FakeOpenAI(context_window=WINDOW))
+
+
+@pytest.fixture
+def small_anthropic(loop_thread: LoopThread) -> Iterator[FakeAnthropic]:
+    yield from running(loop_thread, FakeAnthropic(context_window=WINDOW))
+
+
+@pytest.fixture
+def small_chat(loop_thread: LoopThread) -> Iterator[FakeOpenAI]:
+    yield from running(loop_thread, FakeOpenAI(chat_only=True, context_window=WINDOW))
+
+
+def emulated(recall_factory: RecallFactory, fake: Any, api: str = "openai", **settings: Any) -> Recall:
+    return recall_factory({"up": Upstream("up", fake.url, api, state="emulate", **settings)})
+
+
+def nodes(recall: Recall) -> list[dict[str, Any]]:
+    """Each node's stored request, oldest first."""
+    return [orjson.loads(row[0]) for row in recall.query("SELECT request FROM interactions ORDER BY depth")]
+
+
+def user_texts(items: list[dict[str, Any]]) -> list[str]:
+    return [message_text(i) for i in items if (i.get("type") or "message") == "message" and i.get("role") == "user"]
+
+
+def assert_calls_keep_their_outputs(items: list[dict[str, Any]]) -> None:
+    calls = [i["call_id"] for i in items if i.get("type") == "function_call"]
+    outputs = [i["call_id"] for i in items if i.get("type") == "function_call_output"]
+    assert calls == outputs, f"a cut separated a call from its output: calls {calls}, outputs {outputs}"
+
+
+def test_a_200_turn_chain_keeps_answering_with_truncation_auto(recall_factory: RecallFactory,
+                                                                small_openai: FakeOpenAI) -> None:
+    recall = emulated(recall_factory, small_openai, context_window=WINDOW)
+    c = client(recall, "up")
+    turn = c.responses.create(model=MODEL, input=FIRST, truncation="auto")
+    creates = 1
+    for n in range(2, 201):
+        if n % 10 == 0:  # a function call and its output, in two turns a cut must keep together
+            asked = c.responses.create(model=MODEL, input="What is the weather in Paris?", tools=[WEATHER_TOOL],
+                                       previous_response_id=turn.id, truncation="auto")
+            call = next(item for item in asked.output if item.type == "function_call")
+            turn = c.responses.create(model=MODEL, tools=[WEATHER_TOOL], previous_response_id=asked.id,
+                                      truncation="auto",
+                                      input=[{"type": "function_call_output", "call_id": call.call_id,
+                                              "output": "sunny"}])
+            creates += 2
+        else:
+            turn = c.responses.create(model=MODEL, input=f"Turn {n}: tell me more about cricket.",
+                                      previous_response_id=turn.id, truncation="auto")
+            creates += 1
+        sent = small_openai.last_body()
+        assert small_openai.input_tokens(sent) <= WINDOW
+        assert user_texts(sent["input"])[0] == FIRST  # the first user turn is never cut
+        assert_calls_keep_their_outputs(sent["input"])
+        assert turn.truncation == "auto" and turn.status == "completed"
+    last = c.responses.create(model=MODEL, input="What is my name?", previous_response_id=turn.id, truncation="auto")
+    assert "Karthik" in last.output_text
+    # Every call was decided from the recorded usage: the provider never had to refuse one.
+    assert len(small_openai.requests) == creates + 1
+    cuts = [n.get("recall_truncation") for n in nodes(recall)]
+    assert cuts[0] is None and cuts[-1] is not None
+    # A cut goes well below the window, so the following turns send the same prefix (prompt caches).
+    fresh = [cut for cut in cuts if cut and cut["newly_dropped"]]
+    assert 3 <= len(fresh) < len(cuts) // 4
+    assert all(cut["decided_by"] == "usage" and cut["estimated_tokens"] <= 0.7 * WINDOW for cut in fresh)
+
+
+def test_without_truncation_the_overflow_is_the_providers_400(recall_factory: RecallFactory,
+                                                              small_openai: FakeOpenAI) -> None:
+    recall = emulated(recall_factory, small_openai, context_window=WINDOW)
+    c = client(recall, "up")
+    previous = None
+    with pytest.raises(openai.BadRequestError) as caught:
+        for n in range(1, 200):
+            previous = c.responses.create(model=MODEL, input=f"Turn {n}: tell me more about cricket.",
+                                          previous_response_id=previous, truncation="disabled").id
+    error = caught.value
+    assert error.status_code == 400 and error.status_code not in RETRIED_BY_SDKS
+    assert error.code == "context_length_exceeded" and error.param == "input"
+    assert "exceeds the context window" in error.message and 'truncation: "auto"' in error.message
+    # Nothing half-written: the refused turn left no node, and its parent is still there to continue.
+    assert recall.query("SELECT COUNT(*) FROM interactions")[0][0] == n - 1
+    assert all("recall_truncation" not in node for node in nodes(recall))
+    again = c.responses.create(model=MODEL, input="Still there?", previous_response_id=previous, truncation="auto")
+    assert again.status == "completed" and nodes(recall)[-1]["recall_truncation"]["blocks_dropped"] > 0
+
+
+@pytest.mark.parametrize("upstream", ["anthropic", "openai-chat"])
+def test_truncation_is_emulated_on_other_upstreams(recall_factory: RecallFactory, small_anthropic: FakeAnthropic,
+                                                   small_chat: FakeOpenAI, upstream: str) -> None:
+    fake: Any = small_anthropic if upstream == "anthropic" else small_chat
+    recall = emulated(recall_factory, fake, upstream, context_window=WINDOW)
+    c = client(recall, "up")
+    turn = c.responses.create(model=MODEL, input=FIRST, truncation="auto")
+    for n in range(2, 60):
+        turn = c.responses.create(model=MODEL, input=f"Turn {n}: tell me more about cricket.",
+                                  previous_response_id=turn.id, truncation="auto")
+    body = fake.last_body()
+    counted = prompt_tokens(body) if upstream == "anthropic" else small_chat_tokens(body)
+    assert counted <= WINDOW
+    last = c.responses.create(model=MODEL, input="What is my name?", previous_response_id=turn.id, truncation="auto")
+    assert "Karthik" in last.output_text
+    assert nodes(recall)[-1]["recall_truncation"]["turns_dropped"] > 0
+
+
+def small_chat_tokens(body: dict[str, Any]) -> int:
+    from .support.tokens import count_tokens
+    return count_tokens(message_text(m) for m in body["messages"])
+
+
+def test_an_unknown_window_is_learnt_from_the_providers_error(recall_factory: RecallFactory,
+                                                              small_anthropic: FakeAnthropic) -> None:
+    """No window configured or known for the model: the provider's own error ("prompt is too long:
+    N tokens > M maximum") tells recall how far to cut, and the call is sent once more."""
+    recall = emulated(recall_factory, small_anthropic, "anthropic")
+    c = client(recall, "up")
+    turn = c.responses.create(model="claude-fake-1", input=FIRST, truncation="auto")
+    for n in range(2, 60):
+        turn = c.responses.create(model="claude-fake-1", input=f"Turn {n}: tell me more about cricket.",
+                                  previous_response_id=turn.id, truncation="auto")
+        assert turn.status == "completed"
+    refused = [r for r in small_anthropic.requests if prompt_tokens(r.body) > WINDOW]
+    learnt = [n["recall_truncation"] for n in nodes(recall) if n.get("recall_truncation", {}).get("decided_by")]
+    assert learnt[0]["decided_by"] == "provider_error" and learnt[0]["window"] == WINDOW
+    # Once learnt, the window serves the chain's later turns: they are cut before they are refused.
+    assert len(refused) == 1
+
+
+def test_anthropic_chain_overflow_is_anthropics_own_error(recall_factory: RecallFactory,
+                                                          small_anthropic: FakeAnthropic) -> None:
+    recall = recall_factory({"anthropic": Upstream("anthropic", small_anthropic.url, "anthropic")})
+    c = anthropic.Anthropic(api_key="sk-ant-test", base_url=recall.base("anthropic"), max_retries=0)
+    previous = None
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        for n in range(1, 200):
+            extra = {"previous_interaction_id": previous} if previous else {}
+            previous = c.messages.create(model="claude-fake-1", max_tokens=64, extra_body=extra,
+                                         messages=[{"role": "user", "content": f"Turn {n}: more on cricket."}]).id
+    error = caught.value
+    assert error.status_code == 400
+    assert isinstance(error.body, dict) and error.body["error"]["type"] == "invalid_request_error"
+    assert f"> {WINDOW} maximum" in error.body["error"]["message"]
+    assert "prompt is too long" in error.body["error"]["message"]
