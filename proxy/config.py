@@ -12,8 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .codecs import BUILTIN_URLS, STATEFUL_APIS, UPSTREAM_CODECS
-from .codecs.windows import known_window
+from .codecs import BUILTIN_URLS, STATEFUL_APIS, UPSTREAM_CODECS, known_window
 from .model import DEFAULT_CONTEXT_MAX_CHARS
 
 # What an upstream's `api` may say: the wire APIs recall has a codec to call (codecs/__init__.py).

@@ -176,3 +176,73 @@ def test_anthropic_chain_overflow_is_anthropics_own_error(recall_factory: Recall
     assert isinstance(error.body, dict) and error.body["error"]["type"] == "invalid_request_error"
     assert f"> {WINDOW} maximum" in error.body["error"]["message"]
     assert "prompt is too long" in error.body["error"]["message"]
+
+
+# -- token counts on emulated chains -------------------------------------------------------
+
+
+def test_input_tokens_of_an_emulated_chain_are_the_providers_count(recall_factory: RecallFactory,
+                                                                   small_openai: FakeOpenAI) -> None:
+    recall = emulated(recall_factory, small_openai, context_window=WINDOW)
+    c = client(recall, "up")
+    turn = c.responses.create(model=MODEL, input=FIRST, instructions="Be brief.")
+    turn = c.responses.create(model=MODEL, input="I like cricket.", previous_response_id=turn.id)
+    counted = c.responses.input_tokens.count(model=MODEL, input="What is my name?", instructions="Be brief.",
+                                             previous_response_id=turn.id)
+    asked = small_openai.requests[-1]
+    assert asked.path == "/v1/responses/input_tokens" and "previous_response_id" not in asked.body
+    assert user_texts(asked.body["input"]) == [FIRST, "I like cricket.", "What is my name?"]
+    # The count is what the provider then counts of the create itself.
+    created = c.responses.create(model=MODEL, input="What is my name?", instructions="Be brief.",
+                                 previous_response_id=turn.id)
+    assert created.usage is not None and counted.input_tokens == created.usage.input_tokens
+    assert counted.object == "response.input_tokens"
+    # A count that continues nothing goes to the provider as it came.
+    alone = c.responses.input_tokens.count(model=MODEL, input=FIRST)
+    assert alone.input_tokens == small_openai.input_tokens({"input": FIRST})
+    assert small_openai.requests[-1].body == {"model": MODEL, "input": FIRST}
+
+
+def test_count_tokens_of_an_anthropic_chain(recall_factory: RecallFactory, small_anthropic: FakeAnthropic) -> None:
+    recall = recall_factory({"anthropic": Upstream("anthropic", small_anthropic.url, "anthropic")})
+    c = anthropic.Anthropic(api_key="sk-ant-test", base_url=recall.base("anthropic"), max_retries=0)
+    first = c.messages.create(model="claude-fake-1", max_tokens=64, system="Be brief.",
+                              messages=[{"role": "user", "content": FIRST}])
+    question = [{"role": "user", "content": "What is my name?"}]
+    counted = c.messages.count_tokens(model="claude-fake-1", system="Be brief.", messages=question,  # type: ignore[arg-type]
+                                      extra_body={"previous_interaction_id": first.id})
+    asked = small_anthropic.requests[-1]
+    assert asked.path == "/v1/messages/count_tokens" and set(asked.body) == {"model", "system", "messages"}
+    created = c.messages.create(model="claude-fake-1", max_tokens=64, system="Be brief.", messages=question,  # type: ignore[arg-type]
+                                extra_body={"previous_interaction_id": first.id})
+    assert counted.input_tokens == created.usage.input_tokens == prompt_tokens(small_anthropic.last_body())
+    with pytest.raises(anthropic.NotFoundError):
+        c.messages.count_tokens(model="claude-fake-1", messages=question,  # type: ignore[arg-type]
+                                extra_body={"previous_interaction_id": "msg_nobody"})
+
+
+def test_a_count_on_a_responses_chain_over_anthropic_asks_anthropics_counter(
+        recall_factory: RecallFactory, small_anthropic: FakeAnthropic) -> None:
+    recall = emulated(recall_factory, small_anthropic, "anthropic")
+    c = client(recall, "up")
+    turn = c.responses.create(model="claude-fake-1", input=FIRST)
+    counted = c.responses.input_tokens.count(model="claude-fake-1", input="What is my name?",
+                                             previous_response_id=turn.id)
+    assert small_anthropic.requests[-1].path == "/v1/messages/count_tokens"
+    created = c.responses.create(model="claude-fake-1", input="What is my name?", previous_response_id=turn.id)
+    assert created.usage is not None and counted.input_tokens == created.usage.input_tokens
+
+
+def test_a_count_on_an_upstream_without_a_counter_says_so(recall_factory: RecallFactory,
+                                                         small_chat: FakeOpenAI) -> None:
+    recall = emulated(recall_factory, small_chat, "openai-chat")
+    c = client(recall, "up")
+    turn = c.responses.create(model=MODEL, input=FIRST)
+    sent = len(small_chat.requests)
+    with pytest.raises(openai.BadRequestError) as caught:
+        c.responses.input_tokens.count(model=MODEL, input="What is my name?", previous_response_id=turn.id)
+    assert caught.value.code == "unsupported_upstream" and "token counter" in caught.value.message
+    assert len(small_chat.requests) == sent  # nothing was asked of the provider
+    with pytest.raises(openai.BadRequestError) as missing:
+        c.responses.input_tokens.count(model=MODEL, input="x", previous_response_id="resp_nobody")
+    assert missing.value.code == "previous_response_not_found"

@@ -19,9 +19,8 @@ import orjson
 from aiohttp import ClientResponse
 from multidict import CIMultiDict
 
-from ..codecs import Codec, UpstreamCall, upstream_codec_for
+from ..codecs import Codec, UpstreamCall, read_overflow, upstream_codec_for
 from ..codecs.base import check_carriage
-from ..codecs.windows import read_overflow
 from ..errors import ApiError, ContextOverflow, succeeded, upstream_bad_response
 from ..model import (
     Destination,
