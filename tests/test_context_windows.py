@@ -11,18 +11,22 @@ from collections.abc import Iterator
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import orjson
 import pytest
 
+from proxy.codecs import read_overflow
 from proxy.config import Upstream
 
 from .conftest import Recall, RecallFactory
+from .support.conversations import cli
 from .support.fake_anthropic import FakeAnthropic, prompt_tokens
 from .support.fake_openai import FakeOpenAI, message_text
 from .support.loop_thread import LoopThread
 from .support.openai_sdk import MODEL, WEATHER_TOOL, client
 from .support.serving import running
+from .support.tokens import count_tokens
 
 WINDOW = 600
 FIRST = "Hi, my name is Karthik."
@@ -139,7 +143,6 @@ def test_truncation_is_emulated_on_other_upstreams(recall_factory: RecallFactory
 
 
 def small_chat_tokens(body: dict[str, Any]) -> int:
-    from .support.tokens import count_tokens
     return count_tokens(message_text(m) for m in body["messages"])
 
 
@@ -246,3 +249,48 @@ def test_a_count_on_an_upstream_without_a_counter_says_so(recall_factory: Recall
     with pytest.raises(openai.BadRequestError) as missing:
         c.responses.input_tokens.count(model=MODEL, input="x", previous_response_id="resp_nobody")
     assert missing.value.code == "previous_response_not_found"
+
+
+def test_the_cut_shows_in_show_tree_and_the_viewer(recall_factory: RecallFactory, small_openai: FakeOpenAI) -> None:
+    recall = emulated(recall_factory, small_openai, context_window=200)
+    c = client(recall, "up")
+    turn = c.responses.create(model=MODEL, input=FIRST, truncation="auto")
+    for n in range(2, 12):
+        turn = c.responses.create(model=MODEL, input=f"Turn {n}: tell me more about cricket.",
+                                  previous_response_id=turn.id, truncation="auto")
+    cut = nodes(recall)[-1]["recall_truncation"]
+    shown = cli(recall.db_path, "show", turn.id).output
+    assert f"cut    {cut['turns_dropped']} earlier turns left out to fit a window of 200 tokens" in shown
+    assert f"up to {cut['resume_at']}" in shown
+    assert f"[cut: {cut['turns_dropped']} turns left out]" in cli(recall.db_path, "tree", turn.id).output
+    exported = [orjson.loads(line) for line in cli(recall.db_path, "export").output.splitlines()]
+    assert next(r for r in exported if r["id"] == turn.id)["truncation"] == cut
+    thread = httpx.get(f"{recall.url}/_recall/api/conversations/{turn.id}").json()
+    assert next(n for n in thread["nodes"] if n["id"] == turn.id)["truncation"] == cut
+    assert "truncation" not in thread["nodes"][0]  # the first turn was never cut
+
+
+@pytest.mark.parametrize(("status", "error", "figures"), [
+    (400, {"message": "Your input exceeds the context window of this model. Please adjust your input and try again.",
+           "type": "invalid_request_error", "param": "input", "code": "context_length_exceeded"}, (None, None)),
+    (400, {"message": "This model's maximum context length is 8192 tokens. However, your messages resulted in 8227"
+           " tokens. Please reduce the length of the messages.", "type": "invalid_request_error",
+           "param": "messages", "code": "context_length_exceeded"}, (8227, 8192)),
+    (400, {"type": "invalid_request_error", "message": "prompt is too long: 209353 tokens > 199999 maximum"},
+     (209353, 199999)),
+    (400, {"type": "invalid_request_error", "message": "input length and `max_tokens` exceed context limit: "
+           "189136 + 20000 > 204648, decrease input length or `max_tokens` and try again"}, (189136, 184648)),
+    (400, {"code": 400, "message": "The input token count (3475108) exceeds the maximum number of tokens allowed "
+           "(1048576).", "status": "INVALID_ARGUMENT"}, (3475108, 1048576)),
+    (400, {"code": 400, "message": "request (65561 tokens) exceeds the available context size (65536 tokens), try "
+           "increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": 65561, "n_ctx": 65536},
+     (65561, 65536)),
+])
+def test_each_providers_context_length_error_is_read(status: int, error: dict[str, Any],
+                                                     figures: tuple[int | None, int | None]) -> None:
+    """The providers' own words (docs/CONTEXT.md gives where each was seen), read into figures."""
+    found = read_overflow(status, orjson.dumps({"error": error}))
+    assert found is not None and (found.tokens, found.limit) == figures
+    assert read_overflow(status, orjson.dumps({"error": {"message": "max_tokens: 10000 > 4096, which is the maximum"
+                                                         " allowed number of output tokens"}})) is None
+    assert read_overflow(429, orjson.dumps({"error": error})) is None  # a rate limit is not an overflow
