@@ -146,11 +146,13 @@ def small_chat_tokens(body: dict[str, Any]) -> int:
     return count_tokens(message_text(m) for m in body["messages"])
 
 
-def test_an_unknown_window_is_learnt_from_the_providers_error(recall_factory: RecallFactory,
-                                                              small_anthropic: FakeAnthropic) -> None:
-    """No window configured or known for the model: the provider's own error ("prompt is too long:
-    N tokens > M maximum") tells recall how far to cut, and the call is sent once more."""
-    recall = emulated(recall_factory, small_anthropic, "anthropic")
+@pytest.mark.parametrize("configured", [None, 100_000], ids=["unknown", "configured-too-large"])
+def test_the_window_is_learnt_from_the_providers_error(recall_factory: RecallFactory, small_anthropic: FakeAnthropic,
+                                                       configured: int | None) -> None:
+    """No window known for the model, or one larger than the server's: the provider's own error
+    ("prompt is too long: N tokens > M maximum") tells recall how far to cut, and the call is sent
+    once more."""
+    recall = emulated(recall_factory, small_anthropic, "anthropic", context_window=configured)
     c = client(recall, "up")
     turn = c.responses.create(model="claude-fake-1", input=FIRST, truncation="auto")
     for n in range(2, 60):
@@ -294,3 +296,15 @@ def test_each_providers_context_length_error_is_read(status: int, error: dict[st
     assert read_overflow(status, orjson.dumps({"error": {"message": "max_tokens: 10000 > 4096, which is the maximum"
                                                          " allowed number of output tokens"}})) is None
     assert read_overflow(429, orjson.dumps({"error": error})) is None  # a rate limit is not an overflow
+
+
+def test_vllm_and_llama_cpp_python_overflows_are_read() -> None:
+    """vLLM's error is its own envelope, and both servers say how much of the limit the completion took."""
+    message = ("This model's maximum context length is 2048 tokens. However, you requested 2100 tokens (2036 in the"
+               " messages, 64 in the completion). Please reduce the length of the messages or completion.")
+    vllm = {"object": "error", "message": message, "type": "BadRequestError", "param": None, "code": 400}
+    found = read_overflow(400, orjson.dumps(vllm))
+    assert found is not None and (found.tokens, found.limit) == (2036, 1984)
+    llama_cpp_python = {"error": {"message": message, "type": "invalid_request_error", "param": "messages",
+                                  "code": "context_length_exceeded"}}
+    assert read_overflow(400, orjson.dumps(llama_cpp_python)) == found

@@ -64,8 +64,10 @@ class Overflow:
 _FIGURES = (
     # OpenAI Chat Completions, vLLM: "This model's maximum context length is 8192 tokens. However, your
     # messages resulted in 8227 tokens." (or "you requested 4222 tokens (…)")
+    # (llama-cpp-python and vLLM add "(N in the messages, M in the completion)": the input's share)
     re.compile(r"maximum context length is (?P<limit>\d+) tokens.*?(?:resulted in|requested) (?:about )?"
-               r"(?P<tokens>\d+) tokens", re.S),
+               r"(?P<requested>\d+) tokens(?: \((?P<tokens>\d+) in the messages, (?P<output>\d+) in the"
+               r" completion\))?", re.S),
     # Anthropic: "prompt is too long: 209353 tokens > 199999 maximum"
     re.compile(r"prompt is too long: (?P<tokens>\d+) tokens > (?P<limit>\d+) maximum"),
     # Anthropic: "input length and `max_tokens` exceed context limit: 189136 + 20000 > 204648"
@@ -92,7 +94,9 @@ def read_overflow(status: int, body: bytes) -> Overflow | None:
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, list) and error:  # Google sometimes wraps its error in a list
         error = error[0].get("error") if isinstance(error[0], dict) else None
-    if not isinstance(error, dict):
+    if not isinstance(error, dict):  # vLLM's envelope is the error itself ({"object": "error", "message": …})
+        error = data if isinstance(data, dict) and isinstance(data.get("message"), str) else None
+    if error is None:
         return None
     message = error.get("message")
     message = message if isinstance(message, str) else ""
@@ -100,8 +104,9 @@ def read_overflow(status: int, body: bytes) -> Overflow | None:
         found = pattern.search(message)
         if found:
             # Where the limit holds the output too, the input's share is what is left of it.
-            output = int(found.groupdict().get("output") or 0)
-            return Overflow(int(found.group("tokens")), int(found.group("limit")) - output)
+            figures = found.groupdict()
+            output = int(figures.get("output") or 0)
+            return Overflow(int(figures.get("tokens") or figures["requested"]), int(figures["limit"]) - output)
     if error.get("code") in _CODES or error.get("type") in _CODES or _WORDS.search(message):
         figures = (error.get("n_prompt_tokens"), error.get("n_ctx"))  # llama.cpp adds them as fields
         return Overflow(*(f if isinstance(f, int) else None for f in figures))

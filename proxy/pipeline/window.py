@@ -110,9 +110,11 @@ class Fitter:
         self.truncating = truncating
         parent = chain[-1] if chain else None
         earlier = truncation_of(parent) if parent is not None and truncating else {}
-        # A window the provider named in an earlier refusal serves when none is configured or known.
+        # A window the provider named in an earlier refusal is evidence: it wins over a larger
+        # configured or published one (a local server may run a model with less than its maximum).
         learnt = earlier.get("window")
-        self.window = window or (learnt if isinstance(learnt, int) else None)
+        windows = [w for w in (window, learnt) if isinstance(w, int) and w > 0]
+        self.window = min(windows) if windows else None
         # A chain's blocks are its nodes; a conversation's (no chain) its items.
         units = [(n.id, n.turns()) for n in chain] if chain else [(f"item {i}", [t]) for i, t in enumerate(prior)]
         self.blocks = blocks_of(units)
