@@ -108,6 +108,6 @@ def read_overflow(status: int, body: bytes) -> Overflow | None:
             output = int(figures.get("output") or 0)
             return Overflow(int(figures.get("tokens") or figures["requested"]), int(figures["limit"]) - output)
     if error.get("code") in _CODES or error.get("type") in _CODES or _WORDS.search(message):
-        figures = (error.get("n_prompt_tokens"), error.get("n_ctx"))  # llama.cpp adds them as fields
-        return Overflow(*(f if isinstance(f, int) else None for f in figures))
+        counted, limit = error.get("n_prompt_tokens"), error.get("n_ctx")  # llama.cpp adds them as fields
+        return Overflow(counted if isinstance(counted, int) else None, limit if isinstance(limit, int) else None)
     return None
