@@ -22,6 +22,7 @@ from proxy.config import Upstream
 from .conftest import Recall, RecallFactory
 from .support.conversations import cli
 from .support.fake_anthropic import FakeAnthropic, prompt_tokens
+from .support.fake_gemini import FakeGemini, contents_tokens
 from .support.fake_openai import FakeOpenAI, message_text
 from .support.loop_thread import LoopThread
 from .support.openai_sdk import MODEL, WEATHER_TOOL, client
@@ -46,6 +47,11 @@ def small_anthropic(loop_thread: LoopThread) -> Iterator[FakeAnthropic]:
 @pytest.fixture
 def small_chat(loop_thread: LoopThread) -> Iterator[FakeOpenAI]:
     yield from running(loop_thread, FakeOpenAI(chat_only=True, context_window=WINDOW))
+
+
+@pytest.fixture
+def small_gemini(loop_thread: LoopThread) -> Iterator[FakeGemini]:
+    yield from running(loop_thread, FakeGemini(context_window=WINDOW))
 
 
 def emulated(recall_factory: RecallFactory, fake: Any, api: str = "openai", **settings: Any) -> Recall:
@@ -124,10 +130,11 @@ def test_without_truncation_the_overflow_is_the_providers_400(recall_factory: Re
     assert again.status == "completed" and nodes(recall)[-1]["recall_truncation"]["blocks_dropped"] > 0
 
 
-@pytest.mark.parametrize("upstream", ["anthropic", "openai-chat"])
+@pytest.mark.parametrize("upstream", ["anthropic", "openai-chat", "gemini-generate"])
 def test_truncation_is_emulated_on_other_upstreams(recall_factory: RecallFactory, small_anthropic: FakeAnthropic,
-                                                   small_chat: FakeOpenAI, upstream: str) -> None:
-    fake: Any = small_anthropic if upstream == "anthropic" else small_chat
+                                                   small_chat: FakeOpenAI, small_gemini: FakeGemini,
+                                                   upstream: str) -> None:
+    fake: Any = {"anthropic": small_anthropic, "openai-chat": small_chat, "gemini-generate": small_gemini}[upstream]
     recall = emulated(recall_factory, fake, upstream, context_window=WINDOW)
     c = client(recall, "up")
     turn = c.responses.create(model=MODEL, input=FIRST, truncation="auto")
@@ -135,7 +142,8 @@ def test_truncation_is_emulated_on_other_upstreams(recall_factory: RecallFactory
         turn = c.responses.create(model=MODEL, input=f"Turn {n}: tell me more about cricket.",
                                   previous_response_id=turn.id, truncation="auto")
     body = fake.last_body()
-    counted = prompt_tokens(body) if upstream == "anthropic" else small_chat_tokens(body)
+    counted = {"anthropic": prompt_tokens, "openai-chat": small_chat_tokens,
+               "gemini-generate": contents_tokens}[upstream](body)
     assert counted <= WINDOW
     last = c.responses.create(model=MODEL, input="What is my name?", previous_response_id=turn.id, truncation="auto")
     assert "Karthik" in last.output_text
@@ -144,6 +152,18 @@ def test_truncation_is_emulated_on_other_upstreams(recall_factory: RecallFactory
 
 def small_chat_tokens(body: dict[str, Any]) -> int:
     return count_tokens(message_text(m) for m in body["messages"])
+
+
+def test_geminis_refusal_teaches_the_window_too(recall_factory: RecallFactory, small_gemini: FakeGemini) -> None:
+    recall = emulated(recall_factory, small_gemini, "gemini-generate")
+    c = client(recall, "up")
+    turn = c.responses.create(model="gemini-fake-001", input=FIRST, truncation="auto")
+    for n in range(2, 40):
+        turn = c.responses.create(model="gemini-fake-001", input=f"Turn {n}: tell me more about cricket.",
+                                  previous_response_id=turn.id, truncation="auto")
+    refused = [r for r in small_gemini.requests if contents_tokens(r.body) > WINDOW]
+    assert len(refused) == 1
+    assert nodes(recall)[-1]["recall_truncation"]["window"] == WINDOW
 
 
 @pytest.mark.parametrize("configured", [None, 100_000], ids=["unknown", "configured-too-large"])
