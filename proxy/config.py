@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .codecs import BUILTIN_URLS, STATEFUL_APIS, UPSTREAM_CODECS
+from .codecs import BUILTIN_URLS, STATEFUL_APIS, UPSTREAM_CODECS, known_window
 from .model import DEFAULT_CONTEXT_MAX_CHARS
 
 # What an upstream's `api` may say: the wire APIs recall has a codec to call (codecs/__init__.py).
@@ -45,6 +45,18 @@ class Upstream:
     # connection, a task and an in-progress node for ever.
     stream_idle_s: float | None = None
     stream_max_s: float = 7200.0
+    # The model's context window in tokens, for every model of this upstream, and per model
+    # (`context_window = {"gpt-4o" = 128000}`); None: the known windows (codecs/windows.py).
+    context_window: int | None = None
+    context_windows: tuple[tuple[str, int], ...] = ()
+
+    def window_for(self, model: str | None) -> int | None:
+        """The context window of `model` on this upstream: a per-model setting, the upstream's,
+        or the model's published window; None when none is known."""
+        for name, tokens in self.context_windows:
+            if name == model:
+                return tokens
+        return self.context_window or known_window(model)
 
     @property
     def stream_limits(self) -> dict[str, Any]:
@@ -125,13 +137,14 @@ _UPSTREAM_KEYS: dict[str, tuple[type | tuple[type, ...], tuple[Any, ...] | None]
     "context_max_chars": (int, None),
     "stream_idle_s": ((int, float), None),
     "stream_max_s": ((int, float), None),
+    "context_window": ((int, dict), None),
 }
 
 
 def _type_name(expected: type | tuple[type, ...]) -> str:
     names = {str: "a string", int: "an integer", bool: "true or false", list: "a list", float: "a number"}
     if isinstance(expected, tuple):
-        return "a number"
+        return "a number of tokens or a table of model = tokens" if dict in expected else "a number"
     return names.get(expected, expected.__name__)
 
 
@@ -189,6 +202,8 @@ def _parse_upstream(source: str, name: str, table: Any, base: Upstream | None) -
         upstream = Upstream(name=name, url=values["url"], api=values["api"])
     else:
         upstream = base
+    if isinstance(values.get("context_window"), dict):
+        values["context_windows"] = _model_windows(source, f"{where} context_window", values.pop("context_window"))
     upstream = replace(upstream, **values)
     if not upstream.url.startswith(("http://", "https://")):
         raise ConfigError(source, f"{where} url", f"must start with http:// or https://; got {upstream.url!r}")
@@ -196,11 +211,23 @@ def _parse_upstream(source: str, name: str, table: Any, base: Upstream | None) -
         raise ConfigError(source, f"{where} timeout_s", "must be greater than 0")
     if upstream.context_max_chars <= 0:
         raise ConfigError(source, f"{where} context_max_chars", "must be greater than 0")
+    if upstream.context_window is not None and upstream.context_window <= 0:
+        raise ConfigError(source, f"{where} context_window", "must be a number of tokens greater than 0")
     for key in ("stream_idle_s", "stream_max_s"):
         value = getattr(upstream, key)
         if value is not None and value <= 0:
             raise ConfigError(source, f"{where} {key}", "must be greater than 0 seconds")
     return replace(upstream, url=upstream.url.rstrip("/"), timeout_s=float(upstream.timeout_s))
+
+
+def _model_windows(source: str, key: str, table: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """`context_window = {"model" = tokens, …}`: each model's window, checked."""
+    windows = []
+    for model, tokens in table.items():
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0:
+            raise ConfigError(source, f"{key}.{model}", f"must be a number of tokens greater than 0; got {tokens!r}")
+        windows.append((model, tokens))
+    return tuple(windows)
 
 
 def _validate(config: Config, source: str) -> None:

@@ -31,6 +31,20 @@ class ApiError(Exception):
         self.retry_after_s = retry_after_s
 
 
+class ContextOverflow(ApiError):
+    """A provider's refusal of an input longer than its model's context window, with the tokens it
+    counted and its limit where it said them. Every front API hears it with the provider's status
+    (a 400, which no SDK retries) and, where its errors have codes, `context_length_exceeded`."""
+
+    def __init__(self, refused: ApiError, tokens: int | None, limit: int | None) -> None:
+        super().__init__(refused.status, CONTEXT_LENGTH_EXCEEDED, refused.message, param=refused.param)
+        self.tokens = tokens
+        self.limit = limit
+
+
+CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
+
+
 def bad_request(message: str, *, code: str = "invalid_request", param: str | None = None) -> ApiError:
     return ApiError(400, code, message, param=param)
 

@@ -20,6 +20,20 @@ def test_example_config_loads_every_key() -> None:
     local = config.upstreams["local"]
     assert (local.url, local.api, local.emulates) == ("http://127.0.0.1:8080", "openai-chat", True)
     assert config.upstreams["parallel"].context_max_chars == 50000
+    assert local.context_window == 8192 and local.window_for("any-model") == 8192
+
+
+def test_context_windows_per_upstream_per_model_and_known(tmp_path: Path) -> None:
+    path = tmp_path / "windows.toml"
+    path.write_text('[upstreams.openai]\ncontext_window = { "gpt-4o" = 1000, "tiny" = 50 }\n'
+                    '[upstreams.local]\nurl = "http://127.0.0.1:8080"\napi = "openai-chat"\ncontext_window = 4096\n')
+    config = load_config(str(path))
+    openai = config.upstreams["openai"]
+    assert (openai.window_for("gpt-4o"), openai.window_for("tiny")) == (1000, 50)
+    # A model the table does not name has its published window (a dated variant included), else none.
+    assert openai.window_for("gpt-4o-2024-08-06") == 128_000 and openai.window_for("gpt-4.1") == 1_047_576
+    assert openai.window_for("a-model-nobody-knows") is None
+    assert config.upstreams["local"].window_for("gpt-4o") == 4096  # the upstream's own setting wins
 
 
 def test_no_config_gives_the_builtin_upstreams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,6 +55,11 @@ def test_no_config_gives_the_builtin_upstreams(tmp_path: Path, monkeypatch: pyte
         ("[upstreams.x]\nurl = 'ftp://h'\napi = 'openai'", "[upstreams.x] url", "must start with http"),
         ("[upstreams.parallel]\ncontext_max_chars = 0", "[upstreams.parallel] context_max_chars",
          "must be greater than 0"),
+        ("[upstreams.openai]\ncontext_window = 0", "[upstreams.openai] context_window", "greater than 0"),
+        ("[upstreams.openai]\ncontext_window = '8k'", "[upstreams.openai] context_window",
+         "must be a number of tokens or a table of model = tokens"),
+        ("[upstreams.openai]\ncontext_window = { gpt-4o = -1 }", "[upstreams.openai] context_window.gpt-4o",
+         "greater than 0"),
         ("[server\nport = 1", "syntax", ""),
     ],
 )

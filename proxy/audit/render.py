@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from ..model import FUNCTION_CALL, FUNCTION_RESULT, MEDIA_KINDS, TEXT, THOUGHT, Part, Turn
+from ..model import FUNCTION_CALL, FUNCTION_RESULT, MEDIA_KINDS, TEXT, THOUGHT, Interaction, Part, Turn
+from ..pipeline.window import truncation_of
 from ..store.records import HIT_END, HIT_START, Exchange, Node, Removed, SearchHit, StatsRow, ThreadSummary
 from .when import short_utc, utc
 
@@ -151,6 +152,8 @@ def interaction_record(node: Node) -> dict[str, Any]:
     record["output"] = [t.to_json() for t in it.output]
     if it.request:
         record["request"] = it.request
+    if cut := truncation_of(it):
+        record["truncation"] = cut
     if it.error:
         record["error"] = it.error
     if it.provider_id and it.provider_id != it.id:
@@ -231,6 +234,17 @@ def node_header(node: Node) -> str:
     return f"{it.id}  {short_utc(it.created)}  {it.upstream}  {it.model or '-'}  {it.status}  {figures} tokens"
 
 
+def cut_text(it: Interaction) -> str | None:
+    """What a truncated call left out (pipeline/window.py), in a line; None when nothing."""
+    cut = truncation_of(it)
+    if not cut:
+        return None
+    window = f" to fit a window of {cut['window']} tokens" if cut.get("window") else ""
+    fresh = f", {cut['newly_dropped']} newly" if cut.get("newly_dropped") else ""
+    return (f"{cut.get('turns_dropped', 0)} earlier turns left out{window} (after the first turns, up to"
+            f" {cut.get('resume_at')}{fresh})")
+
+
 def transcript(nodes: list[Node], *, thoughts: bool = False) -> Iterator[str]:
     """The thread root → node, turn by turn."""
     if nodes:
@@ -240,6 +254,8 @@ def transcript(nodes: list[Node], *, thoughts: bool = False) -> Iterator[str]:
         yield node_header(node)
         if node.deleted:
             continue
+        if cut := cut_text(node.interaction):
+            yield from _indented("cut", cut)
         for turn in [*node.interaction.input, *node.interaction.output]:
             yield from _indented(turn.role, turn_text(turn, thoughts=thoughts))
         if node.interaction.error:
@@ -309,7 +325,9 @@ def _tree_label(node: Node, mark: str | None) -> str:
         return f"{it.id}{star}  [deleted]"
     said = clip(first_user_text(node), 40)
     reply = clip(last_reply_text(node), 40)
-    return f"{it.id}{star}  {short_utc(it.created)}  {said!r} → {reply!r}"
+    cut = truncation_of(it)
+    dropped = f"  [cut: {cut.get('turns_dropped', 0)} turns left out]" if cut else ""
+    return f"{it.id}{star}  {short_utc(it.created)}  {said!r} → {reply!r}{dropped}"
 
 
 def tree_lines(nodes: list[Node], *, mark: str | None = None) -> Iterator[str]:
@@ -341,6 +359,7 @@ def tree_record(nodes: list[Node]) -> list[dict[str, Any]]:
             "model": it.model,
             "input_text": None if node.deleted else first_user_text(node),
             "output_text": None if node.deleted else last_reply_text(node),
+            "truncation": truncation_of(it) or None,
             "children": [build(child) for child in by_parent.get(it.id, [])],
         }
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from .anthropic_messages import AnthropicMessages
 from .base import Codec, UpstreamCall
+from .counting import COUNTERS, Counter
 from .gemini_generate import GeminiGenerate
 from .gemini_interactions import GeminiInteractions
 from .openai_chat import OpenAIChat
 from .openai_responses import OpenAIResponses
 from .parallel_tasks import ParallelTasks
+from .windows import Overflow, known_window, read_overflow
 
 CODEC_CLASSES: tuple[type[Codec], ...] = (
     GeminiInteractions,
@@ -57,5 +59,6 @@ def upstream_codec_for(front: Codec, upstream_api: str, model: str | None) -> Co
     return front if front.same_wire_on(upstream_api, model) else UPSTREAM_CODECS[upstream_api]
 
 
-__all__ = ["BUILTIN_URLS", "CODEC_CLASSES", "CODECS", "FRONT_CODECS", "KEY_HEADERS", "KEY_PATTERNS", "REPLAYED_HEADERS",
-           "SDK_BASE_URLS", "SDK_KEY_VARIABLES", "STATEFUL_APIS", "UPSTREAM_CODECS", "Codec", "UpstreamCall", "upstream_codec_for"]
+__all__ = ["BUILTIN_URLS", "CODEC_CLASSES", "CODECS", "COUNTERS", "FRONT_CODECS", "KEY_HEADERS", "KEY_PATTERNS",
+           "REPLAYED_HEADERS", "SDK_BASE_URLS", "SDK_KEY_VARIABLES", "STATEFUL_APIS", "UPSTREAM_CODECS", "Codec", "Counter",
+           "Overflow", "UpstreamCall", "known_window", "read_overflow", "upstream_codec_for"]

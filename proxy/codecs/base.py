@@ -169,6 +169,10 @@ class Codec:
     media_inline: ClassVar[frozenset[str]] = frozenset()
     media_by_url: ClassVar[frozenset[str]] = frozenset()
 
+    #: What an app of this front API can do when its conversation outgrows the model's window
+    #: (said with a provider's context-length error); None when the API has no such option.
+    truncation_hint: ClassVar[str | None] = None
+
     #: A turn of this front API also gets a run id with this prefix (Parallel's `run_id`).
     run_id_prefix: ClassVar[str | None] = None
     #: A turn of this front API asks its upstream for the whole reply even in the background:
@@ -211,6 +215,10 @@ class Codec:
 
     def render(self, it: Interaction, *, include_input: bool = False) -> dict[str, Any]:
         raise NotImplementedError
+
+    def truncates(self, req: TurnRequest) -> bool:
+        """Whether the app lets recall drop middle turns of a chain too long for the model's window."""
+        return False
 
     def error_body(self, err: ApiError) -> dict[str, Any]:
         raise NotImplementedError

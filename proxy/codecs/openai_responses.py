@@ -93,6 +93,7 @@ class OpenAIResponses(OpenAICodec):
                                   "tool_choice"})
     setting_fields = {"response_format": "text.format"}
     not_echoed = frozenset({"input", "stream", "store", "model"})
+    truncation_hint = 'with truncation: "auto", recall drops middle turns of the conversation to fit'
 
     # -- front side -------------------------------------------------------------
 
@@ -126,6 +127,9 @@ class OpenAIResponses(OpenAICodec):
         _parse_settings(body, req)
         mark_provider_only(body, ("prompt",), req)  # a prompt template stored at OpenAI
         return req
+
+    def truncates(self, req: TurnRequest) -> bool:
+        return req.raw.get("truncation") == "auto"
 
     def render(self, it: Interaction, *, include_input: bool = False) -> dict[str, Any]:
         req = it.request

@@ -21,7 +21,7 @@ from .. import __version__, limits
 from ..auth import RECALL_TOKEN_HEADER, caller_key, fingerprint, token_ok
 from ..codecs import Codec
 from ..config import Config
-from ..endpoints import conversations, stored_turns, tasks
+from ..endpoints import conversations, stored_turns, tasks, token_counts
 from ..errors import ApiError, ReplayMiss, bad_request, store_unavailable, too_large, unauthorized
 from ..origin import OriginPolicy, Refusal, guard
 from ..pipeline import turn
@@ -54,6 +54,7 @@ OPERATIONS: dict[str, Operation] = {
     routes.DELETE: stored_turns.delete,
     routes.CANCEL: stored_turns.cancel,
     routes.INPUT_ITEMS: stored_turns.input_items,
+    routes.COUNT_TOKENS: token_counts.count_tokens,
     routes.CONVERSATION: conversations.conversation,
     routes.CONVERSATION_ITEMS: conversations.conversation_items,
     routes.RELAY: relay,

@@ -17,6 +17,8 @@ DELETE = "delete"
 CANCEL = "cancel"
 RELAY = "relay"
 INPUT_ITEMS = "input_items"
+# Token counting of a create's input (proxy/endpoints/token_counts.py).
+COUNT_TOKENS = "count_tokens"
 CONVERSATION = "conversation"
 CONVERSATION_ITEMS = "conversation_items"
 # Parallel task runs' reads (proxy/endpoints/tasks.py); a run's create is a CREATE.
@@ -30,6 +32,7 @@ TASK_EVENTS = "task_events"
 _INTERACTIONS = re.compile(r"^(?:/v[^/]*)?/interactions(?:/(?P<id>[^/]+)(?P<cancel>/cancel)?)?/?$")
 _GENERATE = re.compile(r"^(?:/v[^/]*)?/models/[^/]+:(?:stream)?[gG]enerateContent$")
 _MESSAGES = re.compile(r"^/v1/messages/?$")
+_MESSAGES_COUNT = re.compile(r"^/v1/messages/count_tokens/?$")
 # OpenAI: the SDK's base_url ends in /v1, so paths under an upstream start with it. Azure
 # OpenAI serves the same API under /openai, /openai/v1 and /openai/deployments/{name}
 # (openai's AzureOpenAI client with `azure_endpoint` set to recall's mount).
@@ -61,6 +64,8 @@ def match(method: str, tail: str, upstream_api: str) -> Route:
         return Route(codec, RELAY)
     if _MESSAGES.match(tail):
         return Route(FRONT_CODECS["anthropic-messages"], CREATE if method == "POST" else RELAY)
+    if _MESSAGES_COUNT.match(tail):
+        return Route(FRONT_CODECS["anthropic-messages"], COUNT_TOKENS if method == "POST" else RELAY)
     if _GENERATE.match(tail):
         return Route(FRONT_CODECS["gemini-generate"], RELAY)
     found = _RESPONSES.match(tail)
@@ -92,6 +97,8 @@ def _responses_route(method: str, found: re.Match[str]) -> Route:
         return Route(codec, CANCEL if method == "POST" else RELAY, resource)
     if sub == "/input_items":
         return Route(codec, INPUT_ITEMS if method == "GET" else RELAY, resource)
-    # POST /responses/compact, /responses/input_tokens …: relayed.
+    if resource == "input_tokens" and sub is None and method == "POST":
+        return Route(codec, COUNT_TOKENS)
+    # POST /responses/compact …: relayed.
     operation = {"GET": GET, "DELETE": DELETE}.get(method, RELAY)
     return Route(codec, operation, resource)

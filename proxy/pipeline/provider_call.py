@@ -19,9 +19,9 @@ import orjson
 from aiohttp import ClientResponse
 from multidict import CIMultiDict
 
-from ..codecs import Codec, UpstreamCall, upstream_codec_for
+from ..codecs import Codec, UpstreamCall, read_overflow, upstream_codec_for
 from ..codecs.base import check_carriage
-from ..errors import ApiError, succeeded, upstream_bad_response
+from ..errors import ApiError, ContextOverflow, succeeded, upstream_bad_response
 from ..model import (
     Destination,
     Interaction,
@@ -104,9 +104,17 @@ async def open_upstream_stream(call: Call, services: Services, upstream_codec: C
     if not succeeded(response.status):
         async with response:
             body = await response.read()
-        raise upstream_codec.upstream_error(call.upstream.name, response.status, body)
+        raise refusal(call, upstream_codec, response.status, body)
     await expect_event_stream(response, call)
     return response
+
+
+def refusal(call: Call, codec: Codec, status: int, body: bytes) -> ApiError:
+    """A provider's error answer as the app will hear it; one that says the input is longer than
+    the model's window is a ContextOverflow (its figures kept, for a cut and one more try)."""
+    refused = codec.upstream_error(call.upstream.name, status, body)
+    overflow = read_overflow(status, body)
+    return refused if overflow is None else ContextOverflow(refused, overflow.tokens, overflow.limit)
 
 
 async def expect_event_stream(response: ClientResponse, call: Call) -> None:
@@ -152,7 +160,7 @@ async def _send(call: Call, services: Services, codec: Codec, upstream_call: Ups
     if pending and answer.status in codec.not_ready_statuses:
         return None
     if not succeeded(answer.status):
-        raise codec.upstream_error(call.upstream.name, answer.status, answer.body)
+        raise refusal(call, codec, answer.status, answer.body)
     return _decoded(call, codec, answer.body), answer.body
 
 

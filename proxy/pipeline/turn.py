@@ -25,8 +25,9 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from ..codecs import UpstreamCall
 from ..codecs.base import StreamEncoder
-from ..errors import ApiError, bad_request, succeeded
+from ..errors import ApiError, ContextOverflow, bad_request, succeeded
 from ..ids import mint_id
 from ..model import IN_PROGRESS, Interaction, ModelReply, TurnRequest
 from ..sse import SSE_CONTENT_TYPE
@@ -48,6 +49,7 @@ from .provider_call import (
 from .relay import open_relayed, relay, relay_response
 from .run import ENCODE, NATIVE, RELABEL, WHOLE, Run
 from .services import Services
+from .window import Fitter
 
 
 def relays_as_is(call: Call, req: TurnRequest) -> bool:
@@ -130,12 +132,15 @@ async def emulate(request: web.Request, call: Call, services: Services, req: Tur
     background = req.background and not req.stream
     # The provider's stream is read where there is one to read and anyone to pass it to.
     streamed = (req.stream or req.background) and upstream_codec.reads_streams and not front.asks_whole
+    # A chain too long for the model's window is cut here when the app allows it (pipeline/window.py).
+    fitter = Fitter(req, chain, prior, window=call.upstream.window_for(req.model), truncating=front.truncates(req))
+    sent_req = req if req.stream == streamed else dataclasses.replace(req, stream=streamed)
     # Built before anything is written: what the upstream cannot carry is a 400 now, not a failed turn.
-    _, upstream_call = upstream_request(call, req if req.stream == streamed else dataclasses.replace(req, stream=streamed),
-                                        prior)
+    _, upstream_call = upstream_request(call, sent_req, fitter.fit())
     storing = call.stores(req)
     node = new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), mint_id(front.id_prefix), mode="emulate",
                     parent=chain[-1] if chain else None)
+    fitter.record(node)
     if front.run_id_prefix:
         node.run_id = mint_id(front.run_id_prefix)
     digest = digest_of(upstream_call)
@@ -163,11 +168,29 @@ async def emulate(request: web.Request, call: Call, services: Services, req: Tur
     else:
         mode = RELABEL if upstream_codec is front and encoder is not None and encoder.can_relabel else ENCODE
 
+    def refitted(refused: ContextOverflow) -> UpstreamCall:
+        """After the provider's context-length error: the call cut to its limit (once), or the error."""
+        shorter = fitter.refit(refused)
+        if shorter is None:
+            if front.truncation_hint and not fitter.truncating:
+                refused.message += f" ({front.truncation_hint})"
+            raise refused
+        fitter.record(node)
+        retry = upstream_request(call, sent_req, shorter)[1]
+        run.upstream_digest = digest_of(retry)
+        return retry
+
     async def open_stream() -> aiohttp.ClientResponse:
-        return await open_upstream_stream(call, services, upstream_codec, upstream_call)
+        try:
+            return await open_upstream_stream(call, services, upstream_codec, upstream_call)
+        except ContextOverflow as refused:
+            return await open_upstream_stream(call, services, upstream_codec, refitted(refused))
 
     async def ask() -> tuple[ModelReply, bytes]:
-        return await ask_upstream(call, services, upstream_codec, upstream_call)
+        try:
+            return await ask_upstream(call, services, upstream_codec, upstream_call)
+        except ContextOverflow as refused:
+            return await ask_upstream(call, services, upstream_codec, refitted(refused))
 
     run = Run(services, call, node, mode=mode, storing=storing, encoder=encoder,
               decoder=upstream_codec.stream_decoder() if streamed else None,

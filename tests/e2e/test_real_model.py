@@ -11,8 +11,11 @@ Skipped unless RECALL_E2E_LLM_URL names the server.
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import anthropic
 import openai
@@ -166,3 +169,57 @@ def test_replay_gives_identical_answers_offline(servers: Callable[[str], str], f
         pytest.skip("the live run of this case did not complete")
     assert SCENARIOS[front](servers("replay"), stream) == recorded
 
+
+
+# -- a chain longer than the model's window ------------------------------------------------------
+
+# SmolLM2 runs with a window of 2048 tokens (scripts/real-model-up: --n_ctx 2048); each note is
+# some 250 tokens, so a dozen turns outgrow it several times over.
+NOTE = "the river runs past the old mill, and the birds sing in the tall trees by the water. " * 12
+
+
+@pytest.fixture(scope="module")
+def long_chain_recall(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """recall live in front of the model with no window configured: it learns the server's from
+    the server's own context-length error, then cuts before it is refused again."""
+    loop = LoopThread()
+    db = tmp_path_factory.mktemp("e2e-long") / "recall.db"
+    config = Config(host="127.0.0.1", port=0,
+                    upstreams={"local": Upstream("local", LLM_URL, "openai-chat", state="emulate", timeout_s=120)})
+    runner, port = loop.run(start(config, db), timeout=60)
+    yield f"http://127.0.0.1:{port}/local", db
+    loop.run(runner.cleanup())
+    loop.close()
+
+
+def long_chain(base: str, turns: int, truncation: str) -> list[str]:
+    client = openai.OpenAI(api_key=KEY, base_url=f"{base}/v1", max_retries=0)
+    previous = client.responses.create(model=MODEL, input=INTRODUCTION, temperature=0, max_output_tokens=32,
+                                       truncation=truncation).id
+    ids = [previous]
+    for n in range(1, turns + 1):
+        previous = client.responses.create(model=MODEL, input=f"Note {n}: {NOTE}", previous_response_id=previous,
+                                           temperature=0, max_output_tokens=32, truncation=truncation).id
+        ids.append(previous)
+    return ids
+
+
+def test_a_chain_longer_than_the_window_keeps_answering_with_truncation(
+        long_chain_recall: tuple[str, Path]) -> None:
+    base, db = long_chain_recall
+    ids = long_chain(base, 12, "auto")
+    with sqlite3.connect(db) as connection:
+        requests = [json.loads(r) for (r,) in connection.execute(
+            f"SELECT request FROM interactions WHERE id IN ({','.join('?' * len(ids))}) ORDER BY depth", ids)]
+    cuts = [r["recall_truncation"] for r in requests if "recall_truncation" in r]
+    assert cuts, "a chain of this length must have been cut"
+    assert cuts[-1]["turns_dropped"] > 0 and cuts[-1]["window"] <= 2048
+    # The window was learnt once from the server's refusal; later cuts came before a refusal.
+    assert sum(1 for cut in cuts if cut.get("decided_by") == "provider_error") == 1
+
+
+def test_without_truncation_the_servers_overflow_is_a_clean_400(long_chain_recall: tuple[str, Path]) -> None:
+    base, _ = long_chain_recall
+    with pytest.raises(openai.BadRequestError) as caught:
+        long_chain(base, 12, "disabled")
+    assert caught.value.status_code == 400 and caught.value.code == "context_length_exceeded"

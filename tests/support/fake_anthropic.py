@@ -6,6 +6,10 @@ receives. It calls the declared tool when the user asks about the weather in a
 city, and streams the events of spec section 6.3. With `thinking` enabled it
 thinks first, with a signature it checks when the thinking block comes back.
 An answer longer than `max_tokens` words is cut there (`stop_reason: max_tokens`).
+`context_window=N` gives its model a window of N tokens, counted by the shared rule
+(tests/support/tokens.py): a prompt over it is refused as Anthropic refuses it (400
+invalid_request_error "prompt is too long: N tokens > M maximum"), and usage reports the
+count. `POST /v1/messages/count_tokens` counts a request's prompt by that rule.
 
 Like every fake provider it refuses a `chain C turn N` message that arrives
 without exactly its chain's earlier turns, and waits when the last message
@@ -23,6 +27,7 @@ from aiohttp import web
 
 from .brain import answer, requested_pause, weather_city
 from .serving import FakeProvider, sse_frame, word_pieces
+from .tokens import count_tokens
 
 
 @dataclass
@@ -31,13 +36,16 @@ class FakeAnthropic(FakeProvider):
     # Thinking signatures the fake handed out, and those that came back to it.
     minted_signatures: set[str] = field(default_factory=set)
     signatures_received: list[str] = field(default_factory=list)
+    # The model's context window in tokens (tests/support/tokens.py counts them); None: unlimited.
+    context_window: int | None = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
-        if request.method != "POST" or request.path != "/v1/messages":
+        counting = request.path == "/v1/messages/count_tokens"
+        if request.method != "POST" or (request.path != "/v1/messages" and not counting):
             return _error(404, "not_found_error", f"fake anthropic has no route {request.method} {request.path}")
         try:
-            return await self._messages(request, body)
+            return self._count(body) if counting else await self._messages(request, body)
         except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
             # Like the real provider: a request it cannot read is a 400, never a crash.
             return _error(400, "invalid_request_error", f"fake anthropic cannot read this request: {exc!r}")
@@ -59,6 +67,10 @@ class FakeAnthropic(FakeProvider):
         texts = [_text_of(m["content"]) for m in messages if m["role"] == "user" and _text_of(m["content"])]
         if problem := self._history_mismatch(texts):
             return _error(400, "invalid_request_error", problem)
+        counted = prompt_tokens(body)
+        if self.context_window is not None and counted > self.context_window:
+            return _error(400, "invalid_request_error", f"prompt is too long: {counted} tokens > "
+                          f"{self.context_window} maximum")
         pause = requested_pause(texts)
         last = messages[-1]["content"]
         answered_tool = isinstance(last, list) and any(b.get("type") == "tool_result" for b in last)
@@ -83,11 +95,22 @@ class FakeAnthropic(FakeProvider):
             content.append({"type": "text", "text": reply})
         message = {"id": message_id, "type": "message", "role": "assistant", "model": body["model"],
                    "content": content, "stop_reason": stop, "stop_sequence": None,
-                   "usage": {"input_tokens": 10 * len(messages), "output_tokens": 7}}
+                   "usage": {"input_tokens": counted if self.context_window is not None else 10 * len(messages),
+                             "output_tokens": 7}}
         if not body.get("stream"):
             await asyncio.sleep(pause)
             return web.json_response(message, headers={"request-id": f"req_{message_id}"})
         return await self._stream(request, message, pause)
+
+    def _count(self, body: Any) -> web.Response:
+        """POST /v1/messages/count_tokens: the request's prompt tokens ({"input_tokens": N})."""
+        for required in ("model", "messages"):
+            if required not in body:
+                return _error(400, "invalid_request_error", f"{required}: Field required")
+        for extra in ("previous_interaction_id", "max_tokens", "stream"):
+            if extra in body:
+                return _error(400, "invalid_request_error", f"{extra}: Extra inputs are not permitted")
+        return web.json_response({"input_tokens": prompt_tokens(body)})
 
     async def _stream(self, request: web.Request, message: dict[str, Any], pause: float) -> web.StreamResponse:
         frames: list[bytes] = []
@@ -120,6 +143,30 @@ class FakeAnthropic(FakeProvider):
                                "usage": {"output_tokens": message["usage"]["output_tokens"]}})
         send("message_stop", {})
         return await self._write_stream(request, frames, pause=pause)
+
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """A request's prompt by the shared rule: its system prompt and each message (text, tool
+    calls' names and inputs, tool results)."""
+    system = body.get("system")
+    items = [system if isinstance(system, str) else _text_of(system)] if system else []
+    return count_tokens([*items, *(_message_text(m["content"]) for m in body["messages"])])
+
+
+def _message_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    pieces = []
+    for block in content:
+        kind = block.get("type")
+        if kind == "text":
+            pieces.append(block.get("text", ""))
+        elif kind == "tool_use":
+            pieces.append(block.get("name", "") + json.dumps(block.get("input")))
+        elif kind == "tool_result":
+            result = block.get("content")
+            pieces.append(result if isinstance(result, str) else _text_of(result or []))
+    return "".join(pieces)
+
 
 def _text_of(content: Any) -> str:
     if isinstance(content, str):

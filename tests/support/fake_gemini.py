@@ -6,7 +6,11 @@ whole history each request carries. `stateful=True` makes it keep
 interactions itself, for native-mode tests. It calls a declared function tool
 when the user asks about the weather in a city, says what a function result
 said, and a model whose name has "thinking" in it thinks first, with a thought
-signature it checks when it comes back (as Gemini does).
+signature it checks when it comes back (as Gemini does). `context_window=N` gives
+generateContent's model a window of N tokens, counted by the shared rule
+(tests/support/tokens.py): longer contents are refused as Gemini refuses them (400
+INVALID_ARGUMENT "The input token count (N) exceeds the maximum number of tokens allowed
+(M)."), and usage reports the count.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from aiohttp import web
 from .brain import answer, requested_pause, weather_city
 from .contract.tap import off_contract
 from .serving import FakeProvider, Step, sse_frame, sse_response, word_pieces
+from .tokens import count_tokens
 
 
 @dataclass
@@ -37,6 +42,8 @@ class FakeGemini(FakeProvider):
     # Thought signatures the fake handed out, and those that came back to it.
     minted_signatures: set[str] = field(default_factory=set)
     signatures_received: list[str] = field(default_factory=list)
+    # generateContent's context window in tokens (tests/support/tokens.py counts them); None: unlimited.
+    context_window: int | None = None
 
     # -- handlers --------------------------------------------------------------
 
@@ -304,15 +311,39 @@ class FakeGemini(FakeProvider):
         refused = self._check_generate_signatures(body) or self._mismatch(_user_texts_of_contents(body))
         if refused is not None:
             return refused
+        counted = contents_tokens(body)
+        if self.context_window is not None and counted > self.context_window:
+            return web.json_response({"error": {
+                "code": 400, "status": "INVALID_ARGUMENT",
+                "message": f"The input token count ({counted}) exceeds the maximum number of tokens allowed "
+                           f"({self.context_window})."}}, status=400)
         parts, texts = self._generate_parts(path, body)
         await self._wait(texts)
+        prompt = counted if self.context_window is not None else 5 * len(texts)
         return web.json_response({
             "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
-            "usageMetadata": {"promptTokenCount": 5 * len(texts), "candidatesTokenCount": 6,
-                              "totalTokenCount": 5 * len(texts) + 6},
+            "usageMetadata": {"promptTokenCount": prompt, "candidatesTokenCount": 6,
+                              "totalTokenCount": prompt + 6},
             "modelVersion": "gemini-fake-001",
             "responseId": f"gc{next(self._ids)}",
         })
+
+
+def contents_tokens(body: dict[str, Any]) -> int:
+    """A generateContent body's prompt by the shared rule: its system instruction and each content
+    (text, function calls' names and arguments, function responses)."""
+    def text(content: Any) -> str:
+        pieces = []
+        for part in (content or {}).get("parts", []):
+            if "text" in part:
+                pieces.append(part["text"])
+            for key in ("functionCall", "functionResponse"):
+                if key in part:
+                    pieces.append(part[key].get("name", "") + json.dumps(part[key].get("args")
+                                                                         or part[key].get("response")))
+        return "".join(pieces)
+    system = [text(body["systemInstruction"])] if body.get("systemInstruction") else []
+    return count_tokens([*system, *(text(c) for c in body.get("contents", []))])
 
 
 def _user_texts_of_contents(body: dict[str, Any]) -> list[str]:

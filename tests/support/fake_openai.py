@@ -9,6 +9,10 @@ that the fake checks when it comes back, and a reasoning item sent back without
 it is refused as OpenAI refuses it under store=false. `stateful=True` keeps
 responses (previous ids, retrieve, delete) for native-mode tests;
 `chat_only=True` serves Chat Completions alone, like vLLM or Ollama.
+`context_window=N` gives its model a window of N tokens, counted by the shared rule
+(tests/support/tokens.py): an input over it is refused as OpenAI refuses it (400
+`context_length_exceeded`), and usage reports the count. `POST /v1/responses/input_tokens`
+counts a create's input by that rule.
 
 Like every fake provider it refuses a `chain C turn N` message that arrives
 without exactly its chain's earlier turns, and waits when the last message
@@ -26,6 +30,7 @@ from aiohttp import web
 
 from .brain import answer, requested_pause, weather_city
 from .serving import FakeProvider, Step, sse_frame, word_pieces
+from .tokens import count_tokens
 
 ENCRYPTED = "reasoning.encrypted_content"
 NON_REASONING_MODELS = ("gpt-4o", "gpt-4.1")
@@ -56,6 +61,8 @@ class FakeOpenAI(FakeProvider):
     # Answer every stream request with the whole JSON reply instead (what a contract that
     # declares no event stream for a path allows, and what mock servers built from it do).
     whole_for_streams: bool = False
+    # The model's context window in tokens (tests/support/tokens.py counts them); None: unlimited.
+    context_window: int | None = None
 
     def bodies(self, path: str) -> list[Any]:
         return [seen.body for seen in self.requests if seen.path == path]
@@ -78,6 +85,8 @@ class FakeOpenAI(FakeProvider):
             return openai_error(404, f"fake chat-only server has no route {request.method} {path}", code="not_found")
         if path == "/v1/responses" and request.method == "POST":
             return await self._create(request, body)
+        if path == "/v1/responses/input_tokens" and request.method == "POST":
+            return self._count(body)
         parts = path.strip("/").split("/")
         if len(parts) == 3 and parts[1] == "responses":
             return self._by_id(request.method, parts[2])
@@ -174,6 +183,7 @@ class FakeOpenAI(FakeProvider):
                            "status": "completed",
                            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]})
         user_count = len(_user_texts(items))
+        counted = self.input_tokens(body) if self.context_window is not None else 10 * user_count
         response = {
             "id": response_id, "object": "response", "created_at": 1760000000, "status": "completed",
             "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
@@ -186,9 +196,9 @@ class FakeOpenAI(FakeProvider):
             "tool_choice": "auto", "text": {"format": {"type": "text"}},
             # Required in a Response (openai-v3.3.1.yml, ResponseProperties / ModelResponseProperties).
             "metadata": body.get("metadata") or {}, "temperature": 1.0, "top_p": 1.0,
-            "usage": {"input_tokens": 10 * user_count, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "usage": {"input_tokens": counted, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                       "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 3 if len(output) > 1 else 0},
-                      "total_tokens": 10 * user_count + 7},
+                      "total_tokens": counted + 7},
         }
         if self.stateful and body.get("store", True) is not False:
             self.responses[response_id] = response
@@ -200,7 +210,7 @@ class FakeOpenAI(FakeProvider):
         if refused is None and isinstance(body.get("input"), list):
             refused = self._check_items(body["input"])
         texts = _user_texts(self._items(body))
-        refused = refused or self._mismatch(texts)
+        refused = refused or self._mismatch(texts) or self._too_long(body)
         if refused is not None:
             return refused
         response = self._reply(body)
@@ -208,6 +218,26 @@ class FakeOpenAI(FakeProvider):
         if not body.get("stream") or self.whole_for_streams:
             return await self._whole(response, pause)
         return await self._send_stream(request, _response_events(response), done=False, pause=pause)
+
+    def input_tokens(self, body: dict[str, Any]) -> int:
+        """A create's input tokens by the shared rule: its instructions and every item of its conversation."""
+        instructions = [body["instructions"]] if body.get("instructions") else []
+        return count_tokens([*instructions, *(_item_text(item) for item in self._items(body))])
+
+    def _too_long(self, body: dict[str, Any]) -> web.Response | None:
+        """OpenAI's refusal of an input over the model's window (Responses: no figures in the message)."""
+        if self.context_window is None or self.input_tokens(body) <= self.context_window:
+            return None
+        return openai_error(400, "Your input exceeds the context window of this model. Please adjust your input and "
+                            "try again.", param="input", code="context_length_exceeded")
+
+    def _count(self, body: dict[str, Any]) -> web.Response:
+        """POST /v1/responses/input_tokens (TokenCountsBody -> TokenCountsResource)."""
+        previous = body.get("previous_response_id")
+        if previous and previous not in self.histories:
+            return openai_error(400, f"Previous response with id '{previous}' not found.",
+                                param="previous_response_id", code="previous_response_not_found")
+        return self._json({"object": "response.input_tokens", "input_tokens": self.input_tokens(body)})
 
     def _by_id(self, method: str, response_id: str) -> web.Response:
         if not self.stateful or response_id not in self.responses:
@@ -232,6 +262,11 @@ class FakeOpenAI(FakeProvider):
         user_texts = [message_text(m) for m in messages if m.get("role") == "user"]
         if (refused := self._mismatch(user_texts)) is not None:
             return refused
+        counted = count_tokens(_chat_text(m) for m in messages)
+        if self.context_window is not None and counted > self.context_window:
+            return openai_error(400, f"This model's maximum context length is {self.context_window} tokens. However, "
+                                f"your messages resulted in {counted} tokens. Please reduce the length of the "
+                                "messages.", param="messages", code="context_length_exceeded")
         number = next(self._ids)
         last = messages[-1]
         city = weather_city(message_text(last)) if last.get("role") == "user" else None
@@ -247,8 +282,8 @@ class FakeOpenAI(FakeProvider):
         if body.get("reasoning_effort"):  # as vLLM and DeepSeek show a reasoning model's thinking
             message["reasoning_content"] = "Thinking it over."
         system = [m for m in messages if m.get("role") in ("system", "developer")]
-        usage = {"prompt_tokens": 5 * len(messages) + len(system), "completion_tokens": 6,
-                 "total_tokens": 5 * len(messages) + len(system) + 6}
+        prompt = counted if self.context_window is not None else 5 * len(messages) + len(system)
+        usage = {"prompt_tokens": prompt, "completion_tokens": 6, "total_tokens": prompt + 6}
         completion = {"id": f"chatcmpl-fake{number}", "object": "chat.completion", "created": 1760000000,
                       "model": body["model"], "choices": [{"index": 0, "message": message, "finish_reason": finish,
                                                           "logprobs": None}],
@@ -360,6 +395,25 @@ def message_text(item: dict[str, Any]) -> str:
     if isinstance(content, str):
         return content
     return "".join(c.get("text", "") for c in content or [] if isinstance(c, dict))
+
+
+def _item_text(item: dict[str, Any]) -> str:
+    """The text of a Responses input item, as the shared token rule counts it."""
+    kind = item.get("type") or "message"
+    if kind == "function_call":
+        return f"{item.get('name', '')}{item.get('arguments', '')}"
+    if kind == "function_call_output":
+        output = item.get("output")
+        return output if isinstance(output, str) else json.dumps(output)
+    if kind == "message":
+        return message_text(item)
+    return ""  # reasoning: its encrypted content is not counted
+
+
+def _chat_text(message: dict[str, Any]) -> str:
+    """The text of a chat message, its tool calls' names and arguments included."""
+    calls = "".join(f"{c['function']['name']}{c['function']['arguments']}" for c in message.get("tool_calls") or [])
+    return (message_text(message) if message.get("content") else "") + calls
 
 
 def _user_texts(items: list[dict[str, Any]]) -> list[str]:

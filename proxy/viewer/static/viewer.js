@@ -379,6 +379,12 @@
       ["upstream", `${node.upstream} (${node.front})`],
     ];
     if (node.provider_id) items.push(["provider id", h("code", {}, node.provider_id)]);
+    const cut = node.truncation;
+    if (cut) {  // truncation: "auto" left earlier turns out of this call (docs/CONTEXT.md)
+      const fit = cut.window ? ` to fit ${number(cut.window)} tokens` : "";
+      items.push(["cut", [`${number(cut.turns_dropped)} earlier turns left out${fit}, up to `,
+        h("code", {}, cut.resume_at)]]);
+    }
     return h("dl", { class: "meta" }, items.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v))));
   }
 
