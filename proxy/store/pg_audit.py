@@ -135,7 +135,7 @@ class PgAudit:
         async def run() -> T:
             async with self._pool.acquire() as db:
                 try:
-                    async with db.transaction():
+                    async with db.transaction(readonly=self._read_only):
                         result = await fn(db, *args)
                         if not keep:
                             raise _DryRun(result)
