@@ -163,7 +163,7 @@ async def search(db: asyncpg.Connection, query: str, *, limit: int, offset: int,
                  until: float | None, upstream: str | None) -> list[SearchHit]:
     """Best matches first (see the module's docstring for what matches and how it ranks)."""
     condition = parse(query, first_param=7)
-    # Each word as a quoted prefix lexeme of to_tsquery: whole words rank above hits inside words.
+    # Each word as a quoted prefix lexeme of to_tsquery: nodes holding it as a word (or a word's start) rank first.
     ranked = " | ".join("'" + word.replace("\\", "\\\\").replace("'", "''") + "':*" for word in condition.words)
     rows: list[Any] = await db.fetch(
         f"""
