@@ -204,3 +204,14 @@ def postgres_server() -> Iterator[Any]:
 def pg_url(postgres_server: Any) -> str:
     """The URL of a fresh, empty PostgreSQL database of the test's own."""
     return str(postgres_server.new_database())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def audit_backend(request: pytest.FixtureRequest) -> Any:
+    """The audit commands' backend (tests/support/audit_backends.py): the SQLite file recall
+    wrote, or a PostgreSQL database it was copied into."""
+    from tests.support.audit_backends import AuditBackend
+
+    if request.param == "postgres":
+        return AuditBackend("postgres", request.getfixturevalue("postgres_server").new_database)
+    return AuditBackend("sqlite")

@@ -16,6 +16,7 @@ import pytest
 from proxy.model import Turn
 
 from .conftest import Recall
+from .support.audit_backends import AuditBackend
 from .support.conversations import FORK_MARKER, MODEL, Conversations, cli, client, have_conversations
 from .support.fake_gemini import FakeGemini
 
@@ -45,8 +46,9 @@ def as_json(result) -> object:  # type: ignore[no-untyped-def]
 # -- ls ------------------------------------------------------------------------------
 
 
-def test_ls_lists_threads_newest_first(recall: Recall, convs: Conversations) -> None:
-    threads = as_json(cli(recall.db_path, "ls", "--json"))
+def test_ls_lists_threads_newest_first(recall: Recall, convs: Conversations, audit_backend: AuditBackend) -> None:
+    db = audit_backend.of(recall.db_path)
+    threads = as_json(cli(db, "ls", "--json"))
     assert [t["thread_id"] for t in threads] == [convs.generate.id, convs.first.id]
     newest, chat = threads
     assert newest["upstreams"] == ["gemgen"] and newest["interactions"] == 1
@@ -58,7 +60,7 @@ def test_ls_lists_threads_newest_first(recall: Recall, convs: Conversations) -> 
     assert chat["title"] == convs.inputs[convs.first.id]
     assert chat["last_activity"] >= chat["started"]
 
-    text = cli(recall.db_path, "ls")
+    text = cli(db, "ls")
     assert text.exit_code == 0
     header, first_row, second_row = text.stdout.splitlines()
     assert header.split()[:4] == ["THREAD", "UPSTREAM", "MODEL", "TURNS"]
@@ -66,9 +68,11 @@ def test_ls_lists_threads_newest_first(recall: Recall, convs: Conversations) -> 
     assert second_row.startswith(convs.first.id) and "Hi, my name is Karthik" in second_row
 
 
-def test_ls_filters(recall: Recall, convs: Conversations) -> None:
+def test_ls_filters(recall: Recall, convs: Conversations, audit_backend: AuditBackend) -> None:
+    db = audit_backend.of(recall.db_path)
+
     def ids(*args: str) -> list[str]:
-        return [t["thread_id"] for t in as_json(cli(recall.db_path, "ls", "--json", *args))]
+        return [t["thread_id"] for t in as_json(cli(db, "ls", "--json", *args))]
 
     assert ids("--upstream", "gemgen") == [convs.generate.id]
     assert ids("--upstream", "nowhere") == []
@@ -76,9 +80,9 @@ def test_ls_filters(recall: Recall, convs: Conversations) -> None:
     assert ids("--since", "1h") == [convs.generate.id, convs.first.id]
     assert ids("--since", "2999-01-01") == []
     assert ids("--until", "2000-01-01") == []
-    empty = cli(recall.db_path, "ls", "--model", "other")
+    empty = cli(db, "ls", "--model", "other")
     assert empty.exit_code == 0 and empty.stdout == "" and "no conversations" in empty.stderr
-    bad = cli(recall.db_path, "ls", "--since", "last tuesday")
+    bad = cli(db, "ls", "--since", "last tuesday")
     assert bad.exit_code == 2 and "not a date, a time or a duration" in bad.stderr
 
 
@@ -94,8 +98,9 @@ def test_commands_refuse_a_missing_database(tmp_path: Path) -> None:
 # -- show and tree ---------------------------------------------------------------------
 
 
-def test_show_prints_the_thread_up_to_the_id(recall: Recall, convs: Conversations) -> None:
-    result = cli(recall.db_path, "show", convs.name_question.id)
+def test_show_prints_the_thread_up_to_the_id(recall: Recall, convs: Conversations, audit_backend: AuditBackend) -> None:
+    db = audit_backend.of(recall.db_path)
+    result = cli(db, "show", convs.name_question.id)
     assert result.exit_code == 0
     text = result.stdout
     assert text.startswith(f"thread {convs.first.id}")
@@ -105,7 +110,7 @@ def test_show_prints_the_thread_up_to_the_id(recall: Recall, convs: Conversation
     assert f"  model  {convs.name_question.output_text}" in text
     assert f"{convs.name_question.usage.total_input_tokens} in / 7 out tokens" in text
 
-    shown = as_json(cli(recall.db_path, "show", convs.name_question.id, "--json"))
+    shown = as_json(cli(db, "show", convs.name_question.id, "--json"))
     assert shown["thread_id"] == convs.first.id
     records = shown["interactions"]
     assert [r["id"] for r in records] == [convs.first.id, convs.name_question.id]
@@ -115,8 +120,10 @@ def test_show_prints_the_thread_up_to_the_id(recall: Recall, convs: Conversation
     assert records[1]["usage"]["input_tokens"] == convs.name_question.usage.total_input_tokens
 
 
-def test_show_raw_prints_the_recorded_exchanges(recall: Recall, convs: Conversations) -> None:
-    raw = cli(recall.db_path, "show", convs.first.id, "--raw")
+def test_show_raw_prints_the_recorded_exchanges(recall: Recall, convs: Conversations,
+                                                audit_backend: AuditBackend) -> None:
+    db = audit_backend.of(recall.db_path)
+    raw = cli(db, "show", convs.first.id, "--raw")
     assert raw.exit_code == 0
     lines = raw.stdout.splitlines()
     assert lines[0] == f"## {convs.first.id}"
@@ -125,14 +132,14 @@ def test_show_raw_prints_the_recorded_exchanges(recall: Recall, convs: Conversat
     assert any(line.startswith("< {") and convs.first.id in line for line in lines)
     assert not any("key-A" in line or "x-goog-api-key" in line for line in lines)
 
-    shown = as_json(cli(recall.db_path, "show", convs.first.id, "--raw", "--json"))
+    shown = as_json(cli(db, "show", convs.first.id, "--raw", "--json"))
     (exchange,) = shown["interactions"][0]["exchanges"]
     assert exchange["status"] == 200 and exchange["method"] == "POST"
     assert json.loads(exchange["request_body"])["input"] == convs.inputs[convs.first.id]
     assert json.loads(exchange["response_body"])["id"] == convs.first.id
 
 
-def test_show_renders_calls_results_media_and_collapsed_thoughts(recall: Recall) -> None:
+def test_show_renders_calls_results_media_and_collapsed_thoughts(recall: Recall, audit_backend: AuditBackend) -> None:
     thought = "The user wants the weather, so call the tool."
     app = client(recall.base("gemini"))
     turn = app.interactions.create(model=MODEL, input=[
@@ -143,31 +150,35 @@ def test_show_renders_calls_results_media_and_collapsed_thoughts(recall: Recall)
         {"type": "user_input", "content": [{"type": "text", "text": "Thanks. A picture:"},
                                            {"type": "image", "data": "iVBORw0KGgpmYWtl", "mime_type": "image/png"}]},
     ])
-    text = cli(recall.db_path, "show", turn.id).stdout
+    db = audit_backend.of(recall.db_path)
+    text = cli(db, "show", turn.id).stdout
     assert '→ get_weather({"city":"Paris"})' in text
     assert '← get_weather: {"sky":"clear"}' in text
     assert "[image image/png, 12 B]" in text
     assert f"[thought: {len(thought)} chars, --thoughts to show]" in text and thought not in text
-    assert f"(thought) {thought}" in cli(recall.db_path, "show", turn.id, "--thoughts").stdout
+    assert f"(thought) {thought}" in cli(db, "show", turn.id, "--thoughts").stdout
     # Calls and results are searchable too.
-    hits = as_json(cli(recall.db_path, "search", "sky", "clear", "--json"))
+    hits = as_json(cli(db, "search", "sky", "clear", "--json"))
     assert [h["interaction_id"] for h in hits] == [turn.id]
 
 
-def test_show_marks_deleted_turns_and_refuses_unknown_ids(recall: Recall, convs: Conversations) -> None:
+def test_show_marks_deleted_turns_and_refuses_unknown_ids(recall: Recall, convs: Conversations,
+                                                          audit_backend: AuditBackend) -> None:
     app = client(recall.base("gemini"))
     app.interactions.delete(convs.first.id)
-    text = cli(recall.db_path, "show", convs.name_question.id).stdout
+    db = audit_backend.of(recall.db_path)
+    text = cli(db, "show", convs.name_question.id).stdout
     assert f"{convs.first.id}  [deleted " in text and "Karthik. I like" not in text
     assert "What is my name?" in text
-    records = as_json(cli(recall.db_path, "show", convs.name_question.id, "--json"))["interactions"]
+    records = as_json(cli(db, "show", convs.name_question.id, "--json"))["interactions"]
     assert records[0]["status"] == "deleted" and "input" not in records[0] and records[0]["deleted"]
-    unknown = cli(recall.db_path, "show", "v1_nosuchthing")
+    unknown = cli(db, "show", "v1_nosuchthing")
     assert unknown.exit_code == 1 and "no interaction 'v1_nosuchthing'" in unknown.stderr
 
 
-def test_tree_draws_every_branch(recall: Recall, convs: Conversations) -> None:
-    result = cli(recall.db_path, "tree", convs.fork.id)
+def test_tree_draws_every_branch(recall: Recall, convs: Conversations, audit_backend: AuditBackend) -> None:
+    db = audit_backend.of(recall.db_path)
+    result = cli(db, "tree", convs.fork.id)
     assert result.exit_code == 0
     root, left, right = result.stdout.splitlines()
     assert root.startswith(convs.first.id + "  ")
@@ -175,7 +186,7 @@ def test_tree_draws_every_branch(recall: Recall, convs: Conversations) -> None:
     assert right.startswith(f"└─ {convs.fork.id} *  ")  # the id asked about is starred
     assert "'What is my name?'" in left
 
-    tree = as_json(cli(recall.db_path, "tree", convs.name_question.id, "--json"))
+    tree = as_json(cli(db, "tree", convs.name_question.id, "--json"))
     assert tree["thread_id"] == convs.first.id
     (top,) = tree["tree"]
     assert top["id"] == convs.first.id
@@ -187,39 +198,42 @@ def test_tree_draws_every_branch(recall: Recall, convs: Conversations) -> None:
 # -- search ----------------------------------------------------------------------------
 
 
-def test_search_finds_inputs_and_outputs(recall: Recall, convs: Conversations) -> None:
-    (hit,) = as_json(cli(recall.db_path, "search", "cricket", "--json"))
+def test_search_finds_inputs_and_outputs(recall: Recall, convs: Conversations, audit_backend: AuditBackend) -> None:
+    db = audit_backend.of(recall.db_path)
+    (hit,) = as_json(cli(db, "search", "cricket", "--json"))
     assert hit["interaction_id"] == convs.first.id and hit["thread_id"] == convs.first.id
     assert "play **cricket**" in hit["input_snippet"]
     # Words only the model said: the hit is on the output side.
-    (hit,) = as_json(cli(recall.db_path, "search", "Your", "name", "--json"))
+    (hit,) = as_json(cli(db, "search", "Your", "name", "--json"))
     assert hit["interaction_id"] == convs.name_question.id
     assert hit["output_snippet"] == "[2 user messages] **Your** **name** is Karthik."
     # Punctuation is just text, not query syntax.
-    (hit,) = as_json(cli(recall.db_path, "search", "What is my name?", "--json"))
+    (hit,) = as_json(cli(db, "search", "What is my name?", "--json"))
     assert hit["interaction_id"] == convs.name_question.id
 
-    text = cli(recall.db_path, "search", "okapi")
+    text = cli(db, "search", "okapi")
     assert text.exit_code == 0
     first_line, *snippets = text.stdout.splitlines()
     assert first_line.startswith(convs.generate.id) and f"thread {convs.generate.id}" in first_line
     assert snippets[0] == "  input:  Tell me about the okapi of Zanzibar."  # piped: no Markdown markers
 
 
-def test_search_misses_filters_and_fts_syntax(recall: Recall, convs: Conversations) -> None:
-    miss = cli(recall.db_path, "search", "platypus")
+def test_search_misses_filters_and_fts_syntax(recall: Recall, convs: Conversations,
+                                              audit_backend: AuditBackend) -> None:
+    db = audit_backend.of(recall.db_path)
+    miss = cli(db, "search", "platypus")
     assert miss.exit_code == 0 and miss.stdout == "" and "no interaction holds 'platypus'" in miss.stderr
-    assert as_json(cli(recall.db_path, "search", "platypus", "--json")) == []
+    assert as_json(cli(db, "search", "platypus", "--json")) == []
     # Unstored calls are not searchable: nothing of them was written.
-    assert as_json(cli(recall.db_path, "search", "yourself", "--json")) == []
-    either = as_json(cli(recall.db_path, "search", "--fts", "cricket OR okapi", "--json"))
+    assert as_json(cli(db, "search", "yourself", "--json")) == []
+    either = as_json(cli(db, "search", "--fts", "cricket OR okapi", "--json"))
     assert {h["interaction_id"] for h in either} == {convs.first.id, convs.generate.id}
-    assert as_json(cli(recall.db_path, "search", "--fts", "crick*", "--json"))[0]["interaction_id"] == convs.first.id
-    only = as_json(cli(recall.db_path, "search", "--fts", "cricket OR okapi", "--upstream", "gemgen", "--json"))
+    assert as_json(cli(db, "search", "--fts", "crick*", "--json"))[0]["interaction_id"] == convs.first.id
+    only = as_json(cli(db, "search", "--fts", "cricket OR okapi", "--upstream", "gemgen", "--json"))
     assert [h["interaction_id"] for h in only] == [convs.generate.id]
-    assert as_json(cli(recall.db_path, "search", "cricket", "--since", "2999-01-01", "--json")) == []
-    assert len(as_json(cli(recall.db_path, "search", "name", "--limit", "2", "--json"))) == 2
-    bad = cli(recall.db_path, "search", "--fts", "cricket OR (")
+    assert as_json(cli(db, "search", "cricket", "--since", "2999-01-01", "--json")) == []
+    assert len(as_json(cli(db, "search", "name", "--limit", "2", "--json"))) == 2
+    bad = cli(db, "search", "--fts", "cricket OR (")
     assert bad.exit_code == 2 and "cannot search for 'cricket OR ('" in bad.stderr
 
 
@@ -237,8 +251,9 @@ def read_jsonl(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-def test_export_jsonl_round_trip(recall: Recall, convs: Conversations) -> None:
-    result = cli(recall.db_path, "export")
+def test_export_jsonl_round_trip(recall: Recall, convs: Conversations, audit_backend: AuditBackend) -> None:
+    db = audit_backend.of(recall.db_path)
+    result = cli(db, "export")
     assert result.exit_code == 0 and result.stderr == ""  # piped: no progress bar
     records = read_jsonl(result.stdout)
     by_id = {r["id"]: r for r in records}
@@ -259,24 +274,27 @@ def test_export_jsonl_round_trip(recall: Recall, convs: Conversations) -> None:
     assert by_id[convs.generate.id]["upstream"] == "gemgen"
 
 
-def test_export_filters_tombstones_and_file_output(recall: Recall, convs: Conversations, tmp_path: Path) -> None:
+def test_export_filters_tombstones_and_file_output(recall: Recall, convs: Conversations, tmp_path: Path,
+                                                   audit_backend: AuditBackend) -> None:
     app = client(recall.base("gemini"))
     app.interactions.delete(convs.fork.id)
     out = tmp_path / "thread.jsonl"
-    result = cli(recall.db_path, "export", "--thread", convs.name_question.id, "-o", str(out))
+    db = audit_backend.of(recall.db_path)
+    result = cli(db, "export", "--thread", convs.name_question.id, "-o", str(out))
     assert result.exit_code == 0 and result.stdout == ""
     records = read_jsonl(out.read_text())
     assert [r["id"] for r in records] == [convs.first.id, convs.name_question.id, convs.fork.id]
     tombstone = records[2]
     assert tombstone["status"] == "deleted" and "input" not in tombstone and "output" not in tombstone
     assert tombstone["parent_id"] == convs.first.id
-    assert cli(recall.db_path, "export", "--since", "2999-01-01").stdout == ""
-    unknown = cli(recall.db_path, "export", "--thread", "v1_nope")
+    assert cli(db, "export", "--since", "2999-01-01").stdout == ""
+    unknown = cli(db, "export", "--thread", "v1_nope")
     assert unknown.exit_code == 1 and "no interaction 'v1_nope'" in unknown.stderr
 
 
-def test_export_markdown(recall: Recall, convs: Conversations) -> None:
-    text = cli(recall.db_path, "export", "--format", "md").stdout
+def test_export_markdown(recall: Recall, convs: Conversations, audit_backend: AuditBackend) -> None:
+    db = audit_backend.of(recall.db_path)
+    text = cli(db, "export", "--format", "md").stdout
     assert text.startswith(f"## Thread {convs.first.id}\n")
     assert f"## Thread {convs.generate.id}\n" in text
     assert "**user:** What is my name?\n" in text
@@ -312,8 +330,9 @@ def test_export_shows_progress_on_a_terminal_only(recall: Recall, convs: Convers
 # -- stats -----------------------------------------------------------------------------
 
 
-def test_stats_match_what_was_sent(recall: Recall, convs: Conversations) -> None:
-    report = as_json(cli(recall.db_path, "stats", "--json"))
+def test_stats_match_what_was_sent(recall: Recall, convs: Conversations, audit_backend: AuditBackend) -> None:
+    db = audit_backend.of(recall.db_path)
+    report = as_json(cli(db, "stats", "--json"))
     total = report["total"]
     assert total["requests"] == convs.requests
     assert total["interactions"] == len(convs.stored)
@@ -336,7 +355,7 @@ def test_stats_match_what_was_sent(recall: Recall, convs: Conversations) -> None
     failed = rows[("gemini", None)]  # the failed call never named a stored model
     assert (failed["requests"], failed["errors"], failed["interactions"]) == (1, 1, 0)
 
-    text = cli(recall.db_path, "stats", "--by", "upstream")
+    text = cli(db, "stats", "--by", "upstream")
     assert text.exit_code == 0
     header, *body = text.stdout.splitlines()
     assert header.split() == ["UPSTREAM", "REQUESTS", "INTERACTIONS", "TOKENS", "IN", "TOKENS", "OUT", "ERRORS", "REPLAY", "HITS", "P50", "MS", "COST", "USD"]
@@ -344,7 +363,7 @@ def test_stats_match_what_was_sent(recall: Recall, convs: Conversations) -> None
                                    str(convs.generate.usage.total_output_tokens), "0"]
     assert body[-1].split()[:6] == ["total", str(convs.requests), "4", str(convs.input_tokens),
                                     str(convs.output_tokens), "1"]
-    assert as_json(cli(recall.db_path, "stats", "--json", "--since", "2999-01-01"))["rows"] == []
+    assert as_json(cli(db, "stats", "--json", "--since", "2999-01-01"))["rows"] == []
 
 
 # -- env and config check ------------------------------------------------------------------
@@ -418,43 +437,49 @@ def test_config_check(tmp_path: Path) -> None:
 # -- what a newcomer expects of the command line -------------------------------------------
 
 
-def test_ids_may_be_shortened_to_a_unique_start(recall: Recall, convs: Conversations) -> None:
+def test_ids_may_be_shortened_to_a_unique_start(recall: Recall, convs: Conversations,
+                                                audit_backend: AuditBackend) -> None:
     full = convs.name_question.id
     # The shortest start of it that no other id shares, as git abbreviates hashes.
     others = [c.id for c in (convs.first, convs.fork, convs.generate)]
     short = next(full[:n] for n in range(4, len(full)) if not any(o.startswith(full[:n]) for o in others))
-    shown = as_json(cli(recall.db_path, "show", short, "--json"))
+    db = audit_backend.of(recall.db_path)
+    shown = as_json(cli(db, "show", short, "--json"))
     assert shown["interactions"][-1]["id"] == full
-    assert cli(recall.db_path, "tree", short).stdout == cli(recall.db_path, "tree", full).stdout
-    exported = cli(recall.db_path, "export", "--thread", short).stdout
-    assert exported == cli(recall.db_path, "export", "--thread", full).stdout and exported
+    assert cli(db, "tree", short).stdout == cli(db, "tree", full).stdout
+    exported = cli(db, "export", "--thread", short).stdout
+    assert exported == cli(db, "export", "--thread", full).stdout and exported
 
     shared = "v1_"  # every Interactions id starts so: the error lists the candidates
-    many = cli(recall.db_path, "show", shared)
+    many = cli(db, "show", shared)
     assert many.exit_code == 1 and "starts more than one interaction id" in many.stderr
     assert convs.first.id in many.stderr and convs.name_question.id in many.stderr
-    none = cli(recall.db_path, "rm", "v1_zzzzzz_nothing")
+    none = cli(db, "rm", "v1_zzzzzz_nothing")
     assert none.exit_code == 1 and "no interaction 'v1_zzzzzz_nothing'" in none.stderr
 
 
-def test_show_last_and_n_for_limits(recall: Recall, convs: Conversations) -> None:
-    last = as_json(cli(recall.db_path, "show", "--last", "--json"))
+def test_show_last_and_n_for_limits(recall: Recall, convs: Conversations, audit_backend: AuditBackend) -> None:
+    db = audit_backend.of(recall.db_path)
+    last = as_json(cli(db, "show", "--last", "--json"))
     assert last["interactions"][-1]["id"] == convs.generate.id  # the newest stored turn
-    assert cli(recall.db_path, "show").exit_code == 2  # neither an ID nor --last
-    assert len(as_json(cli(recall.db_path, "ls", "-n", "1", "--json"))) == 1
-    assert len(as_json(cli(recall.db_path, "search", "--fts", "cricket OR okapi", "-n", "1", "--json"))) == 1
+    assert cli(db, "show").exit_code == 2  # neither an ID nor --last
+    assert len(as_json(cli(db, "ls", "-n", "1", "--json"))) == 1
+    assert len(as_json(cli(db, "search", "--fts", "cricket OR okapi", "-n", "1", "--json"))) == 1
 
 
-def test_ls_fits_the_terminal_width(recall: Recall, convs: Conversations, monkeypatch: pytest.MonkeyPatch) -> None:
-    wide = cli(recall.db_path, "ls").stdout.splitlines()
+def test_ls_fits_the_terminal_width(recall: Recall, convs: Conversations, monkeypatch: pytest.MonkeyPatch,
+                                    audit_backend: AuditBackend) -> None:
+    db = audit_backend.of(recall.db_path)
+    wide = cli(db, "ls").stdout.splitlines()
     assert any(len(line) > 100 for line in wide)  # piped: nothing is cut
     monkeypatch.setenv("COLUMNS", "100")
-    narrow = cli(recall.db_path, "ls").stdout.splitlines()
+    narrow = cli(db, "ls").stdout.splitlines()
     assert len(narrow) == len(wide) and all(len(line) <= 100 for line in narrow)
     assert narrow[1].startswith(convs.generate.id) and narrow[1].endswith("…")
 
 
-def test_version_and_json_everywhere(recall: Recall, convs: Conversations, tmp_path: Path) -> None:
+def test_version_and_json_everywhere(recall: Recall, convs: Conversations, tmp_path: Path,
+                                     audit_backend: AuditBackend) -> None:
     from proxy import __version__
 
     assert cli(None, "-V").stdout == f"recall, version {__version__}\n"
@@ -467,9 +492,10 @@ def test_version_and_json_everywhere(recall: Recall, convs: Conversations, tmp_p
     assert json.loads(refused.stdout) == {"ok": False, "file": str(bad), "key": "[cache] mode",
                                           "reason": "must be one of live, replay, auto; got 'sometimes'"}
     cassette = tmp_path / "c.jsonl"
-    written = as_json(cli(recall.db_path, "cassette", "export", "-o", str(cassette), "--json"))
+    db = audit_backend.of(recall.db_path)
+    written = as_json(cli(db, "cassette", "export", "-o", str(cassette), "--json"))
     assert written["file"] == str(cassette) and written["interactions"] == 4
-    loaded = as_json(cli(tmp_path / "copy.db", "cassette", "import", str(cassette), "--json"))
+    loaded = as_json(cli(audit_backend.empty(tmp_path / "copy.db"), "cassette", "import", str(cassette), "--json"))
     assert loaded["interactions"] == 4 and loaded["exchanges"] == written["exchanges"]
 
 
@@ -482,19 +508,21 @@ def test_shell_completion_is_clicks(tmp_path: Path) -> None:
     assert "plain,show" in words.stdout.splitlines()
 
 
-def test_show_raw_rebuilds_what_an_emulated_turn_sent_upstream(recall: Recall, convs: Conversations) -> None:
-    shown = as_json(cli(recall.db_path, "show", convs.name_question.id, "--raw", "--json"))
+def test_show_raw_rebuilds_what_an_emulated_turn_sent_upstream(recall: Recall, convs: Conversations,
+                                                               audit_backend: AuditBackend) -> None:
+    db = audit_backend.of(recall.db_path)
+    shown = as_json(cli(db, "show", convs.name_question.id, "--raw", "--json"))
     first, second = (record["exchanges"][0]["upstream_request"] for record in shown["interactions"])
     assert first["rebuilt"] is True and second["matches_recorded_digest"] is True  # byte for byte what was sent
     sent = json.dumps(second["body"])
     assert "Hi, my name is Karthik" in sent and "What is my name?" in sent  # the chain went along
     assert "Hi, my name is Karthik" in json.dumps(first["body"]) and "What is my name?" not in json.dumps(first["body"])
 
-    text = cli(recall.db_path, "show", convs.name_question.id, "--raw").stdout
+    text = cli(db, "show", convs.name_question.id, "--raw").stdout
     assert "sent upstream (REBUILT from the chain, not recorded; its digest matches" in text
     assert any(line.startswith("^ POST ") for line in text.splitlines()), text
 
     # Erase the first turn: the chain is no longer what was sent, and the output says so.
-    assert cli(recall.db_path, "rm", convs.first.id).exit_code == 0
-    after = cli(recall.db_path, "show", convs.name_question.id, "--raw").stdout
+    assert cli(db, "rm", convs.first.id).exit_code == 0
+    after = cli(db, "show", convs.name_question.id, "--raw").stdout
     assert "its digest DIFFERS from the one recorded" in after

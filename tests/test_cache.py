@@ -14,6 +14,7 @@ from proxy.cli.main import main
 from proxy.config import Upstream
 
 from .conftest import Recall, RecallFactory
+from .support.audit_backends import AuditBackend
 from .support.fake_gemini import FakeGemini
 from .support.loop_thread import LoopThread
 from .test_gemini_interactions import MODEL, client
@@ -178,13 +179,13 @@ def test_cassette_import_refuses_a_file_that_is_not_one(tmp_path: Path) -> None:
 
 
 def test_imported_recordings_are_searchable(recall_factory: RecallFactory, fake_gemini: FakeGemini,
-                                            tmp_path: Path) -> None:
+                                            tmp_path: Path, audit_backend: AuditBackend) -> None:
     recall = recall_factory(emulated(fake_gemini))
     app = client(recall)
     app.interactions.create(model=MODEL, input="Tell me about the Zanzibar archipelago.")
     cassette = tmp_path / "search.jsonl"
     CliRunner().invoke(main, ["cassette", "export", "--db", str(recall.db_path), "-o", str(cassette)])
-    target = tmp_path / "imported.db"
+    target = audit_backend.empty(tmp_path / "imported.db")
     CliRunner().invoke(main, ["cassette", "import", str(cassette), "--db", str(target)])
     found = CliRunner().invoke(main, ["search", "Zanzibar", "--db", str(target), "--json"])
     assert found.exit_code == 0, found.output
@@ -241,7 +242,7 @@ def test_cassette_import_twice_changes_nothing_and_a_rerecording_replaces(
 
 
 def test_stats_keep_a_replay_hits_model_group_by_day_model_and_price_it(
-        recall_factory: RecallFactory, fake_gemini: FakeGemini) -> None:
+        recall_factory: RecallFactory, fake_gemini: FakeGemini, audit_backend: AuditBackend) -> None:
     recall = recall_factory(emulated(fake_gemini), mode="auto")
     app = client(recall)
     import sqlite3
@@ -261,8 +262,10 @@ def test_stats_keep_a_replay_hits_model_group_by_day_model_and_price_it(
     assert relayed.headers["x-recall-cache"] == "hit"
     assert recall.query("SELECT count(*) FROM exchanges WHERE model IS NULL AND path LIKE '%generateContent'") == [(2,)]
 
+    db = str(audit_backend.of(recall.db_path))
+
     def report(*by: str) -> dict:
-        result = CliRunner().invoke(main, ["stats", "--db", str(recall.db_path), "--json", *by])
+        result = CliRunner().invoke(main, ["stats", "--db", db, "--json", *by])
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)
 
@@ -278,8 +281,8 @@ def test_stats_keep_a_replay_hits_model_group_by_day_model_and_price_it(
     assert total["cost_usd"] is None and total["unpriced_models"] == ["my-own-finetune"]
     assert report("--by", "day", "--by", "model")["rows"] == report("--by", "day,model")["rows"]
 
-    text = CliRunner().invoke(main, ["stats", "--db", str(recall.db_path), "--by", "model"])
+    text = CliRunner().invoke(main, ["stats", "--db", db, "--by", "model"])
     lines = {line.split()[0]: line.split() for line in text.stdout.splitlines()[1:]}
     assert lines["my-own-finetune"][-1] == "unknown" and float(lines[MODEL][-1]) > 0
-    bad = CliRunner().invoke(main, ["stats", "--db", str(recall.db_path), "--by", "day,colour"])
+    bad = CliRunner().invoke(main, ["stats", "--db", db, "--by", "day,colour"])
     assert bad.exit_code == 2 and "cannot group by colour" in bad.output

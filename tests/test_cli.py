@@ -135,8 +135,8 @@ def test_audit_commands_find_a_running_servers_database_from_any_folder(tmp_path
     human = run("info").stdout
     assert f"database:  {project / 'project.db'}" in human and "config:    -" in human  # no config in `elsewhere`
     explicit = run("info", "--json", "--db", str(tmp_path / "other.db"))
-    assert json.loads(explicit.stdout)["database"] == {"path": str(tmp_path / "other.db"), "why": "--db",
-                                                       "exists": False, "bytes": None}
+    assert json.loads(explicit.stdout)["database"] == {"backend": "sqlite", "path": str(tmp_path / "other.db"),
+                                                       "why": "--db", "exists": False, "bytes": None}
 
     server.stop()
     assert not runtime.exists()

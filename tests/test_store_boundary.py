@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 
 from proxy.store.audit_db import AuditDB
+from proxy.store.pg_audit import PgAudit
 from proxy.store.protocol import AuditStore, Store
 from proxy.store.sqlite import SQLiteStore
 
 PROXY = Path(__file__).resolve().parent.parent / "proxy"
 STORE = PROXY / "store"
-DRIVERS = {"sqlite3", "aiosqlite"}
+DRIVERS = {"sqlite3", "aiosqlite", "asyncpg"}
 
 # What an SQL statement looks like in a string: a query, a write, a pragma, a transaction.
 SQL = re.compile(
@@ -67,7 +68,10 @@ def test_the_scan_finds_sql_where_it_is() -> None:
     """The scan itself works: the store's own modules are full of what it looks for."""
     tree = ast.parse((STORE / "sqlite.py").read_text())
     assert any(SQL.search(text) for text in _strings(tree))
-    assert DRIVERS <= _imported(tree)
+    assert {"sqlite3", "aiosqlite"} <= _imported(tree)
+    postgres = ast.parse((STORE / "pg_audit.py").read_text())
+    assert "asyncpg" in _imported(postgres)
+    assert any(SQL.search(text) for text in _strings(ast.parse((STORE / "pg_audit_reads.py").read_text())))
 
 
 @pytest.mark.parametrize("path", _modules_outside_store(), ids=_name)
@@ -84,8 +88,9 @@ def _members(protocol: type) -> list[str]:
     return sorted(name for name in vars(protocol) if not name.startswith("_"))
 
 
-@pytest.mark.parametrize(("implementation", "protocol"), [(SQLiteStore, Store), (AuditDB, AuditStore)],
-                         ids=["SQLiteStore", "AuditDB"])
+@pytest.mark.parametrize(("implementation", "protocol"),
+                         [(SQLiteStore, Store), (AuditDB, AuditStore), (PgAudit, AuditStore)],
+                         ids=["SQLiteStore", "AuditDB", "PgAudit"])
 def test_the_sqlite_implementation_has_every_operation_as_declared(implementation: type, protocol: type) -> None:
     """Each operation of the protocol, with the same parameters (names, kinds, defaults) and,
     where the protocol's is a coroutine, a coroutine too. mypy checks the types

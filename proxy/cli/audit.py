@@ -39,32 +39,38 @@ from ..audit.render import (
     tree_record,
 )
 from ..audit.when import utc
-from ..store.audit_db import AuditDB
+from ..store.locations import open_audit
+from ..store.protocol import AuditStore
 from ..store.records import STATS_KEYS, THREAD_STATUSES, IdNotFound, Removed, StoreError, WalBusy
 from ..store.search import fts_query
 from .common import (
     DURATION,
     config_and_db_options,
-    db_path_of,
     json_option,
     load_config_or_exit,
     since_option,
+    store_of,
     until_option,
 )
 
 
 @contextmanager
-def opened_audit(config_path: str | None, db_path: str | None, *, create: bool = False) -> Iterator[AuditDB]:
-    """The database a command works on, closed after it; `create` makes a missing one (private to its owner)."""
-    path = db_path_of(config_path, db_path)
+def opened_audit(config_path: str | None, db_path: str | None, *, create: bool = False) -> Iterator[AuditStore]:
+    """The database a command works on (a SQLite file or a postgresql:// URL), closed after it;
+    `create` makes a missing file (private to its owner). A database that cannot be used, at
+    the start or while the command runs, is one line and exit 1."""
+    location = store_of(config_path, db_path)
     try:
-        audit = AuditDB.open(path, create=create)
+        audit = open_audit(location, create=create)
     except FileNotFoundError:
-        raise click.ClickException(f"no database at {path}: start `recall serve` to create one, or pass --db PATH") from None
+        raise click.ClickException(f"no database at {location}: start `recall serve` to create one,"
+                                   " or pass --db PATH") from None
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     try:
         yield audit
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         audit.close()
 
@@ -74,11 +80,11 @@ def _echo_lines(lines: Iterator[str]) -> None:
         click.echo(line)
 
 
-def _unknown(interaction_id: str, audit: AuditDB) -> click.ClickException:
-    return click.ClickException(f"no interaction '{interaction_id}' in {audit.path}")
+def _unknown(interaction_id: str, audit: AuditStore) -> click.ClickException:
+    return click.ClickException(f"no interaction '{interaction_id}' in {audit.location}")
 
 
-def resolve_id(given: str, audit: AuditDB) -> str:
+def resolve_id(given: str, audit: AuditStore) -> str:
     """A full id from an id or a unique start of one; else an error listing the candidates."""
     try:
         return audit.complete_id(given)
@@ -140,7 +146,7 @@ def show(interaction_id: str | None, config_path: str | None, db_path: str | Non
         if last:
             interaction_id = audit.last_id()
             if interaction_id is None:
-                raise click.ClickException(f"nothing recorded yet in {audit.path}")
+                raise click.ClickException(f"nothing recorded yet in {audit.location}")
         interaction_id = resolve_id(str(interaction_id), audit)
         nodes = audit.chain(interaction_id)
         if not nodes:
@@ -324,9 +330,9 @@ def _erasing(erase: Callable[[], Removed]) -> tuple[Removed, WalBusy | None]:
         return busy.removed, busy
 
 
-def _warn_if_busy(busy: WalBusy | None, audit: AuditDB) -> None:
-    if busy is not None:
-        click.echo(f"recall: {busy}: old copies of the erased pages stay in {audit.path}-wal until its next"
+def _warn_if_busy(busy: WalBusy | None, audit: AuditStore) -> None:
+    if busy is not None:  # SQLite only: PostgreSQL has no WAL file of the database's own to truncate
+        click.echo(f"recall: {busy}: old copies of the erased pages stay in {audit.location}-wal until its next"
                    " checkpoint; run the command again when nothing is reading the database", err=True)
         sys.exit(1)
 

@@ -67,9 +67,9 @@ def import_command(file: str, config_path: str | None, db_path: str | None, as_j
             counts = load_records(audit, records)
         except (StoreError, KeyError) as exc:  # the database refused a row, or a record lacks a field
             raise click.ClickException(f"{file}: cannot be loaded: {exc}") from None
-        path = audit.path
+        where = audit.location
     if as_json:
-        click.echo(dumps({"file": file, "database": str(path), "interactions": counts["interaction"],
+        click.echo(dumps({"file": file, "database": where, "interactions": counts["interaction"],
                           "exchanges": counts["exchange"], "events": counts["event"]}))
         return
     click.echo(f"loaded {file}: {counts['interaction']} interactions, {counts['exchange']} exchanges, "

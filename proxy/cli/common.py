@@ -15,7 +15,16 @@ import click
 from aiohttp import web
 
 from ..audit.when import parse_duration, parse_moment
-from ..config import DEFAULT_DB_REASON, Config, ConfigError, explain_db_path, load_config
+from ..config import (
+    DEFAULT_DB_REASON,
+    Config,
+    ConfigError,
+    explain_db_path,
+    explain_db_url,
+    is_postgres_url,
+    load_config,
+)
+from ..store.locations import Location
 from .runtime import running_servers
 
 config_option = click.option(
@@ -23,8 +32,9 @@ config_option = click.option(
     help="Config file (default: RECALL_CONFIG, ./recall.toml, ~/.config/recall/config.toml).",
 )
 db_option = click.option(
-    "--db", "db_path", metavar="PATH",
-    help="Database file (default: RECALL_DB, [storage] path, ~/.local/share/recall/recall.db).",
+    "--db", "db_path", metavar="PATH|URL",
+    help="Database file, or a postgresql:// URL (default: RECALL_DB_URL, [storage] url, RECALL_DB,"
+         " [storage] path, ~/.local/share/recall/recall.db).",
 )
 
 
@@ -92,8 +102,34 @@ def upstream_lines(states: dict[str, dict[str, str]]) -> list[str]:
     return [f"  /{name:<10} -> {u['url']} (api {u['api']}, {u['state']})" for name, u in states.items()]
 
 
-def db_path_of(config_path: str | None, db_path: str | None) -> Path:
-    return locate_database(db_path, load_config_or_exit(config_path))[0]
+SQLITE_SCHEME = "sqlite://"
+
+
+def parse_location(text: str) -> Location:
+    """A database as a user names it: a postgresql:// URL, a `sqlite://` URL whose rest is the
+    file's path (`sqlite:///srv/recall.db` is /srv/recall.db), or a plain path."""
+    if is_postgres_url(text):
+        return text
+    return Path(text.removeprefix(SQLITE_SCHEME)).expanduser()
+
+
+def store_of(config_path: str | None, db_path: str | None) -> Location:
+    """The database a command works on: a postgresql:// URL or a SQLite file (locate_store)."""
+    return locate_store(db_path, load_config_or_exit(config_path))[0]
+
+
+def locate_store(db_path: str | None, config: Config) -> tuple[Location, str]:
+    """The database a command works on, and why: a PostgreSQL URL when --db, RECALL_DB_URL or
+    [storage] url names one (config.explain_db_url), else the SQLite file (locate_database).
+    A RECALL_DB_URL that is not a postgresql:// URL is a bad config: one line, exit 2."""
+    try:
+        url, why = explain_db_url(db_path, config)
+    except ConfigError as exc:
+        click.echo(f"recall: bad config: {exc}", err=True)
+        sys.exit(2)
+    if url is not None:
+        return url, why
+    return locate_database(db_path, config)
 
 
 def locate_database(db_path: str | None, config: Config) -> tuple[Path, str]:

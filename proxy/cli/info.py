@@ -13,14 +13,24 @@ import click
 
 from .. import __version__
 from ..audit.render import dumps
-from ..config import ConfigError, explain_config_file, find_config_file, load_config, resolve_db_path
+from ..config import (
+    Config,
+    ConfigError,
+    explain_config_file,
+    explain_db_path,
+    explain_db_url,
+    find_config_file,
+    load_config,
+    resolve_db_path,
+)
 from ..sdk_env import base_urls, env_lines, placeholder_key_lines, placeholder_keys
+from ..store.locations import is_postgres, shown
 from .common import (
     config_and_db_options,
     config_option,
     json_option,
     load_config_or_exit,
-    locate_database,
+    locate_store,
     upstream_lines,
     upstream_states,
 )
@@ -37,12 +47,18 @@ def _size(path: Path) -> int | None:
 def info_record(config_path: str | None, db_path: str | None) -> dict[str, Any]:
     config_file, config_why = explain_config_file(config_path)
     config = load_config_or_exit(config_path)
-    database, db_why = locate_database(db_path, config)
+    location, db_why = locate_store(db_path, config)
+    if is_postgres(location):
+        database: dict[str, Any] = {"backend": "postgresql", "url": shown(location), "why": db_why}
+    else:
+        path = Path(location)
+        database = {"backend": "sqlite", "path": str(path), "why": db_why, "exists": path.exists(),
+                    "bytes": _size(path)}
     return {
         "version": __version__,
         "python": sys.version.split()[0],
         "config": {"path": str(config_file) if config_file else None, "why": config_why},
-        "database": {"path": str(database), "why": db_why, "exists": database.exists(), "bytes": _size(database)},
+        "database": database,
         "mode": config.mode,
         "listen": f"{config.host}:{config.port}",
         "upstreams": upstream_states(config),
@@ -76,7 +92,10 @@ def info(config_path: str | None, db_path: str | None, as_json: bool) -> None:
     config, database = record["config"], record["database"]
     click.echo(f"recall {record['version']} (Python {record['python']})")
     click.echo(f"config:    {config['path'] or '-'} ({config['why']})")
-    click.echo(f"database:  {database['path']} ({database['why']}; {_human_size(database['bytes'])})")
+    if database["backend"] == "postgresql":
+        click.echo(f"database:  PostgreSQL at {database['url']} ({database['why']})")
+    else:
+        click.echo(f"database:  {database['path']} ({database['why']}; {_human_size(database['bytes'])})")
     click.echo(f"mode:      {record['mode']}")
     click.echo(f"listen:    {record['listen']}")
     click.echo("upstreams:")
@@ -102,14 +121,27 @@ def env(config_path: str | None, replay: bool, as_json: bool) -> None:
     without a key get a placeholder where none is set (a set key is kept).
     """
     config = load_config_or_exit(config_path)
+    backend, where = _database_named(config)
     if as_json:
-        record: dict[str, Any] = {"base_urls": base_urls(config)}
+        record: dict[str, Any] = {"base_urls": base_urls(config), "database": {"backend": backend, "location": where}}
         if replay:
             record["placeholder_keys"] = placeholder_keys(os.environ)
         click.echo(dumps(record))
         return
     for line in [*env_lines(config), *(placeholder_key_lines() if replay else [])]:
         click.echo(line)
+    click.echo(f"# recall keeps its records in {'PostgreSQL at' if backend == 'postgresql' else 'the SQLite file'} {where}")
+
+
+def _database_named(config: Config) -> tuple[str, str]:
+    """The backend the settings name and where it is (a URL's password hidden), without asking a
+    running server which file it serves (`recall info` does that)."""
+    try:
+        url, _ = explain_db_url(None, config)
+    except ConfigError as exc:
+        click.echo(f"recall: bad config: {exc}", err=True)
+        sys.exit(2)
+    return ("postgresql", shown(url)) if url else ("sqlite", str(explain_db_path(None, config)[0]))
 
 
 @click.group("config")

@@ -1,5 +1,5 @@
 """The `recall` command group and `recall serve` (the proxy itself); every other command is
-added to the group from the module that holds it (audit, cassette, info, ui, demo_provider)."""
+added to the group from the module that holds it (audit, cassette, db, info, ui, demo_provider)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from .common import (
     upstream_lines,
     upstream_states,
 )
+from .db import db
 from .demo_provider import main as fake_main
 from .info import SETUP_COMMANDS
 from .runtime import announce, withdraw
@@ -142,6 +143,6 @@ async def _serve(config: Config, path: Path, say: Callable[[str], None] = _say_t
     await runner.cleanup()
 
 
-for _command in (*AUDIT_COMMANDS, *SETUP_COMMANDS, cassette, ui):
+for _command in (*AUDIT_COMMANDS, *SETUP_COMMANDS, cassette, db, ui):
     main.add_command(_command)
 main.add_command(fake_main, name="demo")  # a demo upstream to try recall without a key (not a model)

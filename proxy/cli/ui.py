@@ -6,7 +6,7 @@ import click
 
 from ..viewer import create_viewer_app
 from .audit import opened_audit
-from .common import config_and_db_options, load_config_or_exit, run_until_stopped, serve_on_loopback
+from .common import config_and_db_options, load_config_or_exit, run_until_stopped, serve_on_loopback, store_of
 
 DEFAULT_PORT = 8643  # beside the proxy's 8642
 
@@ -22,11 +22,12 @@ def ui(config_path: str | None, db_path: str | None, port: int) -> None:
     whether or not it runs; [server] tokens apply here too.
     """
     config = load_config_or_exit(config_path)
+    database = store_of(config_path, db_path)
     with opened_audit(config_path, db_path) as audit:  # exists, is a recall database, migrated
-        path = audit.path
+        where = audit.location
 
     def announce(bound: int) -> None:
         click.echo(f"http://127.0.0.1:{bound}/_recall/")
-        click.echo(f"recall viewer (read-only) on {path}; Ctrl-C stops it", err=True)
+        click.echo(f"recall viewer (read-only) on {where}; Ctrl-C stops it", err=True)
 
-    run_until_stopped(serve_on_loopback(create_viewer_app(config, path), port, announce))
+    run_until_stopped(serve_on_loopback(create_viewer_app(config, database), port, announce))

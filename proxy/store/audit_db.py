@@ -95,6 +95,11 @@ class AuditDB:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a recall database: {exc}") from None
 
+    @property
+    def location(self) -> str:
+        """The file's path, for messages."""
+        return str(self.path)
+
     def close(self) -> None:
         self.db.close()
 

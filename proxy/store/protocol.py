@@ -4,16 +4,17 @@ command line's and the viewer's, synchronous).
 Everything outside proxy/store/ speaks these two interfaces and the records of
 proxy/store/records.py; every SQL statement lives under proxy/store/. SQLite is
 the first implementation (`SQLiteStore` in sqlite.py, `AuditDB` in audit_db.py);
-a PostgreSQL store is to be the second, so nothing here names a sqlite3 type.
+PostgreSQL the second (`PgAudit` in pg_audit.py), so nothing here names a driver's type.
 
 How each side is reached:
 - `Store`: `SQLiteStore.open(path)` when the server starts; the pipeline,
   endpoints, replay cache, cassette loading and retention take it as a `Store`.
-- `AuditStore`: `AuditDB.open(path)` for the audit and cassette commands (`recall
-  ls/show/rm…`, `recall cassette`) and the pytest plugin's cassette writing, which may
-  run while a server writes to the same file. The viewer runs the same reads off the
-  event loop: `readers.Readers.open(path).run(fn)` calls `fn(AuditStore)` on a reader's
-  own thread.
+- `AuditStore`: `locations.open_audit(location)` for the audit, cassette and db commands
+  (`recall ls/show/rm…`, `recall cassette`, `recall db`): `AuditDB` on a SQLite file, which
+  may run while a server writes to the same file, or `PgAudit` (pg_audit.py) on a
+  postgresql:// URL; the pytest plugin's cassette writing opens `AuditDB` itself. The
+  viewer runs the same reads off the event loop: `readers.Readers.open(location).run(fn)`
+  calls `fn(AuditStore)` on a reader's own thread.
 - SQLite only, as functions of its modules: the start-up checks (preflight.check_database)
   and replay mode's copy of a file (sqlite.copy_database).
 """
@@ -171,8 +172,9 @@ class AuditStore(Protocol):
     figures; node, chain, thread and export keep them, marked."""
 
     @property
-    def path(self) -> Path:
-        """Where the data lives, for messages and `bytes_on_disk`."""
+    def location(self) -> str:
+        """Where the data lives, for messages: the SQLite file's path, or the PostgreSQL URL
+        with its password hidden."""
         ...
 
     def close(self) -> None: ...

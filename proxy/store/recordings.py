@@ -83,7 +83,8 @@ def _rows(db: sqlite3.Connection, where: list[str], params: list[Any], *, thread
         yield EVENT, dict(zip(EVENT_FIELDS, row, strict=True))
 
 
-def _turns(text: str | None) -> list[Turn]:
+def stored_turns(text: str | None) -> list[Turn]:
+    """The turns of a row's `input` or `output` JSON text (none for NULL), to index them."""
     return [Turn.from_json(t) for t in (orjson.loads(text) if text else None) or []]
 
 
@@ -104,7 +105,7 @@ def insert_recordings(db: sqlite3.Connection, rows: Iterable[tuple[str, Row]], o
             db.execute(f"INSERT OR REPLACE INTO interactions (owner, {', '.join(INTERACTION_FIELDS)})"
                        f" VALUES (?, {', '.join('?' * len(INTERACTION_FIELDS))})",
                        [owner, *(row.get(f) for f in INTERACTION_FIELDS)])
-            index_interaction(db, row["id"], _turns(row.get("input")), _turns(row.get("output")))
+            index_interaction(db, row["id"], stored_turns(row.get("input")), stored_turns(row.get("output")))
         elif kind == EXCHANGE:
             if not row.get("cache_key"):  # no key to replace by: the same recording is the same row
                 db.execute("DELETE FROM exchanges WHERE owner = ? AND cache_key IS NULL AND created_at = ?"

@@ -96,7 +96,7 @@ def _not_found(interaction_id: str) -> ViewerError:
 async def info(request: web.Request) -> web.Response:
     viewer = request.app[VIEWER]
     assert viewer.readers is not None
-    return json_answer({"version": __version__, "mode": viewer.mode, "database": str(viewer.readers.path),
+    return json_answer({"version": __version__, "mode": viewer.mode, "database": viewer.readers.location,
                         "token_required": bool(viewer.tokens)})
 
 

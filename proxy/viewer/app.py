@@ -45,10 +45,11 @@ def _guarded(handler: Handler, *, reads_data: bool) -> Handler:
     return answer
 
 
-def mount_viewer(app: web.Application, *, tokens: list[str], database: Callable[[], Path],
+def mount_viewer(app: web.Application, *, tokens: list[str], database: Callable[[], Path | str],
                  mode: str | None) -> None:
-    """Add the viewer's routes to `app`; its readers open at start-up on the file `database()` names
-    (called then, so that a server can point it at the store it has just opened)."""
+    """Add the viewer's routes to `app`; its readers open at start-up on the database `database()`
+    names, a SQLite file or a postgresql:// URL (called then, so that a server can point it at the
+    store it has just opened)."""
     viewer = Viewer(tokens=tokens, mode=mode)
     app[VIEWER] = viewer
 
@@ -74,13 +75,13 @@ def mount_viewer(app: web.Application, *, tokens: list[str], database: Callable[
     app.router.add_route("*", PREFIX + "/{tail:.*}", _guarded(api.unknown, reads_data=False))
 
 
-def create_viewer_app(config: Config, db_path: Path) -> web.Application:
+def create_viewer_app(config: Config, database: Path | str) -> web.Application:
     """The viewer on its own (`recall ui`): the same routes, and / leads to the page."""
     app = web.Application()
     # The same rule as recall serve's routes (proxy/origin.py): Host, cross-origin pages, preflights.
     guard(app, OriginPolicy.of(config.allowed_hosts, config.cors_origins), _refused)
     app.router.add_get("/", _to_page)
-    mount_viewer(app, tokens=config.tokens, database=lambda: db_path, mode=None)
+    mount_viewer(app, tokens=config.tokens, database=lambda: database, mode=None)
     return app
 
 
