@@ -35,6 +35,7 @@ from ..model import (
     Usage,
     settle_status,
 )
+from ..seal import is_sealed
 from .base import (
     StreamDecoder,
     StreamEncoder,
@@ -48,6 +49,8 @@ from .base import (
 )
 from .openai_common import OpenAICodec, function_tool, neutral_tool_choice
 from .openai_formats import stable_id
+from .openai_responses_chain import continue_chain
+from .openai_responses_compact import compact_call, compacted_reply, parse_compact, render_compacted
 from .openai_responses_items import (
     NAME,
     STATUS_IN,
@@ -58,6 +61,7 @@ from .openai_responses_items import (
     parts_of_output_item,
     turns_of_items,
     usage_in,
+    usage_out,
 )
 from .openai_responses_stream import ResponsesStreamDecoder, ResponsesStreamEncoder
 
@@ -182,6 +186,23 @@ class OpenAIResponses(OpenAICodec):
     def turns_of_conversation(self, items: Any, where: str = "conversation") -> list[Turn]:
         return turns_of_items(items, where)
 
+    def continuing(self, req: TurnRequest, chain: list[Interaction]) -> TurnRequest:
+        return continue_chain(self, req, chain)
+
+    # -- compaction (openai_responses_compact) -------------------------------------
+
+    def parse_compact(self, body: Any) -> TurnRequest:
+        return parse_compact(self.parse_create(body))
+
+    def compact_call(self, req: TurnRequest, history: list[Turn], to: Destination) -> UpstreamCall:
+        return compact_call(self, req, history, to)
+
+    def compacted_reply(self, body: Any) -> ModelReply:
+        return compacted_reply(body)
+
+    def render_compacted(self, node: Interaction) -> dict[str, Any]:
+        return render_compacted(self, node)
+
     def input_items(self, it: Interaction) -> list[dict[str, Any]]:
         """The node's own input as the items `input_items` lists, each with an id."""
         items = []
@@ -206,11 +227,16 @@ class OpenAIResponses(OpenAICodec):
             raw_input = req.raw.get("input")
             new_items = ([{"role": "user", "content": raw_input}] if isinstance(raw_input, str)
                          else list(raw_input or []))
+            if any(isinstance(item, dict) and is_sealed(item.get("encrypted_content")) for item in new_items):
+                # recall's own compaction means nothing to OpenAI: its summary goes instead.
+                new_items = items_of(req.input, self)
         else:
             body = {"model": req.model, **_settings_out(req)}
             new_items = items_of(req.input, self)
         body["input"] = [*items_of(history, self), *new_items]
         body["store"] = False
+        if history and to.cache_key and not body.get("prompt_cache_key"):
+            body["prompt_cache_key"] = to.cache_key  # one thread, one cache: its prefix is found again
         if req.stream:
             body["stream"] = True
         else:
@@ -379,11 +405,4 @@ def _tools_out(tools: list[Any]) -> list[Any]:
 
 
 def _usage_out(usage: Usage) -> dict[str, Any] | None:
-    if not usage.to_json():
-        return None
-    inputs, outputs = usage.input_tokens or 0, usage.output_tokens or 0
-    # cache_write_tokens is required by ResponseUsage; recall's Usage does not track cache writes.
-    return {"input_tokens": inputs,
-            "input_tokens_details": {"cached_tokens": usage.cached_tokens or 0, "cache_write_tokens": 0},
-            "output_tokens": outputs, "output_tokens_details": {"reasoning_tokens": usage.thought_tokens or 0},
-            "total_tokens": usage.total_tokens if usage.total_tokens is not None else inputs + outputs}
+    return usage_out(usage) if usage.to_json() else None

@@ -17,6 +17,7 @@ DELETE = "delete"
 CANCEL = "cancel"
 RELAY = "relay"
 INPUT_ITEMS = "input_items"
+COMPACT = "compact"
 CONVERSATION = "conversation"
 CONVERSATION_ITEMS = "conversation_items"
 # Parallel task runs' reads (proxy/endpoints/tasks.py); a run's create is a CREATE.
@@ -92,6 +93,8 @@ def _responses_route(method: str, found: re.Match[str]) -> Route:
         return Route(codec, CANCEL if method == "POST" else RELAY, resource)
     if sub == "/input_items":
         return Route(codec, INPUT_ITEMS if method == "GET" else RELAY, resource)
-    # POST /responses/compact, /responses/input_tokens …: relayed.
+    if resource == "compact" and method == "POST":
+        return Route(codec, COMPACT)
+    # POST /responses/input_tokens …: relayed.
     operation = {"GET": GET, "DELETE": DELETE}.get(method, RELAY)
     return Route(codec, operation, resource)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..codecs import Codec
 from ..errors import bad_request
-from ..model import IN_PROGRESS, Interaction, Turn
+from ..model import COMPACTION, IN_PROGRESS, Interaction, Turn
 from ..store.protocol import Store
 from ..store.records import RECORDED_OWNER
 
@@ -53,6 +53,24 @@ class ConversationState:
 
 
 def history(chain: list[Interaction]) -> list[Turn]:
-    """The conversation a chain holds, as turns, oldest first."""
-    return [turn for node in chain for turn in node.turns()]
+    """The conversation a chain holds, as turns, oldest first.
+
+    A compaction stands for everything before it (OpenAI: "drop items that came before
+    the most recent compaction item"; Anthropic drops the blocks before its compaction
+    block), so the history starts at the newest node that holds one: from its output
+    when the compaction is in the output (a compacted window, or a compaction the
+    provider ran before answering), from its input when the app sent it."""
+    start, own_input = 0, True
+    for index, node in enumerate(chain):
+        if _holds_compaction(node.output):
+            start, own_input = index, False
+        elif _holds_compaction(node.input):
+            start, own_input = index, True
+    first = chain[start:start + 1]
+    turns = [turn for node in first for turn in (node.turns() if own_input else node.output)]
+    return [*turns, *(turn for node in chain[start + 1:] for turn in node.turns())]
+
+
+def _holds_compaction(turns: list[Turn]) -> bool:
+    return any(part.kind == COMPACTION for turn in turns for part in turn.parts)
 

@@ -220,7 +220,9 @@ class FakeOpenAI(FakeProvider):
     # -- Chat Completions ------------------------------------------------------------
 
     async def _chat(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        unknown = sorted(set(body) - _CHAT_KEYS)
+        # OpenAI's own Chat Completions take a prompt cache key; a chat-only server (vLLM…) is not sent one.
+        known = _CHAT_KEYS if self.chat_only else _CHAT_KEYS | {"prompt_cache_key"}
+        unknown = sorted(set(body) - known)
         if unknown:
             return openai_error(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
         messages = body["messages"]
