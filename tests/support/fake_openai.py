@@ -49,6 +49,8 @@ class FakeOpenAI(FakeProvider):
     reasoning_received: list[str] = field(default_factory=list)
     # `hold` holds a whole answer too. A stream that stops after its fourth event, with no terminal event.
     truncate: bool = False
+    # Compaction items the fake handed out (`encrypted_content`), checked when they come back.
+    minted_compactions: set[str] = field(default_factory=set)
     # Every body the fake answered, byte for byte (a stream's events joined).
     answers: list[bytes] = field(default_factory=list)
     # Prompts stored at the provider (`prompt: {"id": …}` on a create): id -> the model it names.
@@ -78,6 +80,8 @@ class FakeOpenAI(FakeProvider):
             return openai_error(404, f"fake chat-only server has no route {request.method} {path}", code="not_found")
         if path == "/v1/responses" and request.method == "POST":
             return await self._create(request, body)
+        if path == "/v1/responses/compact" and request.method == "POST":
+            return self._compact(body)
         parts = path.strip("/").split("/")
         if len(parts) == 3 and parts[1] == "responses":
             return self._by_id(request.method, parts[2])
@@ -126,6 +130,9 @@ class FakeOpenAI(FakeProvider):
                 if encrypted not in self.minted_reasoning:
                     return openai_error(400, "The encrypted content could not be verified.", param="input")
                 self.reasoning_received.append(encrypted)
+            elif kind == "compaction" and item.get("encrypted_content") not in self.minted_compactions:
+                return openai_error(400, "The encrypted content of the compaction item could not be verified.",
+                                    param="input")
             elif kind == "function_call":
                 calls.add(item.get("call_id"))
             elif kind == "function_call_output" and item.get("call_id") not in calls:
@@ -208,6 +215,34 @@ class FakeOpenAI(FakeProvider):
         if not body.get("stream") or self.whole_for_streams:
             return await self._whole(response, pause)
         return await self._send_stream(request, _response_events(response), done=False, pause=pause)
+
+    def _compact(self, body: dict[str, Any]) -> web.Response:
+        """POST /v1/responses/compact as OpenAI answers it (openai-v3.3.1.yml, CompactResource): every user
+        message of the conversation, then one opaque compaction item. Stateless: `input` only."""
+        if body.get("previous_response_id"):
+            return openai_error(400, f"Previous response with id '{body['previous_response_id']}' not found.",
+                                param="previous_response_id", code="previous_response_not_found")
+        if not body.get("model"):
+            return openai_error(400, "Missing required parameter: 'model'.", param="model",
+                                code="missing_required_parameter")
+        items = self._items(body)
+        refused = self._check_items(items)
+        if refused is not None:
+            return refused
+        number = next(self._ids)
+        encrypted = f"cmp::{number}"
+        self.minted_compactions.add(encrypted)
+        texts = _user_texts(items)
+        output: list[dict[str, Any]] = [
+            {"id": f"msg_cmpfake{number}_{n}", "type": "message", "status": "completed", "role": "user",
+             "content": [{"type": "input_text", "text": text}]} for n, text in enumerate(texts)]
+        output.append({"id": f"cmp_fake{number}", "type": "compaction", "encrypted_content": encrypted})
+        return self._json({"id": f"resp_cmpfake{number}", "object": "response.compaction", "created_at": 1760000000,
+                           "output": output,
+                           "usage": {"input_tokens": 10 * len(texts),
+                                     "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                                     "output_tokens": 50, "output_tokens_details": {"reasoning_tokens": 0},
+                                     "total_tokens": 10 * len(texts) + 50}})
 
     def _by_id(self, method: str, response_id: str) -> web.Response:
         if not self.stateful or response_id not in self.responses:
