@@ -9,8 +9,10 @@ history it receives, and writes a summary of the user's messages when recall ask
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -20,6 +22,7 @@ from proxy.pipeline.compaction import SUMMARY_REQUEST
 from proxy.seal import SEALED_PREFIX
 
 from .conftest import Recall, RecallFactory
+from .support.conversations import cli
 from .support.fake_anthropic import FakeAnthropic
 from .support.fake_openai import FakeOpenAI
 from .support.openai_sdk import MODEL, client, user_texts_sent
@@ -172,3 +175,29 @@ def test_the_agents_sdk_compaction_session_keeps_the_first_turn(
     else:
         asked = [seen.body["messages"][-1]["content"] for seen in fake_anthropic.requests]
         assert sum(isinstance(c, list) and c[-1].get("text") == SUMMARY_REQUEST for c in asked) == 1
+
+
+# -- seen in `recall show`, `tree` and the viewer -----------------------------------------------
+
+
+def test_a_compaction_shows_in_show_tree_and_the_viewer(recall_factory: RecallFactory,
+                                                       fake_anthropic: FakeAnthropic) -> None:
+    recall = recall_factory({"claude": Upstream("claude", fake_anthropic.url, "anthropic")})
+    c = client(recall, "claude")
+    *_, last = _chain(c, CLAUDE, ["Hi, my name is Karthik.", "I like cricket."])
+    compacted = c.responses.compact(model=CLAUDE, previous_response_id=last.id)
+    after = c.responses.create(model=CLAUDE, input="What is my name?", previous_response_id=compacted.id)
+    shown = cli(recall.db_path, "show", after.id).output
+    assert "[compaction: the conversation before it, summarised] Summary: Hi, my name is Karthik. | I like cricket." \
+        in shown
+    tree = cli(recall.db_path, "tree", after.id).output.splitlines()
+    assert [line for line in tree if "[compaction: history starts here]" in line] == [
+        line for line in tree if compacted.id in line]
+    record = json.loads(cli(recall.db_path, "tree", after.id, "--json").output)
+    node = record["tree"][0]
+    while node["id"] != compacted.id:
+        node = node["children"][0]
+    assert node["compaction"] is True and node["children"][0]["compaction"] is False
+    nodes = httpx.get(f"{recall.url}/_recall/api/conversations/{after.id}").json()["nodes"]
+    parts = [p for n in nodes if n["id"] == compacted.id for t in n["output"] for p in t["parts"]]
+    assert parts[-1]["kind"] == "compaction" and parts[-1]["text"].startswith("Summary: Hi, my name is Karthik.")
