@@ -201,3 +201,27 @@ def test_a_compaction_shows_in_show_tree_and_the_viewer(recall_factory: RecallFa
     nodes = httpx.get(f"{recall.url}/_recall/api/conversations/{after.id}").json()["nodes"]
     parts = [p for n in nodes if n["id"] == compacted.id for t in n["output"] for p in t["parts"]]
     assert parts[-1]["kind"] == "compaction" and parts[-1]["text"].startswith("Summary: Hi, my name is Karthik.")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openais_server_side_compaction_starts_the_next_rebuild(openai_recall: Recall, fake_openai: FakeOpenAI,
+                                                                 stream: bool) -> None:
+    """`context_management` goes to OpenAI as the app sent it; the compaction item OpenAI puts in
+    the response's output is kept, and the next turn is rebuilt from it."""
+    c = client(openai_recall)
+    managed = [{"type": "compaction", "compact_threshold": 30}]
+    turns: list[Any] = []
+    for text in ["Hi, my name is Karthik.", "I like cricket.", "And tea."]:
+        asked = dict(model=MODEL, input=text, previous_response_id=turns[-1].id if turns else None,
+                     context_management=managed)
+        if stream:
+            with c.responses.stream(**asked) as events:  # type: ignore[arg-type]
+                turns.append(events.get_final_response())
+        else:
+            turns.append(c.responses.create(**asked))  # type: ignore[arg-type]
+        assert fake_openai.last_body()["context_management"] == managed
+    assert [item.type for item in turns[-1].output] == ["compaction", "message"]
+    c.responses.create(model=MODEL, input="What is my name?", previous_response_id=turns[-1].id)
+    sent = fake_openai.last_body()["input"]
+    assert [i.get("type", "message") for i in sent] == ["compaction", "message", "message"]
+    assert sent[0]["encrypted_content"] == turns[-1].output[0].encrypted_content

@@ -166,6 +166,13 @@ class FakeOpenAI(FakeProvider):
                 self.minted_reasoning.add(encrypted)
                 reasoning["encrypted_content"] = encrypted
             output.append(reasoning)
+        threshold = next((entry.get("compact_threshold") for entry in body.get("context_management") or []
+                          if entry.get("type") == "compaction"), None)
+        if threshold is not None and 10 * len(_user_texts(items)) >= threshold:
+            # Server-side compaction: the compaction item first, in the same response (no store needed).
+            encrypted = f"cmp::{response_id}"
+            self.minted_compactions.add(encrypted)
+            output.append({"id": f"cmp_{response_id}", "type": "compaction", "encrypted_content": encrypted})
         last = items[-1] if items else {}
         city = weather_city(message_text(last)) if last.get("role") == "user" else None
         if body.get("tools") and city:
@@ -349,6 +356,8 @@ def _response_events(response: dict[str, Any]) -> list[bytes]:
                        {"type": "response.function_call_arguments.delta", **where, "delta": item["arguments"][5:]},
                        {"type": "response.function_call_arguments.done", **where, "name": item["name"],
                         "arguments": item["arguments"]}]
+        elif item["type"] == "compaction":
+            events.append({"type": "response.output_item.added", "output_index": index, "item": item})
         else:
             summary = item["summary"][0]
             events += [{"type": "response.output_item.added", "output_index": index,
