@@ -225,3 +225,13 @@ def test_openais_server_side_compaction_starts_the_next_rebuild(openai_recall: R
     sent = fake_openai.last_body()["input"]
     assert [i.get("type", "message") for i in sent] == ["compaction", "message", "message"]
     assert sent[0]["encrypted_content"] == turns[-1].output[0].encrypted_content
+
+
+def test_server_side_compaction_is_refused_by_name_where_recall_does_not_emulate_it(
+        recall_factory: RecallFactory, fake_anthropic: FakeAnthropic) -> None:
+    recall = recall_factory({"claude": Upstream("claude", fake_anthropic.url, "anthropic")})
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(recall, "claude").responses.create(model=CLAUDE, input="hi",
+                                                  context_management=[{"type": "compaction", "compact_threshold": 1000}])
+    assert "context_management" in caught.value.message and caught.value.code == "untranslatable"
+    assert fake_anthropic.requests == []

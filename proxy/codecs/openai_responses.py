@@ -117,7 +117,9 @@ class OpenAIResponses(OpenAICodec):
         )
         _parse_tools(body.get("tools"), req)
         _parse_settings(body, req)
-        mark_provider_only(body, ("prompt",), req)  # a prompt template stored at OpenAI
+        # A prompt template stored at OpenAI; OpenAI's server-side compaction (another upstream is
+        # compacted with POST /responses/compact, which recall emulates there).
+        mark_provider_only(body, ("prompt", "context_management"), req)
         return req
 
     def render(self, it: Interaction, *, include_input: bool = False) -> dict[str, Any]:
