@@ -9,6 +9,7 @@ every front stream encodes from, and the assembler that turns them into a reply.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -26,6 +27,11 @@ THOUGHT = "thought"
 # A system or developer message inside the conversation (OpenAI input items);
 # APIs with no such message drop it.
 INSTRUCTION = "instruction"
+# A compacted stretch of the conversation: the provider's opaque item (OpenAI's
+# `encrypted_content`, in `signature`) or a summary recall or the provider can read
+# (`text`: Anthropic's compaction block, recall's own sealed summary). A rebuilt
+# history starts at the newest one (pipeline/state.py).
+COMPACTION = "compaction"
 MEDIA_KINDS = frozenset({IMAGE, AUDIO, VIDEO, DOCUMENT})
 
 USER = "user"
@@ -157,11 +163,15 @@ class TurnRequest:
 class Destination:
     """Where a turn's self-contained call goes, as an upstream codec needs to know it
     (from the upstream's config): its `api`, for an API that several providers serve at
-    different paths (Chat Completions), and how many characters of earlier turns an
-    API that folds history into one input may carry."""
+    different paths (Chat Completions), how many characters of earlier turns an API that
+    folds history into one input may carry, and the thread's prompt cache key."""
 
     api: str
     context_max_chars: int = DEFAULT_CONTEXT_MAX_CHARS
+    # The thread's root id: where the API takes a prompt cache key, the default one for a call
+    # recall rebuilt from the thread (not a first turn, which goes as the app sent it), so that
+    # every later turn of a thread lands on the cache that holds its prefix.
+    cache_key: str | None = None
 
 
 @dataclass(slots=True)
@@ -198,6 +208,26 @@ def lift_instructions(turns: list[Turn]) -> tuple[list[Turn], list[str]]:
         return turns, []
     kept = [Turn(t.role, [p for p in t.parts if p.kind != INSTRUCTION]) for t in turns]
     return [t for t in kept if t.parts], lifted
+
+
+def readable_compactions(turns: list[Turn], carries: Callable[[Part], bool]) -> list[Turn]:
+    """Turns with each compaction an upstream cannot take as it is (another provider's, or
+    recall's own sealed summary) told as text: the summary it holds, where it holds one."""
+    out = []
+    for turn in turns:
+        parts = []
+        for part in turn.parts:
+            if part.kind != COMPACTION or (part.native is not None and part.origin is not None and carries(part)):
+                parts.append(part)
+            elif part.text:
+                parts.append(Part(TEXT, text=f"{SUMMARY_HEADING}\n{part.text}"))
+        if parts:
+            out.append(Turn(turn.role, parts))
+    return out
+
+
+# How a summary of earlier turns is told to a model that reads it as text.
+SUMMARY_HEADING = "Summary of the conversation so far:"
 
 
 def give_call_id(part: Part) -> None:

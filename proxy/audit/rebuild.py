@@ -57,11 +57,12 @@ def rebuild_upstream_request(chain: list[Node], exchange: Exchange, config: Conf
         req = front.parse_create(orjson.loads(exchange.request_body))
         if req.conversation:
             return Rebuilt(problem="the turn continued an OpenAI conversation; its items are not rebuilt here")
-        prior = history([node.interaction for node in chain[:-1]])
+        before = [node.interaction for node in chain[:-1]]
+        req = front.continuing(req, before)
         # upstream_request reads only the call's front codec and upstream: the rest of a live Call
         # (headers, body, owner) plays no part in building the upstream request.
         call = cast(Call, SimpleNamespace(route=SimpleNamespace(codec=front), upstream=upstream))
-        _, upstream_call = upstream_request(call, req, prior)
+        _, upstream_call = upstream_request(call, req, history(before), thread=chain[0].interaction.id)
     except (ApiError, ValueError, KeyError, TypeError) as exc:
         return Rebuilt(problem=f"could not be rebuilt: {getattr(exc, 'message', None) or exc!r}")
     return Rebuilt(upstream_call.method, upstream_call.path, upstream_call.body,

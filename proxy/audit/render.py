@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from ..model import FUNCTION_CALL, FUNCTION_RESULT, MEDIA_KINDS, TEXT, THOUGHT, Interaction, Part, Turn
+from ..model import COMPACTION, FUNCTION_CALL, FUNCTION_RESULT, MEDIA_KINDS, TEXT, THOUGHT, Interaction, Part, Turn
 from ..pipeline.window import truncation_of
 from ..store.records import HIT_END, HIT_START, Exchange, Node, Removed, SearchHit, StatsRow, ThreadSummary
 from .when import short_utc, utc
@@ -100,6 +100,11 @@ def part_text(part: Part, *, thoughts: bool = False) -> str:
     if part.kind in MEDIA_KINDS:
         where = part.uri or (_size(part.data) if part.data else "no data")
         return f"[{part.kind} {part.mime_type or ''}, {where}]".replace(" ,", ",")
+    if part.kind == COMPACTION:
+        if part.text:
+            return f"[compaction: the conversation before it, summarised] {part.text}"
+        return f"[compaction: the conversation before it, compacted by the provider (opaque, " \
+               f"{len(part.signature or '')} chars)]"
     return f"[{part.kind}]"
 
 
@@ -327,7 +332,13 @@ def _tree_label(node: Node, mark: str | None) -> str:
     reply = clip(last_reply_text(node), 40)
     cut = truncation_of(it)
     dropped = f"  [cut: {cut.get('turns_dropped', 0)} turns left out]" if cut else ""
-    return f"{it.id}{star}  {short_utc(it.created)}  {said!r} → {reply!r}{dropped}"
+    compacted = "  [compaction: history starts here]" if compacts(node) else ""
+    return f"{it.id}{star}  {short_utc(it.created)}  {said!r} → {reply!r}{dropped}{compacted}"
+
+
+def compacts(node: Node) -> bool:
+    """Whether a node holds a compaction: a chain continued from it is rebuilt from there on."""
+    return not node.deleted and any(p.kind == COMPACTION for t in node.interaction.turns() for p in t.parts)
 
 
 def tree_lines(nodes: list[Node], *, mark: str | None = None) -> Iterator[str]:
@@ -360,6 +371,7 @@ def tree_record(nodes: list[Node]) -> list[dict[str, Any]]:
             "input_text": None if node.deleted else first_user_text(node),
             "output_text": None if node.deleted else last_reply_text(node),
             "truncation": truncation_of(it) or None,
+            "compaction": compacts(node),
             "children": [build(child) for child in by_parent.get(it.id, [])],
         }
 

@@ -16,6 +16,7 @@ import orjson
 
 from ..errors import ApiError
 from ..model import (
+    COMPACTION,
     DOCUMENT,
     FUNCTION_CALL,
     FUNCTION_RESULT,
@@ -267,6 +268,10 @@ def _part(block: Any, where: str) -> Part:
         return Part(FUNCTION_RESULT, call_id=block.get("tool_use_id"), result=content, is_error=block.get("is_error"))
     if kind == "thinking":
         return Part(THOUGHT, text=block.get("thinking"), signature=block.get("signature"), origin=NAME)
+    if kind == COMPACTION:
+        # Its summary is readable: another upstream is told it as text (model.readable_compactions).
+        content = block.get("content")
+        return Part(COMPACTION, text=content if isinstance(content, str) else None, native=block, origin=NAME)
     expect(isinstance(kind, str), f"{where}.type: Field required", "messages")
     return Part(str(kind), native=block, origin=NAME)
 
@@ -423,6 +428,19 @@ class MessagesStreamEncoder(StreamEncoder):
 
 
 class MessagesStreamDecoder(StreamDecoder):
+    def __init__(self) -> None:
+        super().__init__()
+        self._compactions: dict[int, dict[str, Any]] = {}
+
+    def _compaction_delta(self, index: int, delta: dict[str, Any]) -> list[StreamDelta]:
+        """A compaction block's summary (and opaque metadata) as they stream: kept on the block
+        that goes back to Anthropic verbatim, the summary also as the part's text."""
+        block = self._compactions.get(index)
+        for key in ("content", "encrypted_content"):
+            if isinstance(delta.get(key), str) and block is not None:
+                block[key] = (block.get(key) or "") + delta[key]
+        return [PartDelta(index, text=delta["content"])] if isinstance(delta.get("content"), str) else []
+
     def decode(self, event: SSEEvent) -> list[StreamDelta]:
         body = event.json()
         if not isinstance(body, dict):
@@ -437,8 +455,10 @@ class MessagesStreamDecoder(StreamDecoder):
         elif kind == "content_block_start":
             block = dict(body.get("content_block") or {})
             part = _part({**block, "input": {}} if block.get("type") == "tool_use" else block, "content_block")
-            part.text = None if part.kind in (TEXT, THOUGHT) else part.text
+            part.text = None if part.kind in (TEXT, THOUGHT, COMPACTION) else part.text
             part.signature = None
+            if part.kind == COMPACTION:
+                self._compactions[index] = block  # the block as it goes back: filled by its deltas
             return [PartStart(index, part)]
         elif kind == "content_block_delta":
             delta = as_dict(body.get("delta"))
@@ -451,6 +471,8 @@ class MessagesStreamDecoder(StreamDecoder):
                 return [PartDelta(index, arguments=delta.get("partial_json", ""))]
             if kind == "signature_delta":
                 return [PartDelta(index, signature=delta.get("signature", ""))]
+            if kind == "compaction_delta":
+                return self._compaction_delta(index, delta)
         elif kind == "content_block_stop":
             return [PartStop(index)]
         elif kind == "message_delta":

@@ -264,6 +264,11 @@ class Codec:
         app adds are checked); `where` names them in an error."""
         raise bad_request(f"the {self.name} API has no conversation objects")
 
+    def continuing(self, req: TurnRequest, chain: list[Interaction]) -> TurnRequest:
+        """The request as a turn after `chain` (its stored nodes, root first): for an API whose
+        clients may name or re-send items the chain already holds, without them. Others: as is."""
+        return req
+
     # -- upstream side ----------------------------------------------------------
 
     def same_wire_on(self, upstream_api: str, model: str | None) -> bool:

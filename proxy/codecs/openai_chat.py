@@ -56,7 +56,7 @@ from .base import (
     type_name,
 )
 from .openai_chat_messages import messages_of, parse_message, tool_call
-from .openai_common import OpenAICodec, function_tool, neutral_tool_choice
+from .openai_common import PROMPT_CACHE_APIS, OpenAICodec, function_tool, neutral_tool_choice
 from .openai_formats import parse_arguments, stable_id
 
 NAME = "openai-chat"
@@ -170,6 +170,8 @@ class OpenAIChat(OpenAICodec):
         else:
             body.pop("stream", None)
             body.pop("stream_options", None)
+        if history and to.cache_key and to.api in PROMPT_CACHE_APIS and not body.get("prompt_cache_key"):
+            body["prompt_cache_key"] = to.cache_key  # one thread, one cache: its prefix is found again
         return UpstreamCall("POST", _PATHS.get(to.api, "/v1/chat/completions"), body)
 
     def parse_reply(self, body: Any) -> ModelReply:

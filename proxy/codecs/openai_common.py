@@ -15,6 +15,9 @@ from .base import Codec, as_dict, expect, type_name
 
 # The words of a neutral tool_choice (model.TurnRequest.generation).
 TOOL_CHOICE_WORDS = ("auto", "none", "required")
+# The upstream `api` whose Chat Completions take `prompt_cache_key` (OpenAI's own; openapi
+# ModelResponseProperties). Chat-only servers (vLLM, Ollama, llama.cpp) are not sent one.
+PROMPT_CACHE_APIS = frozenset({"openai"})
 
 
 class OpenAICodec(Codec):

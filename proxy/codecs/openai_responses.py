@@ -42,6 +42,7 @@ from ..model import (
     Usage,
     settle_status,
 )
+from ..seal import is_sealed
 from .base import (
     StreamDecoder,
     StreamEncoder,
@@ -55,6 +56,8 @@ from .base import (
 )
 from .openai_common import OpenAICodec, function_tool, neutral_tool_choice
 from .openai_formats import stable_id
+from .openai_responses_chain import continue_chain
+from .openai_responses_compact import compact_call, compacted_reply, parse_compact, render_compacted
 from .openai_responses_items import (
     NAME,
     STATUS_IN,
@@ -66,6 +69,7 @@ from .openai_responses_items import (
     text_messages,
     turns_of_items,
     usage_in,
+    usage_out,
 )
 from .openai_responses_stream import ResponsesStreamDecoder, ResponsesStreamEncoder
 
@@ -125,7 +129,9 @@ class OpenAIResponses(OpenAICodec):
         )
         _parse_tools(body.get("tools"), req)
         _parse_settings(body, req)
-        mark_provider_only(body, ("prompt",), req)  # a prompt template stored at OpenAI
+        # A prompt template stored at OpenAI; OpenAI's server-side compaction (another upstream is
+        # compacted with POST /responses/compact, which recall emulates there).
+        mark_provider_only(body, ("prompt", "context_management"), req)
         return req
 
     def truncates(self, req: TurnRequest) -> bool:
@@ -197,6 +203,23 @@ class OpenAIResponses(OpenAICodec):
     def turns_of_conversation(self, items: Any, where: str = "conversation") -> list[Turn]:
         return turns_of_items(items, where)
 
+    def continuing(self, req: TurnRequest, chain: list[Interaction]) -> TurnRequest:
+        return continue_chain(self, req, chain)
+
+    # -- compaction (openai_responses_compact) -------------------------------------
+
+    def parse_compact(self, body: Any) -> TurnRequest:
+        return parse_compact(self.parse_create(body))
+
+    def compact_call(self, req: TurnRequest, history: list[Turn], to: Destination) -> UpstreamCall:
+        return compact_call(self, req, history, to)
+
+    def compacted_reply(self, body: Any) -> ModelReply:
+        return compacted_reply(body)
+
+    def render_compacted(self, node: Interaction) -> dict[str, Any]:
+        return render_compacted(self, node)
+
     def input_items(self, it: Interaction) -> list[dict[str, Any]]:
         """The node's own input as the items `input_items` lists, each with an id."""
         items = []
@@ -235,10 +258,15 @@ class OpenAIResponses(OpenAICodec):
             raw_input = req.raw.get("input")
             new_items = ([{"role": "user", "content": raw_input}] if isinstance(raw_input, str)
                          else list(raw_input or []))
+            if any(isinstance(item, dict) and is_sealed(item.get("encrypted_content")) for item in new_items):
+                # recall's own compaction means nothing to OpenAI: its summary goes instead.
+                new_items = items_of(req.input, self)
         else:
             body = {"model": req.model, **_settings_out(req)}
             new_items = items_of(req.input, self)
         body["store"] = False
+        if history and to.cache_key and not body.get("prompt_cache_key"):
+            body["prompt_cache_key"] = to.cache_key  # one thread, one cache: its prefix is found again
         if req.stream:
             body["stream"] = True
         else:
@@ -418,11 +446,4 @@ def _tools_out(tools: list[Any]) -> list[Any]:
 
 
 def _usage_out(usage: Usage) -> dict[str, Any] | None:
-    if not usage.to_json():
-        return None
-    inputs, outputs = usage.input_tokens or 0, usage.output_tokens or 0
-    # cache_write_tokens is required by ResponseUsage; recall's Usage does not track cache writes.
-    return {"input_tokens": inputs,
-            "input_tokens_details": {"cached_tokens": usage.cached_tokens or 0, "cache_write_tokens": 0},
-            "output_tokens": outputs, "output_tokens_details": {"reasoning_tokens": usage.thought_tokens or 0},
-            "total_tokens": usage.total_tokens if usage.total_tokens is not None else inputs + outputs}
+    return usage_out(usage) if usage.to_json() else None

@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import bad_request
 from ..model import (
     CANCELLED,
+    COMPACTION,
     COMPLETED,
     DOCUMENT,
     FAILED,
@@ -31,6 +32,7 @@ from ..model import (
     Turn,
     Usage,
 )
+from ..seal import is_sealed
 from .base import Codec, as_dict, as_list, expect, type_name
 from .openai_formats import arguments_json, data_url, parse_arguments, result_text, split_data_url, stable_id
 
@@ -96,6 +98,10 @@ def turns_of_items(value: Any, where: str) -> list[Turn]:
             _join(turns, MODEL, [_call_part(item)])
         elif kind == "reasoning":
             _join(turns, MODEL, [_reasoning_part(item)])
+        elif kind == COMPACTION:
+            expect(isinstance(item.get("encrypted_content"), str),
+                   f"{at}.encrypted_content: a compaction item needs encrypted_content", where)
+            _join(turns, MODEL, [compaction_part(item)])
         else:
             expect(isinstance(kind, str), f"{at}.type: expected an item type such as 'message'", where)
             # Items recall does not model (hosted tool calls, item references...):
@@ -181,6 +187,15 @@ def _reasoning_part(item: dict[str, Any]) -> Part:
     return Part(THOUGHT, text=text, signature=item.get("encrypted_content") or None, native=native, origin=NAME)
 
 
+def compaction_part(item: dict[str, Any]) -> Part:
+    """A compaction item: OpenAI's own (opaque, carried back to it verbatim), or recall's, whose
+    sealed summary recall reads for any upstream once it has checked the seal (pipeline/compaction.py)."""
+    token = item.get("encrypted_content")
+    if is_sealed(token):
+        return Part(COMPACTION, signature=token)
+    return Part(COMPACTION, signature=token, native=item, origin=NAME)
+
+
 def parts_of_output_item(item: dict[str, Any]) -> list[Part]:
     kind = item.get("type")
     if kind == "message":
@@ -190,6 +205,8 @@ def parts_of_output_item(item: dict[str, Any]) -> list[Part]:
         return [_call_part(item)]
     if kind == "reasoning":
         return [_reasoning_part(item)]
+    if kind == COMPACTION and isinstance(item.get("encrypted_content"), str):
+        return [compaction_part(item)]
     return [Part(str(kind), native=item, origin=NAME)]
 
 
@@ -202,6 +219,16 @@ def usage_in(usage: Any) -> Usage:
               "total_tokens": usage.get("total_tokens"), "cached_tokens": inputs.get("cached_tokens"),
               "thought_tokens": outputs.get("reasoning_tokens")}
     return Usage(**{k: v for k, v in values.items() if isinstance(v, int)})
+
+
+def usage_out(usage: Usage) -> dict[str, Any]:
+    """Token counts as a Response states them (ResponseUsage)."""
+    inputs, outputs = usage.input_tokens or 0, usage.output_tokens or 0
+    # cache_write_tokens is required by ResponseUsage; recall's Usage does not track cache writes.
+    return {"input_tokens": inputs,
+            "input_tokens_details": {"cached_tokens": usage.cached_tokens or 0, "cache_write_tokens": 0},
+            "output_tokens": outputs, "output_tokens_details": {"reasoning_tokens": usage.thought_tokens or 0},
+            "total_tokens": usage.total_tokens if usage.total_tokens is not None else inputs + outputs}
 
 
 # -- items out: neutral parts as items --------------------------------------------------
@@ -289,6 +316,8 @@ def _model_input_items(parts: list[Part], target: Codec) -> list[dict[str, Any]]
             if part.signature and target.carries(part):
                 items.append({**(_own_native(part) or {"type": "reasoning", "summary": []}),
                               "encrypted_content": part.signature})
+        elif kind == COMPACTION:
+            items.append(_compaction_item(part))
         elif kind == FUNCTION_CALL:
             # No item id: with store=false the provider could not look it up.
             items.append({"type": "function_call", "call_id": part.call_id or "", "name": part.name,
@@ -306,6 +335,8 @@ def item_kind(part: Part) -> str | None:
         return "reasoning"
     if part.kind == FUNCTION_CALL:
         return FUNCTION_CALL
+    if part.kind == COMPACTION:
+        return COMPACTION if _own_native(part) is not None or is_sealed(part.signature) else None
     if _own_native(part) is not None and part.kind not in (INSTRUCTION, FUNCTION_RESULT):
         return "native"
     return None
@@ -342,12 +373,20 @@ def output_item(kind: str, group: list[Part], node_id: str, index: int, codec: C
                 "status": "completed", "content": [output_content(p) for p in group]}
     if kind == "reasoning":
         return _reasoning_item(part, node_id, index, codec)
+    if kind == COMPACTION:
+        item = _compaction_item(part)
+        return {**item, "id": item.get("id") or stable_id("cmp_", node_id, index)}
     if kind == FUNCTION_CALL:
         item = _own_native(part) or {"type": "function_call"}
         return {**item, "id": item.get("id") or stable_id("fc_", node_id, index),
                 "call_id": part.call_id or stable_id("call_", node_id, index), "name": part.name,
                 "arguments": arguments_json(part.arguments), "status": "completed"}
     return dict(part.native)
+
+
+def _compaction_item(part: Part) -> dict[str, Any]:
+    """OpenAI's compaction item as it came, or recall's own with its sealed summary."""
+    return dict(_own_native(part) or {"type": COMPACTION, "encrypted_content": part.signature or ""})
 
 
 def _reasoning_item(part: Part, node_id: str, index: int, codec: Codec) -> dict[str, Any]:

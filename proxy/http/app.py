@@ -21,7 +21,7 @@ from .. import __version__, limits
 from ..auth import RECALL_TOKEN_HEADER, caller_key, fingerprint, token_ok
 from ..codecs import Codec
 from ..config import Config
-from ..endpoints import conversations, stored_turns, tasks, token_counts
+from ..endpoints import compaction, conversations, stored_turns, tasks, token_counts
 from ..errors import ApiError, ReplayMiss, bad_request, store_unavailable, too_large, unauthorized
 from ..origin import OriginPolicy, Refusal, guard
 from ..pipeline import turn
@@ -33,6 +33,7 @@ from ..pipeline.running import Runs
 from ..pipeline.services import Services
 from ..pipeline.state import ConversationState
 from ..replay.cassette import load_cassette
+from ..seal import Sealer
 from ..store import StoreUnavailable
 from ..store.preflight import check_database
 from ..store.retention import Retention
@@ -55,6 +56,7 @@ OPERATIONS: dict[str, Operation] = {
     routes.CANCEL: stored_turns.cancel,
     routes.INPUT_ITEMS: stored_turns.input_items,
     routes.COUNT_TOKENS: token_counts.count_tokens,
+    routes.COMPACT: compaction.compact,
     routes.CONVERSATION: conversations.conversation,
     routes.CONVERSATION_ITEMS: conversations.conversation_items,
     routes.RELAY: relay,
@@ -261,6 +263,7 @@ def create_app(config: Config, db_path: Path, extend: AppHook | None = None) -> 
                 state=ConversationState(store, shared=replaying),
                 cache=Cache(store, config.mode, config.ignore_fields, timing=config.replay_timing,
                             hint=config.miss_hint),
+                sealer=Sealer.beside(db_path),
             )
             # Replay serves a copy: purging it would only hide recordings.
             retention = Retention(store, 0 if replaying else config.retention_days)

@@ -19,6 +19,8 @@ RELAY = "relay"
 INPUT_ITEMS = "input_items"
 # Token counting of a create's input (proxy/endpoints/token_counts.py).
 COUNT_TOKENS = "count_tokens"
+# A Responses chain compacted (proxy/endpoints/compaction.py).
+COMPACT = "compact"
 CONVERSATION = "conversation"
 CONVERSATION_ITEMS = "conversation_items"
 # Parallel task runs' reads (proxy/endpoints/tasks.py); a run's create is a CREATE.
@@ -99,6 +101,7 @@ def _responses_route(method: str, found: re.Match[str]) -> Route:
         return Route(codec, INPUT_ITEMS if method == "GET" else RELAY, resource)
     if resource == "input_tokens" and sub is None and method == "POST":
         return Route(codec, COUNT_TOKENS)
-    # POST /responses/compact …: relayed.
+    if resource == "compact" and method == "POST":
+        return Route(codec, COMPACT)
     operation = {"GET": GET, "DELETE": DELETE}.get(method, RELAY)
     return Route(codec, operation, resource)

@@ -34,6 +34,12 @@ async def context(services: Services, call: Call, req: TurnRequest) -> tuple[lis
     return [], []
 
 
+def thread_of(chain: list[Interaction], req: TurnRequest) -> str | None:
+    """What a turn's thread is known by (its prompt cache key): the chain's root, or the
+    conversation object; None for a turn that starts a thread (its own id is the root)."""
+    return chain[0].id if chain else req.conversation
+
+
 async def add_to_conversation(services: Services, codec: Codec, conversation_id: str, node: Interaction) -> None:
     """Append a committed turn's input and output items to its conversation."""
     if node.status in (FAILED, CANCELLED):

@@ -31,6 +31,7 @@ from ..model import (
     give_call_id,
     lift_instructions,
     name_results,
+    readable_compactions,
 )
 from ..sse import SSE_CONTENT_TYPE
 from .call import Call
@@ -46,13 +47,19 @@ def upstream_codec_of(call: Call, req: TurnRequest) -> Codec:
     return upstream_codec_for(call.route.codec, call.upstream.api, req.model)
 
 
-def upstream_request(call: Call, req: TurnRequest, prior: list[Turn]) -> tuple[Codec, UpstreamCall]:
+def upstream_request(call: Call, req: TurnRequest, prior: list[Turn], *,
+                     thread: str | None = None) -> tuple[Codec, UpstreamCall]:
     """The codec recall calls the upstream with, and the self-contained call for this turn
-    after the conversation `prior`.
+    after the conversation `prior` of the thread whose root is `thread`.
 
     Raises the front API's 400 for what that upstream cannot carry, before anything is sent."""
     upstream_codec = upstream_codec_of(call, req)
     name_results([*prior, *req.input])
+    # A compaction another provider made (or recall's own) reaches this one as its summary.
+    prior = readable_compactions(prior, upstream_codec.carries)
+    readable_input = readable_compactions(req.input, upstream_codec.carries)
+    if readable_input != req.input:
+        req = dataclasses.replace(req, input=readable_input)
     check_carriage(upstream_codec, req, prior)
     if not upstream_codec.instruction_messages and upstream_codec is not call.route.codec:
         prior, earlier = lift_instructions(prior)
@@ -60,7 +67,7 @@ def upstream_request(call: Call, req: TurnRequest, prior: list[Turn]) -> tuple[C
         if earlier or own:  # the node keeps the app's input as it came; only the call changes
             system = "\n\n".join(text for text in (req.system, *earlier, *own) if text)
             req = dataclasses.replace(req, input=own_input, system=system)
-    destination = Destination(call.upstream.api, call.upstream.context_max_chars)
+    destination = Destination(call.upstream.api, call.upstream.context_max_chars, cache_key=thread)
     return upstream_codec, upstream_codec.upstream_call(req, prior, destination)
 
 

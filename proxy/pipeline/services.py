@@ -8,6 +8,7 @@ from typing import Any, TypeVar, cast
 
 from ..config import Config
 from ..model import Interaction
+from ..seal import Sealer
 from ..store.protocol import Store
 from ..store.records import Exchange
 from ..store.writer import StoreUnavailable
@@ -28,6 +29,8 @@ class Services:
     state: ConversationState
     runs: Runs
     cache: Cache
+    # Seals the compaction summaries recall writes itself (pipeline/compaction.py).
+    sealer: Sealer
     _held: dict[type, Any] = field(default_factory=dict)
 
     def held(self, kind: type[T]) -> T:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..codecs import Codec
 from ..errors import bad_request
-from ..model import IN_PROGRESS, Interaction, Turn
+from ..model import COMPACTION, IN_PROGRESS, Interaction, Turn
 from ..store.protocol import Store
 from ..store.records import RECORDED_OWNER
 
@@ -53,6 +53,28 @@ class ConversationState:
 
 
 def history(chain: list[Interaction]) -> list[Turn]:
-    """The conversation a chain holds, as turns, oldest first."""
-    return [turn for node in chain for turn in node.turns()]
+    """The conversation a chain holds, as turns, oldest first (history_by_node, joined)."""
+    return [turn for _, turns in history_by_node(chain) for turn in turns]
+
+
+def history_by_node(chain: list[Interaction]) -> list[tuple[str, list[Turn]]]:
+    """The conversation a chain holds, node by node (id, turns), oldest first.
+
+    A compaction stands for everything before it (OpenAI: "drop items that came before
+    the most recent compaction item"; Anthropic drops the blocks before its compaction
+    block), so the history starts at the newest node that holds one: from its output
+    when the compaction is in the output (a compacted window, or a compaction the
+    provider ran before answering), from its input when the app sent it."""
+    start, own_input = 0, True
+    for index, node in enumerate(chain):
+        if _holds_compaction(node.output):
+            start, own_input = index, False
+        elif _holds_compaction(node.input):
+            start, own_input = index, True
+    return [(node.id, node.turns() if own_input or index > start else node.output)
+            for index, node in enumerate(chain[start:], start=start)]
+
+
+def _holds_compaction(turns: list[Turn]) -> bool:
+    return any(part.kind == COMPACTION for turn in turns for part in turn.parts)
 

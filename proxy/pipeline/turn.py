@@ -34,8 +34,9 @@ from ..sse import SSE_CONTENT_TYPE
 from ..store.records import Exchange
 from .answers import JSON, json_bytes_response
 from .call import Call
+from .compaction import open_sealed
 from .events import EventLog, Sink
-from .history import context
+from .history import context, thread_of
 from .provider_call import (
     ask_upstream,
     digest_of,
@@ -128,17 +129,21 @@ async def emulate(request: web.Request, call: Call, services: Services, req: Tur
     """An emulated turn, plain, streamed, background or a task run: one skeleton."""
     front = call.route.codec
     chain, prior = await context(services, call, req)
+    req = front.continuing(req, chain)  # what the chain already holds is sent once
+    open_sealed(services.sealer, req.input)
     upstream_codec = upstream_codec_of(call, req)
     background = req.background and not req.stream
     # The provider's stream is read where there is one to read and anyone to pass it to.
     streamed = (req.stream or req.background) and upstream_codec.reads_streams and not front.asks_whole
+    node_id = mint_id(front.id_prefix)
+    thread = thread_of(chain, req) or node_id
     # A chain too long for the model's window is cut here when the app allows it (pipeline/window.py).
     fitter = Fitter(req, chain, prior, window=call.upstream.window_for(req.model), truncating=front.truncates(req))
     sent_req = req if req.stream == streamed else dataclasses.replace(req, stream=streamed)
     # Built before anything is written: what the upstream cannot carry is a 400 now, not a failed turn.
-    _, upstream_call = upstream_request(call, sent_req, fitter.fit())
+    _, upstream_call = upstream_request(call, sent_req, fitter.fit(), thread=thread)
     storing = call.stores(req)
-    node = new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), mint_id(front.id_prefix), mode="emulate",
+    node = new_node(call, req, ModelReply(output=[], status=IN_PROGRESS), node_id, mode="emulate",
                     parent=chain[-1] if chain else None)
     fitter.record(node)
     if front.run_id_prefix:
@@ -176,7 +181,7 @@ async def emulate(request: web.Request, call: Call, services: Services, req: Tur
                 refused.message += f" ({front.truncation_hint})"
             raise refused
         fitter.record(node)
-        retry = upstream_request(call, sent_req, shorter)[1]
+        retry = upstream_request(call, sent_req, shorter, thread=thread)[1]
         run.upstream_digest = digest_of(retry)
         return retry
 

@@ -35,6 +35,7 @@ from ..model import (
     Turn,
     TurnRequest,
 )
+from .state import history_by_node
 
 #: Where a node records the cut its call was made with (in its stored `request`).
 TRUNCATION = "recall_truncation"
@@ -115,8 +116,8 @@ class Fitter:
         learnt = earlier.get("window")
         windows = [w for w in (window, learnt) if isinstance(w, int) and w > 0]
         self.window = min(windows) if windows else None
-        # A chain's blocks are its nodes; a conversation's (no chain) its items.
-        units = [(n.id, n.turns()) for n in chain] if chain else [(f"item {i}", [t]) for i, t in enumerate(prior)]
+        # A chain's blocks are its nodes (from its newest compaction on); a conversation's (no chain) its items.
+        units = history_by_node(chain) if chain else [(f"item {i}", [t]) for i, t in enumerate(prior)]
         self.blocks = blocks_of(units)
         self.settings = _settings_tokens(req)
         self.own = estimate(req.input) + self.settings

@@ -16,6 +16,8 @@ def answer(user_texts: list[str]) -> str:
     """A deterministic reply to a conversation whose user messages are `user_texts`."""
     last = user_texts[-1] if user_texts else ""
     names = [m.group(1) for text in user_texts for m in _NAME.finditer(text)]
+    if last.lower().startswith("summarise the conversation"):  # recall compacting (pipeline/compaction.py)
+        return "Summary: " + " | ".join(user_texts[:-1])
     if "name" in last.lower() and "?" in last:
         said = f"Your name is {names[-1]}." if names else "I do not know your name."
     else:

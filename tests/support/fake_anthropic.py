@@ -57,7 +57,10 @@ class FakeAnthropic(FakeProvider):
             return _error(401, "authentication_error", "x-api-key header is required")
         if "previous_interaction_id" in body:
             return _error(400, "invalid_request_error", "previous_interaction_id: Extra inputs are not permitted")
-        messages = body["messages"]
+        refused = _context_management_refusal(body, request.headers.get("anthropic-beta", ""))
+        if refused is not None:
+            return refused
+        messages = _after_compaction(body["messages"])
         for message in messages:
             for block in message["content"] if isinstance(message["content"], list) else []:
                 if block.get("type") == "thinking":
@@ -65,6 +68,9 @@ class FakeAnthropic(FakeProvider):
                         return _error(400, "invalid_request_error", "Invalid `signature` in `thinking` block")
                     self.signatures_received.append(block["signature"])
         texts = [_text_of(m["content"]) for m in messages if m["role"] == "user" and _text_of(m["content"])]
+        # A compaction block is the conversation before it, summarised: the model reads it first.
+        summaries = [b["content"] for b in _blocks(messages[0]) if b.get("type") == "compaction" and b.get("content")]
+        compacting = _compact_trigger(body) is not None and 10 * len(messages) >= _compact_trigger(body)
         if problem := self._history_mismatch(texts):
             return _error(400, "invalid_request_error", problem)
         counted = prompt_tokens(body)
@@ -76,6 +82,8 @@ class FakeAnthropic(FakeProvider):
         answered_tool = isinstance(last, list) and any(b.get("type") == "tool_result" for b in last)
         message_id = f"msg_fake{next(self._ids)}"
         content: list[dict[str, Any]] = []
+        if compacting:  # compact_20260112: the summary first, then the answer from it
+            content.append({"type": "compaction", "content": "Summary: " + " | ".join([*summaries, *texts])})
         if (body.get("thinking") or {}).get("type") == "enabled":
             signature = f"asig::{message_id}"
             self.minted_signatures.add(signature)
@@ -86,7 +94,7 @@ class FakeAnthropic(FakeProvider):
                             "input": {"city": city}})
             stop = "tool_use"
         else:
-            reply = answer(texts)
+            reply = answer([*summaries, *texts])
             if answered_tool:
                 reply += " The tool said: " + json.dumps([b.get("content") for b in last if b.get("type") == "tool_result"])
             stop = "end_turn"
@@ -97,6 +105,8 @@ class FakeAnthropic(FakeProvider):
                    "content": content, "stop_reason": stop, "stop_sequence": None,
                    "usage": {"input_tokens": counted if self.context_window is not None else 10 * len(messages),
                              "output_tokens": 7}}
+        if "context_management" in body:
+            message["context_management"] = {"applied_edits": []}
         if not body.get("stream"):
             await asyncio.sleep(pause)
             return web.json_response(message, headers={"request-id": f"req_{message_id}"})
@@ -126,6 +136,10 @@ class FakeAnthropic(FakeProvider):
                 send("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
                 for piece in word_pieces(block["text"]):
                     send("content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": piece}})
+            elif block["type"] == "compaction":
+                send("content_block_start", {"index": index, "content_block": {"type": "compaction", "content": None}})
+                send("content_block_delta", {"index": index, "delta": {"type": "compaction_delta",
+                                                                       "content": block["content"]}})
             elif block["type"] == "thinking":
                 send("content_block_start", {"index": index, "content_block": {
                     "type": "thinking", "thinking": "", "signature": ""}})
@@ -166,6 +180,46 @@ def _message_text(content: Any) -> str:
             result = block.get("content")
             pieces.append(result if isinstance(result, str) else _text_of(result or []))
     return "".join(pieces)
+
+
+# Beta headers context management needs (Anthropic's docs: context editing, compaction).
+_EDIT_BETAS = {"clear_tool_uses_20250919": "context-management-2025-06-27",
+               "clear_thinking_20251015": "context-management-2025-06-27", "compact_20260112": "compact-2026-01-12"}
+
+
+def _context_management_refusal(body: dict[str, Any], betas: str) -> web.Response | None:
+    for edit in (body.get("context_management") or {}).get("edits") or []:
+        beta = _EDIT_BETAS.get(edit.get("type"))
+        if beta is None:
+            return _error(400, "invalid_request_error", f"context_management.edits: unknown edit {edit.get('type')!r}")
+        if beta not in betas.split(","):
+            return _error(400, "invalid_request_error", f"context_management: {edit['type']} needs the beta header "
+                                                        f"anthropic-beta: {beta}")
+    return None
+
+
+def _compact_trigger(body: dict[str, Any]) -> int | None:
+    """The input tokens at which a compact_20260112 edit compacts (150000 unless it says)."""
+    for edit in (body.get("context_management") or {}).get("edits") or []:
+        if edit.get("type") == "compact_20260112":
+            return int((edit.get("trigger") or {}).get("value") or 150_000)
+    return None
+
+
+def _after_compaction(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages from the newest compaction block on, as Anthropic reads them ("the API
+    drops all message blocks prior to the compaction block")."""
+    for index in range(len(messages) - 1, -1, -1):
+        blocks = _blocks(messages[index])
+        at = next((n for n, b in enumerate(blocks) if b.get("type") == "compaction"), None)
+        if at is not None:
+            return [{**messages[index], "content": blocks[at:]}, *messages[index + 1:]]
+    return messages
+
+
+def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message["content"]
+    return content if isinstance(content, list) else [{"type": "text", "text": content}]
 
 
 def _text_of(content: Any) -> str:

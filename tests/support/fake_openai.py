@@ -54,6 +54,8 @@ class FakeOpenAI(FakeProvider):
     reasoning_received: list[str] = field(default_factory=list)
     # `hold` holds a whole answer too. A stream that stops after its fourth event, with no terminal event.
     truncate: bool = False
+    # Compaction items the fake handed out (`encrypted_content`), checked when they come back.
+    minted_compactions: set[str] = field(default_factory=set)
     # Every body the fake answered, byte for byte (a stream's events joined).
     answers: list[bytes] = field(default_factory=list)
     # Prompts stored at the provider (`prompt: {"id": …}` on a create): id -> the model it names.
@@ -87,6 +89,8 @@ class FakeOpenAI(FakeProvider):
             return await self._create(request, body)
         if path == "/v1/responses/input_tokens" and request.method == "POST":
             return self._count(body)
+        if path == "/v1/responses/compact" and request.method == "POST":
+            return self._compact(body)
         parts = path.strip("/").split("/")
         if len(parts) == 3 and parts[1] == "responses":
             return self._by_id(request.method, parts[2])
@@ -135,6 +139,9 @@ class FakeOpenAI(FakeProvider):
                 if encrypted not in self.minted_reasoning:
                     return openai_error(400, "The encrypted content could not be verified.", param="input")
                 self.reasoning_received.append(encrypted)
+            elif kind == "compaction" and item.get("encrypted_content") not in self.minted_compactions:
+                return openai_error(400, "The encrypted content of the compaction item could not be verified.",
+                                    param="input")
             elif kind == "function_call":
                 calls.add(item.get("call_id"))
             elif kind == "function_call_output" and item.get("call_id") not in calls:
@@ -168,6 +175,13 @@ class FakeOpenAI(FakeProvider):
                 self.minted_reasoning.add(encrypted)
                 reasoning["encrypted_content"] = encrypted
             output.append(reasoning)
+        threshold = next((entry.get("compact_threshold") for entry in body.get("context_management") or []
+                          if entry.get("type") == "compaction"), None)
+        if threshold is not None and 10 * len(_user_texts(items)) >= threshold:
+            # Server-side compaction: the compaction item first, in the same response (no store needed).
+            encrypted = f"cmp::{response_id}"
+            self.minted_compactions.add(encrypted)
+            output.append({"id": f"cmp_{response_id}", "type": "compaction", "encrypted_content": encrypted})
         last = items[-1] if items else {}
         city = weather_city(message_text(last)) if last.get("role") == "user" else None
         if body.get("tools") and city:
@@ -239,6 +253,34 @@ class FakeOpenAI(FakeProvider):
                                 param="previous_response_id", code="previous_response_not_found")
         return self._json({"object": "response.input_tokens", "input_tokens": self.input_tokens(body)})
 
+    def _compact(self, body: dict[str, Any]) -> web.Response:
+        """POST /v1/responses/compact as OpenAI answers it (openai-v3.3.1.yml, CompactResource): every user
+        message of the conversation, then one opaque compaction item. Stateless: `input` only."""
+        if body.get("previous_response_id"):
+            return openai_error(400, f"Previous response with id '{body['previous_response_id']}' not found.",
+                                param="previous_response_id", code="previous_response_not_found")
+        if not body.get("model"):
+            return openai_error(400, "Missing required parameter: 'model'.", param="model",
+                                code="missing_required_parameter")
+        items = self._items(body)
+        refused = self._check_items(items)
+        if refused is not None:
+            return refused
+        number = next(self._ids)
+        encrypted = f"cmp::{number}"
+        self.minted_compactions.add(encrypted)
+        texts = _user_texts(items)
+        output: list[dict[str, Any]] = [
+            {"id": f"msg_cmpfake{number}_{n}", "type": "message", "status": "completed", "role": "user",
+             "content": [{"type": "input_text", "text": text}]} for n, text in enumerate(texts)]
+        output.append({"id": f"cmp_fake{number}", "type": "compaction", "encrypted_content": encrypted})
+        return self._json({"id": f"resp_cmpfake{number}", "object": "response.compaction", "created_at": 1760000000,
+                           "output": output,
+                           "usage": {"input_tokens": 10 * len(texts),
+                                     "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                                     "output_tokens": 50, "output_tokens_details": {"reasoning_tokens": 0},
+                                     "total_tokens": 10 * len(texts) + 50}})
+
     def _by_id(self, method: str, response_id: str) -> web.Response:
         if not self.stateful or response_id not in self.responses:
             return openai_error(404, f"Response with id '{response_id}' not found.")
@@ -250,7 +292,9 @@ class FakeOpenAI(FakeProvider):
     # -- Chat Completions ------------------------------------------------------------
 
     async def _chat(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        unknown = sorted(set(body) - _CHAT_KEYS)
+        # OpenAI's own Chat Completions take a prompt cache key; a chat-only server (vLLM…) is not sent one.
+        known = _CHAT_KEYS if self.chat_only else _CHAT_KEYS | {"prompt_cache_key"}
+        unknown = sorted(set(body) - known)
         if unknown:
             return openai_error(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
         messages = body["messages"]
@@ -347,6 +391,8 @@ def _response_events(response: dict[str, Any]) -> list[bytes]:
                        {"type": "response.function_call_arguments.delta", **where, "delta": item["arguments"][5:]},
                        {"type": "response.function_call_arguments.done", **where, "name": item["name"],
                         "arguments": item["arguments"]}]
+        elif item["type"] == "compaction":
+            events.append({"type": "response.output_item.added", "output_index": index, "item": item})
         else:
             summary = item["summary"][0]
             events += [{"type": "response.output_item.added", "output_index": index,

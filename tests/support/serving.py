@@ -60,13 +60,15 @@ async def serve_on_loopback(handler: Handler, name: str, *, checked: bool = True
 
 @dataclass
 class Seen:
-    """One request a fake received; `body` is its JSON, else its bytes (None when empty)."""
+    """One request a fake received; `body` is its JSON, else its bytes (None when empty); `raw`
+    its body byte for byte."""
 
     method: str
     path: str
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
 
 
 class Step(enum.Enum):
@@ -157,7 +159,7 @@ class FakeProvider(FakeServer):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw
-        self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body))
+        self.requests.append(Seen(request.method, request.path, dict(request.query), dict(request.headers), body, raw))
         return body
 
     def _history_mismatch(self, user_texts: list[str]) -> str | None:

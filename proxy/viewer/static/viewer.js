@@ -329,6 +329,12 @@
         return h("div", { class: "call" },
           h("div", { class: "label" }, "→ calls ", h("code", {}, part.name || "?"), part.call_id ? h("span", { class: "muted" }, ` (${part.call_id})`) : null),
           h("pre", {}, json(part.arguments ?? {})));
+      case "compaction":
+        // What came before it is summarised here: a rebuilt history starts at the newest one.
+        return h("details", { class: "compaction" },
+          h("summary", {}, part.text ? `Compaction: the conversation before it, summarised (${number(part.text.length)} characters)`
+                                     : `Compaction: the conversation before it, compacted by the provider (opaque, ${number((part.signature || "").length)} characters)`),
+          part.text ? h("div", { class: "text" }, part.text) : null);
       case "function_result":
         return h("div", { class: "result" + (part.is_error ? " failed" : "") },
           h("div", { class: "label" }, "← result of ", h("code", {}, part.name || part.call_id || "a call"), part.is_error ? " (error)" : ""),

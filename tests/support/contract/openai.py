@@ -154,6 +154,26 @@ def schema_model(name: str, variant: str = OPENAI) -> Model:
     return Model(name, check)
 
 
+def compacted_window_model() -> Model:
+    """CompactResource, as the description's own example of `POST /responses/compact` answers it:
+    its output is "a list of all user messages, followed by a single compaction item", each user
+    message with `input_text` content, which OutputItem's OutputMessage (role `assistant`, output
+    content) does not admit. So a message of another role is held to `Message`, the description's
+    item for a message of any role; everything else to CompactResource as written."""
+    whole, message = schema_model("CompactResource"), schema_model("Message")
+
+    def check(value: object) -> str | None:
+        if not isinstance(value, dict) or not isinstance(value.get("output"), list):
+            return whole.check(value)
+        others = [item for item in value["output"]
+                  if isinstance(item, dict) and item.get("type") == "message" and item.get("role") != "assistant"]
+        problems = [message.check(item) for item in others]
+        problems.append(whole.check({**value, "output": [item for item in value["output"] if item not in others]}))
+        return next((problem for problem in problems if problem), None)
+
+    return Model("CompactResource", check)
+
+
 @functools.cache
 def contract(variant: str = OPENAI) -> Contract:
     """Every operation of the description, its paths prefixed with /v1 as the SDK sends them."""
@@ -172,7 +192,8 @@ def contract(variant: str = OPENAI) -> Contract:
                 json_schema = (content.get("application/json") or {}).get("schema")
                 sse_schema = (content.get("text/event-stream") or {}).get("schema")
                 if json_schema and "$ref" in json_schema:
-                    body = schema_model(_ref_name(json_schema), variant)
+                    name = _ref_name(json_schema)
+                    body = compacted_window_model() if name == "CompactResource" else schema_model(name, variant)
                 if sse_schema and "$ref" in sse_schema:
                     event = schema_model(_ref_name(sse_schema), variant)
             if event is None and any(p.get("name") == "stream" and p.get("in") == "query"

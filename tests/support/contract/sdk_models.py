@@ -13,6 +13,7 @@ import functools
 from typing import Any
 
 import anthropic.types as anthropic_types
+import anthropic.types.beta as anthropic_beta_types
 import parallel.types as parallel_types
 from google.genai import types as genai_types
 from google.genai._gaos import errors as gaos_errors
@@ -116,12 +117,27 @@ def _check_anthropic_error(value: object) -> str | None:
 _anthropic_error = Model("anthropic.types.ErrorResponse", _check_anthropic_error)
 
 
+def _or_beta(stable: Model, beta: Model) -> Model:
+    """An answer to a Messages call that asked for beta features (context management, compaction:
+    `anthropic-beta`), which the SDK's beta client parses with its Beta models: the stable model
+    or, failing it, the beta one; the stable model's complaint when neither holds."""
+
+    def check(value: object) -> str | None:
+        problem = stable(value)
+        return None if problem is None or beta(value) is None else problem
+
+    return Model(stable.name, check)
+
+
 @functools.cache
 def anthropic() -> Contract:
     return Contract("Anthropic", (
         Operation("POST", "/v1/messages", frozenset({200}),
-                  pydantic_model("anthropic.types.Message", anthropic_types.Message),
-                  pydantic_model("anthropic.types.RawMessageStreamEvent", anthropic_types.RawMessageStreamEvent)),
+                  _or_beta(pydantic_model("anthropic.types.Message", anthropic_types.Message),
+                           pydantic_model("anthropic.types.beta.BetaMessage", anthropic_beta_types.BetaMessage)),
+                  _or_beta(pydantic_model("anthropic.types.RawMessageStreamEvent", anthropic_types.RawMessageStreamEvent),
+                           pydantic_model("anthropic.types.beta.BetaRawMessageStreamEvent",
+                                          anthropic_beta_types.BetaRawMessageStreamEvent))),
         Operation("POST", "/v1/messages/count_tokens", frozenset({200}),
                   pydantic_model("anthropic.types.MessageTokensCount", anthropic_types.MessageTokensCount)),
     ), _anthropic_error, event_hook=_anthropic_event_hook)
