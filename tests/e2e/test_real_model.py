@@ -223,3 +223,31 @@ def test_without_truncation_the_servers_overflow_is_a_clean_400(long_chain_recal
     with pytest.raises(openai.BadRequestError) as caught:
         long_chain(base, 12, "disabled")
     assert caught.value.status_code == 400 and caught.value.code == "context_length_exceeded"
+
+
+def test_a_chain_longer_than_the_window_keeps_answering_across_compactions(
+        long_chain_recall: tuple[str, Path]) -> None:
+    """Without truncation, compacting every few turns keeps the chain inside the window: recall
+    asks the model itself for the summary (a Chat server has no compaction of its own), and the
+    turns after a compaction are rebuilt from it. A compacted window keeps the user's messages
+    (OpenAI's shape) and replaces what the model said, so here the model's long replies fill
+    the window: some 200 tokens a turn, fifteen turns, three times past 2048 in all."""
+    base, db = long_chain_recall
+    client = openai.OpenAI(api_key=KEY, base_url=f"{base}/v1", max_retries=0)
+    previous = client.responses.create(model=MODEL, input=INTRODUCTION, temperature=0, max_output_tokens=32).id
+    compactions = []
+    for n in range(1, 16):
+        previous = client.responses.create(model=MODEL, input=f"Tell me a long story about river number {n}.",
+                                           previous_response_id=previous, temperature=0, max_output_tokens=200).id
+        if n % 4 == 0:
+            compacted = client.responses.compact(model=MODEL, previous_response_id=previous)
+            assert compacted.output[-1].type == "compaction"
+            compactions.append(compacted.id)
+            previous = compacted.id
+    with sqlite3.connect(db) as connection:
+        said = connection.execute(
+            "SELECT sum(output_tokens) FROM interactions WHERE id IN"
+            " (WITH RECURSIVE up(id) AS (SELECT ? UNION ALL SELECT parent_id FROM interactions JOIN up USING (id)"
+            "  WHERE parent_id IS NOT NULL) SELECT id FROM up)", (previous,)).fetchone()[0]
+    assert len(compactions) == 3
+    assert said > 2048, f"the chain's replies ({said} tokens) must outgrow the window for this test to mean anything"
