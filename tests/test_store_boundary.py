@@ -1,4 +1,4 @@
-"""The store's boundary: SQL and the SQLite drivers stay under proxy/store/, and the SQLite
+"""The store's boundary: SQL and the database drivers stay under proxy/store/, and the
 implementations keep to the protocols (proxy/store/protocol.py) the rest of recall speaks.
 
 A second backend (PostgreSQL) is written against those protocols; SQL outside the store would
@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 
 from proxy.store.audit_db import AuditDB
+from proxy.store.postgres import PostgresStore
 from proxy.store.protocol import AuditStore, Store
 from proxy.store.sqlite import SQLiteStore
 
 PROXY = Path(__file__).resolve().parent.parent / "proxy"
 STORE = PROXY / "store"
-DRIVERS = {"sqlite3", "aiosqlite"}
+DRIVERS = {"sqlite3", "aiosqlite", "asyncpg"}
 
 # What an SQL statement looks like in a string: a query, a write, a pragma, a transaction.
 SQL = re.compile(
@@ -67,7 +68,8 @@ def test_the_scan_finds_sql_where_it_is() -> None:
     """The scan itself works: the store's own modules are full of what it looks for."""
     tree = ast.parse((STORE / "sqlite.py").read_text())
     assert any(SQL.search(text) for text in _strings(tree))
-    assert DRIVERS <= _imported(tree)
+    assert {"sqlite3", "aiosqlite"} <= _imported(tree)
+    assert "asyncpg" in _imported(ast.parse((STORE / "pg_connect.py").read_text()))
 
 
 @pytest.mark.parametrize("path", _modules_outside_store(), ids=_name)
@@ -84,8 +86,9 @@ def _members(protocol: type) -> list[str]:
     return sorted(name for name in vars(protocol) if not name.startswith("_"))
 
 
-@pytest.mark.parametrize(("implementation", "protocol"), [(SQLiteStore, Store), (AuditDB, AuditStore)],
-                         ids=["SQLiteStore", "AuditDB"])
+@pytest.mark.parametrize(("implementation", "protocol"),
+                         [(SQLiteStore, Store), (PostgresStore, Store), (AuditDB, AuditStore)],
+                         ids=["SQLiteStore", "PostgresStore", "AuditDB"])
 def test_the_sqlite_implementation_has_every_operation_as_declared(implementation: type, protocol: type) -> None:
     """Each operation of the protocol, with the same parameters (names, kinds, defaults) and,
     where the protocol's is a coroutine, a coroutine too. mypy checks the types

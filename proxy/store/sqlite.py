@@ -15,6 +15,8 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +114,12 @@ class SQLiteStore:
         self._page_check: PageCheck | None = None
         # Nodes whose end could not be written (the database refused): failed once it can (id -> why).
         self._unsaved: dict[str, str] = {}
+        # The replay session's count of identical requests served (one process: in memory).
+        self._served: Counter[str] = Counter()
+
+    @property
+    def location(self) -> Path:
+        return self.path
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
@@ -211,6 +219,19 @@ class SQLiteStore:
         await self._writer.submit(lambda db: run_leases.fail_running(db, failing))
         for interaction_id in failing:
             self._unsaved.pop(interaction_id, None)
+
+    async def running_elsewhere(self, interaction_id: str) -> bool:
+        rows = await self._read(
+            "SELECT 1 FROM interactions WHERE id = ? AND status = ? AND run_owner IS NOT ? AND lease_until >= ?",
+            (interaction_id, IN_PROGRESS, self.instance, time.time()))
+        return bool(rows)
+
+    async def request_cancel(self, interaction_id: str) -> bool:
+        """A file has no channel between processes: a run is cancelled by the recall that runs it."""
+        return False
+
+    def watch_cancels(self, cancel: Callable[[str], Awaitable[object]]) -> None:
+        """Nothing to watch: no other process asks this one to cancel (see request_cancel)."""
 
     async def _keep_leases(self) -> None:
         """Renew the leases of this process's runs, and fail the runs of a recall that died."""
@@ -435,6 +456,11 @@ class SQLiteStore:
             "cache_key = ? AND stored = 1 AND status IS NOT NULL AND (cache IS NULL OR cache != 'hit') ORDER BY id",
             (cache_key,),
         )
+
+    async def next_replay(self, cache_key: str) -> int:
+        nth = self._served[cache_key]
+        self._served[cache_key] += 1
+        return nth
 
     async def recent_requests(self, upstream: str, limit: int) -> list[Exchange]:
         return await self._exchanges(
