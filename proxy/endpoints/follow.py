@@ -7,6 +7,8 @@ would have held.
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from ..codecs.base import Codec, Frame
@@ -15,6 +17,9 @@ from ..model import IN_PROGRESS, Interaction, deltas_of
 from ..pipeline.call import Call
 from ..pipeline.events import Sink
 from ..pipeline.services import Services
+
+# How long the last events of a run another instance ended take to be there to read.
+_LAST_EVENTS_GRACE_S = 0.3
 
 
 async def follow(request: web.Request, call: Call, services: Services, node: Interaction) -> web.StreamResponse:
@@ -29,8 +34,16 @@ async def follow(request: web.Request, call: Call, services: Services, node: Int
         after = seq
     sink = Sink(request, True)
     await sink.open()
+    elsewhere = False
     while sink.connected:
-        running = services.runs.running(node.id)
+        # A run of another instance (a shared database) is followed through its recorded events.
+        here = services.runs.running(node.id)
+        there = not here and await services.store.running_elsewhere(node.id)
+        running = here or there
+        if elsewhere and not running:
+            # Its instance commits the last events just after the node's end (pipeline/run.py).
+            await asyncio.sleep(_LAST_EVENTS_GRACE_S)
+        elsewhere = elsewhere or there
         frames = await services.store.stream_frames(node.id, after)
         if not frames and not running and after == 0:
             # A turn that ran without events (a plain one) is read as it ended.
