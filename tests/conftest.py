@@ -142,6 +142,20 @@ class Recall:
         return asyncio.run(Backend("postgres", self.database).query(sql, *params))
 
 
+    def search_entries(self, word: str | None = None) -> int:
+        """Entries of the full-text index (holding `word`, if given): SQLite's FTS5 table, or
+        PostgreSQL's searchable text columns."""
+        if isinstance(self.database, Path):
+            if word is None:
+                return int(self.query("SELECT count(*) FROM search_keys")[0][0])
+            return int(self.query("SELECT count(*) FROM search_index WHERE search_index MATCH ?", word)[0][0])
+        where = "search_input IS NOT NULL OR search_output IS NOT NULL"
+        if word is None:
+            return int(self.query(f"SELECT count(*) FROM interactions WHERE {where}")[0][0])
+        return int(self.query("SELECT count(*) FROM interactions WHERE search_vector @@ plainto_tsquery('simple', ?)",
+                              word)[0][0])
+
+
 RecallFactory = Callable[..., Recall]
 
 
