@@ -34,7 +34,9 @@ async def follow(request: web.Request, call: Call, services: Services, node: Int
         after = seq
     sink = Sink(request, True)
     await sink.open()
-    elsewhere = False
+    # In progress when asked for, but not run by this instance: another instance on a shared
+    # database runs it (or ran it a moment ago).
+    elsewhere = node.status == IN_PROGRESS and not services.runs.running(node.id)
     while sink.connected:
         # A run of another instance (a shared database) is followed through its recorded events.
         here = services.runs.running(node.id)
@@ -43,7 +45,7 @@ async def follow(request: web.Request, call: Call, services: Services, node: Int
         if elsewhere and not running:
             # Its instance commits the last events just after the node's end (pipeline/run.py).
             await asyncio.sleep(_LAST_EVENTS_GRACE_S)
-        elsewhere = elsewhere or there
+            elsewhere = False
         frames = await services.store.stream_frames(node.id, after)
         if not frames and not running and after == 0:
             # A turn that ran without events (a plain one) is read as it ended.
