@@ -90,6 +90,9 @@ class Config:
     db_path: str | None = None
     # A PostgreSQL database shared by several instances ([storage] url, RECALL_DB_URL): wins over db_path.
     db_url: str | None = None
+    # Instances replaying one session together on a shared PostgreSQL name it alike
+    # (RECALL_REPLAY_SESSION): the n-th identical request of the session gets the n-th recording.
+    replay_session: str | None = None
     log_unstored: bool = True
     retention_days: int = 0
     mode: str = "live"

@@ -44,8 +44,10 @@ class Sealer:
         self._key = key
 
     @classmethod
-    def beside(cls, database: Path) -> Sealer:
-        """The sealer of the database at `database`: RECALL_SEAL_KEY, else the key file beside it."""
+    def beside(cls, database: str | Path) -> Sealer:
+        """The sealer of the database at `database`: RECALL_SEAL_KEY, else the key file beside a
+        SQLite file. Instances sharing a PostgreSQL database must share RECALL_SEAL_KEY: without
+        it each one seals with a key of its own run (a sealed item another one made is refused)."""
         shared = os.environ.get(KEY_ENV)
         if shared:
             try:
@@ -53,6 +55,10 @@ class Sealer:
             except ValueError:
                 raise ValueError(f"{KEY_ENV} must be hex (e.g. `python -c 'import secrets;"
                                  f" print(secrets.token_hex(32))'`)") from None
+        if not isinstance(database, Path):
+            log.warning("%s is not set: compaction items sealed now are readable by this instance until it stops;"
+                        " give every instance on this database the same %s", KEY_ENV, KEY_ENV)
+            return cls(secrets.token_bytes(_KEY_BYTES))
         path = database.with_name(database.name + ".seal-key")
         try:
             return cls(_read_or_make(path))

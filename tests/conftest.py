@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import tempfile
@@ -23,6 +24,7 @@ from tests.support.fake_parallel import FakeParallel
 from tests.support.loop_thread import LoopThread
 from tests.support.matrix import UPSTREAM_APIS, fakes_by_api
 from tests.support.serving import running
+from tests.support.stores import Backend
 
 pytest_plugins = ["pytester", "tests.support.rigs", "tests.support.figures", "tests.support.profiles",
                   "tests.support.viewer_fixtures"]
@@ -96,14 +98,32 @@ def stateful_parallel(loop_thread: LoopThread) -> Iterator[FakeParallel]:
     yield from running(loop_thread, FakeParallel(stateful=True))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--recall-store", choices=("sqlite", "postgres"), default=os.environ.get("RECALL_TEST_STORE"),
+                     help="the database recall_factory's recalls run on: a SQLite file (default) or a fresh"
+                          " PostgreSQL database each (also RECALL_TEST_STORE=postgres)")
+
+
+def on_postgres(config: pytest.Config) -> bool:
+    """Whether this run puts the `recall` fixtures on PostgreSQL (--recall-store=postgres)."""
+    return config.getoption("--recall-store") == "postgres"
+
+
 @dataclass
 class Recall:
     url: str
-    db_path: Path
+    database: str | Path  # a SQLite file's Path, or a PostgreSQL URL (--recall-store=postgres)
     config: Config
 
     def base(self, upstream: str) -> str:
         return f"{self.url}/{upstream}"
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file; a test that reads the file itself (its bytes, the CLI on it) skips on PostgreSQL."""
+        if not isinstance(self.database, Path):
+            pytest.skip("reads recall's SQLite file itself; this run stores in PostgreSQL")
+        return self.database
 
     def db_bytes(self) -> bytes:
         """Every byte recall has on disk: the database and its WAL."""
@@ -115,25 +135,49 @@ class Recall:
         return data
 
     def query(self, sql: str, *params: object) -> list[tuple]:
-        with sqlite3.connect(self.db_path) as db:
-            return db.execute(sql, params).fetchall()
+        """Rows of the database, on either backend (`?` markers; plain SQL both understand)."""
+        if isinstance(self.database, Path):
+            with sqlite3.connect(self.database) as db:
+                return db.execute(sql, params).fetchall()
+        return asyncio.run(Backend("postgres", self.database).query(sql, *params))
+
+
+    def search_entries(self, word: str | None = None) -> int:
+        """Entries of the full-text index (holding `word`, if given): SQLite's FTS5 table, or
+        PostgreSQL's searchable text columns."""
+        if isinstance(self.database, Path):
+            if word is None:
+                return int(self.query("SELECT count(*) FROM search_keys")[0][0])
+            return int(self.query("SELECT count(*) FROM search_index WHERE search_index MATCH ?", word)[0][0])
+        where = "search_input IS NOT NULL OR search_output IS NOT NULL"
+        if word is None:
+            return int(self.query(f"SELECT count(*) FROM interactions WHERE {where}")[0][0])
+        return int(self.query("SELECT count(*) FROM interactions WHERE search_vector @@ plainto_tsquery('simple', ?)",
+                              word)[0][0])
 
 
 RecallFactory = Callable[..., Recall]
 
 
 @pytest.fixture
-def recall_factory(loop_thread: LoopThread, tmp_path: Path) -> Iterator[RecallFactory]:
+def recall_factory(loop_thread: LoopThread, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RecallFactory]:
+    """Starts recalls on loopback; on a SQLite file in tmp_path, or with --recall-store=postgres on
+    a fresh PostgreSQL database (one per db_name: recalls given the same name share it)."""
     runners = []
+    databases: dict[str, str] = {}
 
     def make(upstreams: dict[str, Upstream] | None = None, *, db_name: str = "recall.db", **settings: object) -> Recall:
         config = Config(host="127.0.0.1", port=0, **settings)  # type: ignore[arg-type]
         if upstreams:
             config.upstreams.update(upstreams)
-        db_path = tmp_path / db_name
-        runner, port = loop_thread.run(start(config, db_path, check_recall(config)))
+        database: str | Path = tmp_path / db_name
+        if on_postgres(request.config):
+            if db_name not in databases:
+                databases[db_name] = request.getfixturevalue("postgres_server").new_database()
+            database = databases[db_name]
+        runner, port = loop_thread.run(start(config, database, check_recall(config)))
         runners.append(runner)
-        return Recall(f"http://127.0.0.1:{port}", db_path, config)
+        return Recall(f"http://127.0.0.1:{port}", database, config)
 
     yield make
     for runner in runners:

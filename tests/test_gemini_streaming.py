@@ -226,4 +226,4 @@ def test_a_stream_the_provider_refuses_leaves_no_node(recall: Recall, fake_gemin
         list(c.interactions.create(model=MODEL, input="chain lonely turn 2", stream=True))
     assert "history" in caught.value.body["error"]["message"]
     assert recall.query("SELECT count(*) FROM interactions") == [(0,)]
-    assert recall.query("SELECT count(*) FROM search_keys") == [(0,)]
+    assert recall.search_entries() == 0

@@ -183,7 +183,7 @@ def test_bad_bodies_are_400_in_openai_shape(openai_recall: Recall, chat_only_ope
     error = answer.json()["error"]
     assert fragment in error["message"] and error["param"] == param and error["type"] == "invalid_request_error"
     assert chat_only_openai.requests == []
-    assert openai_recall.query("SELECT count(*) FROM exchanges WHERE stored = 1 OR request_body IS NOT NULL") == [(0,)]
+    assert openai_recall.query("SELECT count(*) FROM exchanges WHERE stored OR request_body IS NOT NULL") == [(0,)]
 
 
 def test_a_providers_own_interaction_id_gives_way_to_recalls() -> None:

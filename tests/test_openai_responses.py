@@ -262,7 +262,7 @@ def test_bad_bodies_are_400_in_openai_shape(openai_recall: Recall, fake_openai: 
     assert error["type"] == "invalid_request_error" and error["param"] == param
     assert fake_openai.requests == []
     assert openai_recall.query("SELECT count(*) FROM interactions") == [(0,)]
-    assert openai_recall.query("SELECT count(*) FROM exchanges WHERE stored = 1 OR request_body IS NOT NULL") == [(0,)]
+    assert openai_recall.query("SELECT count(*) FROM exchanges WHERE stored OR request_body IS NOT NULL") == [(0,)]
 
 
 def test_provider_errors_keep_their_code_and_param(openai_recall: Recall) -> None:

@@ -300,7 +300,7 @@ def test_recall_store_false_keeps_nothing_but_still_answers(recall: Recall, fake
     assert [e.run.status for e in c.task_run.events(run.run_id)][-1] == "completed"
     assert marker.encode() not in recall.db_bytes()
     assert recall.query("SELECT count(*) FROM interactions") == [(0,)]
-    assert recall.query("SELECT count(*) FROM exchanges WHERE stored = 1 AND request_body IS NOT NULL") == [(0,)]
+    assert recall.query("SELECT count(*) FROM exchanges WHERE stored AND request_body IS NOT NULL") == [(0,)]
     with pytest.raises(parallel.NotFoundError):
         c.task_run.create(input="and?", processor="lite", previous_interaction_id=run.interaction_id)
     with pytest.raises(parallel.NotFoundError):
@@ -361,7 +361,7 @@ def test_bad_bodies_are_400_in_parallels_shape_and_write_nothing(
     assert answer.json()["type"] == "error" and error["ref_id"] and fragment in error["message"]
     assert fake_parallel.requests == []
     assert recall.query("SELECT count(*) FROM interactions") == [(0,)]
-    assert recall.query("SELECT count(*) FROM exchanges WHERE stored = 1 OR request_body IS NOT NULL") == [(0,)]
+    assert recall.query("SELECT count(*) FROM exchanges WHERE stored OR request_body IS NOT NULL") == [(0,)]
 
 
 def test_sdk_raises_bad_request_for_a_bad_timeout(recall: Recall) -> None:

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from click.testing import Result
 
-from proxy.store.pg_audit_erase import ERASED_CHANNEL
+from proxy.store.pg_erase import ERASED_CHANNEL
 from proxy.store.readers import Readers
 from proxy.store.records import StoreError
 

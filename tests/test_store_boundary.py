@@ -1,4 +1,4 @@
-"""The store's boundary: SQL and the SQLite drivers stay under proxy/store/, and the SQLite
+"""The store's boundary: SQL and the database drivers stay under proxy/store/, and the
 implementations keep to the protocols (proxy/store/protocol.py) the rest of recall speaks.
 
 A second backend (PostgreSQL) is written against those protocols; SQL outside the store would
@@ -17,6 +17,7 @@ import pytest
 
 from proxy.store.audit_db import AuditDB
 from proxy.store.pg_audit import PgAudit
+from proxy.store.postgres import PostgresStore
 from proxy.store.protocol import AuditStore, Store
 from proxy.store.sqlite import SQLiteStore
 
@@ -72,6 +73,7 @@ def test_the_scan_finds_sql_where_it_is() -> None:
     postgres = ast.parse((STORE / "pg_audit.py").read_text())
     assert "asyncpg" in _imported(postgres)
     assert any(SQL.search(text) for text in _strings(ast.parse((STORE / "pg_audit_reads.py").read_text())))
+    assert "asyncpg" in _imported(ast.parse((STORE / "pg_connect.py").read_text()))
 
 
 @pytest.mark.parametrize("path", _modules_outside_store(), ids=_name)
@@ -89,8 +91,8 @@ def _members(protocol: type) -> list[str]:
 
 
 @pytest.mark.parametrize(("implementation", "protocol"),
-                         [(SQLiteStore, Store), (AuditDB, AuditStore), (PgAudit, AuditStore)],
-                         ids=["SQLiteStore", "AuditDB", "PgAudit"])
+                         [(SQLiteStore, Store), (PostgresStore, Store), (AuditDB, AuditStore), (PgAudit, AuditStore)],
+                         ids=["SQLiteStore", "PostgresStore", "AuditDB", "PgAudit"])
 def test_the_sqlite_implementation_has_every_operation_as_declared(implementation: type, protocol: type) -> None:
     """Each operation of the protocol, with the same parameters (names, kinds, defaults) and,
     where the protocol's is a coroutine, a coroutine too. mypy checks the types

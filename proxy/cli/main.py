@@ -3,6 +3,7 @@ added to the group from the module that holds it (audit, cassette, db, info, ui,
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -13,9 +14,10 @@ import orjson
 
 from .. import __version__
 from ..auth import is_loopback
-from ..config import MODES, Config, ConfigError, check_origin, resolve_db_path
+from ..config import MODES, Config, ConfigError, check_origin, explain_db_url, resolve_db_path
 from ..http.request_log import LOG_LEVELS, configure_logging
 from ..pipeline.cache import REPLAY
+from ..store.pg_connect import redacted
 from .audit import AUDIT_COMMANDS
 from .cassette import cassette
 from .common import (
@@ -87,15 +89,26 @@ def serve(config_path: str | None, db_path: str | None, host: str | None, port: 
             err=True,
         )
         sys.exit(2)
-    path = resolve_db_path(db_path, config)
+    try:
+        url, _ = explain_db_url(db_path, config)
+    except ConfigError as exc:
+        click.echo(f"recall: {exc}", err=True)
+        sys.exit(2)
+    config.replay_session = os.environ.get("RECALL_REPLAY_SESSION") or None
+    database: str | Path = url if url is not None else resolve_db_path(db_path, config)
     # One line per request from recall.access (proxy/http/request_log.py) and recall's errors, on stderr.
     configure_logging(log_level, log_format, quiet)
-    run_until_stopped(_serve(config, path, _say_json if log_format == "json" else _say_text))
+    run_until_stopped(_serve(config, database, _say_json if log_format == "json" else _say_text))
 
 
-def serving_what(config: Config, path: Path) -> str:
+def serving_what(config: Config, database: str | Path) -> str:
     """What the banner says is served: replay reads a copy of the database, and perhaps only cassettes."""
     cassettes = ", ".join(config.cassettes)
+    if isinstance(database, str):  # a PostgreSQL URL: replay reads it and writes nothing there
+        where = redacted(database)
+        return f"{'replaying ' if config.mode == REPLAY else ''}db {where}" + (
+            f", cassettes {cassettes}" if cassettes else "")
+    path = database
     if config.mode != REPLAY:
         return f"db {path}" + (f", cassettes {cassettes}" if cassettes else "")
     if path.exists():
@@ -115,12 +128,12 @@ def _say_json(line: str) -> None:
                              "message": line.strip()}).decode(), err=True)
 
 
-async def _serve(config: Config, path: Path, say: Callable[[str], None] = _say_text) -> None:
+async def _serve(config: Config, database: str | Path, say: Callable[[str], None] = _say_text) -> None:
     from ..http.app import start
     from ..store.records import StoreError
 
     try:
-        runner, port = await start(config, path)
+        runner, port = await start(config, database)
     except StoreError as exc:
         # One line and exit 2, as for a bad config: the database cannot be used as it is.
         click.echo(f"recall: bad database: {exc}", err=True)
@@ -128,10 +141,13 @@ async def _serve(config: Config, path: Path, say: Callable[[str], None] = _say_t
     except OSError as exc:
         exit_cannot_listen(config.host, config.port, exc)
     # Audit commands typed in any folder find this database through it (proxy/cli/runtime.py).
-    announced = announce(port=port, host=config.host, db=path if path.exists() or config.mode != REPLAY else None,
+    # A PostgreSQL database is not announced: audit commands name it themselves (--db, RECALL_DB_URL).
+    path = database if isinstance(database, Path) else None
+    announced = announce(port=port, host=config.host,
+                         db=path if path is not None and (path.exists() or config.mode != REPLAY) else None,
                          mode=config.mode, config=config.source, version=__version__)
     say(f"recall {__version__} listening on http://{config.host}:{port} (mode {config.mode}, "
-        f"{serving_what(config, path)})")
+        f"{serving_what(config, database)})")
     if not is_loopback(config.host) and not config.allowed_hosts:
         say("recall: note: requests must be addressed to a loopback name unless [server] allowed_hosts"
             " (--allowed-host) names the host apps reach this address by")

@@ -30,7 +30,10 @@ async def follow(request: web.Request, call: Call, services: Services, node: Int
     sink = Sink(request, True)
     await sink.open()
     while sink.connected:
-        running = services.runs.running(node.id)
+        # A run of another instance (a shared database) is followed through its recorded events:
+        # its node's end commits with its last events, so an ended run's stream is whole.
+        here = services.runs.running(node.id)
+        running = here or await services.store.running_elsewhere(node.id)
         frames = await services.store.stream_frames(node.id, after)
         if not frames and not running and after == 0:
             # A turn that ran without events (a plain one) is read as it ended.

@@ -6,9 +6,11 @@ Responses). In native mode the provider holds the turn and the call is relayed.
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
-from ..errors import bad_request, succeeded
+from ..errors import ApiError, bad_request, succeeded
 from ..model import IN_PROGRESS, Interaction
 from ..pipeline.answers import json_response
 from ..pipeline.call import Call
@@ -17,6 +19,9 @@ from ..pipeline.running import DELETED_WHILE_RUNNING
 from ..pipeline.services import Services
 from .cursor_pages import cursor_page
 from .follow import follow
+
+# How long a cancel waits for another instance to record the run it stopped.
+_REMOTE_CANCEL_WAIT_S = 10.0
 
 
 async def _target(call: Call, services: Services) -> tuple[Interaction | None, bool]:
@@ -62,12 +67,27 @@ async def cancel(request: web.Request, call: Call, services: Services) -> web.St
     found, relayed = await _target(call, services)
     if relayed or found is None:
         return await relay(request, call, services)
-    if found.status != IN_PROGRESS or not await services.runs.cancel(resource_id):
-        raise bad_request(
-            f"interaction '{resource_id}' is {found.status}; only an interaction still in progress can be cancelled"
-        )
+    if found.status != IN_PROGRESS:
+        raise _not_cancellable(resource_id, found.status)
+    if not await services.runs.cancel(resource_id):
+        # Another instance on the same database may run it: asked, it stops the run and records it.
+        if not await services.store.request_cancel(resource_id):
+            raise _not_cancellable(resource_id, found.status)
+        await _ended_elsewhere(services, resource_id)
     cancelled = await services.state.lookup(resource_id, call.owner)
     return json_response(call.route.codec.render(cancelled or found))
+
+
+def _not_cancellable(resource_id: str, status: str) -> ApiError:
+    return bad_request(f"interaction '{resource_id}' is {status}; only an interaction still in progress can be cancelled")
+
+
+async def _ended_elsewhere(services: Services, interaction_id: str) -> None:
+    """Wait (a while) for the instance that runs a turn to record its end, so that the answer shows it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _REMOTE_CANCEL_WAIT_S
+    while loop.time() < deadline and await services.store.running_elsewhere(interaction_id):
+        await services.runs.changed(interaction_id, timeout=deadline - loop.time())
 
 
 async def input_items(request: web.Request, call: Call, services: Services) -> web.StreamResponse:

@@ -207,7 +207,7 @@ async def _settled(services: Services, node: Interaction, hold: float | None) ->
     loop = asyncio.get_running_loop()
     deadline = None if hold is None else loop.time() + hold
     while node.status == IN_PROGRESS:
-        if not services.runs.running(node.id):
+        if not services.runs.running(node.id) and not await services.store.running_elsewhere(node.id):
             return await _reload(services, node)
         remaining = 60.0 if deadline is None else deadline - loop.time()
         if remaining <= 0:

@@ -35,9 +35,8 @@ from ..pipeline.state import ConversationState
 from ..replay.cassette import load_cassette
 from ..seal import Sealer
 from ..store import StoreUnavailable
-from ..store.preflight import check_database
+from ..store.backend import open_store
 from ..store.retention import Retention
-from ..store.sqlite import SQLiteStore, copy_database
 from ..viewer import mount_viewer
 from . import routes
 from .compat import TolerantAppRunner
@@ -236,34 +235,31 @@ async def _cache_header(request: web.Request, response: web.StreamResponse) -> N
 AppHook = Callable[[web.Application], None]
 
 
-def create_app(config: Config, db_path: Path, extend: AppHook | None = None) -> web.Application:
-    """The app; `extend`, if given, is called with it before it starts (an extension hook: the
-    test suite adds its check of every answer against the providers' contracts with it)."""
+def create_app(config: Config, database: str | Path, extend: AppHook | None = None) -> web.Application:
+    """The app on the database at `database` (a SQLite file's path, or a postgresql:// URL);
+    `extend`, if given, is called with it before it starts (an extension hook: the test suite
+    adds its check of every answer against the providers' contracts with it)."""
     app = web.Application(client_max_size=config.max_body_mb * 1024 * 1024, middlewares=[log_requests])
     replaying = config.mode == REPLAY
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         with tempfile.TemporaryDirectory(prefix="recall-replay-") as scratch:
-            path = db_path
-            if replaying:
-                # Replay never changes the recordings: it serves from a copy.
-                path = Path(scratch) / "replay.db"
-                if db_path.exists():
-                    # A bad source stops start-up with one line, as the store's own file would.
-                    check_database(db_path, writable=False)
-                    copy_database(db_path, path)
-            store = await SQLiteStore.open(path)
+            # Replay never changes the recordings (proxy/store/backend.py says how, per backend).
+            store = await open_store(database, replaying=replaying, scratch=Path(scratch),
+                                     replay_session=config.replay_session)
             for cassette in config.cassettes:
                 await load_cassette(store, Path(cassette))
             upstreams = UpstreamClient(offline=replaying, max_connections=limits.max_connections(config.max_connections))
             await upstreams.start()
             runs = Runs()
+            # Another instance on the same database asks this one to cancel the runs it holds.
+            store.watch_cancels(runs.cancel)
             app[SERVICES] = Services(
                 config=config, store=store, upstreams=upstreams, runs=runs,
                 state=ConversationState(store, shared=replaying),
                 cache=Cache(store, config.mode, config.ignore_fields, timing=config.replay_timing,
                             hint=config.miss_hint),
-                sealer=Sealer.beside(db_path),
+                sealer=Sealer.beside(database),
             )
             # Replay serves a copy: purging it would only hide recordings.
             retention = Retention(store, 0 if replaying else config.retention_days)
@@ -281,20 +277,20 @@ def create_app(config: Config, db_path: Path, extend: AppHook | None = None) -> 
     app.middlewares.append(_connection_limit(config))
     app.on_response_prepare.append(_cache_header)
     app.router.add_get("/_recall/health", health)
-    # The viewer reads the file the store opened (in replay mode, the store's copy).
-    mount_viewer(app, tokens=config.tokens, database=lambda: app[SERVICES].store.path, mode=config.mode)
+    # The viewer reads the database the store opened (in replay mode on SQLite, the store's copy).
+    mount_viewer(app, tokens=config.tokens, database=lambda: app[SERVICES].store.location, mode=config.mode)
     app.router.add_route("*", r"/{tail:[\s\S]*}", handle)  # [\s\S]: a path may hold an encoded newline
     if extend is not None:
         extend(app)
     return app
 
 
-async def start(config: Config, db_path: Path, extend: AppHook | None = None) -> tuple[TolerantAppRunner, int]:
+async def start(config: Config, database: str | Path, extend: AppHook | None = None) -> tuple[TolerantAppRunner, int]:
     """Start serving on config.host:config.port (port 0 picks a free one); return the bound port.
     `extend`: see create_app."""
     # Request lines and headers up to 64 KiB reach recall (aiohttp stops at 8 KiB), so that
     # a long id or header gets an answer in the front API's shape rather than aiohttp's.
-    runner = TolerantAppRunner(create_app(config, db_path, extend), access_log=None, shutdown_timeout=config.shutdown_grace_s,
+    runner = TolerantAppRunner(create_app(config, database, extend), access_log=None, shutdown_timeout=config.shutdown_grace_s,
                                max_line_size=65536, max_field_size=65536)
     await runner.setup()
     limits.quiet_accept_errors()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -88,7 +87,6 @@ class Cache:
         self.mode = mode
         self.ignore_fields = ignore_fields
         self.timing = timing
-        self._served: Counter[str] = Counter()
 
     @property
     def replaying(self) -> bool:
@@ -99,8 +97,8 @@ class Cache:
         recordings = await self.store.recordings(key)
         if not recordings:
             return None
-        nth = self._served[key]
-        self._served[key] += 1
+        # Counted by the store: instances sharing a database share the count.
+        nth = await self.store.next_replay(key)
         return recordings[min(nth, len(recordings) - 1)]
 
     async def serve(self, request: web.Request, recording: Exchange) -> web.StreamResponse:

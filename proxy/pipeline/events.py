@@ -16,6 +16,7 @@ from aiohttp import web
 from ..codecs.base import Frame
 from ..sse import SSE_CONTENT_TYPE
 from ..store import StoreUnavailable
+from ..store.protocol import Frame as StoredFrame
 from ..store.protocol import Store
 from .answers import STORED_HEADER
 from .running import Runs
@@ -66,11 +67,16 @@ class EventLog:
         self._last_flush = self._started
         self._seq = 0
         self.count = 0
-        self._pending: list[tuple[int, str | None, float, bytes]] = []
+        self._pending: list[StoredFrame] = []
         self._pending_bytes = 0
         self._writes: list[asyncio.Future[Any]] = []
 
     def add(self, frames: list[Frame]) -> None:
+        self._number(frames)
+        if self._pending_bytes >= _FLUSH_BYTES or time.perf_counter() - self._last_flush >= _FLUSH_SECONDS:
+            self.flush()
+
+    def _number(self, frames: list[Frame]) -> None:
         self.count += len(frames)
         if not self._enabled:
             return
@@ -79,8 +85,15 @@ class EventLog:
             self._seq += 1
             self._pending.append((self._seq, item.event_id, at_ms, item.data))
             self._pending_bytes += len(item.data)
-        if self._pending_bytes >= _FLUSH_BYTES or time.perf_counter() - self._last_flush >= _FLUSH_SECONDS:
-            self.flush()
+
+    async def ending(self, frames: list[Frame]) -> list[StoredFrame]:
+        """The stream's last events (those not yet written, then `frames`), numbered, for the
+        commit that ends its node (Store.save_interaction): every earlier batch is committed
+        first, so that no reader ever finds a later event without the ones before it."""
+        self._number(frames)
+        last, self._pending, self._pending_bytes = self._pending, [], 0
+        await self._settle()
+        return last if self.interaction_id is not None else []
 
     def flush(self) -> None:
         if not self._pending or self.interaction_id is None:
@@ -96,6 +109,10 @@ class EventLog:
     async def close(self) -> None:
         """Write what is left and wait until every event is committed (or the database refused them)."""
         self.flush()
+        await self._settle()
+
+    async def _settle(self) -> None:
+        """Wait until every batch handed to the store is committed (or the database refused it)."""
         if self._writes:
             for outcome in await asyncio.gather(*self._writes, return_exceptions=True):
                 if isinstance(outcome, StoreUnavailable):

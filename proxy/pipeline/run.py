@@ -37,6 +37,7 @@ from ..codecs.base import Codec, Frame, StreamDecoder, StreamEncoder
 from ..errors import ApiError, upstream_bad_response
 from ..model import CANCELLED, COMPLETED, FAILED, INCOMPLETE, Interaction, ModelReply, StreamDelta, deltas_of
 from ..sse import SSE_CONTENT_TYPE, SSEEvent, iter_events
+from ..store.protocol import Frame as StoredFrame
 from .answers import JSON
 from .call import Call
 from .events import EventLog, Sink
@@ -309,23 +310,23 @@ class Run:
     async def _finish(self, held: list[Frame], broken: str | None, stopped: str | None) -> None:
         failure = self._settle(broken, stopped)
         final = held + self._closing_frames(stopped, failure)
-        await self._commit()
-        if self.log is not None:
-            self.log.add(final)
-            await self.log.close()  # a database that refuses the events loses them, never the app's stream
+        # The node's end and its stream's last events commit together (Store.save_interaction);
+        # a database that refuses the events loses them, never the app's stream.
+        await self._commit(await self.log.ending(final) if self.log is not None else [])
         if self.sink is not None and self.began:
             await self.sink.send(b"".join(f.data for f in final))
             await self.sink.close()
 
-    async def _commit(self) -> None:
-        """The node and the call's audit row, in one commit; a metadata-only row for a turn not
-        stored. A background create's row was kept when it answered (pipeline/turn.py)."""
+    async def _commit(self, last_events: list[StoredFrame]) -> None:
+        """The node, the call's audit row and its stream's last events, in one commit; a
+        metadata-only row for a turn not stored. A background create's row was kept when it
+        answered (pipeline/turn.py)."""
         node = self.node
         exchange = None if self.created is not None else self.call.turn_exchange(node, *self._answer())
         if exchange is not None:
             exchange.upstream_digest = self.upstream_digest
         if self.storing and node.id:
-            self.saved = await self.services.keep_answer(node, exchange)
+            self.saved = await self.services.keep_answer(node, exchange, last_events)
             if self.saved and self.conversation:  # a turn deleted while it ran adds nothing anywhere
                 await add_to_conversation(self.services, self.call.route.codec, self.conversation, node)
         elif exchange is not None:

@@ -19,6 +19,8 @@ from ..model import IN_PROGRESS, Interaction
 CANCELLED_BY_APP = "cancelled"
 SHUT_DOWN = "recall shut down while this interaction was running"
 DELETED_WHILE_RUNNING = "the interaction was deleted while it was running"
+# How often a follower looks for the news of a run another instance holds.
+ELSEWHERE_POLL_S = 0.1
 # How long a finished unstored run stays readable.
 _KEEP_UNSTORED_S = 3600.0
 
@@ -73,8 +75,11 @@ class Runs:
             self._signals[interaction_id] = asyncio.Event()
 
     async def changed(self, interaction_id: str, timeout: float) -> None:
+        """Until this process's run has news, or `timeout`; a run of another instance (on a shared
+        database) tells nothing here: its follower looks at the database again after a short wait."""
         signal = self._signals.get(interaction_id)
         if signal is None:
+            await asyncio.sleep(min(timeout, ELSEWHERE_POLL_S))
             return
         try:
             await asyncio.wait_for(signal.wait(), timeout)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar, cast
 from ..config import Config
 from ..model import Interaction
 from ..seal import Sealer
+from ..store.protocol import Frame as StoredFrame
 from ..store.protocol import Store
 from ..store.records import Exchange
 from ..store.writer import StoreUnavailable
@@ -67,15 +68,16 @@ class Services:
         except StoreUnavailable as trouble:
             trouble.report()  # left in progress: failed when its lease runs out
 
-    async def keep_answer(self, node: Interaction, exchange: Exchange | None = None) -> bool:
-        """Commit a turn the provider has answered; whether it was kept.
+    async def keep_answer(self, node: Interaction, exchange: Exchange | None = None,
+                          frames: list[StoredFrame] | None = None) -> bool:
+        """Commit a turn the provider has answered (with the last events of its stream); whether it was kept.
 
         A database that cannot take it costs the record, never the answer the app
         paid for: the trouble is logged, and the node is failed with the reason (now,
         or as soon as the database takes writes again)."""
         note_interaction(node.id, node.model)
         try:
-            return await self.store.save_interaction(node, exchange)
+            return await self.store.save_interaction(node, exchange, frames)
         except StoreUnavailable as trouble:
             trouble.report()
             await self.store.fail_unsaved(node.id, f"recall could not write this turn's result ({trouble.cause});"

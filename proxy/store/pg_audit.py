@@ -18,7 +18,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import pg_audit_erase, pg_audit_reads, pg_audit_recordings, pg_audit_search, pg_audit_stats
+from . import pg_audit_reads, pg_audit_search, pg_audit_stats, pg_erase, pg_recordings
 from .pg_connect import explain, open_pool, redacted
 from .recordings import Row
 from .records import (
@@ -228,46 +228,46 @@ class PgAudit:
 
     def export_recordings(self, *, thread: str | None = None, since: float | None = None,
                           upstream: str | None = None, skip_owner: str | None = None) -> Iterator[tuple[str, Row]]:
-        """The recordings a cassette takes, streamed (pg_audit_recordings.select_recordings);
+        """The recordings a cassette takes, streamed (pg_recordings.select_recordings);
         LookupError at once when `thread` names no interaction."""
         root = None
         if thread:
-            root = self._call(pg_audit_recordings.thread_root, thread)
+            root = self._call(pg_recordings.thread_root, thread)
             if root is None:
                 raise LookupError(f"no interaction '{thread}' in this database")
-        return self._stream(lambda db: pg_audit_recordings.select_recordings(
+        return self._stream(lambda db: pg_recordings.select_recordings(
             db, root=root, since=since, upstream=upstream, skip_owner=skip_owner))
 
     def load_recordings(self, rows: list[tuple[str, Row]], owner: str) -> dict[str, int]:
         """Load rows under `owner` in one transaction; StoreError, and nothing loaded, if the
         database refuses any of it."""
-        return self._in_transaction(pg_audit_recordings.insert_recordings, rows, owner)
+        return self._in_transaction(pg_recordings.insert_recordings, rows, owner)
 
     # -- erasing --------------------------------------------------------------------------
 
     def bytes_on_disk(self) -> int:
         """The database's size (pg_database_size): every table, index and TOAST of it."""
-        return self._call(pg_audit_erase.database_size)
+        return self._call(pg_erase.database_size)
 
     def purge_preview(self, cutoff: float) -> list[tuple[str, int, bool, str | None]]:
         return self._call(pg_audit_reads.purge_preview, cutoff)
 
     def _erased(self, removed: Removed) -> Removed:
         if removed.interactions or removed.exchanges or removed.threads:
-            self._call(pg_audit_erase.vacuum)
+            self._call(pg_erase.vacuum)
         return removed
 
     def rm(self, interaction_id: str) -> Removed:
         """Erase one node; its children keep their place under its tombstone."""
-        return self._erased(self._in_transaction(pg_audit_erase.erase_interactions, [interaction_id]))
+        return self._erased(self._in_transaction(pg_erase.erase_interactions, [interaction_id]))
 
     def rm_thread(self, thread_id: str) -> Removed:
-        return self._erased(self._in_transaction(pg_audit_erase.erase_thread, thread_id))
+        return self._erased(self._in_transaction(pg_erase.erase_thread, thread_id))
 
     def purge(self, cutoff: float, *, dry_run: bool = False) -> Removed:
         """Erase everything recorded before `cutoff`, one short transaction a step (a running
         server's writes go between them); `dry_run` runs every step in one transaction, rolled back."""
-        purge = pg_audit_erase.PgPurge(cutoff)
+        purge = pg_erase.Purge(cutoff)
         if dry_run:
             async def every_step(db: asyncpg.Connection) -> Removed:
                 while await purge.step(db):

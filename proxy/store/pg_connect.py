@@ -35,7 +35,8 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _split_options(url: str) -> tuple[str, dict[str, Any]]:
+def connect_options(url: str) -> tuple[str, dict[str, Any]]:
+    """The DSN asyncpg is given, and the options recall read off the URL for it."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     options = {key: int(value) for key, value in query if key in _RECALL_OPTIONS}
@@ -68,14 +69,16 @@ def explain(url: str, exc: BaseException) -> str:
     return f"PostgreSQL at {where}: {type(exc).__name__}: {exc}"
 
 
-async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10, migrate_schema: bool = True) -> asyncpg.Pool:
+async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10, migrate_schema: bool = True,
+                    command_timeout: float | None = None) -> asyncpg.Pool:
     """A pool on the database at `url`, its schema migrated (under the migration lock) unless
-    told not to. Raises StoreError with one line (explain) when it cannot be used."""
+    told not to. Raises StoreError with one line (explain) when it cannot be used.
+    `command_timeout`: how long one statement may take before it fails (asyncpg's)."""
     asyncpg = _import_asyncpg()
-    dsn, options = _split_options(url)
+    dsn, options = connect_options(url)
     try:
         pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT_S,
-                                         **options)
+                                         command_timeout=command_timeout, **options)
     except Exception as exc:  # asyncpg raises OS, timeout and server errors alike at connect
         raise StoreError(explain(url, exc)) from None
     if migrate_schema:

@@ -15,6 +15,8 @@ How each side is reached:
   postgresql:// URL; the pytest plugin's cassette writing opens `AuditDB` itself. The
   viewer runs the same reads off the event loop: `readers.Readers.open(location).run(fn)`
   calls `fn(AuditStore)` on a reader's own thread.
+- `Store` on PostgreSQL: `PostgresStore.open(url)` (postgres.py); backend.open_store picks
+  one of the two from the database's location.
 - SQLite only, as functions of its modules: the start-up checks (preflight.check_database)
   and replay mode's copy of a file (sqlite.copy_database).
 """
@@ -22,7 +24,7 @@ How each side is reached:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -56,8 +58,9 @@ class Store(Protocol):
     """
 
     @property
-    def path(self) -> Path:
-        """Where the data lives, for the viewer's readers (the SQLite file)."""
+    def location(self) -> str | Path:
+        """Where the data lives, for the viewer's readers and messages: the SQLite file's Path,
+        or a PostgreSQL database's URL (a str, its password masked)."""
         ...
 
     async def close(self) -> None:
@@ -66,8 +69,11 @@ class Store(Protocol):
 
     # -- turns ------------------------------------------------------------------
 
-    async def save_interaction(self, it: Interaction, exchange: Exchange | None = None) -> bool:
-        """Commit a turn: insert or replace its node (with its exchange) and index its text.
+    async def save_interaction(self, it: Interaction, exchange: Exchange | None = None,
+                               frames: list[Frame] | None = None) -> bool:
+        """Commit a turn: insert or replace its node (with its exchange and the last of its
+        stream's events, `frames`) and index its text. A node's end and its last events commit
+        together: whoever reads the ended node, on any instance, finds its whole stream.
         An in-progress node is claimed by this process (a run lease) until it ends.
         False, and nothing written, if the node was erased meanwhile."""
         ...
@@ -108,6 +114,22 @@ class Store(Protocol):
         """The seq of the event a client last saw (its Last-Event-ID)."""
         ...
 
+    # -- runs held by other instances (several recall instances on one database) -------
+
+    async def running_elsewhere(self, interaction_id: str) -> bool:
+        """Whether this in-progress node is run by another instance whose lease is current:
+        its events and end arrive through the database, to be polled."""
+        ...
+
+    async def request_cancel(self, interaction_id: str) -> bool:
+        """Ask the instance that runs this node (another one, with a current lease) to cancel it;
+        whether there was one to ask. It stops the run and records it, as a local cancel does."""
+        ...
+
+    def watch_cancels(self, cancel: Callable[[str], Awaitable[object]]) -> None:
+        """`cancel(interaction_id)` is called when another instance asks this one to cancel a run."""
+        ...
+
     # -- erasing ----------------------------------------------------------------
 
     async def delete_interaction(self, interaction_id: str) -> bool:
@@ -124,6 +146,11 @@ class Store(Protocol):
     async def recordings(self, cache_key: str) -> list[Exchange]:
         """The recorded answers to requests with this replay key, oldest first: the next replay is
         the n-th of them for the n-th identical request."""
+        ...
+
+    async def next_replay(self, cache_key: str) -> int:
+        """How many identical requests (this key) the replay session served before this one: the
+        n-th gets recordings(key)[n]. Shared by every instance of the session on a shared database."""
         ...
 
     async def recent_requests(self, upstream: str, limit: int) -> list[Exchange]:

@@ -31,7 +31,7 @@ def new_instance() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _ended_here(owner: str) -> bool:
+def ended_here(owner: str) -> bool:
     """Whether a run owner (host:pid:tag) was a process of this machine that no longer runs."""
     host, _, rest = owner.partition(":")
     pid = rest.partition(":")[0]
@@ -52,7 +52,7 @@ def fail_interrupted(db: sqlite3.Connection, instance: str) -> int:
     now = time.time()
     leased = [row[0] for row in db.execute(
         "SELECT DISTINCT run_owner FROM interactions WHERE status = ? AND lease_until >= ?", (IN_PROGRESS, now))]
-    gone = [owner for owner in leased if owner != instance and _ended_here(owner)]
+    gone = [owner for owner in leased if owner != instance and ended_here(owner)]
     marks = ",".join("?" * len(gone))
     return db.execute(
         f"{_FAIL_RUNNING} AND (lease_until IS NULL OR lease_until < ? OR run_owner IN ({marks}))",

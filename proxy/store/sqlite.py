@@ -15,6 +15,8 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +97,14 @@ def open_sync(path: Path, *, busy_timeout_s: float = 10.0) -> sqlite3.Connection
     return db
 
 
+def _insert_frames(db: sqlite3.Connection, interaction_id: str,
+                   frames: list[tuple[int, str | None, float, bytes]]) -> None:
+    db.executemany(
+        "INSERT OR REPLACE INTO stream_events (interaction_id, seq, event_id, at_ms, frame) VALUES (?,?,?,?,?)",
+        [(interaction_id, *row) for row in frames],
+    )
+
+
 class SQLiteStore:
     """The Store (proxy/store/protocol.py) on one SQLite file."""
 
@@ -112,6 +122,12 @@ class SQLiteStore:
         self._page_check: PageCheck | None = None
         # Nodes whose end could not be written (the database refused): failed once it can (id -> why).
         self._unsaved: dict[str, str] = {}
+        # The replay session's count of identical requests served (one process: in memory).
+        self._served: Counter[str] = Counter()
+
+    @property
+    def location(self) -> Path:
+        return self.path
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
@@ -212,6 +228,19 @@ class SQLiteStore:
         for interaction_id in failing:
             self._unsaved.pop(interaction_id, None)
 
+    async def running_elsewhere(self, interaction_id: str) -> bool:
+        rows = await self._read(
+            "SELECT 1 FROM interactions WHERE id = ? AND status = ? AND run_owner IS NOT ? AND lease_until >= ?",
+            (interaction_id, IN_PROGRESS, self.instance, time.time()))
+        return bool(rows)
+
+    async def request_cancel(self, interaction_id: str) -> bool:
+        """A file has no channel between processes: a run is cancelled by the recall that runs it."""
+        return False
+
+    def watch_cancels(self, cancel: Callable[[str], Awaitable[object]]) -> None:
+        """Nothing to watch: no other process asks this one to cancel (see request_cancel)."""
+
     async def _keep_leases(self) -> None:
         """Renew the leases of this process's runs, and fail the runs of a recall that died."""
         while True:
@@ -225,8 +254,9 @@ class SQLiteStore:
 
     # -- writes ---------------------------------------------------------------
 
-    async def save_interaction(self, it: Interaction, exchange: Exchange | None = None) -> bool:
-        """Insert or replace a node (and its exchange); returns once committed.
+    async def save_interaction(self, it: Interaction, exchange: Exchange | None = None,
+                               frames: list[tuple[int, str | None, float, bytes]] | None = None) -> bool:
+        """Insert or replace a node (and its exchange and last stream events); returns once committed.
 
         A node erased meanwhile (its turn deleted while it ran) stays erased: nothing
         of it is written, and the answer is False."""
@@ -259,6 +289,8 @@ class SQLiteStore:
             if exchange is not None:
                 exchange.interaction_id = it.id
                 insert_exchange(db, exchange)
+            if frames:
+                _insert_frames(db, it.id, frames)
             return True
 
         saved: bool = await self._writer.submit(op)
@@ -336,12 +368,8 @@ class SQLiteStore:
         stream in small batches, so relaying never waits on the disk."""
 
         def op(db: sqlite3.Connection) -> None:
-            if is_erased(db, interaction_id):
-                return  # deleted while it streamed: its events are not kept
-            db.executemany(
-                "INSERT OR REPLACE INTO stream_events (interaction_id, seq, event_id, at_ms, frame) VALUES (?,?,?,?,?)",
-                [(interaction_id, *row) for row in frames],
-            )
+            if not is_erased(db, interaction_id):  # deleted while it streamed: its events are not kept
+                _insert_frames(db, interaction_id, frames)
 
         return self._writer.submit(op)
 
@@ -435,6 +463,11 @@ class SQLiteStore:
             "cache_key = ? AND stored = 1 AND status IS NOT NULL AND (cache IS NULL OR cache != 'hit') ORDER BY id",
             (cache_key,),
         )
+
+    async def next_replay(self, cache_key: str) -> int:
+        nth = self._served[cache_key]
+        self._served[cache_key] += 1
+        return nth
 
     async def recent_requests(self, upstream: str, limit: int) -> list[Exchange]:
         return await self._exchanges(

@@ -14,9 +14,11 @@ import asyncio
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median, quantiles
+from typing import Any
 
 import aiohttp
 
@@ -66,17 +68,20 @@ def _text(chain: Chain, turn: int) -> str:
     return f"chain {chain.name} turn {turn}"
 
 
-async def drive(session: aiohttp.ClientSession, base: str, route: FrontRoute, chains: list[Chain], turns: int,
-                report: Report, *, stream_every: int = 0, stop: asyncio.Event | None = None) -> None:
-    """Run every chain forward by up to `turns` turns, all chains at once."""
+async def drive(session: aiohttp.ClientSession, base: str | list[str], route: FrontRoute, chains: list[Chain],
+                turns: int, report: Report, *, stream_every: int = 0, stop: asyncio.Event | None = None) -> None:
+    """Run every chain forward by up to `turns` turns, all chains at once. Given several recall
+    instances (`base` a list), a client round-robins: each turn goes to another instance than its
+    parent did, and an asynchronous turn's result or events are read from yet another."""
     started = time.perf_counter()
     await asyncio.gather(*(_drive_chain(session, base, route, chain, turns, report, stream_every, stop)
                            for chain in chains))
     report.elapsed += time.perf_counter() - started
 
 
-async def _drive_chain(session: aiohttp.ClientSession, base: str, route: FrontRoute, chain: Chain, turns: int,
-                       report: Report, stream_every: int, stop: asyncio.Event | None) -> None:
+async def _drive_chain(session: aiohttp.ClientSession, base: str | list[str], route: FrontRoute, chain: Chain,
+                       turns: int, report: Report, stream_every: int, stop: asyncio.Event | None) -> None:
+    bases = [base] if isinstance(base, str) else base
     for _ in range(turns):
         if stop is not None and stop.is_set():
             return
@@ -84,7 +89,8 @@ async def _drive_chain(session: aiohttp.ClientSession, base: str, route: FrontRo
         streamed = bool(stream_every) and turn % stream_every == 0 and route.streams
         report.requests += 1
         sent = time.perf_counter()
-        turn_of = _Turn(session, f"{base}/{MOUNT}", route, route.key_headers(chain.key))
+        turn_of = _Turn(session, f"{bases[turn % len(bases)]}/{MOUNT}", route, route.key_headers(chain.key),
+                        f"{bases[(turn + 1) % len(bases)]}/{MOUNT}")
         try:
             status, received = await turn_of.take(_text(chain, turn), chain.done[-1] if chain.done else None,
                                                   streamed, report)
@@ -107,15 +113,18 @@ async def _drive_chain(session: aiohttp.ClientSession, base: str, route: FrontRo
 class _Turn:
     """One turn over HTTP: a create, or a create and the read of its result or events."""
 
-    def __init__(self, session: aiohttp.ClientSession, base: str, route: FrontRoute, headers: dict[str, str]) -> None:
+    def __init__(self, session: aiohttp.ClientSession, base: str, route: FrontRoute, headers: dict[str, str],
+                 read_base: str | None = None) -> None:
         self.session, self.base, self.route, self.headers = session, base, route, headers
+        self.read_base = read_base or base
         self.created: dict | None = None
         self.received = b""
         self.streamed = False
 
     async def _read(self, method: str, path: str, body: dict | None = None) -> int:
         self.received = b""
-        async with self.session.request(method, self.base + path, json=body, headers=self.headers) as answer:
+        base = self.base if method == "POST" else self.read_base
+        async with self.session.request(method, base + path, json=body, headers=self.headers) as answer:
             async for chunk in answer.content.iter_any():
                 self.received += chunk
             return answer.status
@@ -160,31 +169,39 @@ def _check(route: FrontRoute, chain: Chain, turn: int, status: int, received: by
     return None
 
 
+Query = Callable[..., list[tuple[Any, ...]]]
+
+
 def verify(db_path: Path, chains: list[Chain]) -> list[str]:
     """Every id an app saw complete is in the file, completed, holding its own turn,
     with exactly the chain's earlier turns as its ancestors. Returns what is wrong."""
-    problems: list[str] = []
     with sqlite3.connect(db_path) as db:
-        for chain in chains:
-            if not chain.done:
-                continue
-            rows = db.execute(
-                """WITH RECURSIVE up(id, parent_id, hop) AS (
-                       SELECT id, parent_id, 0 FROM interactions WHERE id = ?
-                       UNION ALL SELECT i.id, i.parent_id, up.hop + 1 FROM interactions i JOIN up ON i.id = up.parent_id)
-                   SELECT up.id, i.status, i.input, i.output FROM up JOIN interactions i ON i.id = up.id
-                   ORDER BY up.hop DESC""",
-                (chain.done[-1],),
-            ).fetchall()
-            if [r[0] for r in rows] != chain.done:
-                problems.append(f"{chain.name}: stored chain {[r[0] for r in rows]} != acknowledged {chain.done}")
-                continue
-            for turn, (interaction_id, status, input_, output) in enumerate(rows, start=1):
-                if status != "completed" or f"chain {chain.name} turn {turn}" not in (input_ or "") \
-                        or f"[{turn} user messages]" not in (output or ""):
-                    problems.append(f"{chain.name} turn {turn} ({interaction_id}): {status}, incomplete record")
-            for interaction_id in chain.unfinished:
-                found = db.execute("SELECT status FROM interactions WHERE id = ?", (interaction_id,)).fetchone()
-                if found is None or found[0] not in ("completed", "failed"):
-                    problems.append(f"{chain.name}: streamed {interaction_id} is {found}")
+        return verify_with(lambda sql, *params: db.execute(sql, params).fetchall(), chains)
+
+
+def verify_with(query: Query, chains: list[Chain]) -> list[str]:
+    """verify's checks through `query(sql, *params)` (`?` markers): any backend's rows."""
+    problems: list[str] = []
+    for chain in chains:
+        if not chain.done:
+            continue
+        rows = query(
+            """WITH RECURSIVE up(id, parent_id, hop) AS (
+                   SELECT id, parent_id, 0 FROM interactions WHERE id = ?
+                   UNION ALL SELECT i.id, i.parent_id, up.hop + 1 FROM interactions i JOIN up ON i.id = up.parent_id)
+               SELECT up.id, i.status, i.input, i.output FROM up JOIN interactions i ON i.id = up.id
+               ORDER BY up.hop DESC""",
+            chain.done[-1],
+        )
+        if [r[0] for r in rows] != chain.done:
+            problems.append(f"{chain.name}: stored chain {[r[0] for r in rows]} != acknowledged {chain.done}")
+            continue
+        for turn, (interaction_id, status, input_, output) in enumerate(rows, start=1):
+            if status != "completed" or f"chain {chain.name} turn {turn}" not in (input_ or "") \
+                    or f"[{turn} user messages]" not in (output or ""):
+                problems.append(f"{chain.name} turn {turn} ({interaction_id}): {status}, incomplete record")
+        for interaction_id in chain.unfinished:
+            found = query("SELECT status FROM interactions WHERE id = ?", interaction_id)
+            if not found or found[0][0] not in ("completed", "failed"):
+                problems.append(f"{chain.name}: streamed {interaction_id} is {found}")
     return problems

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..model import IN_PROGRESS
 from .erase import PURGE_BATCH
 from .records import Removed
 
@@ -35,9 +36,11 @@ EVERYTHING = "*"
 # A notification's payload must stay under 8000 bytes.
 _MAX_PAYLOAD = 7900
 
+# A tombstone keeps nothing said, no lease and no cancel: its run's last write finds it erased.
 _TOMBSTONE = (
-    "UPDATE interactions SET input = NULL, output = NULL, request = NULL, error = NULL,"
-    " search_input = NULL, search_output = NULL, status = 'deleted', deleted_at = $1, updated_at = $1"
+    "UPDATE interactions SET input = NULL, output = NULL, request = NULL, error = NULL, search_input = NULL,"
+    " search_output = NULL, status = 'deleted', deleted_at = $1, updated_at = $1, run_owner = NULL,"
+    " lease_until = NULL, cancel_requested = false"
 )
 _STILL_RUNNING = "status = 'in_progress' AND deleted_at IS NULL"
 # The tables an erase leaves dead rows in, vacuumed after it.
@@ -59,7 +62,7 @@ async def erase_interactions(db: asyncpg.Connection, ids: list[str]) -> Removed:
     removed = Removed()
     removed.interactions = len(await db.fetch(f"{_TOMBSTONE} WHERE id = ANY($2::text[]) AND deleted_at IS NULL"
                                               " RETURNING id", now, ids))
-    removed.exchanges = _count(await db.execute("DELETE FROM exchanges WHERE interaction_id = ANY($1::text[])", ids))
+    removed.exchanges = count_of(await db.execute("DELETE FROM exchanges WHERE interaction_id = ANY($1::text[])", ids))
     await db.execute("DELETE FROM stream_events WHERE interaction_id = ANY($1::text[])", ids)
     await announce(db, ids)
     return removed
@@ -70,7 +73,7 @@ async def erase_thread(db: asyncpg.Connection, thread_id: str) -> Removed:
     running keeps a tombstone (its run's last write must find it erased)."""
     removed = Removed()
     ids = [row[0] for row in await db.fetch("SELECT id FROM interactions WHERE root_id = $1", thread_id)]
-    removed.exchanges = _count(await db.execute(
+    removed.exchanges = count_of(await db.execute(
         "DELETE FROM exchanges WHERE interaction_id IN (SELECT id FROM interactions WHERE root_id = $1)", thread_id))
     await db.execute("DELETE FROM stream_events WHERE interaction_id IN"
                      " (SELECT id FROM interactions WHERE root_id = $1)", thread_id)
@@ -78,20 +81,21 @@ async def erase_thread(db: asyncpg.Connection, thread_id: str) -> Removed:
         "SELECT count(*) FROM interactions WHERE root_id = $1 AND deleted_at IS NULL", thread_id)
     running = [row[0] for row in await db.fetch(f"{_TOMBSTONE} WHERE root_id = $2 AND {_STILL_RUNNING} RETURNING id",
                                                 time.time(), thread_id)]
-    if _count(await db.execute("DELETE FROM interactions WHERE root_id = $1 AND NOT (id = ANY($2::text[]))",
+    if count_of(await db.execute("DELETE FROM interactions WHERE root_id = $1 AND NOT (id = ANY($2::text[]))",
                                thread_id, running)):
         removed.threads = 1
     await announce(db, ids)
     return removed
 
 
-def _count(status: str) -> int:
+def count_of(status: str) -> int:
     """The row count of a command's status (`DELETE 3`)."""
-    return int(status.rsplit(" ", 1)[-1])
+    last = status.rsplit(" ", 1)[-1] if status else ""
+    return int(last) if last.isdigit() else 0
 
 
 @dataclass(slots=True)
-class PgPurge:
+class Purge:
     """Everything recorded before `cutoff`, erased a step (one short transaction) at a time:
     erase.Purge's phases and rules, in PostgreSQL's dialect."""
 
@@ -113,21 +117,22 @@ class PgPurge:
         return False
 
     async def _nodes(self, db: asyncpg.Connection) -> bool:
+        # SKIP LOCKED: a node another instance is writing right now is taken on a later step.
         rows = await db.fetch("SELECT id, root_id, status FROM interactions WHERE created_at < $1"
-                              " AND deleted_at IS NULL LIMIT $2", self.cutoff, self.batch)
+                              " AND deleted_at IS NULL LIMIT $2 FOR UPDATE SKIP LOCKED", self.cutoff, self.batch)
         if not rows:
             return False
         ids = [row[0] for row in rows]
-        self.running.update(row[1] for row in rows if row[2] == "in_progress")
+        self.running.update(row[1] for row in rows if row[2] == IN_PROGRESS)
         await db.execute(f"{_TOMBSTONE} WHERE id = ANY($2::text[])", time.time(), ids)
         self.removed.interactions += len(ids)
-        self.removed.exchanges += _count(await db.execute(
+        self.removed.exchanges += count_of(await db.execute(
             "DELETE FROM exchanges WHERE interaction_id = ANY($1::text[])", ids))
         await db.execute("DELETE FROM stream_events WHERE interaction_id = ANY($1::text[])", ids)
         return True
 
     async def _exchanges(self, db: asyncpg.Connection) -> bool:
-        deleted = _count(await db.execute(
+        deleted = count_of(await db.execute(
             "DELETE FROM exchanges WHERE id IN (SELECT id FROM exchanges WHERE created_at < $1 LIMIT $2)",
             self.cutoff, self.batch))
         self.removed.exchanges += deleted
@@ -144,7 +149,7 @@ class PgPurge:
             return False
         # Still dead: nothing newer came under the thread since it was found.
         for thread_id in dead:
-            self.removed.threads += _count(await db.execute(
+            self.removed.threads += count_of(await db.execute(
                 "DELETE FROM interactions WHERE root_id = $1 AND NOT EXISTS (SELECT 1 FROM interactions"
                 " WHERE root_id = $1 AND (deleted_at IS NULL OR created_at >= $2))", thread_id, self.cutoff)) > 0
         return True
