@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 from google import genai
 from google.genai import _interactions as gi
@@ -201,3 +202,16 @@ def _post(recall: Recall, path: str, body: dict[str, Any]) -> tuple[int, Any, st
 
     answer = httpx.post(recall.url + path, json=body, headers={"x-goog-api-key": "key-A"}, timeout=30)
     return answer.status_code, answer.headers, answer.text
+
+
+def test_each_instances_viewer_reads_the_shared_database(instances: Instances, fake_gemini: FakeGemini) -> None:
+    """The viewer each instance serves reads PostgreSQL: a turn made on one is listed by
+    another's, and the database is named without its password."""
+    recalls = instances({"gemini": Upstream("gemini", fake_gemini.url, "gemini", state="emulate")})
+    first = client(recalls[0])  # held: a genai client closes its connections when collected
+    made = first.interactions.create(model=MODEL, input="Name a river.")
+    with httpx.Client(base_url=recalls[2].url) as viewer:
+        info = viewer.get("/_recall/api/info").json()
+        listed = viewer.get("/_recall/api/conversations").json()
+    assert info["database"].startswith("postgresql://") and "recall-test" not in info["database"]
+    assert [thread["thread_id"] for thread in listed["conversations"]] == [made.id]

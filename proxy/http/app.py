@@ -277,8 +277,10 @@ def create_app(config: Config, database: str | Path, extend: AppHook | None = No
     app.middlewares.append(_connection_limit(config))
     app.on_response_prepare.append(_cache_header)
     app.router.add_get("/_recall/health", health)
-    # The viewer reads the database the store opened (in replay mode on SQLite, the store's copy).
-    mount_viewer(app, tokens=config.tokens, database=lambda: app[SERVICES].store.location, mode=config.mode)
+    # The viewer reads the database the store opened: in replay mode on SQLite, the store's copy;
+    # on PostgreSQL, the URL as given (the store's location masks its password).
+    mount_viewer(app, tokens=config.tokens, mode=config.mode,
+                 database=lambda: database if isinstance(database, str) else app[SERVICES].store.location)
     app.router.add_route("*", r"/{tail:[\s\S]*}", handle)  # [\s\S]: a path may hold an encoded newline
     if extend is not None:
         extend(app)

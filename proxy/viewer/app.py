@@ -54,13 +54,7 @@ def mount_viewer(app: web.Application, *, tokens: list[str], database: Callable[
     app[VIEWER] = viewer
 
     async def readers(app: web.Application) -> AsyncIterator[None]:
-        location = database()
-        if not isinstance(location, Path):
-            # PostgreSQL: the viewer's readers come with PostgreSQL's AuditStore (the pg_audit branch
-            # of issue 19); until they are merged, the viewer's data routes have no readers here.
-            yield
-            return
-        viewer.readers = await Readers.open(location)
+        viewer.readers = await Readers.open(database())
         yield
         await viewer.readers.close()
 
