@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from proxy_overhead import Processes, cpu_seconds, free_port, post, wait_up  # noqa: E402
+from proxy_overhead import Processes, cpu_seconds, free_port, post, wait_up, write_section  # noqa: E402
 
 from tests.support.postgres import PostgresServer  # noqa: E402
 
@@ -151,17 +151,6 @@ def report(args: argparse.Namespace, turns: dict[str, list[float]], cpu: dict[st
     return "\n".join(lines)
 
 
-def write_section(path: Path, table: str) -> None:
-    text = path.read_text()
-    section = f"{MARK_START}\n{table}\n{MARK_END}"
-    if MARK_START in text:
-        head, rest = text.split(MARK_START, 1)
-        text = head + section + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## PostgreSQL\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
@@ -172,7 +161,7 @@ def main() -> None:
     table = asyncio.run(run(args))
     print(table)
     if args.write:
-        write_section(args.write, table)
+        write_section(args.write, table, (MARK_START, MARK_END), "PostgreSQL")
 
 
 if __name__ == "__main__":

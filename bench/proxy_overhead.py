@@ -398,14 +398,17 @@ def report(targets: list[Target], rebuild: list[tuple[int, float, float]], args:
     return "\n".join(lines)
 
 
-def write_section(path: Path, table: str) -> None:
+def write_section(path: Path, table: str, marks: tuple[str, str] = (MARK_START, MARK_END),
+                  heading: str = "Proxy overhead") -> None:
+    """Put `table` between `marks` in the Markdown file `path` (a new `heading` section if they are not there)."""
+    start, end = marks
     text = path.read_text() if path.exists() else "# Performance\n"
-    section = f"{MARK_START}\n{table}\n{MARK_END}"
-    if MARK_START in text:
-        head, rest = text.split(MARK_START, 1)
-        text = head + section + rest.split(MARK_END, 1)[1]
+    section = f"{start}\n{table}\n{end}"
+    if start in text:
+        head, rest = text.split(start, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
-        text = text.rstrip("\n") + "\n\n## Proxy overhead\n\n" + section + "\n"
+        text = text.rstrip("\n") + f"\n\n## {heading}\n\n" + section + "\n"
     path.write_text(text)
 
 
