@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from proxy.model import COMPLETED, FAILED, IN_PROGRESS, MODEL, TEXT, USER, Interaction, Part, Turn
+from proxy.store.locations import open_audit
 from proxy.store.protocol import Store
 from proxy.store.records import Conversation, Exchange
 from proxy.store.writer import StoreUnavailable
@@ -114,6 +115,27 @@ def test_a_nodes_end_commits_with_its_last_events(loop_thread: LoopThread, backe
         erased.status = COMPLETED
         assert await store.save_interaction(erased, None, [(1, "e1", 0.0, MARKER.encode())]) is False
         assert await store.stream_frames("v1_gone") == []
+
+    run_with(loop_thread, backend, test)
+
+
+def test_a_turn_is_searchable_once_it_ends(loop_thread: LoopThread, backend: Backend) -> None:
+    """A turn is saved in progress (before its provider is asked), then ended: it is indexed for
+    search once, when it ends."""
+    def hits() -> int:
+        audit = open_audit(backend.location)
+        try:
+            return len(audit.search(MARKER))
+        finally:
+            audit.close()
+
+    async def test(store: Store) -> None:
+        running = node("v1_searched", status=IN_PROGRESS, text=MARKER)
+        await store.save_interaction(running)
+        assert await asyncio.to_thread(hits) == 0
+        running.status, running.output = COMPLETED, [Turn(MODEL, [Part(TEXT, text="an answer")])]
+        await store.save_interaction(running)
+        assert await asyncio.to_thread(hits) == 1
 
     run_with(loop_thread, backend, test)
 

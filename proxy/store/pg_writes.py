@@ -71,8 +71,9 @@ async def save_node(db: asyncpg.Connection, it: Interaction, run_owner: str, lea
         it.id, it.owner, it.upstream, it.front, it.mode, it.model, it.status, it.parent_id, it.root_id or it.id,
         turns_json(it.input), turns_json(it.output), dumps(it.request), dumps(it.usage.to_json()), it.error,
         it.provider_id, float(it.created), float(it.updated), it.run_id, it.usage.input_tokens,
-        it.usage.output_tokens, run_owner if running else None, searchable_text(it.input),
-        searchable_text(it.output), lease_s,
+        it.usage.output_tokens, run_owner if running else None,
+        # Searchable once it ends, as on SQLite (a turn is saved in progress first, then ended).
+        None if running else searchable_text(it.input), None if running else searchable_text(it.output), lease_s,
     )
     return root
 

@@ -285,7 +285,10 @@ class SQLiteStore:
                     self.instance if running else None, time.time() + run_leases.RUN_LEASE_S if running else None,
                 ),
             )
-            index_interaction(db, it.id, it.input, it.output)
+            if not running:
+                # Indexed once, when it ends (a turn is saved in progress first, then ended):
+                # a running turn is found by `recall search` when it has ended.
+                index_interaction(db, it.id, it.input, it.output)
             if exchange is not None:
                 exchange.interaction_id = it.id
                 insert_exchange(db, exchange)
