@@ -33,19 +33,23 @@ def measure(turns: int) -> float:
 
     async def run() -> float:
         store = await SQLiteStore.open(Path(tempfile.mkdtemp(prefix="recall-bench-")) / "writes.db")
+        try:
+            return await write(store)
+        finally:
+            await store.close()  # its connections' threads would keep the process alive
+
+    async def write(store: SQLiteStore) -> float:
         started = time.process_time()
         for n in range(turns):
             now = time.time()
             it = Interaction(id=f"v1_w{n}", owner="o", upstream="u", front="gemini-interactions", mode="emulate",
                              model="m", status=IN_PROGRESS, input=[Turn(USER, [Part("text", text=text)])],
-                             created=now, updated=now)
+                             output=[], created=now, updated=now)
             await store.save_interaction(it)
             it.status, it.usage = COMPLETED, Usage(5, 40)
             it.output = [Turn(MODEL, [Part("text", text=reply)])]
             await store.save_interaction(it)
-        spent = time.process_time() - started
-        await store.close()
-        return spent / turns
+        return (time.process_time() - started) / turns
 
     return asyncio.run(run())
 
