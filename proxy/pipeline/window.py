@@ -116,17 +116,23 @@ class Fitter:
         learnt = earlier.get("window")
         windows = [w for w in (window, learnt) if isinstance(w, int) and w > 0]
         self.window = min(windows) if windows else None
+        self.history = prior
+        self.decided_by: str | None = None
+        self.before: int | None = None
+        self.blocks: list[Block] = []
+        self.settings = self.own = self.inherited = 0
+        self.dropped: set[int] = set()
+        self.ratio = 1.0
+        if not truncating:
+            return  # nothing will be cut: no estimate of the chain is made on the turn's path
         # A chain's blocks are its nodes (from its newest compaction on); a conversation's (no chain) its items.
-        units = history_by_node(chain) if chain else [(f"item {i}", [t]) for i, t in enumerate(prior)]
-        self.blocks = blocks_of(units)
+        self.blocks = blocks_of(history_by_node(chain) if chain else [(f"item {i}", [t]) for i, t in enumerate(prior)])
         self.settings = _settings_tokens(req)
         self.own = estimate(req.input) + self.settings
         # Cuts always take the oldest blocks after the first: a cut is where the kept turns resume.
         self.dropped = set(range(1, self._block_of(earlier.get("resume_at"))))
         self.inherited = len(self.dropped)
         self.ratio = self._calibrated(parent)
-        self.decided_by: str | None = None
-        self.before: int | None = None
 
     def _block_of(self, key: Any) -> int:
         """The index of the block holding `key` (1 when none does: nothing is dropped)."""
@@ -164,7 +170,9 @@ class Fitter:
 
     def fit(self) -> list[Turn]:
         """The history for the first try: the parent's cut kept, cut further if the chain would not fit."""
-        if self.truncating and self.window is not None and self._tokens(self.dropped) > self.window:
+        if not self.truncating:
+            return self.history
+        if self.window is not None and self._tokens(self.dropped) > self.window:
             self._cut(self.window, "usage")
         return self.prior()
 
