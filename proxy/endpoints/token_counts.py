@@ -17,6 +17,7 @@ from ..codecs import COUNTERS
 from ..errors import bad_request, succeeded, upstream_bad_response
 from ..pipeline.answers import JSON, json_bytes_response
 from ..pipeline.call import Call
+from ..pipeline.compaction import open_sealed
 from ..pipeline.history import context
 from ..pipeline.provider_call import refusal, upstream_headers, upstream_request
 from ..pipeline.relay import relay
@@ -30,9 +31,12 @@ async def count_tokens(request: web.Request, call: Call, services: Services) -> 
     if call.native:  # the provider holds the conversation the count continues
         return await relay(request, call, services, store_content=call.recording)
     req = counter.parse(front, call.json_body())
-    if req.previous_id is None and req.conversation is None and call.upstream.api in front.same_wire:
+    if req.previous_id is None and req.conversation is None and front.same_wire_on(call.upstream.api, req.model):
         return await relay(request, call, services, store_content=call.recording)
     chain, prior = await context(services, call, req)
+    # As the create would send it: what the chain already holds once, a sealed compaction opened.
+    req = front.continuing(req, chain)
+    open_sealed(services.sealer, req.input)
     fitter = Fitter(req, chain, prior, window=call.upstream.window_for(req.model), truncating=front.truncates(req))
     upstream_codec, create = upstream_request(call, req, fitter.fit())
     upstream_counter = COUNTERS.get(upstream_codec.name)
