@@ -139,3 +139,15 @@ def test_an_emulated_chain_is_answered_from_the_recording_in_replay(
     again = client(replaying).responses.create(model="parallel", input=LAUNCH_CHAIN[0][0])
     assert again.id == recorded["id"] and again.output_text == LAUNCH_CHAIN[0][1]
     assert len(fake_parallel.requests) == seen  # no call to Parallel
+
+
+def test_a_chain_kept_for_parallel_is_compacted_by_recall(emulated: Recall, fake_parallel: FakeParallel) -> None:
+    """Parallel documents no /responses/compact: recall asks Parallel's Responses API for the
+    summary and seals it, as on any upstream that cannot compact."""
+    c = client(emulated)
+    first = c.responses.create(model="parallel", input=LAUNCH_CHAIN[0][0])
+    compacted = c.responses.compact(model="parallel", previous_response_id=first.id)
+    assert compacted.output[-1].type == "compaction"
+    assert [seen.path for seen in fake_parallel.requests] == [RESPONSES, RESPONSES]  # the turn, then the summary
+    follow = c.responses.create(model="parallel", input=LAUNCH_CHAIN[1][0], previous_response_id=compacted.id)
+    assert follow.output_text

@@ -211,6 +211,11 @@ class OpenAIResponses(OpenAICodec):
     def parse_compact(self, body: Any) -> TurnRequest:
         return parse_compact(self.parse_create(body))
 
+    def compacts_on(self, upstream_api: str) -> bool:
+        """Whether the provider serves `/responses/compact` itself: OpenAI does; Parallel's
+        Responses API documents no compaction, so recall summarises there as elsewhere."""
+        return upstream_api == self.speaks
+
     def compact_call(self, req: TurnRequest, history: list[Turn], to: Destination) -> UpstreamCall:
         return compact_call(self, req, history, to)
 

@@ -37,6 +37,7 @@ class CompactingCodec(Protocol):
     id_prefix: str
 
     def parse_compact(self, body: Any) -> TurnRequest: ...
+    def compacts_on(self, upstream_api: str) -> bool: ...
     def continuing(self, req: TurnRequest, chain: list[Interaction]) -> TurnRequest: ...
     def compact_call(self, req: TurnRequest, history: list[Turn], to: Destination) -> UpstreamCall: ...
     def compacted_reply(self, body: Any) -> ModelReply: ...
@@ -54,7 +55,7 @@ async def compact(request: web.Request, call: Call, services: Services) -> web.S
     req = codec.continuing(req, chain)
     open_sealed(services.sealer, req.input)
     thread = thread_of(chain, req)
-    if upstream_codec_of(call, req) is call.route.codec:
+    if upstream_codec_of(call, req) is call.route.codec and codec.compacts_on(call.upstream.api):
         reply = await _asked_of_provider(call, services, codec, req, prior, thread)
     else:
         # The model the thread runs on: an app's compaction may name an OpenAI model (the

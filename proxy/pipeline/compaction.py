@@ -54,8 +54,10 @@ async def summarised(call: Call, services: Services, req: TurnRequest, prior: li
     """The compacted window of `prior` and the request's own input: their user messages, then a
     compaction item sealed around the summary `model` wrote of them on the call's upstream."""
     conversation = [*prior, *req.input]
+    # `raw` too: an upstream of the front's own API (Parallel's Responses API) is sent the
+    # request's own fields, as the app would have written this one.
     ask = TurnRequest(front=req.front, model=model, input=[Turn(USER, [Part(TEXT, text=SUMMARY_REQUEST)])],
-                      system=req.system)
+                      system=req.system, raw={"model": model, "input": SUMMARY_REQUEST})
     upstream_codec, upstream_call = upstream_request(call, ask, conversation)
     reply, _ = await ask_upstream(call, services, upstream_codec, upstream_call)
     summary = "\n".join(turn.text for turn in reply.output if turn.role == MODEL).strip()
