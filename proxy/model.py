@@ -245,6 +245,10 @@ def settle_status(output: list[Turn], finished: str) -> str:
     return finished
 
 
+#: Where a node records the cut its call was made with, in its stored `request` (pipeline/window.py).
+TRUNCATION = "recall_truncation"
+
+
 @dataclass(slots=True)
 class Interaction:
     """One stored turn of a conversation: a node with a parent pointer."""
@@ -274,6 +278,12 @@ class Interaction:
     def turns(self) -> list[Turn]:
         """This node's contribution to the conversation history."""
         return [*self.input, *self.output]
+
+    @property
+    def truncation(self) -> dict[str, Any]:
+        """The cut its call was made with ({} when none), kept in its request by pipeline/window.py."""
+        found = self.request.get(TRUNCATION)
+        return found if isinstance(found, dict) else {}
 
 
 # -- the neutral stream -------------------------------------------------------------

@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 
 from ..model import COMPACTION, FUNCTION_CALL, FUNCTION_RESULT, MEDIA_KINDS, TEXT, THOUGHT, Interaction, Part, Turn
-from ..pipeline.window import truncation_of
 from ..store.records import HIT_END, HIT_START, Exchange, Node, Removed, SearchHit, StatsRow, ThreadSummary
 from .when import short_utc, utc
 
@@ -157,7 +156,7 @@ def interaction_record(node: Node) -> dict[str, Any]:
     record["output"] = [t.to_json() for t in it.output]
     if it.request:
         record["request"] = it.request
-    if cut := truncation_of(it):
+    if cut := it.truncation:
         record["truncation"] = cut
     if it.error:
         record["error"] = it.error
@@ -241,7 +240,7 @@ def node_header(node: Node) -> str:
 
 def cut_text(it: Interaction) -> str | None:
     """What a truncated call left out (pipeline/window.py), in a line; None when nothing."""
-    cut = truncation_of(it)
+    cut = it.truncation
     if not cut:
         return None
     window = f" to fit a window of {cut['window']} tokens" if cut.get("window") else ""
@@ -330,7 +329,7 @@ def _tree_label(node: Node, mark: str | None) -> str:
         return f"{it.id}{star}  [deleted]"
     said = clip(first_user_text(node), 40)
     reply = clip(last_reply_text(node), 40)
-    cut = truncation_of(it)
+    cut = it.truncation
     dropped = f"  [cut: {cut.get('turns_dropped', 0)} turns left out]" if cut else ""
     compacted = "  [compaction: history starts here]" if compacts(node) else ""
     return f"{it.id}{star}  {short_utc(it.created)}  {said!r} → {reply!r}{dropped}{compacted}"
@@ -370,7 +369,7 @@ def tree_record(nodes: list[Node]) -> list[dict[str, Any]]:
             "model": it.model,
             "input_text": None if node.deleted else first_user_text(node),
             "output_text": None if node.deleted else last_reply_text(node),
-            "truncation": truncation_of(it) or None,
+            "truncation": it.truncation or None,
             "compaction": compacts(node),
             "children": [build(child) for child in by_parent.get(it.id, [])],
         }

@@ -30,6 +30,7 @@ from ..model import (
     INSTRUCTION,
     MEDIA_KINDS,
     THOUGHT,
+    TRUNCATION,
     Interaction,
     Part,
     Turn,
@@ -37,8 +38,6 @@ from ..model import (
 )
 from .state import history_by_node
 
-#: Where a node records the cut its call was made with (in its stored `request`).
-TRUNCATION = "recall_truncation"
 #: A cut leaves the input at this share of the window: room for the following turns.
 TARGET_SHARE = 0.7
 #: Tokens a part costs besides its text, and a piece of media (its size is the provider's business).
@@ -110,7 +109,7 @@ class Fitter:
                  window: int | None, truncating: bool) -> None:
         self.truncating = truncating
         parent = chain[-1] if chain else None
-        earlier = truncation_of(parent) if parent is not None and truncating else {}
+        earlier = parent.truncation if parent is not None and truncating else {}
         # A window the provider named in an earlier refusal is evidence: it wins over a larger
         # configured or published one (a local server may run a model with less than its maximum).
         learnt = earlier.get("window")
@@ -220,9 +219,3 @@ class Fitter:
             record["decided_by"] = self.decided_by
             record["tokens_before"] = self.before
         node.request[TRUNCATION] = record
-
-
-def truncation_of(node: Interaction) -> dict[str, Any]:
-    """The cut a node's call was made with ({} when none)."""
-    found = node.request.get(TRUNCATION)
-    return found if isinstance(found, dict) else {}
