@@ -48,12 +48,17 @@ class Call:
     cache_status: str = "live"
     started: float = field(default_factory=time.perf_counter)
     created: float = field(default_factory=time.time)
+    # Call.native, decided once: a codec may read the body to decide it (Parallel's model rule).
+    _native: bool | None = None
 
     @property
     def native(self) -> bool:
         """The provider keeps this conversation itself (it has this API's state, and state = native):
         recall relays and records beside."""
-        return self.upstream.state == "native" and self.route.codec.keeps_state_on(self.upstream.api, self.body)
+        if self._native is None:
+            self._native = self.upstream.state == "native" and self.route.codec.keeps_state_on(self.upstream.api,
+                                                                                               self.body)
+        return self._native
 
     def stores(self, req: TurnRequest) -> bool:
         """Whether this turn's content is kept: the API's `store` and recall's own `X-Recall-Store`."""
