@@ -73,9 +73,14 @@ class Part:
     # The provider's own JSON for this part when it holds more than the fields
     # above; re-sent verbatim when the same wire API is on both sides.
     native: Any = None
+    # True when the text of this part, from a long streamed reply, was not kept: its node's
+    # recorded events hold it (pipeline/spill.py reads it back). In memory `text` holds its
+    # head, for the search index; stored, the part holds no text at all.
+    spilled: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+        return {f.name: v for f in fields(self)
+                if (v := getattr(self, f.name)) is not None and not (self.spilled and f.name == "text")}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Part:
@@ -280,6 +285,11 @@ class Interaction:
         return [*self.input, *self.output]
 
     @property
+    def spilled(self) -> bool:
+        """Whether some of its output's text is read from its recorded events (pipeline/spill.py)."""
+        return any(part.spilled for turn in self.output for part in turn.parts)
+
+    @property
     def truncation(self) -> dict[str, Any]:
         """The cut its call was made with ({} when none), kept in its request by pipeline/window.py."""
         found = self.request.get(TRUNCATION)
@@ -321,7 +331,10 @@ class Assembler:
     """Builds the final reply from deltas, as the stream passes.
 
     Text is kept as a list of pieces and joined once at the end, so assembling
-    costs one copy of the output, not one per delta.
+    costs one copy of the output, not one per delta. When `spill_after` is set (a
+    stored stream, whose recorded events hold every byte), text past that many
+    characters in all is not kept: the parts that hold text are marked `spilled`,
+    keep what was held (their head), and keep nothing of what follows.
     """
 
     parts: dict[int, Part] = field(default_factory=dict)
@@ -332,6 +345,9 @@ class Assembler:
     model: str | None = None
     provider_id: str | None = None
     error: str | None = None
+    spill_after: int | None = None
+    _kept_chars: int = 0
+    _spilling: bool = False
 
     def apply(self, delta: StreamDelta) -> None:
         if isinstance(delta, PartStart):
@@ -341,13 +357,25 @@ class Assembler:
             if part is None:  # a delta with no start: open a text part for it
                 part = self.parts[delta.index] = Part("text")
             if delta.text is not None:
-                self._text.setdefault(delta.index, []).append(delta.text)
+                self._keep_text(delta.index, part, delta.text)
             if delta.arguments is not None:
                 self._arguments.setdefault(delta.index, []).append(delta.arguments)
             if delta.signature is not None:
                 part.signature = (part.signature or "") + delta.signature
             if delta.data is not None:
                 part.data = (part.data or "") + delta.data
+
+    def _keep_text(self, index: int, part: Part, text: str) -> None:
+        if self._spilling:
+            part.spilled = True
+            return
+        self._text.setdefault(index, []).append(text)
+        self._kept_chars += len(text)
+        if self.spill_after is not None and self._kept_chars > self.spill_after:
+            # From here on the text lives only in the recorded events; what was held stays as the head.
+            self._spilling = True
+            for held in self._text:
+                self.parts[held].spilled = True
 
     def reply(self) -> ModelReply:
         parts = []

@@ -39,6 +39,7 @@ from ..audit.render import (
     tree_record,
 )
 from ..audit.when import utc
+from ..pipeline.spill import whole_audit
 from ..store.locations import open_audit
 from ..store.protocol import AuditStore
 from ..store.records import STATS_KEYS, THREAD_STATUSES, IdNotFound, Removed, StoreError, WalBusy
@@ -148,7 +149,7 @@ def show(interaction_id: str | None, config_path: str | None, db_path: str | Non
             if interaction_id is None:
                 raise click.ClickException(f"nothing recorded yet in {audit.location}")
         interaction_id = resolve_id(str(interaction_id), audit)
-        nodes = audit.chain(interaction_id)
+        nodes = [whole_audit(audit, node) for node in audit.chain(interaction_id)]
         if not nodes:
             raise _unknown(interaction_id, audit)
         exchanges = {n.interaction.id: audit.exchanges(n.interaction.id) for n in nodes} if raw else {}
@@ -263,7 +264,7 @@ def export(config_path: str | None, db_path: str | None, fmt: str, since: float 
             if node is None:
                 raise _unknown(thread_of, audit)
             thread_id = node.interaction.root_id
-        nodes = audit.export_rows(since=since, until=until, thread=thread_id)
+        nodes = (whole_audit(audit, node) for node in audit.export_rows(since=since, until=until, thread=thread_id))
         if _progress_wanted(output):
             total = audit.count(since=since, until=until, thread=thread_id)
             with click.progressbar(nodes, length=total, label="exporting", file=sys.stderr) as bar:

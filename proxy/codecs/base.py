@@ -70,6 +70,9 @@ class StreamEncoder:
 
     #: Whether events of this same API from a provider can be passed on (see relabel).
     can_relabel = False
+    #: Whether `closing` or `failure` carry the node's output (its text whole), so that a node
+    #: whose text was left to its recorded events (pipeline/spill.py) is read back for them.
+    renders_output_at_close = False
 
     def opening(self, node: Interaction) -> list[Frame]:
         raise NotImplementedError

@@ -336,6 +336,8 @@ class InteractionsStreamEncoder(StreamEncoder):
         self._legacy = legacy
         # Google streams the current revision; an app on the earlier one needs re-encoding.
         self.can_relabel = not legacy
+        # The earlier revision's completion event carries the whole interaction.
+        self.renders_output_at_close = legacy
         self._names = _LEGACY if legacy else _CURRENT
         self._count = 0
         self._open: dict[int, Part] = {}

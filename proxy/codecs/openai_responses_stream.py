@@ -55,6 +55,8 @@ class ResponsesStreamEncoder(StreamEncoder):
     terminal event with the same response id; `sequence_number` from 0, no `id:` lines."""
 
     can_relabel = True
+    # `response.completed` (and `response.failed`) carry the whole Response.
+    renders_output_at_close = True
 
     def __init__(self, codec: Codec, body: dict[str, Any]) -> None:
         self._codec = codec

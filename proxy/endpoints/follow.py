@@ -15,6 +15,7 @@ from ..model import IN_PROGRESS, Interaction, deltas_of
 from ..pipeline.call import Call
 from ..pipeline.events import Sink
 from ..pipeline.services import Services
+from ..pipeline.spill import PAGE_EVENTS
 
 
 async def follow(request: web.Request, call: Call, services: Services, node: Interaction) -> web.StreamResponse:
@@ -34,7 +35,7 @@ async def follow(request: web.Request, call: Call, services: Services, node: Int
         # its node's end commits with its last events, so an ended run's stream is whole.
         here = services.runs.running(node.id)
         running = here or await services.store.running_elsewhere(node.id)
-        frames = await services.store.stream_frames(node.id, after)
+        frames = await services.store.stream_frames(node.id, after, PAGE_EVENTS)
         if not frames and not running and after == 0:
             # A turn that ran without events (a plain one) is read as it ended.
             ended = await services.store.get_interaction(node.id) if node.status == IN_PROGRESS else None
@@ -43,6 +44,8 @@ async def follow(request: web.Request, call: Call, services: Services, node: Int
         for seq, data in frames:
             await sink.send(data)
             after = seq
+        if len(frames) == PAGE_EVENTS:
+            continue  # more are recorded: a long stream is read a page at a time
         if not running:
             break
         await services.runs.changed(node.id, timeout=1.0)

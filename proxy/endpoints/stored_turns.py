@@ -17,6 +17,7 @@ from ..pipeline.call import Call
 from ..pipeline.relay import relay
 from ..pipeline.running import DELETED_WHILE_RUNNING
 from ..pipeline.services import Services
+from ..pipeline.spill import stream_rendered, whole
 from .cursor_pages import cursor_page
 from .follow import follow
 
@@ -43,7 +44,11 @@ async def get(request: web.Request, call: Call, services: Services) -> web.Strea
         return await relay(request, call, services)
     if call.query_flag("stream"):
         return await follow(request, call, services, found)
-    return json_response(call.route.codec.render(found, include_input=call.query_flag("include_input")))
+    include_input = call.query_flag("include_input")
+    if found.spilled:  # a long streamed reply: its body is written as its events are read
+        return await stream_rendered(request, services.store, found,
+                                     lambda node: call.route.codec.render(node, include_input=include_input))
+    return json_response(call.route.codec.render(found, include_input=include_input))
 
 
 async def delete(request: web.Request, call: Call, services: Services) -> web.StreamResponse:
@@ -75,7 +80,7 @@ async def cancel(request: web.Request, call: Call, services: Services) -> web.St
             raise _not_cancellable(resource_id, found.status)
         await _ended_elsewhere(services, resource_id)
     cancelled = await services.state.lookup(resource_id, call.owner)
-    return json_response(call.route.codec.render(cancelled or found))
+    return json_response(call.route.codec.render(await whole(services.store, cancelled or found)))
 
 
 def _not_cancellable(resource_id: str, status: str) -> ApiError:

@@ -71,6 +71,11 @@ class EventLog:
         self._pending_bytes = 0
         self._writes: list[asyncio.Future[Any]] = []
 
+    @property
+    def recording(self) -> bool:
+        """Whether the events are written to the store (a stored turn's)."""
+        return self._enabled
+
     def add(self, frames: list[Frame]) -> None:
         self._number(frames)
         if self._pending_bytes >= _FLUSH_BYTES or time.perf_counter() - self._last_flush >= _FLUSH_SECONDS:

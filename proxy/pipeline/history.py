@@ -15,6 +15,7 @@ from ..store import StoreUnavailable
 from ..store.records import Conversation
 from .call import Call
 from .services import Services
+from .spill import whole
 from .state import history
 
 
@@ -44,7 +45,7 @@ async def add_to_conversation(services: Services, codec: Codec, conversation_id:
     """Append a committed turn's input and output items to its conversation."""
     if node.status in (FAILED, CANCELLED):
         return  # nothing was said: a retry must not find its input twice
-    items = codec.conversation_items(node)
+    items = codec.conversation_items(await whole(services.store, node))
     try:
         await services.store.append_conversation_items(conversation_id, [(item["id"], item) for item in items])
     except StoreUnavailable as trouble:

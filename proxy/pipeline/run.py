@@ -38,6 +38,7 @@ from ..errors import ApiError, upstream_bad_response
 from ..model import CANCELLED, COMPLETED, FAILED, INCOMPLETE, Interaction, ModelReply, StreamDelta, deltas_of
 from ..sse import SSE_CONTENT_TYPE, SSEEvent, iter_events
 from ..store.protocol import Frame as StoredFrame
+from . import spill
 from .answers import JSON
 from .call import Call
 from .events import EventLog, Sink
@@ -72,6 +73,9 @@ class Run:
         # Encodes the front API's events; None when nobody listens (a plain turn).
         self.encoder, self.decoder = encoder, decoder
         self.sink, self.log = sink, log
+        if decoder is not None and log is not None and log.recording and storing:
+            # Its recorded events hold every byte of its text: the node need not hold a long one again.
+            decoder.assembler.spill_after = spill.SPILL_AFTER_CHARS
         # Whether the app's answer has begun (its stream opened, or a background create answered).
         self.began = began
         # The conversation object the finished turn's items go into.
@@ -288,8 +292,17 @@ class Run:
                 node.status, node.error = FAILED, problem
         return failure
 
-    def _closing_frames(self, stopped: str | None, failure: str | None) -> list[Frame]:
-        node, encoder = self.node, self.encoder
+    async def _shown_at_close(self, held: list[Frame]) -> Interaction:
+        """The node as the closing events show it: whole for an encoder that renders its output
+        there, its spilled text read back from the events (those committed, then `held`)."""
+        if not (self.node.spilled and self.encoder is not None and self.encoder.renders_output_at_close
+                and self.log is not None):
+            return self.node
+        await self.log.close()  # every event but the held ones committed, to be read back
+        return await spill.whole(self.services.store, self.node, [f.data for f in held])
+
+    def _closing_frames(self, node: Interaction, stopped: str | None, failure: str | None) -> list[Frame]:
+        encoder = self.encoder
         if encoder is None or not self.began:
             return []
         # An answer that has begun with no event yet gets the opening ones first.
@@ -309,7 +322,7 @@ class Run:
 
     async def _finish(self, held: list[Frame], broken: str | None, stopped: str | None) -> None:
         failure = self._settle(broken, stopped)
-        final = held + self._closing_frames(stopped, failure)
+        final = held + self._closing_frames(await self._shown_at_close(held), stopped, failure)
         # The node's end and its stream's last events commit together (Store.save_interaction);
         # a database that refuses the events loses them, never the app's stream.
         await self._commit(await self.log.ending(final) if self.log is not None else [])

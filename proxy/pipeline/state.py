@@ -11,6 +11,7 @@ from ..errors import bad_request
 from ..model import COMPACTION, IN_PROGRESS, Interaction, Turn
 from ..store.protocol import Store
 from ..store.records import RECORDED_OWNER
+from .spill import whole
 
 
 class ConversationState:
@@ -49,7 +50,7 @@ class ConversationState:
                 f"interaction '{previous_id}' is still in progress; wait until it completes before continuing it",
                 param=codec.previous_field,
             )
-        return await self._store.chain(previous_id)
+        return [await whole(self._store, node) for node in await self._store.chain(previous_id)]
 
 
 def history(chain: list[Interaction]) -> list[Turn]:

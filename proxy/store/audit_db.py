@@ -234,11 +234,13 @@ class AuditDB:
         )
         return {r[0]: Served(*r[1:]) for r in rows}
 
-    def stream_events(self, interaction_id: str) -> list[StreamEvent]:
-        """The events a streamed turn sent, in order (none for a turn that was not streamed)."""
+    def stream_events(self, interaction_id: str, after_seq: int = 0, limit: int | None = None) -> list[StreamEvent]:
+        """The events a streamed turn sent after `after_seq`, in order (none for a turn that was not
+        streamed); at most `limit` of them."""
         rows = self.db.execute(
-            "SELECT seq, event_id, at_ms, frame FROM stream_events WHERE interaction_id = ? ORDER BY seq",
-            (interaction_id,),
+            "SELECT seq, event_id, at_ms, frame FROM stream_events WHERE interaction_id = ? AND seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (interaction_id, after_seq, -1 if limit is None else limit),
         )
         return [StreamEvent(*r) for r in rows]
 

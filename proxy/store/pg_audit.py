@@ -196,8 +196,8 @@ class PgAudit:
     def served(self, thread_id: str) -> dict[str, Served]:
         return self._call(pg_audit_reads.served, thread_id)
 
-    def stream_events(self, interaction_id: str) -> list[StreamEvent]:
-        return self._call(pg_audit_reads.stream_events, interaction_id)
+    def stream_events(self, interaction_id: str, after_seq: int = 0, limit: int | None = None) -> list[StreamEvent]:
+        return self._call(pg_audit_reads.stream_events, interaction_id, after_seq, limit)
 
     def search(self, query: str, *, limit: int = 20, offset: int = 0, since: float | None = None,
                until: float | None = None, upstream: str | None = None) -> list[SearchHit]:

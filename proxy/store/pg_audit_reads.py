@@ -173,9 +173,10 @@ async def served(db: asyncpg.Connection, thread_id: str) -> dict[str, Served]:
     return {r[0]: Served(*tuple(r)[1:]) for r in rows}
 
 
-async def stream_events(db: asyncpg.Connection, interaction_id: str) -> list[StreamEvent]:
+async def stream_events(db: asyncpg.Connection, interaction_id: str, after_seq: int = 0,
+                        limit: int | None = None) -> list[StreamEvent]:
     rows = await db.fetch("SELECT seq, event_id, at_ms, frame FROM stream_events WHERE interaction_id = $1"
-                          " ORDER BY seq", interaction_id)
+                          " AND seq > $2 ORDER BY seq LIMIT $3", interaction_id, after_seq, limit)
     return [StreamEvent(*tuple(r)) for r in rows]
 
 

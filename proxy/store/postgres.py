@@ -397,9 +397,11 @@ class PostgresStore:
             self._chains.put(interaction_id, version, chain)
         return list(chain)
 
-    async def stream_frames(self, interaction_id: str, after_seq: int = 0) -> list[tuple[int, bytes]]:
+    async def stream_frames(self, interaction_id: str, after_seq: int = 0,
+                            limit: int | None = None) -> list[tuple[int, bytes]]:
+        # LIMIT NULL is no limit.
         rows = await self._fetch("SELECT seq, frame FROM stream_events WHERE interaction_id = $1 AND seq > $2"
-                                 " ORDER BY seq", interaction_id, after_seq)
+                                 " ORDER BY seq LIMIT $3", interaction_id, after_seq, limit)
         return [(row[0], row[1]) for row in rows]
 
     async def event_seq(self, interaction_id: str, event_id: str) -> int | None:

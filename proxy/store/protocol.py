@@ -106,8 +106,10 @@ class Store(Protocol):
         """Load a chain: the conversation from its root to this node, oldest first, erased nodes skipped."""
         ...
 
-    async def stream_frames(self, interaction_id: str, after_seq: int = 0) -> list[tuple[int, bytes]]:
-        """A streamed turn's events after `after_seq`, in order: (seq, frame), to resume a stream."""
+    async def stream_frames(self, interaction_id: str, after_seq: int = 0,
+                            limit: int | None = None) -> list[tuple[int, bytes]]:
+        """A streamed turn's events after `after_seq`, in order: (seq, frame), to resume a stream
+        or read a long reply back; at most `limit` of them (a page), or all."""
         ...
 
     async def event_seq(self, interaction_id: str, event_id: str) -> int | None:
@@ -240,7 +242,9 @@ class AuditStore(Protocol):
         """For each node of a thread, how its call was answered."""
         ...
 
-    def stream_events(self, interaction_id: str) -> list[StreamEvent]: ...
+    def stream_events(self, interaction_id: str, after_seq: int = 0, limit: int | None = None) -> list[StreamEvent]:
+        """A streamed turn's events after `after_seq`, in order; at most `limit` of them (a page), or all."""
+        ...
 
     def search(self, query: str, *, limit: int = 20, offset: int = 0, since: float | None = None,
                until: float | None = None, upstream: str | None = None) -> list[SearchHit]:

@@ -396,11 +396,12 @@ class SQLiteStore:
 
         return await on_thread(self._reader, run, self._reader._conn)
 
-    async def stream_frames(self, interaction_id: str, after_seq: int = 0) -> list[tuple[int, bytes]]:
-        """Recorded stream events after `after_seq`, in order: (seq, frame bytes)."""
+    async def stream_frames(self, interaction_id: str, after_seq: int = 0,
+                            limit: int | None = None) -> list[tuple[int, bytes]]:
+        """Recorded stream events after `after_seq`, in order: (seq, frame bytes); at most `limit`."""
         rows = await self._read(
-            "SELECT seq, frame FROM stream_events WHERE interaction_id = ? AND seq > ? ORDER BY seq",
-            (interaction_id, after_seq),
+            "SELECT seq, frame FROM stream_events WHERE interaction_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (interaction_id, after_seq, -1 if limit is None else limit),
         )
         return [(row[0], row[1]) for row in rows]
 

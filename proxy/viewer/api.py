@@ -17,6 +17,7 @@ from .. import __version__
 from ..audit.prices import price_rows
 from ..audit.render import stats_record, thread_record, tree_record
 from ..audit.when import parse_moment
+from ..pipeline.spill import whole_audit
 from ..store.protocol import AuditStore
 from ..store.readers import Readers
 from ..store.records import STATS_KEYS, THREAD_STATUSES, ThreadSummary
@@ -163,7 +164,7 @@ async def conversation(request: web.Request) -> web.Response:
         if found is None:
             return None
         thread_id = found.interaction.root_id or interaction_id
-        nodes = db.thread(thread_id)
+        nodes = [whole_audit(db, node) for node in db.thread(thread_id)]
         served = db.served(thread_id)
         return {"thread_id": thread_id, "focus": interaction_id,
                 "nodes": [node_record(n, served.get(n.interaction.id)) for n in nodes],
