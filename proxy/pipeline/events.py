@@ -23,6 +23,9 @@ from .running import Runs
 
 _FLUSH_BYTES = 64 * 1024
 _FLUSH_SECONDS = 0.05
+# Bytes of events handed to the store and not yet committed before the stream waits for the
+# disk: a provider faster than the disk would otherwise queue its whole stream in memory.
+_MAX_BEHIND_BYTES = 4 * 1024 * 1024
 
 
 class Sink:
@@ -70,6 +73,7 @@ class EventLog:
         self._pending: list[StoredFrame] = []
         self._pending_bytes = 0
         self._writes: list[asyncio.Future[Any]] = []
+        self._behind = 0
 
     @property
     def recording(self) -> bool:
@@ -107,9 +111,20 @@ class EventLog:
         self._last_flush = time.perf_counter()
         interaction_id = self.interaction_id
         write = self._store.append_frames(interaction_id, batch)
-        write.add_done_callback(lambda _: self._runs.notify(interaction_id))
+        size = sum(len(frame[3]) for frame in batch)
+        self._behind += size
+        write.add_done_callback(lambda _: self._written(interaction_id, size))
         self._writes.append(write)
         self._writes = [w for w in self._writes if not w.done()]
+
+    def _written(self, interaction_id: str, size: int) -> None:
+        self._behind -= size
+        self._runs.notify(interaction_id)
+
+    async def keep_up(self) -> None:
+        """Wait while the store is far behind the stream (a slow disk), so that memory stays flat."""
+        while self._behind > _MAX_BEHIND_BYTES and (pending := [w for w in self._writes if not w.done()]):
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
 
     async def close(self) -> None:
         """Write what is left and wait until every event is committed (or the database refused them)."""

@@ -168,6 +168,8 @@ class Run:
             self.log.add(frames)
         if self.sink is not None:
             await self.sink.send(b"".join(f.data for f in frames))
+        if self.log is not None:
+            await self.log.keep_up()
 
     async def _opened(self) -> bool:
         """Whether the provider's stream is open, opening it now if the run opens it;
