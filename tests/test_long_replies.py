@@ -5,14 +5,19 @@ commands all get every byte, while the node's row holds none of its text."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
 from proxy.cli.main import main
+from proxy.codecs import CODECS, Codec
 from proxy.config import Upstream
+from proxy.model import COMPLETED, IN_PROGRESS, TEXT, Interaction, Part, PartDelta, PartStart, PartStop, Turn
+from proxy.model import MODEL as MODEL_ROLE
 from proxy.pipeline import spill
+from proxy.sse import SSEParser
 
 from .conftest import Recall, RecallFactory
 from .support.fake_gemini import FakeGemini
@@ -124,3 +129,29 @@ def test_long_openai_stream_get_and_follow_up(openai_recall: Recall, fake_openai
     assert follow.output_text == "[2 user messages] I do not know your name."
     fake = fake_openai if upstream == "openai" else chat_only_openai
     assert reply in json.dumps(fake.last_body(), ensure_ascii=False)
+
+
+def _encoded_and_read_back(codec: Codec, pieces: list[str]) -> str:
+    """The text of a reply written as `codec`'s front stream, read back by its own stream decoder."""
+    node = Interaction(id="v1_spill", owner="o", upstream="up", front=codec.name, mode="emulate", model="m",
+                       status=IN_PROGRESS, input=[], output=[], created=1.0, updated=1.0)
+    encoder = codec.stream_encoder({}, {"model": "m"})
+    deltas = [PartStart(0, Part(TEXT)), *(PartDelta(0, text=piece) for piece in pieces), PartStop(0)]
+    frames = encoder.opening(node) + [f for d in deltas for f in encoder.delta(d)]
+    finished = replace(node, status=COMPLETED, output=[Turn(MODEL_ROLE, [Part(TEXT, text="".join(pieces))])])
+    frames += encoder.closing(finished)
+    decoder = codec.stream_decoder()
+    for event in SSEParser().feed(b"".join(f.data for f in frames)):
+        decoder.feed(event)
+    return "".join(turn.text for turn in decoder.assembler.reply().output)
+
+
+# Every front API recall writes streams of, and reads streams of.
+STREAMING = [c for c in CODECS if c.reads_streams and type(c).stream_encoder is not Codec.stream_encoder]
+
+
+@pytest.mark.parametrize("codec", STREAMING, ids=lambda c: c.name)
+def test_each_front_stream_reads_back_its_own_text(codec: Codec) -> None:
+    """What spilling rests on: a front API's recorded events give its text back through its decoder."""
+    pieces = ["Grüße ", 'and "quotes"\n', "x" * 5000, " 😀"]
+    assert _encoded_and_read_back(codec, pieces) == "".join(pieces)
