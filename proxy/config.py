@@ -87,6 +87,9 @@ class Config:
     cors_origins: list[str] = field(default_factory=list)
     # Requests answered at once; past it, 503. 0: sized from the open-files limit (proxy/limits.py).
     max_connections: int = 0
+    # The event loop `recall serve` runs on: "auto" takes uvloop where it is installed (about a
+    # fifth less CPU per turn, docs/PERFORMANCE.md), "asyncio" the standard library's.
+    event_loop: str = "auto"
     db_path: str | None = None
     # A PostgreSQL database shared by several instances ([storage] url, RECALL_DB_URL): wins over db_path.
     db_url: str | None = None
@@ -107,6 +110,8 @@ class Config:
     miss_hint: str | None = None
 
 
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+
 # section -> key -> (attribute on Config, expected type, allowed values or None)
 _SCALARS: dict[str, dict[str, tuple[str, type | tuple[type, ...], tuple[Any, ...] | None]]] = {
     "server": {
@@ -118,6 +123,7 @@ _SCALARS: dict[str, dict[str, tuple[str, type | tuple[type, ...], tuple[Any, ...
         "allowed_hosts": ("allowed_hosts", list, None),
         "cors_origins": ("cors_origins", list, None),
         "max_connections": ("max_connections", int, None),
+        "event_loop": ("event_loop", str, EVENT_LOOPS),
     },
     "storage": {
         "path": ("db_path", str, None),

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from proxy.config import Config, Upstream
+from proxy.cli.common import loop_factory
+from proxy.config import EVENT_LOOPS, Config, Upstream
 from proxy.http.app import start
 from tests.support.contract import VIOLATIONS, load_all
 from tests.support.contract.tap import check_recall
@@ -50,8 +51,8 @@ def provider_contracts(provider_contracts_loaded: None) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def loop_thread() -> Iterator[LoopThread]:
-    thread = LoopThread()
+def loop_thread(request: pytest.FixtureRequest) -> Iterator[LoopThread]:
+    thread = LoopThread(loop_factory(request.config.getoption("--recall-loop")))
     yield thread
     thread.close()
 
@@ -102,6 +103,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--recall-store", choices=("sqlite", "postgres"), default=os.environ.get("RECALL_TEST_STORE"),
                      help="the database recall_factory's recalls run on: a SQLite file (default) or a fresh"
                           " PostgreSQL database each (also RECALL_TEST_STORE=postgres)")
+    parser.addoption("--recall-loop", choices=EVENT_LOOPS, default=os.environ.get("RECALL_TEST_LOOP", "auto"),
+                     help="the event loop the test servers (recall and the fakes) run on, as [server] event_loop"
+                          " picks it for `recall serve`: auto (uvloop where installed), uvloop, asyncio")
 
 
 def on_postgres(config: pytest.Config) -> bool:

@@ -228,3 +228,29 @@ def test_json_log_and_quiet(demo, served) -> None:  # type: ignore[no-untyped-de
     client.chat.completions.create(model="demo-2", messages=[{"role": "user", "content": "hello"}])
     quiet.stop()
     assert "/demo/v1/chat/completions" not in quiet.log
+
+
+def test_serve_runs_on_uvloop_where_installed_and_on_asyncio_when_asked(tmp_path: Path, served) -> None:  # type: ignore[no-untyped-def]
+    try:
+        import uvloop  # noqa: F401
+        default = "uvloop"
+    except ImportError:
+        default = "asyncio"
+    assert served("--db", str(tmp_path / "a.db")).banner.rstrip().endswith(f", {default})")
+    config = tmp_path / "recall.toml"
+    config.write_text('[server]\nevent_loop = "asyncio"\n')
+    assert served("--db", str(tmp_path / "b.db"), "--config", str(config)).banner.rstrip().endswith(", asyncio)")
+
+
+def test_asking_for_uvloop_where_it_is_not_installed_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "uvloop.py").write_text('raise ImportError("uvloop is not installed here")\n')
+    config = tmp_path / "recall.toml"
+    config.write_text('[server]\nevent_loop = "uvloop"\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([*RECALL, "serve", "--port", "0", "--config", str(config), "--db", str(tmp_path / "r.db")],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert 'event_loop = "uvloop"' in line and "pip install uvloop" in line

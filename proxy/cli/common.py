@@ -82,13 +82,37 @@ async def until_stopped() -> None:
     await stop.wait()
 
 
-def run_until_stopped(serving: Coroutine[Any, Any, None]) -> None:
-    """Run a serving command's coroutine (which awaits until_stopped); a Ctrl-C that comes
-    before its handlers are set stops it quietly too."""
+def run_until_stopped(serving: Coroutine[Any, Any, None],
+                      new_loop: Callable[[], asyncio.AbstractEventLoop] | None = None) -> None:
+    """Run a serving command's coroutine (which awaits until_stopped) on a loop `new_loop` makes
+    (loop_factory; asyncio's by default); a Ctrl-C that comes before its handlers are set stops it
+    quietly too."""
     try:
-        asyncio.run(serving)
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            runner.run(serving)
     except KeyboardInterrupt:
         pass
+
+
+def loop_factory(event_loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """What makes the loop `event_loop` names ("auto": uvloop where it is installed; None: asyncio's).
+    uvloop asked for by name and not installed stops the command with one line."""
+    if event_loop == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if event_loop == "uvloop":
+            click.echo('recall: [server] event_loop = "uvloop", but uvloop is not installed here;'
+                       ' install it (pip install uvloop), or set event_loop = "auto"', err=True)
+            sys.exit(2)
+        return None
+    return uvloop.new_event_loop
+
+
+def loop_name() -> str:
+    """The running event loop's kind, as the serve banner names it."""
+    return "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
 
 
 def upstream_states(config: Config) -> dict[str, dict[str, str]]:

@@ -24,6 +24,8 @@ from .common import (
     config_and_db_options,
     exit_cannot_listen,
     load_config_or_exit,
+    loop_factory,
+    loop_name,
     run_until_stopped,
     until_stopped,
     upstream_lines,
@@ -98,7 +100,8 @@ def serve(config_path: str | None, db_path: str | None, host: str | None, port: 
     database: str | Path = url if url is not None else resolve_db_path(db_path, config)
     # One line per request from recall.access (proxy/http/request_log.py) and recall's errors, on stderr.
     configure_logging(log_level, log_format, quiet)
-    run_until_stopped(_serve(config, database, _say_json if log_format == "json" else _say_text))
+    new_loop = loop_factory(config.event_loop)
+    run_until_stopped(_serve(config, database, _say_json if log_format == "json" else _say_text), new_loop)
 
 
 def serving_what(config: Config, database: str | Path) -> str:
@@ -147,7 +150,7 @@ async def _serve(config: Config, database: str | Path, say: Callable[[str], None
                          db=path if path is not None and (path.exists() or config.mode != REPLAY) else None,
                          mode=config.mode, config=config.source, version=__version__)
     say(f"recall {__version__} listening on http://{config.host}:{port} (mode {config.mode}, "
-        f"{serving_what(config, database)})")
+        f"{serving_what(config, database)}, {loop_name()})")
     if not is_loopback(config.host) and not config.allowed_hosts:
         say("recall: note: requests must be addressed to a loopback name unless [server] allowed_hosts"
             " (--allowed-host) names the host apps reach this address by")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
 class LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, new_loop: Callable[[], asyncio.AbstractEventLoop] | None = None) -> None:
+        # The loop `recall serve` would run on (--recall-loop; Config.event_loop), or asyncio's.
+        self.loop = (new_loop or asyncio.new_event_loop)()
         self._thread = threading.Thread(target=self.loop.run_forever, name="test-servers", daemon=True)
         self._thread.start()
 
