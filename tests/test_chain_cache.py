@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
+from google.genai import _interactions as gi
 
 from proxy.cli.main import main
-from proxy.model import COMPLETED, MODEL, USER, Interaction, Part, Turn
+from proxy.model import COMPLETED, IN_PROGRESS, MODEL, USER, Interaction, Part, Turn
 from proxy.store.chain_cache import ChainCache
 
 from .conftest import Recall
@@ -38,6 +40,27 @@ def test_the_cache_is_bounded_by_the_references_it_holds() -> None:
     cache.put("x", 1, chain[:2])
     cache.put("y", 1, chain[:2])  # 7 references: the oldest entry goes
     assert cache.get("2", 1) is None and cache.get("y", 1) is not None
+
+
+def test_a_chain_whose_last_node_still_runs_is_not_kept() -> None:
+    # Kept, it would go on answering "in progress" after the turn ended elsewhere.
+    cache = ChainCache()
+    running = node("b", "a")
+    running.status = IN_PROGRESS
+    cache.put("b", 1, [node("a", None), running])
+    assert cache.get("b", 1) is None
+
+
+def test_continuing_a_cached_node_erased_by_another_process_is_not_found(recall: Recall,
+                                                                          fake_gemini: FakeGemini) -> None:
+    c = client(recall)
+    first = c.interactions.create(model=GEMINI_MODEL, input="First.")
+    second = c.interactions.create(model=GEMINI_MODEL, input="Second.", previous_interaction_id=first.id)
+    result = CliRunner().invoke(main, ["rm", second.id, "--db", str(recall.db_path)])
+    assert result.exit_code == 0, result.output
+    with pytest.raises(gi.NotFoundError):
+        c.interactions.create(model=GEMINI_MODEL, input="Third.", previous_interaction_id=second.id)
+    assert user_turns_sent(fake_gemini) == ["First.", "Second."]
 
 
 def test_an_erasure_by_another_process_reaches_the_next_turn(recall: Recall, fake_gemini: FakeGemini) -> None:

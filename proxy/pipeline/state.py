@@ -42,15 +42,18 @@ class ConversationState:
         An unknown, foreign or unstored id gets the front API's own not-found
         answer; a turn still running gets a 400 (never 409: SDKs retry 409).
         """
-        previous = await self.lookup(previous_id, owner)
-        if previous is None:
+        # One read: the chain ends at the node named, unless that node is gone (the store's
+        # chain skips erased nodes) or was never stored.
+        chain = await self._store.chain(previous_id)
+        previous = chain[-1] if chain and chain[-1].id == previous_id else None
+        if previous is None or not self.visible(previous, owner):
             raise codec.previous_not_found(previous_id)
         if previous.status == IN_PROGRESS:
             raise bad_request(
                 f"interaction '{previous_id}' is still in progress; wait until it completes before continuing it",
                 param=codec.previous_field,
             )
-        return [await whole(self._store, node) for node in await self._store.chain(previous_id)]
+        return [await whole(self._store, node) for node in chain]
 
 
 def history(chain: list[Interaction]) -> list[Turn]:

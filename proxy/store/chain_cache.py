@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from ..model import Interaction
+from ..model import IN_PROGRESS, Interaction
 
 _MAX_REFERENCES = 200_000
 
@@ -33,7 +33,9 @@ class ChainCache:
         return list(entry[1])
 
     def put(self, node_id: str, version: int, chain: list[Interaction]) -> None:
-        if len(chain) > self._max:
+        # A chain whose last node still runs is not kept: the cache would go on answering
+        # "in progress" after the turn ended (on another instance, nothing would replace it).
+        if len(chain) > self._max or (chain and chain[-1].status == IN_PROGRESS):
             return
         old = self._entries.pop(node_id, None)
         if old is not None:

@@ -314,6 +314,20 @@ def m010_declared_foreign_keys(db: sqlite3.Connection) -> None:
         db.execute(sql)
 
 
+def m011_search_forgets_erasures_only(db: sqlite3.Connection) -> None:
+    """The update trigger re-indexed a node by parsing its stored JSON again whenever its input
+    or output changed; the writer now ends a turn with an UPDATE in place and indexes it itself
+    (store/search.py), so the trigger only forgets what an erasure empties."""
+    db.execute("DROP TRIGGER search_after_update")
+    db.execute(
+        "CREATE TRIGGER search_after_update AFTER UPDATE OF input, output ON interactions"
+        " WHEN NEW.input IS NULL AND NEW.output IS NULL BEGIN"
+        " DELETE FROM search_index WHERE rowid IN (SELECT id FROM search_keys WHERE interaction_id = OLD.id);"
+        " DELETE FROM search_keys WHERE interaction_id = OLD.id;"
+        " END"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_interactions_and_exchanges,
     m002_stream_events,
@@ -325,6 +339,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m008_search_indexed_by_the_writer,
     m009_run_leases,
     m010_declared_foreign_keys,
+    m011_search_forgets_erasures_only,
 ]
 
 

@@ -376,7 +376,11 @@ class PostgresStore:
         version = self._version
         cached = self._chains.get(interaction_id, version)
         if cached is not None:
-            return cached
+            # Another instance's erasure reaches this cache by NOTIFY, a moment later; the node
+            # named is checked now, so that continuing an id deleted elsewhere is refused at once.
+            if await self._fetch("SELECT 1 FROM interactions WHERE id = $1 AND deleted_at IS NULL", interaction_id):
+                return cached
+            return [node for node in cached if node.id != interaction_id]
         rows = await self._fetch(
             f"""
             WITH RECURSIVE chain(id, parent_id, hop) AS (

@@ -47,11 +47,13 @@ def searchable_text(turns: list[Turn]) -> str | None:
 
 
 def index_interaction(db: sqlite3.Connection, interaction_id: str, input_turns: list[Turn],
-                      output_turns: list[Turn]) -> None:
-    """(Re)index one node: its old entry, if any, is replaced."""
-    db.execute("DELETE FROM search_index WHERE rowid IN (SELECT id FROM search_keys WHERE interaction_id = ?)",
-               (interaction_id,))
-    db.execute("DELETE FROM search_keys WHERE interaction_id = ?", (interaction_id,))
+                      output_turns: list[Turn], *, new: bool = False) -> None:
+    """(Re)index one node: its old entry, if any, is replaced; `new`: it has none (a turn
+    that was in progress until now: running turns are not indexed)."""
+    if not new:
+        db.execute("DELETE FROM search_index WHERE rowid IN (SELECT id FROM search_keys WHERE interaction_id = ?)",
+                   (interaction_id,))
+        db.execute("DELETE FROM search_keys WHERE interaction_id = ?", (interaction_id,))
     key = db.execute("INSERT INTO search_keys (interaction_id) VALUES (?)", (interaction_id,)).lastrowid
     db.execute("INSERT INTO search_index (rowid, input, output) VALUES (?, ?, ?)",
                (key, searchable_text(input_turns), searchable_text(output_turns)))

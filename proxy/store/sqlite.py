@@ -105,6 +105,24 @@ def _insert_frames(db: sqlite3.Connection, interaction_id: str,
     )
 
 
+# A turn's end, written over its in-progress row: only what a run changes (its place in the
+# tree, owner and creation stay). Not over a tombstone (a delete wins) nor an ended row.
+_END_IN_PLACE = (
+    "UPDATE interactions SET model = ?, status = ?, input = ?, output = ?, request = ?, usage = ?, error = ?,"
+    " provider_id = ?, updated_at = ?, run_id = ?, input_tokens = ?, output_tokens = ?, run_owner = NULL,"
+    f" lease_until = NULL WHERE id = ? AND status = '{IN_PROGRESS}' AND deleted_at IS NULL"
+)
+
+
+def _ended_in_place(db: sqlite3.Connection, it: Interaction) -> bool:
+    """Whether `it` (ended) was written over its in-progress row; False when there is none."""
+    return db.execute(_END_IN_PLACE, (
+        it.model, it.status, turns_json(it.input), turns_json(it.output), dumps(it.request),
+        dumps(it.usage.to_json()), it.error, it.provider_id, it.updated, it.run_id,
+        it.usage.input_tokens, it.usage.output_tokens, it.id,
+    )).rowcount == 1
+
+
 class SQLiteStore:
     """The Store (proxy/store/protocol.py) on one SQLite file."""
 
@@ -262,6 +280,11 @@ class SQLiteStore:
         of it is written, and the answer is False."""
 
         def op(db: sqlite3.Connection) -> bool:
+            if it.status != IN_PROGRESS and _ended_in_place(db, it):
+                # The usual end of a turn admitted in progress: one UPDATE, no lookups.
+                index_interaction(db, it.id, it.input, it.output, new=True)
+                _and_its_records(db)
+                return True
             if is_erased(db, it.id):
                 return False
             depth = 0
@@ -289,12 +312,15 @@ class SQLiteStore:
                 # Indexed once, when it ends (a turn is saved in progress first, then ended):
                 # a running turn is found by `recall search` when it has ended.
                 index_interaction(db, it.id, it.input, it.output)
+            _and_its_records(db)
+            return True
+
+        def _and_its_records(db: sqlite3.Connection) -> None:
             if exchange is not None:
                 exchange.interaction_id = it.id
                 insert_exchange(db, exchange)
             if frames:
                 _insert_frames(db, it.id, frames)
-            return True
 
         saved: bool = await self._writer.submit(op)
         if saved and it.status != IN_PROGRESS:

@@ -121,6 +121,8 @@ class FakeOpenAI(FakeProvider):
             # OpenAI: the model comes from the request or from the stored prompt it names.
             return openai_error(400, "Missing required parameter: 'model'.", param="model",
                           code="missing_required_parameter")
+        if (refused := _check_tools(body.get("tools"))) is not None:
+            return refused
         include = body.get("include") or []
         if ENCRYPTED in include and str(body.get("model", "")).startswith(NON_REASONING_MODELS):
             return openai_error(400, "Encrypted content is not supported with this model.", param="include")
@@ -297,6 +299,8 @@ class FakeOpenAI(FakeProvider):
         unknown = sorted(set(body) - known)
         if unknown:
             return openai_error(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
+        if (refused := _check_tools(body.get("tools"))) is not None:
+            return refused
         messages = body["messages"]
         calls = {c["id"] for m in messages if m.get("role") == "assistant" for c in m.get("tool_calls") or []}
         for message in messages:
@@ -481,3 +485,20 @@ def openai_error(status: int, message: str, *, param: str | None = None, code: s
     """An error in OpenAI's shape (Responses and Chat Completions alike)."""
     return web.json_response({"error": {"message": message, "type": "invalid_request_error", "param": param,
                                         "code": code}}, status=status)
+
+
+def _check_tools(tools: Any) -> web.Response | None:
+    """OpenAI refuses a tool that is not an object with a type (its own messages and codes)."""
+    if tools is None:
+        return None
+    if not isinstance(tools, list):
+        return openai_error(400, f"Invalid type for 'tools': expected an array, but got {type(tools).__name__} instead.",
+                            param="tools", code="invalid_type")
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            return openai_error(400, f"Invalid type for 'tools[{index}]': expected an object, but got"
+                                f" {type(tool).__name__} instead.", param=f"tools[{index}]", code="invalid_type")
+        if not isinstance(tool.get("type"), str):
+            return openai_error(400, f"Missing required parameter: 'tools[{index}].type'.",
+                                param=f"tools[{index}].type", code="missing_required_parameter")
+    return None
