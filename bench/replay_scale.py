@@ -11,7 +11,8 @@ one key asked `--hot` times in a row: the n-th identical request gets the n-th r
 (here the last repeats), and each hit leaves a metadata-only row under that key, so the
 last hits' p50 beside the first hits' shows whether a hit's cost grows with the hits before it.
 
-    python bench/replay_scale.py [--scales 1000 10000 100000 1000000] [--requests 400] [--write docs/PERFORMANCE.md]
+    python bench/replay_scale.py [--scales 1000 10000 100000 1000000] [--requests 400] [--ports 9440]
+                                 [--write docs/PERFORMANCE.md]
 
 Each database lives in a private directory under /tmp and is deleted once measured (the
 1,000,000 file is a few hundred MB, and replay mode serves a copy of it).
@@ -35,7 +36,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from proxy_overhead import Processes, cpu_seconds, free_port, pct, wait_up, write_section  # noqa: E402
+from proxy_overhead import Processes, cpu_seconds, pct, wait_up, write_section  # noqa: E402
 
 from proxy.config import Config  # noqa: E402
 from proxy.pipeline.cache import canonical_form, request_key  # noqa: E402
@@ -147,7 +148,7 @@ async def measure_scale(session: aiohttp.ClientSession, args: argparse.Namespace
     db_path = workdir / f"replay-{count}.db"
     seconds = seed(db_path, count)
     size_mb = db_path.stat().st_size / 1e6
-    port = free_port()
+    port = args.ports + 2  # after the fake provider's and the relay's
     config = workdir / "replay.toml"
     config.write_text(f'[upstreams.{UPSTREAM}]\nurl = "http://127.0.0.1:9"\napi = "gemini"\nstate = "emulate"\n')
     # Replay serves a copy of the file: in a TemporaryDirectory, under the benchmark's own.
@@ -191,7 +192,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, float]]:
     workdir = Path(tempfile.mkdtemp(prefix="recall-replay-scale-", dir="/tmp"))
     procs = Processes()
     try:
-        provider_port, relay_port = free_port(), free_port()
+        provider_port, relay_port = args.ports, args.ports + 1
         procs.start("bench/fake_provider.py", "--port", str(provider_port))
         procs.start("bench/minimal_relay.py", "--port", str(relay_port), "--upstream",
                     f"http://127.0.0.1:{provider_port}")
@@ -240,6 +241,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100, help="hits before measuring, over other keys")
     parser.add_argument("--rounds", type=int, default=4, help="rounds interleaving the relay and recall")
     parser.add_argument("--hot", type=int, default=2000, help="hits of one key in a row")
+    parser.add_argument("--ports", type=int, default=9440, help="the first of three ports: the fake provider,"
+                        " the relay, recall")
     parser.add_argument("--write", type=Path, help="put the table into this Markdown file (docs/PERFORMANCE.md)")
     args = parser.parse_args()
     table = report(asyncio.run(run(args)), args)
