@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -85,7 +86,7 @@ def seed(path: Path, count: int) -> float:
     stream_headers = orjson.dumps({"content-type": "text/event-stream"})
     request_headers = orjson.dumps({"content-type": "application/json", "x-goog-api-key": "[redacted]"})
 
-    def exchanges() -> object:
+    def exchanges() -> Iterator[tuple[object, ...]]:
         for n in range(count):
             body = request_body(n)
             streamed = n % STREAMED_EVERY == 0
@@ -99,16 +100,15 @@ def seed(path: Path, count: int) -> float:
                    "cache_key": request_key(canonical_form(UPSTREAM, "POST", PATH, [], body, ignore))}
             yield ("", "live", *(row[f] for f in EXCHANGE_FIELDS))
 
-    def events() -> object:
+    def events() -> Iterator[tuple[object, ...]]:
         for n in range(0, count, STREAMED_EVERY):
             for seq in range(1, EVENTS_PER_STREAM + 1):
                 yield (f"v1_replay{n:08d}", seq, f"e{seq}", seq * 20.0, event_frame(n, seq))
 
     db.execute("BEGIN")
     db.executemany(f"INSERT INTO exchanges (owner, cache, {', '.join(EXCHANGE_FIELDS)})"
-                   f" VALUES ({', '.join('?' * (len(EXCHANGE_FIELDS) + 2))})", exchanges())  # type: ignore[arg-type]
-    db.executemany(f"INSERT INTO stream_events ({', '.join(EVENT_FIELDS)}) VALUES (?,?,?,?,?)",
-                   events())  # type: ignore[arg-type]
+                   f" VALUES ({', '.join('?' * (len(EXCHANGE_FIELDS) + 2))})", exchanges())
+    db.executemany(f"INSERT INTO stream_events ({', '.join(EVENT_FIELDS)}) VALUES (?,?,?,?,?)", events())
     db.execute("COMMIT")
     db.close()
     return time.perf_counter() - started
