@@ -83,9 +83,10 @@ class Processes:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, *args: str, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         # `python -m proxy` in `cwd` runs the recall of that tree (a baseline's, with --baseline).
-        proc = subprocess.Popen([sys.executable, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
         self.procs.append(proc)
         return proc
 

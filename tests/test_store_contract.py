@@ -247,6 +247,32 @@ def test_recordings_replay_in_order_and_a_cassette_load_replaces(loop_thread: Lo
     run_with(loop_thread, backend, test)
 
 
+
+def test_a_keys_recordings_are_found_without_reading_the_hits_served_under_it(loop_thread: LoopThread,
+                                                                              backend: Backend) -> None:
+    """Every replay hit leaves a metadata-only row under its key: the lookup of a key's
+    recordings goes through an index of recordings only, or it reads every earlier hit
+    (PostgreSQL here, its planner's choice on analysed tables; SQLite's plans and read steps
+    are tests/test_replay_plans.py's)."""
+    if not backend.postgres:
+        pytest.skip("SQLite's plans are held by tests/test_replay_plans.py")
+    from proxy.store.postgres import RECORDINGS_OF_KEY
+
+    async def test(store: Store) -> None:
+        for body in (b"first", b"second"):
+            await store.record_exchange(exchange(key="k1", body=body))
+        for n in range(200):
+            await store.record_exchange(exchange(key=f"other{n}"))
+        await backend.execute("INSERT INTO exchanges (upstream, method, path, created_at, status, stored, cache_key,"
+                              " cache) SELECT 'gemini', 'POST', '/x', 1.0, 200, false, 'k1', 'hit'"
+                              " FROM generate_series(1, 5000)")
+        await backend.execute("ANALYZE exchanges")
+        plan = await backend.query(f"EXPLAIN SELECT id FROM exchanges WHERE {RECORDINGS_OF_KEY} ORDER BY id", "k1")
+        assert "exchanges_recordings" in "\n".join(row[0] for row in plan), plan
+        assert [r.response_body for r in await store.recordings("k1")] == [b"first", b"second"]
+
+    run_with(loop_thread, backend, test)
+
 def test_a_run_is_leased_to_its_instance_and_failed_when_its_instance_is_gone(loop_thread: LoopThread,
                                                                              backend: Backend) -> None:
     async def test() -> None:

@@ -314,7 +314,17 @@ def m010_declared_foreign_keys(db: sqlite3.Connection) -> None:
         db.execute(sql)
 
 
-def m011_search_forgets_erasures_only(db: sqlite3.Connection) -> None:
+def m011_recordings_index(db: sqlite3.Connection) -> None:
+    """Replay finds a key's recordings through an index of recordings only. Every replay hit
+    leaves a metadata-only row under its key (for `recall stats`), so through the key's index
+    alone the n-th hit of a key read the n-1 hit rows before it, and a replayed suite's hits
+    grew dearer with every run; the condition is Store.recordings' own (SQLite uses the index
+    only for a query that repeats it)."""
+    db.execute("CREATE INDEX exchanges_recordings ON exchanges(cache_key) WHERE cache_key IS NOT NULL"
+               " AND stored = 1 AND status IS NOT NULL AND (cache IS NULL OR cache != 'hit')")
+
+
+def m012_search_forgets_erasures_only(db: sqlite3.Connection) -> None:
     """The update trigger re-indexed a node by parsing its stored JSON again whenever its input
     or output changed; the writer now ends a turn with an UPDATE in place and indexes it itself
     (store/search.py), so the trigger only forgets what an erasure empties."""
@@ -339,7 +349,8 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m008_search_indexed_by_the_writer,
     m009_run_leases,
     m010_declared_foreign_keys,
-    m011_search_forgets_erasures_only,
+    m011_recordings_index,
+    m012_search_forgets_erasures_only,
 ]
 
 

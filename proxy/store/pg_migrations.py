@@ -146,9 +146,19 @@ CREATE INDEX interactions_search_input_trgm ON interactions USING gin (search_in
 CREATE INDEX interactions_search_output_trgm ON interactions USING gin (search_output gin_trgm_ops);
 """
 
+# Replay finds a key's recordings through an index of recordings only: every replay hit of
+# auto mode leaves a metadata-only row under its key, and through the key's index alone the
+# n-th hit of a key read the n-1 hit rows before it (SQLite's m011; the condition is
+# PostgresStore.recordings' own, so the planner can prove the index covers the query).
+_M003_RECORDINGS_INDEX = """
+CREATE INDEX exchanges_recordings ON exchanges (cache_key, id) WHERE cache_key IS NOT NULL
+    AND stored AND status IS NOT NULL AND (cache IS NULL OR cache != 'hit');
+"""
+
 PG_MIGRATIONS: list[tuple[str, str]] = [
     ("m001_schema", _M001_SCHEMA),
     ("m002_trigram_search", _M002_TRIGRAMS),
+    ("m003_recordings_index", _M003_RECORDINGS_INDEX),
 ]
 
 

@@ -80,6 +80,10 @@ def _unavailable(exc: BaseException) -> StoreUnavailable | None:
     return None
 
 
+# A replay key's recordings (replay hits left out): the condition of the partial index
+# exchanges_recordings (pg_migrations m003), repeated whole so the planner proves it covers it.
+RECORDINGS_OF_KEY = "cache_key = $1 AND stored AND status IS NOT NULL AND (cache IS NULL OR cache != 'hit')"
+
 class PostgresStore:
     """The Store (proxy/store/protocol.py) on a PostgreSQL database."""
 
@@ -421,8 +425,7 @@ class PostgresStore:
     # -- replay -----------------------------------------------------------------------
 
     async def recordings(self, cache_key: str) -> list[Exchange]:
-        return await self._exchanges("cache_key = $1 AND stored AND status IS NOT NULL"
-                                     " AND (cache IS NULL OR cache != 'hit') ORDER BY id", cache_key)
+        return await self._exchanges(f"{RECORDINGS_OF_KEY} ORDER BY id", cache_key)
 
     async def recent_requests(self, upstream: str, limit: int) -> list[Exchange]:
         return await self._exchanges("upstream = $1 AND stored AND cache_key IS NOT NULL ORDER BY id DESC LIMIT $2",
