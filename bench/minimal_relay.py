@@ -3,12 +3,16 @@
 Forwards method, path, headers and body to one upstream over a keep-alive
 session and streams the answer back. No parsing, no recording.
 
-    python bench/minimal_relay.py --port 9102 --upstream http://127.0.0.1:9101
+    python bench/minimal_relay.py --port 9102 --upstream http://127.0.0.1:9101 [--uvloop]
+
+`--uvloop` runs it on uvloop's event loop (the one `recall serve` picks where it is installed),
+to set the ratios against a relay on the same loop beside the ratios against asyncio's.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 import aiohttp
 from aiohttp import web
@@ -47,5 +51,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
+    parser.add_argument("--uvloop", action="store_true")
     args = parser.parse_args()
+    if args.uvloop:
+        import uvloop
+
+        asyncio.set_event_loop(uvloop.new_event_loop())
     web.run_app(make_app(args.upstream), host="127.0.0.1", port=args.port, access_log=None, print=None)

@@ -108,9 +108,12 @@ async def wait_up(session: aiohttp.ClientSession, url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def recall_args(workdir: Path, name: str, provider: str, state: str, mode: str, port: int) -> list[str]:
+def recall_args(workdir: Path, name: str, provider: str, state: str, mode: str, port: int,
+                event_loop: str | None = None) -> list[str]:
     config = workdir / f"{name}.toml"
-    config.write_text(f'[upstreams.bench]\nurl = "{provider}"\napi = "gemini"\nstate = "{state}"\n')
+    # No [server] key unless asked: a baseline tree from before event_loop would refuse it.
+    server = f'[server]\nevent_loop = "{event_loop}"\n' if event_loop else ""
+    config.write_text(f'{server}[upstreams.bench]\nurl = "{provider}"\napi = "gemini"\nstate = "{state}"\n')
     return ["-m", "proxy", "serve", "--config", str(config), "--db", str(workdir / f"{name}.db"),
             "--port", str(port), "--mode", mode]
 
@@ -149,9 +152,13 @@ async def measure_chains(session: aiohttp.ClientSession, target: Target, count: 
             await chain(session, target.url)
             done += 1
 
+    before = cpu_seconds(target.pid) if target.pid else 0.0
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(workers)))
     target.chain_throughput.append(done / (time.perf_counter() - started))
+    if target.pid:  # CPU per chain over both phases: /proc counts in 10 ms ticks, so the more chains the better
+        target.chain_cpu += cpu_seconds(target.pid) - before
+        target.chain_count += done
 
 
 async def measure_latency(session: aiohttp.ClientSession, target: Target, count: int) -> None:
@@ -270,12 +277,23 @@ async def run(args: argparse.Namespace) -> str:
     procs = Processes()
     try:
         ports = {name: free_port() for name in ("provider", "relay", "native", "emulate", "replay",
-                                                 "native-baseline", "emulate-baseline", "replay-baseline")}
+                                                 "native-baseline", "emulate-baseline", "replay-baseline",
+                                                 "relay-uvloop", "emulate-asyncio")}
         provider = f"http://127.0.0.1:{ports['provider']}"
         procs.start("bench/fake_provider.py", "--port", str(ports["provider"]), "--chunks", str(args.chunks))
         relay = procs.start("bench/minimal_relay.py", "--port", str(ports["relay"]), "--upstream", provider)
         native = procs.start(*recall_args(workdir, "native", provider, "native", "live", ports["native"]))
         emulate = procs.start(*recall_args(workdir, "emulate", provider, "emulate", "live", ports["emulate"]))
+        loops: list[Target] = []
+        if args.loops:  # the same relay on uvloop, and recall on asyncio's loop: each loop's share of the ratios
+            relay_uv = procs.start("bench/minimal_relay.py", "--port", str(ports["relay-uvloop"]), "--upstream",
+                                   provider, "--uvloop")
+            emulate_asyncio = procs.start(*recall_args(workdir, "emulate-asyncio", provider, "emulate", "live",
+                                                       ports["emulate-asyncio"], event_loop="asyncio"))
+            loops = [Target("minimal relay on uvloop", f"http://127.0.0.1:{ports['relay-uvloop']}/v1/interactions",
+                            relay_uv.pid),
+                     Target("recall emulate (recording) on asyncio's loop",
+                            f"http://127.0.0.1:{ports['emulate-asyncio']}/bench/v1/interactions", emulate_asyncio.pid)]
         baseline: list[Target] = []
         if args.baseline:
             for state in ("native", "emulate"):
@@ -285,7 +303,8 @@ async def run(args: argparse.Namespace) -> str:
                                        "/bench/v1/interactions", proc.pid))
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
-            for name in ("native", "emulate", *(("native-baseline", "emulate-baseline") if args.baseline else ())):
+            for name in ("native", "emulate", *(("native-baseline", "emulate-baseline") if args.baseline else ()),
+                         *(("emulate-asyncio",) if args.loops else ())):
                 await wait_up(session, f"http://127.0.0.1:{ports[name]}/_recall/health")
             await asyncio.sleep(0.5)
             # Record the benchmark's request once, then replay it from a database that
@@ -309,6 +328,7 @@ async def run(args: argparse.Namespace) -> str:
                 Target("minimal relay", f"http://127.0.0.1:{ports['relay']}/v1/interactions", relay.pid),
                 Target("recall native (recording)", f"http://127.0.0.1:{ports['native']}/bench/v1/interactions", native.pid),
                 Target("recall emulate (recording)", f"http://127.0.0.1:{ports['emulate']}/bench/v1/interactions", emulate.pid),
+                *loops,
                 *baseline,
                 *replays,
             ]
@@ -338,7 +358,8 @@ def report(targets: list[Target], rebuild: list[tuple[int, float, float]], args:
     relay_rps = statistics.median(relay.throughput)
     lines = [
         f"Command: `python bench/proxy_overhead.py --rounds {args.rounds} --requests {args.requests} "
-        f"--seconds {args.seconds}{' --baseline ' + str(args.baseline) if args.baseline else ''}`"
+        f"--seconds {args.seconds}{' --loops' if args.loops else ''}"
+        f"{' --baseline ' + str(args.baseline) if args.baseline else ''}`"
         f" ({time.strftime('%Y-%m-%d')}; {os.cpu_count()} cores; targets interleaved"
         f" round by round; the fake provider and the load generator share the machine).",
         "",
@@ -366,7 +387,7 @@ def report(targets: list[Target], rebuild: list[tuple[int, float, float]], args:
                      f"{'' if t is direct else f'{(fb - fb0) / relay_fb:.2f}'} | {1000 * total:.2f} | "
                      f"{'' if t is direct else f'{1e6 * (total - total0) / args.chunks:.1f}'} |")
     lines += ["", "Two-turn chains (a create, then a follow-up chained by its id; recall emulate rebuilds the"
-              " history for the second), "
+              " history for the second; CPU per chain over the chains of both phases), "
               f"{len(direct.chain_latencies)} at c=1 and {args.seconds:g} s at c=32 per target per round:", "",
               "| target | chain p50 ms | added p50 ms | × relay's added | chains/s at c=32 | share of relay's |"
               " CPU ms/chain | × relay's CPU |", "|---|---|---|---|---|---|---|---|"]
@@ -421,6 +442,8 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100, help="events per streamed reply")
     parser.add_argument("--recordings", type=int, default=100_000, help="other recordings in the replay database")
     parser.add_argument("--depths", type=int, nargs="+", default=[10, 100, 1_000, 10_000])
+    parser.add_argument("--loops", action="store_true", help="also measure the relay on uvloop and recall emulate"
+                        " on asyncio's loop (recall serve picks uvloop where it is installed)")
     parser.add_argument("--baseline", type=Path, help="also measure the recall of this tree (a worktree of an"
                         " earlier commit), interleaved with the others: a before/after in one run")
     parser.add_argument("--write", type=Path, help="put the tables into this Markdown file (docs/PERFORMANCE.md)")
