@@ -52,7 +52,7 @@ def interaction_from_row(row: Sequence[Any]) -> Interaction:
     return Interaction(
         id=id_, owner=owner, upstream=upstream, front=front, mode=mode, model=model, status=status,
         parent_id=parent_id, root_id=root_id, input=_turns(input_), output=_turns(output),
-        request=orjson.loads(request) if request else {}, usage=Usage.from_json(orjson.loads(usage) if usage else None),
+        request=orjson.loads(request) if request else {}, usage=Usage(**orjson.loads(usage)) if usage else Usage(),
         error=error, provider_id=provider_id, created=created, updated=updated, run_id=run_id,
     )
 
