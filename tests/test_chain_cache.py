@@ -40,6 +40,19 @@ def test_the_cache_is_bounded_by_the_references_it_holds() -> None:
     assert cache.get("2", 1) is None and cache.get("y", 1) is not None
 
 
+def test_a_chain_read_in_the_background_never_outlives_a_clear_nor_replaces_a_turns() -> None:
+    cache = ChainCache()
+    chain = [node("a", None), node("b", "a")]
+    before = cache.generation
+    cache.clear()  # an erasure while the warm was reading: what it read may hold the erased node
+    assert cache.offer("b", 1, before, chain) is False and cache.get("b", 1) is None
+    turns = [node("a", None), node("b", "a")]
+    cache.put("b", 1, turns)  # a turn read it meanwhile: its entry stays
+    assert cache.offer("b", 1, cache.generation, chain) is False
+    assert (cache.get("b", 1) or [None])[0] is turns[0]
+    assert cache.offer("c", 1, cache.generation, [node("c", None)]) is True and cache.get("c", 1) is not None
+
+
 def test_an_erasure_by_another_process_reaches_the_next_turn(recall: Recall, fake_gemini: FakeGemini) -> None:
     c = client(recall)
     first = c.interactions.create(model=GEMINI_MODEL, input="Secret-Marmot-1 is my first message.")

@@ -246,7 +246,7 @@ def create_app(config: Config, database: str | Path, extend: AppHook | None = No
         with tempfile.TemporaryDirectory(prefix="recall-replay-") as scratch:
             # Replay never changes the recordings (proxy/store/backend.py says how, per backend).
             store = await open_store(database, replaying=replaying, scratch=Path(scratch),
-                                     replay_session=config.replay_session)
+                                     replay_session=config.replay_session, warm_chains=config.warm_chains)
             for cassette in config.cassettes:
                 await load_cassette(store, Path(cassette))
             upstreams = UpstreamClient(offline=replaying, max_connections=limits.max_connections(config.max_connections))

@@ -38,7 +38,7 @@ import orjson
 
 from ..model import FAILED, IN_PROGRESS, Interaction
 from . import pg_erase, pg_writes, run_leases
-from .chain_cache import ChainCache
+from .chain_cache import ChainCache, warm
 from .pg_connect import open_pool, redacted
 from .pg_listen import Listener
 from .pg_recordings import insert_recordings
@@ -80,6 +80,26 @@ def _unavailable(exc: BaseException) -> StoreUnavailable | None:
     return None
 
 
+# A chain, root first: the node and its ancestors by parent pointer, erased ones skipped.
+_CHAIN = f"""
+    WITH RECURSIVE chain(id, parent_id, hop) AS (
+        SELECT id, parent_id, 0 FROM interactions WHERE id = $1
+        UNION ALL
+        SELECT i.id, i.parent_id, chain.hop + 1
+        FROM interactions AS i JOIN chain ON i.id = chain.parent_id
+    )
+    SELECT {qualified(INTERACTION_COLUMNS, "i")}
+    FROM chain JOIN interactions AS i ON i.id = chain.id
+    WHERE i.deleted_at IS NULL
+    ORDER BY chain.hop DESC
+"""
+# The most recently updated finished nodes: the last of each thread is what its next turn most
+# likely continues. Looked at this many per thread warmed, for threads' other nodes.
+_RECENT_NODES = ("SELECT id, root_id FROM interactions WHERE deleted_at IS NULL AND status != $1"
+                 " ORDER BY updated_at DESC LIMIT $2")
+_RECENT_PER_THREAD = 8
+
+
 class PostgresStore:
     """The Store (proxy/store/protocol.py) on a PostgreSQL database."""
 
@@ -98,6 +118,8 @@ class PostgresStore:
         self._pending: set[asyncio.Task[Any]] = set()
         self._background: list[asyncio.Task[None]] = []
         self._listener = Listener(self._listen_connection, self._drop_chains, self._heard_cancel)
+        # The start's warming of the chain cache (open's warm_chains), while it runs and after.
+        self.warming: asyncio.Task[None] | None = None
 
     @property
     def location(self) -> str:
@@ -105,8 +127,10 @@ class PostgresStore:
         return redacted(self.url)
 
     @classmethod
-    async def open(cls, url: str, *, read_only: bool = False, replay_session: str | None = None) -> PostgresStore:
-        """Connect (and migrate) or raise StoreError with one line saying why not."""
+    async def open(cls, url: str, *, read_only: bool = False, replay_session: str | None = None,
+                   warm_chains: int = 0) -> PostgresStore:
+        """Connect (and migrate) or raise StoreError with one line saying why not. `warm_chains`: how
+        many recently active threads' chains are read into the chain cache in the background (0: none)."""
         pool = await open_pool(url, command_timeout=COMMAND_TIMEOUT_S)
         store = cls(url, pool, read_only=read_only, replay_session=replay_session)
         try:
@@ -118,7 +142,28 @@ class PostgresStore:
         store._background = [asyncio.create_task(store._listener.run(), name="recall-pg-listener")]
         if not read_only:
             store._background.append(asyncio.create_task(store._keep_leases(), name="recall-run-leases"))
+        if warm_chains > 0:
+            store.warming = asyncio.create_task(store._warm_chains(warm_chains), name="recall-warm-chains")
+            store._background.append(store.warming)
         return store
+
+    async def _warm_chains(self, count: int) -> None:
+        """The chains of the `count` most recently active threads, read into the chain cache one
+        pooled connection at a time (the requests' reads take the others); best effort."""
+        try:
+            recent = await self._fetch(_RECENT_NODES, IN_PROGRESS, count * _RECENT_PER_THREAD)
+            last_of_thread: dict[str, str] = {}
+            for node_id, root_id in recent:  # newest first: the first seen of a thread is its last
+                last_of_thread.setdefault(root_id, node_id)
+
+            async def read(leaf: str) -> tuple[int, list[Any]]:
+                version = self._version
+                return version, await self._fetch(_CHAIN, leaf)
+
+            warmed = await warm(self._chains, list(last_of_thread.values())[:count], read)
+            log.debug("warmed the chains of %d recently active threads", warmed)
+        except StoreUnavailable as trouble:
+            log.debug("chains not warmed: %s", trouble.cause)
 
     async def close(self) -> None:
         if self._pending:
@@ -377,21 +422,7 @@ class PostgresStore:
         cached = self._chains.get(interaction_id, version)
         if cached is not None:
             return cached
-        rows = await self._fetch(
-            f"""
-            WITH RECURSIVE chain(id, parent_id, hop) AS (
-                SELECT id, parent_id, 0 FROM interactions WHERE id = $1
-                UNION ALL
-                SELECT i.id, i.parent_id, chain.hop + 1
-                FROM interactions AS i JOIN chain ON i.id = chain.parent_id
-            )
-            SELECT {qualified(INTERACTION_COLUMNS, "i")}
-            FROM chain JOIN interactions AS i ON i.id = chain.id
-            WHERE i.deleted_at IS NULL
-            ORDER BY chain.hop DESC
-            """,
-            interaction_id,
-        )
+        rows = await self._fetch(_CHAIN, interaction_id)
         chain = [interaction_from_row(row) for row in rows]
         if chain and chain[-1].id == interaction_id:
             self._chains.put(interaction_id, version, chain)

@@ -57,6 +57,15 @@ def interaction_from_row(row: Sequence[Any]) -> Interaction:
     )
 
 
+_INPUT_AT = [column.strip() for column in INTERACTION_COLUMNS.split(",")].index("input")
+
+
+def content_bytes(row: Sequence[Any]) -> int:
+    """The stored size of a node's turns (its input and output JSON), from a row of INTERACTION_COLUMNS."""
+    input_, output = row[_INPUT_AT], row[_INPUT_AT + 1]
+    return len(input_ or "") + len(output or "")
+
+
 def exchange_from_row(r: Sequence[Any]) -> Exchange:
     return Exchange(
         upstream=r[0], method=r[1], path=r[2], created=r[3], status=r[4], latency_ms=r[5],
