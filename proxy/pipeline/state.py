@@ -54,7 +54,10 @@ class ConversationState:
 
 def history(chain: list[Interaction]) -> list[Turn]:
     """The conversation a chain holds, as turns, oldest first (history_by_node, joined)."""
-    return [turn for _, turns in history_by_node(chain) for turn in turns]
+    turns: list[Turn] = []
+    for _, node_turns in history_by_node(chain):
+        turns += node_turns
+    return turns
 
 
 def history_by_node(chain: list[Interaction]) -> list[tuple[str, list[Turn]]]:
@@ -76,5 +79,10 @@ def history_by_node(chain: list[Interaction]) -> list[tuple[str, list[Turn]]]:
 
 
 def _holds_compaction(turns: list[Turn]) -> bool:
-    return any(part.kind == COMPACTION for turn in turns for part in turn.parts)
+    # Plain loops, not any() over a generator: run for every turn of a chain on each follow-up.
+    for turn in turns:
+        for part in turn.parts:
+            if part.kind == COMPACTION:
+                return True
+    return False
 
