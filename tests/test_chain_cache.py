@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+
 from click.testing import CliRunner
 
 from proxy.cli.main import main
 from proxy.model import COMPLETED, MODEL, USER, Interaction, Part, Turn
-from proxy.store.chain_cache import ChainCache
+from proxy.store.chain_cache import ChainCache, last_of_threads, warm
+from proxy.store.rows import dumps, turns_json
 
 from .conftest import Recall
 from .support.fake_gemini import FakeGemini
@@ -51,6 +55,31 @@ def test_a_chain_read_in_the_background_never_outlives_a_clear_nor_replaces_a_tu
     assert cache.offer("b", 1, cache.generation, chain) is False
     assert (cache.get("b", 1) or [None])[0] is turns[0]
     assert cache.offer("c", 1, cache.generation, [node("c", None)]) is True and cache.get("c", 1) is not None
+
+
+def row(node_id: str, text: str) -> tuple[object, ...]:
+    """A stored node's row, as the stores' chain reads give it (rows.INTERACTION_COLUMNS)."""
+    turns = turns_json([Turn(USER, [Part("text", text=text)])])
+    return (node_id, "o", "u", "f", "emulate", "m", COMPLETED, None, node_id, 0, turns, "[]", "{}",
+            dumps({"input_tokens": 1}), None, None, 0.0, 0.0, None)
+
+
+def test_the_start_warms_the_newest_threads_last_nodes_within_its_bytes() -> None:
+    # (id, root id), newest first: thread r1's last node is n3, r2's is n2.
+    assert last_of_threads([("n3", "r1"), ("n2", "r2"), ("n1", "r1"), ("n0", "r3")], 2) == ["n3", "n2"]
+    chains = {"n3": [row("n3", "x" * 100)], "n2": [row("n2", "y" * 100)]}
+
+    async def read(leaf: str) -> tuple[int, list[tuple[object, ...]]]:
+        return 7, chains[leaf]
+
+    cache = ChainCache()
+    try:
+        assert asyncio.run(warm(cache, ["n3", "n2"], read, max_bytes=200)) == 1  # the second would pass the bound
+    finally:
+        gc.unfreeze()  # the warm froze this test process's objects
+    warmed = cache.get("n3", 7)
+    assert warmed is not None and warmed[0].input[0].parts[0].text == "x" * 100 and warmed[0].usage.input_tokens == 1
+    assert cache.get("n2", 7) is None
 
 
 def test_an_erasure_by_another_process_reaches_the_next_turn(recall: Recall, fake_gemini: FakeGemini) -> None:

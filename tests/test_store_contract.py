@@ -9,6 +9,7 @@ a database that goes away and comes back.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -110,6 +111,7 @@ def test_a_start_warms_the_chains_of_the_most_recently_active_threads(loop_threa
             assert [it.id for it in await store.chain("v1_leaf")] == ["v1_root", "v1_leaf"]
         finally:
             await store.close()
+            gc.unfreeze()  # the warm froze this test process's objects
 
     loop_thread.run(test())
 

@@ -20,7 +20,7 @@ import asyncio
 import gc
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from ..model import Interaction
@@ -33,6 +33,8 @@ _MAX_REFERENCES = 200_000
 # bytes of turns they may hold at most all together (the neutral objects take ~3x that).
 WARM_CHAINS = 32
 WARM_MAX_BYTES = 64 * 1024 * 1024
+# The most recently updated nodes looked at per thread warmed: a thread's own other recent nodes come first.
+RECENT_PER_THREAD = 8
 # Rows decoded between two yields to the event loop while warming: a long chain's decode
 # never holds a request up for more than about a millisecond at a time.
 _DECODE_STEP = 128
@@ -88,6 +90,15 @@ class ChainCache:
         self.generation += 1
 
 
+def last_of_threads(recent: Iterable[Sequence[Any]], count: int) -> list[str]:
+    """The last node of each of the first `count` threads, from (id, root id) rows newest first:
+    what each thread's next turn most likely continues."""
+    last: dict[str, str] = {}
+    for node_id, root_id in recent:
+        last.setdefault(root_id, node_id)  # newest first: the first seen of a thread is its last
+    return list(last.values())[:count]
+
+
 async def warm(cache: ChainCache, leaves: Sequence[str],
                read: Callable[[str], Awaitable[tuple[int, list[Sequence[Any]]]]],
                max_bytes: int = WARM_MAX_BYTES) -> int:
@@ -112,9 +123,10 @@ async def warm(cache: ChainCache, leaves: Sequence[str],
             await asyncio.sleep(0)
         if chain and chain[-1].id == leaf and cache.offer(leaf, version, generation, chain):
             warmed += 1
-    # What start-up and the warm made lives as long as the process: out of every later collection.
-    # Else the first full collection (~20 ms over a server's heap, measured by bench/chain_rebuild.py)
-    # falls on the first turns' path, a decode storm of its own. Frozen objects are still freed by
-    # their reference counts (the cache's nodes hold no cycles); only cycles among them would stay.
-    gc.freeze()
+    if warmed:
+        # What start-up and the warm made lives as long as the process: out of every later collection.
+        # Else the first full collection (~20 ms over a server's heap, measured by bench/chain_rebuild.py)
+        # falls on the first turns' path, a decode storm of its own. Frozen objects are still freed by
+        # their reference counts (the cache's nodes hold no cycles); only cycles among them would stay.
+        gc.freeze()
     return warmed

@@ -38,7 +38,7 @@ import orjson
 
 from ..model import FAILED, IN_PROGRESS, Interaction
 from . import pg_erase, pg_writes, run_leases
-from .chain_cache import ChainCache, warm
+from .chain_cache import RECENT_PER_THREAD, ChainCache, last_of_threads, warm
 from .pg_connect import open_pool, redacted
 from .pg_listen import Listener
 from .pg_recordings import insert_recordings
@@ -93,12 +93,9 @@ _CHAIN = f"""
     WHERE i.deleted_at IS NULL
     ORDER BY chain.hop DESC
 """
-# The most recently updated finished nodes: the last of each thread is what its next turn most
-# likely continues. Looked at this many per thread warmed, for threads' other nodes.
+# The most recently updated finished nodes (interactions_updated), newest first, for the warm.
 _RECENT_NODES = ("SELECT id, root_id FROM interactions WHERE deleted_at IS NULL AND status != $1"
                  " ORDER BY updated_at DESC LIMIT $2")
-_RECENT_PER_THREAD = 8
-
 
 class PostgresStore:
     """The Store (proxy/store/protocol.py) on a PostgreSQL database."""
@@ -151,16 +148,13 @@ class PostgresStore:
         """The chains of the `count` most recently active threads, read into the chain cache one
         pooled connection at a time (the requests' reads take the others); best effort."""
         try:
-            recent = await self._fetch(_RECENT_NODES, IN_PROGRESS, count * _RECENT_PER_THREAD)
-            last_of_thread: dict[str, str] = {}
-            for node_id, root_id in recent:  # newest first: the first seen of a thread is its last
-                last_of_thread.setdefault(root_id, node_id)
+            recent = await self._fetch(_RECENT_NODES, IN_PROGRESS, count * RECENT_PER_THREAD)
 
             async def read(leaf: str) -> tuple[int, list[Any]]:
                 version = self._version
                 return version, await self._fetch(_CHAIN, leaf)
 
-            warmed = await warm(self._chains, list(last_of_thread.values())[:count], read)
+            warmed = await warm(self._chains, last_of_threads(recent, count), read)
             log.debug("warmed the chains of %d recently active threads", warmed)
         except StoreUnavailable as trouble:
             log.debug("chains not warmed: %s", trouble.cause)

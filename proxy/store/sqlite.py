@@ -26,7 +26,7 @@ import orjson
 from ..files import create_private
 from ..model import IN_PROGRESS, Interaction
 from . import conversations, run_leases
-from .chain_cache import ChainCache, warm
+from .chain_cache import RECENT_PER_THREAD, ChainCache, last_of_threads, warm
 from .erase import Purge, erase_interactions, is_erased, merge_search_index_step, vacuum_step
 from .migrations import migrate
 from .preflight import BUSY_TIMEOUT_S, PageCheck, check_database
@@ -110,12 +110,9 @@ _CHAIN = f"""
     WHERE i.deleted_at IS NULL
     ORDER BY chain.hop DESC
 """
-# The most recently updated finished nodes (interactions_updated): the last of each thread is what
-# its next turn most likely continues. Looked at this many per thread warmed, for threads' other nodes.
+# The most recently updated finished nodes (interactions_updated), newest first, for the warm.
 _RECENT_NODES = ("SELECT id, root_id FROM interactions WHERE deleted_at IS NULL AND status != ?"
                  " ORDER BY updated_at DESC LIMIT ?")
-_RECENT_PER_THREAD = 8
-
 
 async def _fetch(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
     """A query's rows, read on the connection's thread in one trip."""
@@ -140,8 +137,9 @@ class SQLiteStore:
         self._writer = Writer(writer_db)
         self._chains = ChainCache()
         self._version = 0  # the last outside version seen (see chain)
-        # The start's warming of the chain cache (open's warm_chains), while it runs and after.
+        # The start's warming of the chain cache (open's warm_chains), while it runs and after; its connection.
         self.warming: asyncio.Task[None] | None = None
+        self._warm_db: aiosqlite.Connection | None = None
         # This process's name on the in-progress nodes it runs (see m009_run_leases).
         self.instance = run_leases.new_instance()
         # The run-lease heartbeat and the WAL checkpointer.
@@ -184,6 +182,11 @@ class SQLiteStore:
             await reader_db.execute("PRAGMA query_only=ON")
             checkpointer = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
             opened.append(checkpointer)
+            # The warm's reads go beside the request path's reader, never ahead of it in its queue.
+            warm_db = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S) if warm_chains else None
+            if warm_db is not None:
+                opened.append(warm_db)
+                await warm_db.execute("PRAGMA query_only=ON")
         except BaseException as exc:
             for db in opened:
                 await db.close()
@@ -199,26 +202,18 @@ class SQLiteStore:
             store._page_check = PageCheck(path)
             store._background.append(asyncio.create_task(store._check_pages(store._page_check),
                                                          name="recall-page-check"))
-        if warm_chains > 0:
-            store.warming = asyncio.create_task(store._warm_chains(warm_chains), name="recall-warm-chains")
+        if warm_db is not None:
+            store._warm_db = warm_db
+            store.warming = asyncio.create_task(store._warm_chains(warm_db, warm_chains), name="recall-warm-chains")
             store._background.append(store.warming)
         return store
 
-    async def _warm_chains(self, count: int) -> None:
+    async def _warm_chains(self, reader: aiosqlite.Connection, count: int) -> None:
         """The chains of the `count` most recently active threads, read into the chain cache on a
-        connection of its own (the request path's reader never waits behind it); best effort."""
+        connection of its own (closed when done, or by close); best effort."""
         try:
-            reader = await aiosqlite.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
-        except sqlite3.Error as exc:
-            log.debug("chains not warmed: %s", exc)
-            return
-        try:
-            await reader.execute("PRAGMA query_only=ON")
-            recent = await _fetch(reader, _RECENT_NODES, (IN_PROGRESS, count * _RECENT_PER_THREAD))
-            last_of_thread: dict[str, str] = {}
-            for node_id, root_id in recent:  # newest first: the first seen of a thread is its last
-                last_of_thread.setdefault(root_id, node_id)
-            leaves = list(last_of_thread.values())[:count]
+            recent = await _fetch(reader, _RECENT_NODES, (IN_PROGRESS, count * RECENT_PER_THREAD))
+            leaves = last_of_threads(recent, count)
 
             async def read(leaf: str) -> tuple[int, list[Any]]:
                 version = await self._outside_version()
@@ -245,6 +240,8 @@ class SQLiteStore:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        if self._warm_db is not None:  # closed by the warm when it ran to its end; not if it never began
+            await self._warm_db.close()
         await self._writer.stop()
         await self._reader.close()
         await self._writer_db.close()
