@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from proxy.cli.main import main
+from proxy.config import Config
+from proxy.http.app import start
 from proxy.model import COMPLETED, MODEL, USER, Interaction, Part, Turn
 from proxy.store.chain_cache import ChainCache, last_of_threads, warm
 from proxy.store.rows import dumps, turns_json
 
 from .conftest import Recall
 from .support.fake_gemini import FakeGemini
+from .support.loop_thread import LoopThread
 from .test_gemini_interactions import MODEL as GEMINI_MODEL
 from .test_gemini_interactions import client, user_turns_sent
 
@@ -80,6 +84,19 @@ def test_the_start_warms_the_newest_threads_last_nodes_within_its_bytes() -> Non
     warmed = cache.get("n3", 7)
     assert warmed is not None and warmed[0].input[0].parts[0].text == "x" * 100 and warmed[0].usage.input_tokens == 1
     assert cache.get("n2", 7) is None
+
+
+def test_recall_serve_settles_its_heap_before_listening_and_an_embedded_start_leaves_it(
+        loop_thread: LoopThread, tmp_path: Path) -> None:
+    gc.unfreeze()
+    for settle in (False, True):
+        runner, _ = loop_thread.run(start(Config(host="127.0.0.1", port=0), tmp_path / "recall.db", settle_heap=settle))
+        try:
+            # Frozen: start-up's objects are out of every later collection (none falls on a first turn).
+            assert (gc.get_freeze_count() > 0) is settle
+        finally:
+            loop_thread.run(runner.cleanup())
+            gc.unfreeze()
 
 
 def test_an_erasure_by_another_process_reaches_the_next_turn(recall: Recall, fake_gemini: FakeGemini) -> None:
