@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import shutil
 import socket
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +50,8 @@ STREAM_BODY = orjson.dumps({"model": "bench-model", "input": "Hello, stream plea
 HEADERS = {"x-goog-api-key": "bench-key", "content-type": "application/json"}
 TICKS = os.sysconf("SC_CLK_TCK")
 MARK_START, MARK_END = "<!-- proxy-overhead:start -->", "<!-- proxy-overhead:end -->"
+# How long after a start the first turn of a warmed run comes ([storage] warm_chains reads in the background).
+WARM_SETTLE_S = 1.0
 
 
 def free_port() -> int:
@@ -225,39 +229,54 @@ async def build_chain(path: Path, depth: int) -> str:
     return parent
 
 
+async def first_turns(path: Path, last: str, provider: str, procs: Processes, session: aiohttp.ClientSession,
+                      warm_chains: int, port: int) -> list[float]:
+    """Seconds per follow-up of `last` through a recall just started on `path`: the first, then 20 more."""
+    config = path.with_suffix(".toml")
+    config.write_text(f'[storage]\nwarm_chains = {warm_chains}\n'
+                      f'[upstreams.bench]\nurl = "{provider}"\napi = "gemini"\nstate = "emulate"\n')
+    proc = procs.start("-m", "proxy", "serve", "--config", str(config), "--db", str(path), "--port", str(port))
+    await wait_up(session, f"http://127.0.0.1:{port}/_recall/health")
+    if warm_chains:
+        await asyncio.sleep(WARM_SETTLE_S)
+    body = orjson.dumps({"model": "bench-model", "input": "And then?", "previous_interaction_id": last})
+    turn_times = []
+    for _ in range(21):  # forks of the same node: the history is `depth` turns each time
+        started = time.perf_counter()
+        await post(session, f"http://127.0.0.1:{port}/bench/v1/interactions", body)
+        turn_times.append(time.perf_counter() - started)
+    proc.terminate()
+    proc.wait(10)
+    return turn_times
+
+
 async def rebuild_figures(workdir: Path, depths: list[int], provider: str, procs: Processes,
-                          session: aiohttp.ClientSession) -> list[tuple[int, float, float, float, float, float]]:
-    """Per depth: rebuild ms cold (one recursive query plus decoding) and warm (the chain cache),
-    a follow-up turn's ms through recall at that depth (the first after start, then the p50 of
-    the next 20), and database bytes per turn."""
+                          session: aiohttp.ClientSession, next_port: Callable[[], int] = free_port) -> list[tuple[int, float, float, float, float, float, float]]:
+    """Per depth: rebuild ms cold (one recursive query plus decoding) and warm (the chain cache), medians,
+    a follow-up turn's ms through recall at that depth (the first after a start with the chain cache
+    cold, then the p50 of the next 20; and the first after a start that warmed it), and database
+    bytes per turn."""
     rows = []
     for depth in depths:
         path = workdir / f"chain-{depth}.db"
         last = await build_chain(path, depth)
-        store = await SQLiteStore.open(path)
-        timings = []
-        for _ in range(5):
-            started = time.perf_counter()
-            turns = history(await store.chain(last))
-            timings.append(time.perf_counter() - started)
-        assert len(turns) == 2 * depth
-        await store.close()
+        cold_times, warm_times = [], []
+        for _ in range(5):  # a fresh store each time: its chain cache is empty (bench/chain_rebuild.py: CPU, best of N)
+            store = await SQLiteStore.open(path)
+            for times in (cold_times, warm_times):
+                started = time.perf_counter()
+                turns = history(await store.chain(last))
+                times.append(time.perf_counter() - started)
+                assert len(turns) == 2 * depth
+            await store.close()
         size = sum(p.stat().st_size for p in workdir.glob(f"chain-{depth}.db*"))
-        port = free_port()
-        config = workdir / f"chain-{depth}.toml"
-        config.write_text(f'[upstreams.bench]\nurl = "{provider}"\napi = "gemini"\nstate = "emulate"\n')
-        proc = procs.start("-m", "proxy", "serve", "--config", str(config), "--db", str(path), "--port", str(port))
-        await wait_up(session, f"http://127.0.0.1:{port}/_recall/health")
-        body = orjson.dumps({"model": "bench-model", "input": "And then?", "previous_interaction_id": last})
-        turn_times = []
-        for _ in range(21):  # forks of the same node: the history is `depth` turns each time
-            started = time.perf_counter()
-            await post(session, f"http://127.0.0.1:{port}/bench/v1/interactions", body)
-            turn_times.append(time.perf_counter() - started)
-        proc.terminate()
-        proc.wait(10)
-        rows.append((depth, timings[0] * 1000, statistics.median(timings[1:]) * 1000, turn_times[0] * 1000,
-                     statistics.median(turn_times[1:]) * 1000, size / depth))
+        # The warmed start gets the chain as built: the cold start's forks would be its threads' newest nodes.
+        copy_database(path, workdir / f"chain-{depth}-warmed.db")
+        cold = await first_turns(path, last, provider, procs, session, warm_chains=0, port=next_port())
+        warmed = await first_turns(workdir / f"chain-{depth}-warmed.db", last, provider, procs, session,
+                                   warm_chains=32, port=next_port())
+        rows.append((depth, statistics.median(cold_times) * 1000, statistics.median(warm_times) * 1000, cold[0] * 1000,
+                     statistics.median(cold[1:]) * 1000, warmed[0] * 1000, size / depth))
     return rows
 
 
@@ -270,6 +289,23 @@ def seed_recordings(db_path: Path, count: int) -> None:
             ((b'{"model": "m", "input": "other %d"}' % n, b'{"id": "v1_x"}', time.time(), f"seed{n:08d}")
              for n in range(count)),
         )
+
+
+async def run_chains(args: argparse.Namespace) -> str:
+    """The chain table alone (--only-chains)."""
+    workdir = Path(tempfile.mkdtemp(prefix="recall-bench-"))
+    procs = Processes()
+    try:
+        ports = itertools.count(args.port_base).__next__ if args.port_base else free_port
+        port = ports()
+        procs.start("bench/fake_provider.py", "--port", str(port), "--chunks", str(args.chunks))
+        async with aiohttp.ClientSession() as session:
+            rebuild = await rebuild_figures(workdir, args.depths, f"http://127.0.0.1:{port}", procs, session, ports)
+    finally:
+        procs.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return (f"Command: `python bench/proxy_overhead.py --only-chains --depths {' '.join(map(str, args.depths))}`"
+            f" ({time.strftime('%Y-%m-%d')}; {os.cpu_count()} cores)\n\n{chain_table(rebuild)}")
 
 
 async def run(args: argparse.Namespace) -> str:
@@ -351,7 +387,8 @@ async def run(args: argparse.Namespace) -> str:
     return report(targets, rebuild, args)
 
 
-def report(targets: list[Target], rebuild: list[tuple[int, float, float]], args: argparse.Namespace) -> str:
+def report(targets: list[Target], rebuild: list[tuple[int, float, float, float, float, float, float]],
+           args: argparse.Namespace) -> str:
     direct, relay = targets[0], targets[1]
     base50, base99 = pct(direct.latencies, 0.5), pct(direct.latencies, 0.99)
     relay_added = pct(relay.latencies, 0.5) - base50
@@ -403,19 +440,28 @@ def report(targets: list[Target], rebuild: list[tuple[int, float, float]], args:
                      f"{'' if t is direct else f'{(p50 - chain0) / relay_chain_added:.2f}'} | {cps:,.0f} | "
                      f"{'' if t is direct else f'{cps / relay_chains:.0%}'} | {f'{1000 * cpu:.2f}' if cpu else ''} | "
                      f"{f'{cpu / relay_chain_cpu:.2f}' if cpu and relay_chain_cpu else ''} |")
-    lines += ["", "Chains built straight through the store, then continued through recall (emulate mode, the whole"
-              " history sent upstream each turn). *Rebuild*: `SQLiteStore.chain` + `history`, cold (one"
-              " recursive query plus decoding) and warm (the chain cache); *first* / *next turns*: a"
-              " follow-up's total time through recall, the first after start and the p50 of the next 20;"
-              " *bytes per turn*: the database file over the depth, and the growth per turn from the"
-              " previous depth:", "",
-              "| depth | rebuild cold ms | rebuild warm ms | first turn ms | next turns p50 ms | cold / first turn |"
-              " warm / next turn | db bytes per turn | growth per added turn |", "|---|---|---|---|---|---|---|---|---|"]
+    return "\n".join([*lines, "", chain_table(rebuild)])
+
+
+def chain_table(rebuild: list[tuple[int, float, float, float, float, float, float]]) -> str:
+    lines = ["Chains built straight through the store, then continued through recall (emulate mode, the whole"
+             " history sent upstream each turn). *Rebuild*: `SQLiteStore.chain` + `history` in the bench's process,"
+             " median of 5 fresh stores, cold (one recursive query plus decoding) and warm (the chain cache);"
+             " *first turn*: a follow-up's total"
+             " time through recall, the first after a start with `[storage] warm_chains = 0` (cold) and the"
+             f" first {WARM_SETTLE_S:g} s after a start that warms the cache (warmed, the default); *next turns*:"
+             " the p50 of the 20 after the cold first; *bytes per turn*: the database file over the depth, and"
+             " the growth per turn from the previous depth:", "",
+             "| depth | rebuild cold ms | rebuild warm ms | first turn ms, cold | first turn ms, warmed |"
+             " next turns p50 ms | cold rebuild / cold first turn | warm rebuild / warmed first turn |"
+             " warm / next turn | db bytes per turn | growth per added turn |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     previous: tuple[int, float] | None = None
-    for depth, cold, warm, first, following, per_turn in rebuild:
+    for depth, cold, warm, first, following, warmed_first, per_turn in rebuild:
         growth = "" if previous is None else f"{(per_turn * depth - previous[1]) / (depth - previous[0]):,.0f}"
-        lines.append(f"| {depth:,} | {cold:.2f} | {warm:.3f} | {first:.2f} | {following:.2f} | {cold / first:.1%} |"
-                     f" {warm / following:.1%} | {per_turn:,.0f} | {growth} |")
+        lines.append(f"| {depth:,} | {cold:.2f} | {warm:.3f} | {first:.2f} | {warmed_first:.2f} | {following:.2f} |"
+                     f" {cold / first:.1%} | {warm / warmed_first:.1%} | {warm / following:.1%} | {per_turn:,.0f} |"
+                     f" {growth} |")
         previous = (depth, per_turn * depth)
     return "\n".join(lines)
 
@@ -447,10 +493,12 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="also measure the recall of this tree (a worktree of an"
                         " earlier commit), interleaved with the others: a before/after in one run")
     parser.add_argument("--write", type=Path, help="put the tables into this Markdown file (docs/PERFORMANCE.md)")
+    parser.add_argument("--only-chains", action="store_true", help="only the chain depth table (no relay targets)")
+    parser.add_argument("--port-base", type=int, help="--only-chains: the first of the ports used (the fake provider's, then each recall's; else free ones)")
     args = parser.parse_args()
-    table = asyncio.run(run(args))
+    table = asyncio.run(run_chains(args) if args.only_chains else run(args))
     print(table)
-    if args.write:
+    if args.write and not args.only_chains:
         write_section(args.write, table)
 
 

@@ -98,6 +98,9 @@ class Config:
     replay_session: str | None = None
     log_unstored: bool = True
     retention_days: int = 0
+    # Recently active threads whose chains are read into memory in the background at start
+    # (proxy/store/chain_cache.py): their first turn after a start does not rebuild them. 0: none.
+    warm_chains: int = 32
     mode: str = "live"
     ignore_fields: list[str] = field(default_factory=lambda: ["user", "metadata", "stream_options"])
     upstreams: dict[str, Upstream] = field(default_factory=lambda: dict(BUILTIN_UPSTREAMS))
@@ -130,6 +133,7 @@ _SCALARS: dict[str, dict[str, tuple[str, type | tuple[type, ...], tuple[Any, ...
         "url": ("db_url", str, None),
         "log_unstored": ("log_unstored", bool, None),
         "retention_days": ("retention_days", int, None),
+        "warm_chains": ("warm_chains", int, None),
     },
     "cache": {
         "mode": ("mode", str, MODES),
@@ -246,6 +250,8 @@ def _validate(config: Config, source: str) -> None:
         raise ConfigError(source, "[server] max_body_mb", "must be greater than 0")
     if config.shutdown_grace_s < 0:
         raise ConfigError(source, "[server] shutdown_grace_s", "must be 0 or more seconds")
+    if config.warm_chains < 0:
+        raise ConfigError(source, "[storage] warm_chains", "must be 0 (warm none at start) or more")
     if config.retention_days < 0:
         raise ConfigError(source, "[storage] retention_days", "must be 0 (keep forever) or more")
     if config.db_url is not None and not is_postgres_url(config.db_url):

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 from google.genai import _interactions as gi
 
 from proxy.cli.main import main
+from proxy.config import Config
+from proxy.http.app import start
 from proxy.model import COMPLETED, IN_PROGRESS, MODEL, USER, Interaction, Part, Turn
-from proxy.store.chain_cache import ChainCache
+from proxy.store.chain_cache import ChainCache, last_of_threads, warm
+from proxy.store.rows import dumps, turns_json
 
 from .conftest import Recall
 from .support.fake_gemini import FakeGemini
+from .support.loop_thread import LoopThread
 from .test_gemini_interactions import MODEL as GEMINI_MODEL
 from .test_gemini_interactions import client, user_turns_sent
 
@@ -61,6 +69,57 @@ def test_continuing_a_cached_node_erased_by_another_process_is_not_found(recall:
     with pytest.raises(gi.NotFoundError):
         c.interactions.create(model=GEMINI_MODEL, input="Third.", previous_interaction_id=second.id)
     assert user_turns_sent(fake_gemini) == ["First.", "Second."]
+
+
+def test_a_chain_read_in_the_background_never_outlives_a_clear_nor_replaces_a_turns() -> None:
+    cache = ChainCache()
+    chain = [node("a", None), node("b", "a")]
+    before = cache.generation
+    cache.clear()  # an erasure while the warm was reading: what it read may hold the erased node
+    assert cache.offer("b", 1, before, chain) is False and cache.get("b", 1) is None
+    turns = [node("a", None), node("b", "a")]
+    cache.put("b", 1, turns)  # a turn read it meanwhile: its entry stays
+    assert cache.offer("b", 1, cache.generation, chain) is False
+    assert (cache.get("b", 1) or [None])[0] is turns[0]
+    assert cache.offer("c", 1, cache.generation, [node("c", None)]) is True and cache.get("c", 1) is not None
+
+
+def row(node_id: str, text: str) -> tuple[object, ...]:
+    """A stored node's row, as the stores' chain reads give it (rows.INTERACTION_COLUMNS)."""
+    turns = turns_json([Turn(USER, [Part("text", text=text)])])
+    return (node_id, "o", "u", "f", "emulate", "m", COMPLETED, None, node_id, 0, turns, "[]", "{}",
+            dumps({"input_tokens": 1}), None, None, 0.0, 0.0, None)
+
+
+def test_the_start_warms_the_newest_threads_last_nodes_within_its_bytes() -> None:
+    # (id, root id), newest first: thread r1's last node is n3, r2's is n2.
+    assert last_of_threads([("n3", "r1"), ("n2", "r2"), ("n1", "r1"), ("n0", "r3")], 2) == ["n3", "n2"]
+    chains = {"n3": [row("n3", "x" * 100)], "n2": [row("n2", "y" * 100)]}
+
+    async def read(leaf: str) -> tuple[int, list[tuple[object, ...]]]:
+        return 7, chains[leaf]
+
+    cache = ChainCache()
+    try:
+        assert asyncio.run(warm(cache, ["n3", "n2"], read, max_bytes=200)) == 1  # the second would pass the bound
+    finally:
+        gc.unfreeze()  # the warm froze this test process's objects
+    warmed = cache.get("n3", 7)
+    assert warmed is not None and warmed[0].input[0].parts[0].text == "x" * 100 and warmed[0].usage.input_tokens == 1
+    assert cache.get("n2", 7) is None
+
+
+def test_recall_serve_settles_its_heap_before_listening_and_an_embedded_start_leaves_it(
+        loop_thread: LoopThread, tmp_path: Path) -> None:
+    gc.unfreeze()
+    for settle in (False, True):
+        runner, _ = loop_thread.run(start(Config(host="127.0.0.1", port=0), tmp_path / "recall.db", settle_heap=settle))
+        try:
+            # Frozen: start-up's objects are out of every later collection (none falls on a first turn).
+            assert (gc.get_freeze_count() > 0) is settle
+        finally:
+            loop_thread.run(runner.cleanup())
+            gc.unfreeze()
 
 
 def test_an_erasure_by_another_process_reaches_the_next_turn(recall: Recall, fake_gemini: FakeGemini) -> None:

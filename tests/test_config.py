@@ -51,6 +51,7 @@ def test_no_config_gives_the_builtin_upstreams(tmp_path: Path, monkeypatch: pyte
         ("[server]\nprot = 1", "[server] prot", "unknown key"),
         ("[cache]\nmode = 'sometimes'", "[cache] mode", "must be one of live, replay, auto"),
         ("[server]\nevent_loop = 'fast'", "[server] event_loop", "must be one of auto, uvloop, asyncio"),
+        ("[storage]\nwarm_chains = -1", "[storage] warm_chains", "must be 0 (warm none at start) or more"),
         ("[upstreams.local]\napi = 'openai-chat'", "[upstreams.local] url", "is required"),
         ("[upstreams.gemini]\nstate = 'maybe'", "[upstreams.gemini] state", "must be one of native, emulate"),
         ("[upstreams.x]\nurl = 'ftp://h'\napi = 'openai'", "[upstreams.x] url", "must start with http"),

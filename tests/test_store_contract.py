@@ -9,6 +9,7 @@ a database that goes away and comes back.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -83,6 +84,36 @@ def test_a_chain_is_its_nodes_from_the_root_and_each_node_reads_back(loop_thread
         assert await backend.query("SELECT count(*) FROM exchanges WHERE interaction_id = ?", "v1_leaf") == [(1,)]
 
     run_with(loop_thread, backend, test)
+
+
+def test_a_start_warms_the_chains_of_the_most_recently_active_threads(loop_thread: LoopThread,
+                                                                     backend: Backend) -> None:
+    async def test() -> None:
+        writer = await backend.open()
+        old = node("v1_old", created=1.0)
+        root = node("v1_root", created=2.0)
+        mid, gone = node("v1_mid", parent=root), node("v1_gone")
+        leaf = node("v1_leaf", parent=mid)
+        for it in (old, root, mid, gone, leaf):
+            await writer.save_interaction(it)
+        await writer.delete_interaction("v1_gone")
+        await writer.close()
+        store = await backend.open(warm_chains=1)
+        try:
+            warming = store.warming  # type: ignore[attr-defined]  # both stores have it; the protocol does not
+            await warming
+            chains = store._chains  # type: ignore[attr-defined]
+            # One thread (the bound): the newest node's, whole, erased nodes skipped; not the older thread's.
+            assert list(chains._entries) == ["v1_leaf"]
+            assert [it.id for it in await store.chain("v1_leaf")] == ["v1_root", "v1_mid", "v1_leaf"]
+            assert (await store.chain("v1_leaf"))[0].output[0].parts[0].text == "say hi"
+            await store.delete_interaction("v1_mid")  # an erasure still reaches a warmed chain
+            assert [it.id for it in await store.chain("v1_leaf")] == ["v1_root", "v1_leaf"]
+        finally:
+            await store.close()
+            gc.unfreeze()  # the warm froze this test process's objects
+
+    loop_thread.run(test())
 
 
 def test_stream_events_resume_after_a_seq_or_an_event_id(loop_thread: LoopThread, backend: Backend) -> None:

@@ -136,7 +136,7 @@ async def _serve(config: Config, database: str | Path, say: Callable[[str], None
     from ..store.records import StoreError
 
     try:
-        runner, port = await start(config, database)
+        runner, port = await start(config, database, settle_heap=True)
     except StoreError as exc:
         # One line and exit 2, as for a bad config: the database cannot be used as it is.
         click.echo(f"recall: bad database: {exc}", err=True)

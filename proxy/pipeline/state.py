@@ -58,7 +58,14 @@ class ConversationState:
 
 def history(chain: list[Interaction]) -> list[Turn]:
     """The conversation a chain holds, as turns, oldest first (history_by_node, joined)."""
-    return [turn for _, turns in history_by_node(chain) for turn in turns]
+    start, own_input = _history_start(chain)
+    turns: list[Turn] = []
+    for index in range(start, len(chain)):
+        node = chain[index]
+        if own_input or index > start:
+            turns += node.input
+        turns += node.output
+    return turns
 
 
 def history_by_node(chain: list[Interaction]) -> list[tuple[str, list[Turn]]]:
@@ -69,16 +76,27 @@ def history_by_node(chain: list[Interaction]) -> list[tuple[str, list[Turn]]]:
     block), so the history starts at the newest node that holds one: from its output
     when the compaction is in the output (a compacted window, or a compaction the
     provider ran before answering), from its input when the app sent it."""
-    start, own_input = 0, True
-    for index, node in enumerate(chain):
-        if _holds_compaction(node.output):
-            start, own_input = index, False
-        elif _holds_compaction(node.input):
-            start, own_input = index, True
+    start, own_input = _history_start(chain)
     return [(node.id, node.turns() if own_input or index > start else node.output)
             for index, node in enumerate(chain[start:], start=start)]
 
 
-def _holds_compaction(turns: list[Turn]) -> bool:
-    return any(part.kind == COMPACTION for turn in turns for part in turn.parts)
+def _history_start(chain: list[Interaction]) -> tuple[int, bool]:
+    """Where a chain's history starts (history_by_node says why): the newest node holding a
+    compaction, and whether its own input counts (not when the compaction is in its output)."""
+    for index in range(len(chain) - 1, -1, -1):
+        node = chain[index]
+        if _holds_compaction(node.output):
+            return index, False
+        if _holds_compaction(node.input):
+            return index, True
+    return 0, True
 
+
+def _holds_compaction(turns: list[Turn]) -> bool:
+    # Plain loops, not any() over a generator: run for every turn of a chain on each follow-up.
+    for turn in turns:
+        for part in turn.parts:
+            if part.kind == COMPACTION:
+                return True
+    return False

@@ -17,16 +17,18 @@ from .sqlite import SQLiteStore, copy_database
 
 
 async def open_store(location: str | Path, *, replaying: bool, scratch: Path,
-                     replay_session: str | None = None) -> Store:
+                     replay_session: str | None = None, warm_chains: int = 0) -> Store:
     """The server's store at `location`: a PostgreSQL URL (a str, as config.explain_db_url
     found it), or a SQLite file's Path.
     `scratch`: a private directory for replay's copy of a SQLite file. `replay_session`:
     the name instances replaying one session together share (PostgreSQL; else this start's own).
+    `warm_chains`: how many recently active threads' chains are read into memory in the background.
     Raises records.StoreError with one line when the database cannot be used."""
     if isinstance(location, str):
         from .postgres import PostgresStore
 
-        return await PostgresStore.open(location, read_only=replaying, replay_session=replay_session)
+        return await PostgresStore.open(location, read_only=replaying, replay_session=replay_session,
+                                        warm_chains=warm_chains)
     path = location
     if replaying:
         copy = scratch / "replay.db"
@@ -35,4 +37,4 @@ async def open_store(location: str | Path, *, replaying: bool, scratch: Path,
             check_database(path, writable=False)
             copy_database(path, copy)
         path = copy
-    return await SQLiteStore.open(path)
+    return await SQLiteStore.open(path, warm_chains=warm_chains)

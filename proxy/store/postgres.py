@@ -38,7 +38,7 @@ import orjson
 
 from ..model import FAILED, IN_PROGRESS, Interaction
 from . import pg_erase, pg_writes, run_leases
-from .chain_cache import ChainCache
+from .chain_cache import RECENT_PER_THREAD, ChainCache, last_of_threads, warm
 from .pg_connect import open_pool, redacted
 from .pg_listen import Listener
 from .pg_recordings import insert_recordings
@@ -83,6 +83,22 @@ def _unavailable(exc: BaseException) -> StoreUnavailable | None:
 # A replay key's recordings (replay hits left out): the condition of the partial index
 # exchanges_recordings (pg_migrations m003), repeated whole so the planner proves it covers it.
 RECORDINGS_OF_KEY = "cache_key = $1 AND stored AND status IS NOT NULL AND (cache IS NULL OR cache != 'hit')"
+# A chain, root first: the node and its ancestors by parent pointer, erased ones skipped.
+_CHAIN = f"""
+    WITH RECURSIVE chain(id, parent_id, hop) AS (
+        SELECT id, parent_id, 0 FROM interactions WHERE id = $1
+        UNION ALL
+        SELECT i.id, i.parent_id, chain.hop + 1
+        FROM interactions AS i JOIN chain ON i.id = chain.parent_id
+    )
+    SELECT {qualified(INTERACTION_COLUMNS, "i")}
+    FROM chain JOIN interactions AS i ON i.id = chain.id
+    WHERE i.deleted_at IS NULL
+    ORDER BY chain.hop DESC
+"""
+# The most recently updated finished nodes (interactions_updated), newest first, for the warm.
+_RECENT_NODES = ("SELECT id, root_id FROM interactions WHERE deleted_at IS NULL AND status != $1"
+                 " ORDER BY updated_at DESC LIMIT $2")
 
 class PostgresStore:
     """The Store (proxy/store/protocol.py) on a PostgreSQL database."""
@@ -102,6 +118,8 @@ class PostgresStore:
         self._pending: set[asyncio.Task[Any]] = set()
         self._background: list[asyncio.Task[None]] = []
         self._listener = Listener(self._listen_connection, self._drop_chains, self._heard_cancel)
+        # The start's warming of the chain cache (open's warm_chains), while it runs and after.
+        self.warming: asyncio.Task[None] | None = None
 
     @property
     def location(self) -> str:
@@ -109,8 +127,10 @@ class PostgresStore:
         return redacted(self.url)
 
     @classmethod
-    async def open(cls, url: str, *, read_only: bool = False, replay_session: str | None = None) -> PostgresStore:
-        """Connect (and migrate) or raise StoreError with one line saying why not."""
+    async def open(cls, url: str, *, read_only: bool = False, replay_session: str | None = None,
+                   warm_chains: int = 0) -> PostgresStore:
+        """Connect (and migrate) or raise StoreError with one line saying why not. `warm_chains`: how
+        many recently active threads' chains are read into the chain cache in the background (0: none)."""
         pool = await open_pool(url, command_timeout=COMMAND_TIMEOUT_S)
         store = cls(url, pool, read_only=read_only, replay_session=replay_session)
         try:
@@ -122,7 +142,25 @@ class PostgresStore:
         store._background = [asyncio.create_task(store._listener.run(), name="recall-pg-listener")]
         if not read_only:
             store._background.append(asyncio.create_task(store._keep_leases(), name="recall-run-leases"))
+        if warm_chains > 0:
+            store.warming = asyncio.create_task(store._warm_chains(warm_chains), name="recall-warm-chains")
+            store._background.append(store.warming)
         return store
+
+    async def _warm_chains(self, count: int) -> None:
+        """The chains of the `count` most recently active threads, read into the chain cache one
+        pooled connection at a time (the requests' reads take the others); best effort."""
+        try:
+            recent = await self._fetch(_RECENT_NODES, IN_PROGRESS, count * RECENT_PER_THREAD)
+
+            async def read(leaf: str) -> tuple[int, list[Any]]:
+                version = self._version
+                return version, await self._fetch(_CHAIN, leaf)
+
+            warmed = await warm(self._chains, last_of_threads(recent, count), read)
+            log.debug("warmed the chains of %d recently active threads", warmed)
+        except StoreUnavailable as trouble:
+            log.debug("chains not warmed: %s", trouble.cause)
 
     async def close(self) -> None:
         if self._pending:
@@ -385,21 +423,7 @@ class PostgresStore:
             if await self._fetch("SELECT 1 FROM interactions WHERE id = $1 AND deleted_at IS NULL", interaction_id):
                 return cached
             return [node for node in cached if node.id != interaction_id]
-        rows = await self._fetch(
-            f"""
-            WITH RECURSIVE chain(id, parent_id, hop) AS (
-                SELECT id, parent_id, 0 FROM interactions WHERE id = $1
-                UNION ALL
-                SELECT i.id, i.parent_id, chain.hop + 1
-                FROM interactions AS i JOIN chain ON i.id = chain.parent_id
-            )
-            SELECT {qualified(INTERACTION_COLUMNS, "i")}
-            FROM chain JOIN interactions AS i ON i.id = chain.id
-            WHERE i.deleted_at IS NULL
-            ORDER BY chain.hop DESC
-            """,
-            interaction_id,
-        )
+        rows = await self._fetch(_CHAIN, interaction_id)
         chain = [interaction_from_row(row) for row in rows]
         if chain and chain[-1].id == interaction_id:
             self._chains.put(interaction_id, version, chain)

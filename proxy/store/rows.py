@@ -52,9 +52,18 @@ def interaction_from_row(row: Sequence[Any]) -> Interaction:
     return Interaction(
         id=id_, owner=owner, upstream=upstream, front=front, mode=mode, model=model, status=status,
         parent_id=parent_id, root_id=root_id, input=_turns(input_), output=_turns(output),
-        request=orjson.loads(request) if request else {}, usage=Usage.from_json(orjson.loads(usage) if usage else None),
+        request=orjson.loads(request) if request else {}, usage=Usage(**orjson.loads(usage)) if usage else Usage(),
         error=error, provider_id=provider_id, created=created, updated=updated, run_id=run_id,
     )
+
+
+_INPUT_AT = [column.strip() for column in INTERACTION_COLUMNS.split(",")].index("input")
+
+
+def content_bytes(row: Sequence[Any]) -> int:
+    """The stored size of a node's turns (its input and output JSON), from a row of INTERACTION_COLUMNS."""
+    input_, output = row[_INPUT_AT], row[_INPUT_AT + 1]
+    return len(input_ or "") + len(output or "")
 
 
 def exchange_from_row(r: Sequence[Any]) -> Exchange:

@@ -26,7 +26,7 @@ import orjson
 from ..files import create_private
 from ..model import IN_PROGRESS, Interaction
 from . import conversations, run_leases
-from .chain_cache import ChainCache
+from .chain_cache import RECENT_PER_THREAD, ChainCache, last_of_threads, warm
 from .erase import Purge, erase_interactions, is_erased, merge_search_index_step, vacuum_step
 from .migrations import migrate
 from .preflight import BUSY_TIMEOUT_S, PageCheck, check_database
@@ -97,6 +97,28 @@ def open_sync(path: Path, *, busy_timeout_s: float = 10.0) -> sqlite3.Connection
     return db
 
 
+# A chain, root first: the node and its ancestors by parent pointer, erased ones skipped.
+_CHAIN = f"""
+    WITH RECURSIVE chain(id, parent_id, hop) AS (
+        SELECT id, parent_id, 0 FROM interactions WHERE id = ?
+        UNION ALL
+        SELECT i.id, i.parent_id, chain.hop + 1
+        FROM interactions AS i JOIN chain ON i.id = chain.parent_id
+    )
+    SELECT {qualified(INTERACTION_COLUMNS, "i")}
+    FROM chain JOIN interactions AS i ON i.id = chain.id
+    WHERE i.deleted_at IS NULL
+    ORDER BY chain.hop DESC
+"""
+# The most recently updated finished nodes (interactions_updated), newest first, for the warm.
+_RECENT_NODES = ("SELECT id, root_id FROM interactions WHERE deleted_at IS NULL AND status != ?"
+                 " ORDER BY updated_at DESC LIMIT ?")
+
+async def _fetch(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    """A query's rows, read on the connection's thread in one trip."""
+    return list(await db.execute_fetchall(sql, params))
+
+
 def _insert_frames(db: sqlite3.Connection, interaction_id: str,
                    frames: list[tuple[int, str | None, float, bytes]]) -> None:
     db.executemany(
@@ -133,6 +155,9 @@ class SQLiteStore:
         self._writer = Writer(writer_db)
         self._chains = ChainCache()
         self._version = 0  # the last outside version seen (see chain)
+        # The start's warming of the chain cache (open's warm_chains), while it runs and after; its connection.
+        self.warming: asyncio.Task[None] | None = None
+        self._warm_db: aiosqlite.Connection | None = None
         # This process's name on the in-progress nodes it runs (see m009_run_leases).
         self.instance = run_leases.new_instance()
         # The run-lease heartbeat and the WAL checkpointer.
@@ -148,7 +173,9 @@ class SQLiteStore:
         return self.path
 
     @classmethod
-    async def open(cls, path: str | Path) -> SQLiteStore:
+    async def open(cls, path: str | Path, *, warm_chains: int = 0) -> SQLiteStore:
+        """Open (creating and migrating) the file; `warm_chains`: how many recently active threads'
+        chains are read into the chain cache in the background (0: none)."""
         path = Path(path)
         try:
             open_private(path)
@@ -173,6 +200,11 @@ class SQLiteStore:
             await reader_db.execute("PRAGMA query_only=ON")
             checkpointer = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
             opened.append(checkpointer)
+            # The warm's reads go beside the request path's reader, never ahead of it in its queue.
+            warm_db = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S) if warm_chains else None
+            if warm_db is not None:
+                opened.append(warm_db)
+                await warm_db.execute("PRAGMA query_only=ON")
         except BaseException as exc:
             for db in opened:
                 await db.close()
@@ -188,7 +220,29 @@ class SQLiteStore:
             store._page_check = PageCheck(path)
             store._background.append(asyncio.create_task(store._check_pages(store._page_check),
                                                          name="recall-page-check"))
+        if warm_db is not None:
+            store._warm_db = warm_db
+            store.warming = asyncio.create_task(store._warm_chains(warm_db, warm_chains), name="recall-warm-chains")
+            store._background.append(store.warming)
         return store
+
+    async def _warm_chains(self, reader: aiosqlite.Connection, count: int) -> None:
+        """The chains of the `count` most recently active threads, read into the chain cache on a
+        connection of its own (closed when done, or by close); best effort."""
+        try:
+            recent = await _fetch(reader, _RECENT_NODES, (IN_PROGRESS, count * RECENT_PER_THREAD))
+            leaves = last_of_threads(recent, count)
+
+            async def read(leaf: str) -> tuple[int, list[Any]]:
+                version = await self._outside_version()
+                return version, await _fetch(reader, _CHAIN, (leaf,))
+
+            warmed = await warm(self._chains, leaves, read)
+            log.debug("warmed the chains of %d recently active threads", warmed)
+        except sqlite3.Error as exc:
+            log.debug("chains not warmed: %s", exc)
+        finally:
+            await reader.close()
 
     async def _check_pages(self, check: PageCheck) -> None:
         """A large file's pages, checked once recall is listening (preflight: start-up stays under a
@@ -204,6 +258,8 @@ class SQLiteStore:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        if self._warm_db is not None:  # closed by the warm when it ran to its end; not if it never began
+            await self._warm_db.close()
         await self._writer.stop()
         await self._reader.close()
         await self._writer_db.close()
@@ -470,21 +526,7 @@ class SQLiteStore:
         return list(chain)
 
     async def _query_chain(self, interaction_id: str) -> list[Interaction]:
-        rows = await self._read(
-            f"""
-            WITH RECURSIVE chain(id, parent_id, hop) AS (
-                SELECT id, parent_id, 0 FROM interactions WHERE id = ?
-                UNION ALL
-                SELECT i.id, i.parent_id, chain.hop + 1
-                FROM interactions AS i JOIN chain ON i.id = chain.parent_id
-            )
-            SELECT {qualified(INTERACTION_COLUMNS, "i")}
-            FROM chain JOIN interactions AS i ON i.id = chain.id
-            WHERE i.deleted_at IS NULL
-            ORDER BY chain.hop DESC
-            """,
-            (interaction_id,),
-        )
+        rows = await self._read(_CHAIN, (interaction_id,))
         return [interaction_from_row(row) for row in rows]
 
     async def recordings(self, cache_key: str) -> list[Exchange]:

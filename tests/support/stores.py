@@ -36,7 +36,7 @@ class Backend:
     async def open(self, **options: Any) -> Store:
         if self.postgres:
             return await PostgresStore.open(str(self.location), **options)
-        return await SQLiteStore.open(Path(self.location))
+        return await SQLiteStore.open(Path(self.location), **options)
 
     async def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         if self.postgres:
