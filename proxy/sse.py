@@ -169,7 +169,13 @@ async def iter_events(content: aiohttp.StreamReader, *, idle_s: float | None = N
         if limit is not None and limit <= 0:
             raise _limit_error(which, idle_s, max_s, upstream)
         try:
-            chunk = await (content.readany() if limit is None else asyncio.wait_for(content.readany(), limit))
+            if limit is None:
+                chunk = await content.readany()
+            else:
+                # A deadline on this task, not a task per read (as wait_for makes): a chunk already
+                # buffered is read without a trip through the event loop.
+                async with asyncio.timeout(limit):
+                    chunk = await content.readany()
         except TimeoutError:
             if limit is not None and loop.time() - waiting_from >= limit:
                 raise _limit_error(which, idle_s, max_s, upstream) from None

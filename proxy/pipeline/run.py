@@ -159,7 +159,7 @@ class Run:
         if not self.began:
             await self._admitted()
             self.began = True
-            await self.sink.open()
+            await self.sink.open(with_first_event=self.response is not None)
         await self._open_events()
 
     async def _admitted(self) -> None:
