@@ -65,24 +65,12 @@ def too_large(limit_mb: int) -> ApiError:
     )
 
 
-_FREE_THEN_RETRY = ("free disk space or file descriptors on recall's machine (or stop what holds the database"
-                    " locked), then retry")
-
-
 def store_unavailable(cause: str) -> ApiError:
     """recall's database cannot take the turn: said before the provider is asked (nothing billed)."""
     return ApiError(503, "store_unavailable",
                     f"recall cannot write its database ({cause}), so it did not send this request to the provider;"
-                    f" {_FREE_THEN_RETRY}", retry_after_s=5)
-
-
-def store_unavailable_after_asking(cause: str) -> ApiError:
-    """recall's database refused a streamed turn whose provider was asked meanwhile (its stream
-    is closed unread); until the database takes writes again, no request reaches the provider."""
-    return ApiError(503, "store_unavailable",
-                    f"recall cannot write its database ({cause}); it closed the provider's stream for this request"
-                    " before any of it reached you, and sends no request to the provider until its database takes"
-                    f" writes again; {_FREE_THEN_RETRY}", retry_after_s=5)
+                    " free disk space or file descriptors on recall's machine (or stop what holds the database"
+                    " locked), then retry", retry_after_s=5)
 
 
 def upstream_unreachable(name: str, url: str, reason: str) -> ApiError:

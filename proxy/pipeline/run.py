@@ -14,9 +14,6 @@ the app's answer has already begun. Four ways the provider's answer is read:
   sent on as the front API's events when anyone listens.
 
 Decided here, once for every shape:
-- the app's answer begins only once the in-progress node is committed (a
-  stream's commit runs beside the opening of its provider's stream: a database
-  that refuses it closes that stream unread and answers 503);
 - a provider that refuses before the app's answer has begun leaves no trace: the
   in-progress node is dropped and the app gets the provider's error as its answer;
   after that, the turn fails (visible on GET) and the app's stream ends in an
@@ -37,10 +34,9 @@ from typing import TypeVar
 import aiohttp
 
 from ..codecs.base import Codec, Frame, StreamDecoder, StreamEncoder
-from ..errors import ApiError, store_unavailable_after_asking, upstream_bad_response
+from ..errors import ApiError, upstream_bad_response
 from ..model import CANCELLED, COMPLETED, FAILED, INCOMPLETE, Interaction, ModelReply, StreamDelta, deltas_of
 from ..sse import SSE_CONTENT_TYPE, SSEEvent, iter_events
-from ..store import StoreUnavailable
 from ..store.protocol import Frame as StoredFrame
 from . import spill
 from .answers import JSON
@@ -71,8 +67,7 @@ class Run:
                  open_stream: Callable[[], Awaitable[aiohttp.ClientResponse]] | None = None,
                  ask: Ask | None = None,
                  read_whole: Callable[[aiohttp.ClientResponse], Awaitable[ModelReply]] | None = None,
-                 created: tuple[int, bytes] | None = None, same_api: bool = False,
-                 admitting: asyncio.Task[None] | None = None) -> None:
+                 created: tuple[int, bytes] | None = None, same_api: bool = False) -> None:
         self.services, self.call, self.node, self.mode = services, call, node, mode
         self.storing, self.upstream_digest = storing, upstream_digest
         # Encodes the front API's events; None when nobody listens (a plain turn).
@@ -103,8 +98,6 @@ class Run:
         self.sent = 0
         # Whether the run's commit kept the turn.
         self.saved = False
-        # The in-progress node's commit, when it runs beside the opening of the provider's stream.
-        self.admitting = admitting
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -157,24 +150,9 @@ class Run:
         if self.sink is None:
             return
         if not self.began:
-            await self._admitted()
             self.began = True
             await self.sink.open(with_first_event=self.response is not None)
         await self._open_events()
-
-    async def _admitted(self) -> None:
-        """Wait for the in-progress node's commit when it ran beside the opening of the provider's
-        stream: no byte reaches the app before its node exists. A database that refused it ends
-        the run with a 503, the provider's stream closed unread."""
-        if self.admitting is None:
-            return
-        try:
-            await self.admitting
-        except StoreUnavailable as trouble:
-            if self.response is not None:
-                self.response.close()
-            trouble.report()
-            raise store_unavailable_after_asking(trouble.cause) from None
 
     async def _open_events(self) -> None:
         if self.encoding and not self.sent and self.encoder is not None:
@@ -394,12 +372,5 @@ class Run:
         return self._body
 
     async def _forget(self) -> None:
-        if not self.storing:
-            return
-        if self.admitting is not None:
-            # A commit that ran beside the provider's call ends before its node is dropped;
-            # one the database refused left nothing to drop.
-            await asyncio.wait({self.admitting})
-            if self.admitting.cancelled() or self.admitting.exception() is not None:
-                return
-        await self.services.forget_unstarted(self.node.id)  # the turn never happened: no trace of it
+        if self.storing:
+            await self.services.forget_unstarted(self.node.id)  # the turn never happened: no trace of it

@@ -32,10 +32,6 @@ class Services:
     cache: Cache
     # Seals the compaction summaries recall writes itself (pipeline/compaction.py).
     sealer: Sealer
-    # Whether the database refused the last turn it was given (and has taken none since):
-    # while it does, a streamed turn's node is committed before its provider is asked, as
-    # every other turn's is, so that an app retrying a 503 never reaches the provider.
-    store_refused: bool = False
     _held: dict[type, Any] = field(default_factory=dict)
 
     def held(self, kind: type[T]) -> T:
@@ -56,29 +52,14 @@ class Services:
             elif self.config.log_unstored:
                 await self.store.record_exchange(exchange.metadata_only())
         except StoreUnavailable as trouble:
-            self.store_refused = True
             trouble.report()
 
     async def admit(self, node: Interaction, exchange: Exchange | None = None) -> None:
-        """Commit a turn's in-progress node before its id reaches the app (StoreUnavailable is
-        raised: the app gets a 503). A plain or background turn waits for it before its provider
-        is asked (and bills it); a streamed turn, while the database takes writes, meanwhile
-        (pipeline/turn.py, `admit_beside`)."""
+        """Commit a turn's in-progress node before its provider is asked (and bills it): a
+        database that cannot write fails the request here, at once, with a 503 that costs
+        the app nothing (StoreUnavailable is raised)."""
         note_interaction(node.id, node.model)
-        try:
-            await self.store.save_interaction(node, exchange)
-        except StoreUnavailable:
-            self.store_refused = True
-            raise
-        self.store_refused = False
-
-    def admit_beside(self, node: Interaction) -> asyncio.Task[None] | None:
-        """A streamed turn's admit, started to run beside the opening of its provider's stream
-        (its run awaits it before the first byte goes to the app: pipeline/run.py); None while
-        the database refuses writes: then the caller awaits `admit` before asking the provider."""
-        if self.store_refused:
-            return None
-        return asyncio.ensure_future(self.admit(node))
+        await self.store.save_interaction(node, exchange)
 
     async def forget_unstarted(self, interaction_id: str) -> None:
         """Drop the in-progress node of a turn the provider refused (its id never reached the app)."""
@@ -98,7 +79,6 @@ class Services:
         try:
             return await self.store.save_interaction(node, exchange, frames)
         except StoreUnavailable as trouble:
-            self.store_refused = True
             trouble.report()
             await self.store.fail_unsaved(node.id, f"recall could not write this turn's result ({trouble.cause});"
                                                    " the app got its answer, unrecorded")

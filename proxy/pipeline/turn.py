@@ -6,10 +6,9 @@ The front codec decodes the request; then either
   beside (`relay_turn`); or
 - recall keeps it (`emulate`): state resolves what the turn continues, the
   upstream codec builds a self-contained call (refusing what that API cannot
-  carry before anything is written), the in-progress node is committed (before
-  the provider is asked; for a stream, while its provider's stream opens, and
-  before the stream's first byte reaches the app), and a `Run`
-  (pipeline/run.py) reads the answer, passes it on and commits the finished node.
+  carry before anything is written), the in-progress node is committed before
+  the provider is asked, and a `Run` (pipeline/run.py) reads the answer,
+  passes it on and commits the finished node.
 
 A turn's shape only decides where its answer goes: plain (the run drained,
 then one JSON answer), streamed (the app's stream), background or a task run
@@ -159,14 +158,9 @@ async def emulate(request: web.Request, call: Call, services: Services, req: Tur
         created = (status, orjson.dumps(rendered))
         exchange = call.turn_exchange(node, status, JSON, created[1] if storing else None)
         exchange.upstream_digest = digest
-    # The node exists before its id reaches the app. A stream that the run opens commits it
-    # while the provider's stream opens (the commit costs the first byte the longer of the two,
-    # not their sum); any other turn, or any turn while the database refuses writes, commits it
-    # before the provider is asked.
-    admitting = services.admit_beside(node) if storing and req.stream and streamed else None
+    # The node exists before its id reaches the app, and before the provider is asked.
     if storing:
-        if admitting is None:
-            await services.admit(node, exchange)
+        await services.admit(node, exchange)
     elif exchange is not None:
         services.runs.keep_unstored(node)  # its result must still be readable
         await services.record(exchange, content=False)
@@ -209,7 +203,7 @@ async def emulate(request: web.Request, call: Call, services: Services, req: Tur
               log=EventLog(services.store, services.runs, node.id, storing) if encoder is not None else None,
               began=background, upstream_digest=digest, conversation=req.conversation,
               open_stream=open_stream, ask=ask, read_whole=lambda answer: whole_reply(call, upstream_codec, answer),
-              created=created, same_api=upstream_codec is front, admitting=admitting)
+              created=created, same_api=upstream_codec is front)
     if run.sink is None and created is None:
         # A plain turn is the run drained, in the request's own task (aiohttp lets a handler
         # finish when its app disconnects). Committed before the id reaches the app: an
