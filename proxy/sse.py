@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -25,21 +24,50 @@ _BLANK_LINE = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _UNPARSED = object()
 
 
-@dataclass(slots=True)
 class SSEEvent:
-    event: str | None
-    data: bytes
-    # The event exactly as it arrived, blank line included.
-    raw: bytes
-    _parsed: Any = field(default=_UNPARSED, repr=False, compare=False)
+    """One event: its raw bytes, blank line included, and its `event` and `data` fields,
+    read from them when first asked for (a relay that passes a burst of events on sends the
+    first before it has read the others)."""
+
+    __slots__ = ("raw", "_body_end", "_event", "_data", "_parsed")
+
+    def __init__(self, raw: bytes, body_end: int | None = None) -> None:
+        # The event exactly as it arrived, blank line included.
+        self.raw = raw
+        # Where the fields end (the blank line begins); None: the whole of `raw`.
+        self._body_end = body_end
+        self._event: str | None | object = _UNPARSED
+        self._data: bytes = b""
+        self._parsed: Any = _UNPARSED
+
+    def _fields(self) -> None:
+        if self._event is _UNPARSED:
+            block = self.raw if self._body_end is None else self.raw[: self._body_end]
+            self._event, self._data = _parse_block(block)
+
+    @property
+    def event(self) -> str | None:
+        self._fields()
+        return self._event  # type: ignore[return-value]
+
+    @property
+    def data(self) -> bytes:
+        self._fields()
+        return self._data
+
+    @property
+    def is_comment(self) -> bool:
+        """A block with no field at all (a keep-alive comment)."""
+        return self.event is None and not self.data
 
     def json(self) -> Any:
         """The data as JSON (parsed once), or None for `[DONE]`, empty or non-JSON data."""
         if self._parsed is _UNPARSED:
             self._parsed = None
-            if self.data and self.data != DONE:
+            data = self.data
+            if data and data != DONE:
                 try:
-                    self._parsed = orjson.loads(self.data)
+                    self._parsed = orjson.loads(data)
                 except orjson.JSONDecodeError:
                     pass
         return self._parsed
@@ -47,7 +75,11 @@ class SSEEvent:
     @property
     def malformed(self) -> bool:
         """Data that should be JSON and is not: a broken chunk from the provider."""
-        return bool(self.data) and self.data != DONE and self.json() is None
+        data = self.data
+        return bool(data) and data != DONE and self.json() is None
+
+    def __repr__(self) -> str:
+        return f"SSEEvent(event={self.event!r}, data={self.data!r})"
 
 
 class SSEParser:
@@ -68,11 +100,9 @@ class SSEParser:
         # An event ends at the first blank line (at most 4 bytes, so it may begin in
         # the last 3 bytes scanned before).
         for match in _BLANK_LINE.finditer(buffer, max(self._scanned - 3, 0)):
-            raw = bytes(buffer[start:match.end()])
             # A comment-only block (a keep-alive) is an event with no data, so
             # that a relay passing events on keeps every byte.
-            event, data = _parse_block(raw[: match.start() - start])
-            events.append(SSEEvent(event, data, raw))
+            events.append(SSEEvent(bytes(buffer[start:match.end()]), match.start() - start))
             start = match.end()
         del buffer[:start]
         self._scanned = len(buffer)
@@ -85,8 +115,7 @@ class SSEParser:
         self._scanned = 0
         if not rest:
             return []
-        event, data = _parse_block(rest)
-        return [SSEEvent(event, data, rest)]
+        return [SSEEvent(rest)]
 
     @property
     def pending(self) -> int:
@@ -140,7 +169,13 @@ async def iter_events(content: aiohttp.StreamReader, *, idle_s: float | None = N
         if limit is not None and limit <= 0:
             raise _limit_error(which, idle_s, max_s, upstream)
         try:
-            chunk = await (content.readany() if limit is None else asyncio.wait_for(content.readany(), limit))
+            if limit is None:
+                chunk = await content.readany()
+            else:
+                # A deadline on this task, not a task per read (as wait_for makes): a chunk already
+                # buffered is read without a trip through the event loop.
+                async with asyncio.timeout(limit):
+                    chunk = await content.readany()
         except TimeoutError:
             if limit is not None and loop.time() - waiting_from >= limit:
                 raise _limit_error(which, idle_s, max_s, upstream) from None
@@ -148,7 +183,7 @@ async def iter_events(content: aiohttp.StreamReader, *, idle_s: float | None = N
         if not chunk:
             break
         events = parser.feed(chunk)
-        idle = 0.0 if any(e.event is not None or e.data for e in events) else idle + loop.time() - waiting_from
+        idle = 0.0 if not all(e.is_comment for e in events) else idle + loop.time() - waiting_from
         yield chunk, events
     tail = parser.flush()
     if tail:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import httpx
 import pytest
+
+from proxy.http.compat import needs_folding
 
 from .conftest import Recall
 
@@ -30,12 +33,69 @@ def test_two_user_agent_headers_are_accepted(recall: Recall) -> None:
     assert answer.startswith(b"HTTP/1.1 200")
 
 
-def test_duplicate_content_length_is_still_refused(recall: Recall) -> None:
+@pytest.mark.parametrize("user_agents", [["User-Agent: a"], ["User-Agent: a", "User-Agent: b"]])
+def test_duplicate_content_length_is_still_refused(recall: Recall, user_agents: list[str]) -> None:
+    # By aiohttp's C parser (one User-Agent) and by the folding one (two).
     answer = raw_request(recall, [
-        "POST /gemini/v1beta/interactions HTTP/1.1", "Host: 127.0.0.1", "Connection: close",
+        "POST /gemini/v1beta/interactions HTTP/1.1", "Host: 127.0.0.1", "Connection: close", *user_agents,
         "Content-Length: 2", "Content-Length: 3",
     ], b"{}")
     assert answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")
+
+
+def kept_alive_requests(recall: Recall, heads: list[list[bytes]], body: bytes) -> list[bytes]:
+    """Each request (its head given as the chunks it is sent in) on one connection; each one's status line."""
+    host, port = recall.url.removeprefix("http://").split(":")
+    statuses = []
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = sock.makefile("rb")
+        for chunks in heads:
+            for n, chunk in enumerate(chunks):
+                if n:
+                    time.sleep(0.05)  # a chunk of its own
+                sock.sendall(chunk)
+            sock.sendall(body)
+            statuses.append(reader.readline().strip())
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            reader.read(length)
+    return statuses
+
+
+BODY = b'{"model": "m", "input": "hi"}'
+
+
+def head(*user_agents: str) -> bytes:
+    return "\r\n".join(["POST /gemini/v1beta/interactions HTTP/1.1", "Host: 127.0.0.1", *user_agents,
+                         "x-goog-api-key: k", "Content-Type: application/json",
+                         f"Content-Length: {len(BODY)}"]).encode() + b"\r\n\r\n"
+
+
+def test_the_parser_is_chosen_by_a_connections_first_request(recall: Recall) -> None:
+    """aiohttp's C parser unless the first head repeats User-Agent (or is not whole in its first chunk)."""
+    twice = head("User-Agent: google-genai-sdk/1.56.0", "User-Agent: httpx")
+    assert kept_alive_requests(recall, [[twice], [twice]], BODY) == [b"HTTP/1.1 200 OK"] * 2
+    split = [twice[:40], twice[40:]]  # the first chunk does not hold the whole head: folded, to be safe
+    assert kept_alive_requests(recall, [split, [twice]], BODY) == [b"HTTP/1.1 200 OK"] * 2
+    # A connection that began with one User-Agent has the C parser, which refuses a repeated one
+    # (no SDK changes its headers between requests of a connection).
+    once = head("User-Agent: httpx")
+    first, second = kept_alive_requests(recall, [[once], [twice]], BODY)
+    assert first == b"HTTP/1.1 200 OK" and second.endswith(b" 400 Bad Request")
+
+
+@pytest.mark.parametrize(("chunk", "folding"), [
+    (head("User-Agent: a"), False),
+    (head("User-Agent: a", "user-agent: b"), True),
+    (head("User-Agent: a")[:-2], True),  # the head goes on in a later chunk
+    (head("User-Agent: a") + b"\r\nUser-Agent: in the body\r\n", False),
+    (head(), False),
+])
+def test_needs_folding(chunk: bytes, folding: bool) -> None:
+    assert needs_folding(chunk) is folding
 
 
 def test_health(recall: Recall) -> None:

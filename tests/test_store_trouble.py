@@ -1,4 +1,4 @@
-"""No billed call is repeated because of recall's own failure (issue 16, item 6).
+"""No billed call is repeated because of recall's own failure (issue 16, item 6; issue 21).
 
 recall's database lives on a real 4 MB tmpfs that the test fills up (root only: CI runs
 as root; skipped elsewhere). A database that cannot take a turn fails it with 503 and
@@ -24,6 +24,7 @@ import pytest
 
 from proxy.config import Config, Upstream
 from proxy.http.app import start
+from proxy.store.audit_db import AuditDB
 
 from .support.fake_openai import FakeOpenAI
 from .support.loop_thread import LoopThread
@@ -116,3 +117,31 @@ def test_a_turn_answered_when_the_disk_fills_still_reaches_the_app(recall_on: st
     assert answer.headers["x-recall-stored"] == "false"
     assert len(fake_openai.requests) == 1  # asked once, answered once
     filler.unlink()
+
+
+def test_a_full_disk_refuses_a_stream_before_the_provider_is_asked(
+        recall_on: str, small_disk: Path, fake_openai: FakeOpenAI) -> None:
+    """A streamed turn's node is committed before its provider is asked, as a plain turn's is:
+    a database that cannot take it is a 503 for each try, none reaches the provider, nothing is kept."""
+    statuses: list[int] = []
+    app = openai.OpenAI(api_key="sk-A", base_url=recall_on, max_retries=2,
+                        http_client=httpx.Client(event_hooks={"response": [lambda r: statuses.append(r.status_code)]}))
+    with app.responses.create(model=MODEL, input="Hi, my name is Ada.", stream=True) as healthy:
+        assert [e.type for e in healthy][-1] == "response.completed"
+    asked = len(fake_openai.requests)
+    filler = fill(small_disk)
+    long_input = "Tell me everything. " * 20_000  # new pages, whatever the WAL had room for
+    with pytest.raises(openai.InternalServerError) as caught:
+        app.with_options(timeout=30).responses.create(model=MODEL, input=long_input, stream=True)
+    assert caught.value.status_code == 503 and caught.value.body["code"] == "store_unavailable"  # type: ignore[index]
+    assert "did not send this request to the provider" in caught.value.body["message"]  # type: ignore[index]
+    assert statuses[1:] == [503, 503, 503]
+    assert len(fake_openai.requests) == asked
+    filler.unlink()
+    with app.responses.create(model=MODEL, input="And now?", stream=True) as again:
+        assert [e.type for e in again][-1] == "response.completed"
+    audit = AuditDB.open(small_disk / "recall.db")
+    try:
+        assert audit.count() == 2  # the two streams served; nothing of the refused ones
+    finally:
+        audit.close()

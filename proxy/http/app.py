@@ -26,7 +26,7 @@ from ..endpoints import compaction, conversations, stored_turns, tasks, token_co
 from ..errors import ApiError, ReplayMiss, bad_request, store_unavailable, too_large, unauthorized
 from ..origin import OriginPolicy, Refusal, guard
 from ..pipeline import turn
-from ..pipeline.cache import AUTO, CACHE_HEADER, REPLAY, Cache, request_key
+from ..pipeline.cache import AUTO, CACHE_HEADER, REPLAY, Cache
 from ..pipeline.call import Call
 from ..pipeline.client import UpstreamClient
 from ..pipeline.relay import relay
@@ -128,10 +128,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
             body=body,
             owner=fingerprint(caller_key(request.headers, request.query)),
             recording=request.headers.get("x-recall-store", "").lower() != "false",
+            ignore_fields=config.ignore_fields,
         )
         cache = services.cache
-        canonical = call.canonical(config.ignore_fields)
-        call.cache_key = request_key(canonical)
         if cache.replaying:
             recording = await cache.find(call.cache_key)
             if recording is not None:
@@ -149,7 +148,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             return await OPERATIONS[route.operation](request, call, services)
         except ReplayMiss:
             request[CACHE_STATUS] = "miss"
-            raise await cache.miss(canonical, call.cache_key) from None
+            raise await cache.miss(call.canonical(), call.cache_key) from None
         except ApiError as err:
             # Failed calls count in `recall stats`: keep a metadata-only row (no bodies).
             failed = call.exchange(err.status, None, None)

@@ -15,7 +15,7 @@ from ..config import Upstream
 from ..errors import bad_request
 from ..model import Interaction, TurnRequest
 from ..store.records import Exchange
-from .cache import MAX_JSON_DEPTH, canonical_form, nested_deeper_than
+from .cache import MAX_JSON_DEPTH, canonical_form, nested_deeper_than, request_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +43,23 @@ class Call:
     owner: str
     # False when the app sent `X-Recall-Store: false`.
     recording: bool = True
-    # The replay key (proxy.pipeline.cache) and how this call is being answered.
-    cache_key: str | None = None
+    # The body fields the replay key leaves out ([replay] ignore_fields).
+    ignore_fields: list[str] = field(default_factory=list)
+    # How this call is being answered.
     cache_status: str = "live"
     started: float = field(default_factory=time.perf_counter)
     created: float = field(default_factory=time.time)
     # Call.native, decided once: a codec may read the body to decide it (Parallel's model rule).
     _native: bool | None = None
+    _cache_key: str | None = None
+
+    @property
+    def cache_key(self) -> str:
+        """The replay key (proxy.pipeline.cache), worked out when first asked: by a replay's
+        look-up at once, by a live call only for its audit row, after a stream's first byte."""
+        if self._cache_key is None:
+            self._cache_key = request_key(self.canonical())
+        return self._cache_key
 
     @property
     def native(self) -> bool:
@@ -75,10 +85,10 @@ class Call:
             raise bad_request(f"the request body is nested more than {MAX_JSON_DEPTH} levels deep; flatten it")
         return value
 
-    def canonical(self, ignore_fields: list[str]) -> dict[str, Any]:
+    def canonical(self) -> dict[str, Any]:
         """The parts of this request that decide its answer (its replay key is their digest)."""
         return canonical_form(self.upstream.name, self.method, self.raw_tail, self.query.items(), self.body,
-                              ignore_fields)
+                              self.ignore_fields)
 
     def query_flag(self, name: str) -> bool:
         return self.query.get(name, "").lower() == "true"

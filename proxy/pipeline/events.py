@@ -39,7 +39,12 @@ class Sink:
         )
         self.connected = True
 
-    async def open(self) -> None:
+    async def open(self, *, with_first_event: bool = False) -> None:
+        """Begin the app's answer. `with_first_event`: its headers wait to go out in one write with
+        the first event, which is on its way (the provider's stream is open): a send, and a wake-up
+        of the app, fewer before its first byte."""
+        if with_first_event:
+            self.response._send_headers_immediately = False  # aiohttp's own switch (web.Response's default)
         await self.response.prepare(self.request)
 
     async def send(self, data: bytes) -> None:

@@ -151,7 +151,7 @@ class Run:
             return
         if not self.began:
             self.began = True
-            await self.sink.open()
+            await self.sink.open(with_first_event=self.response is not None)
         await self._open_events()
 
     async def _open_events(self) -> None:
@@ -233,7 +233,7 @@ class Run:
 
     async def _read_stream(self, held: list[Frame]) -> str | None:
         """Pass the provider's stream on as it comes; why it broke, if it did."""
-        node, decoder = self.node, self.decoder
+        decoder = self.decoder
         assert self.response is not None and decoder is not None
         async with self.response:
             async for _, events in iter_events(self.response.content, **self.call.upstream.stream_limits):
@@ -244,11 +244,21 @@ class Run:
                         return "the provider sent an event that is not valid JSON"
                     produced = self._frames_of(event, decoder.feed(event))
                     (held if decoder.finished else frames).extend(produced)
-                if self.mode == NATIVE and self.log is not None and self.log.interaction_id is None \
-                        and decoder.assembler.provider_id:
-                    self.log.interaction_id = node.id = decoder.assembler.provider_id
-                await self._emit(frames)
+                    if frames and not self.sent:
+                        # The app's first event goes at once, not after the rest of a burst is read.
+                        await self._pass_on(frames)
+                        frames = []
+                await self._pass_on(frames)
         return None
+
+    async def _pass_on(self, frames: list[Frame]) -> None:
+        """Emit the provider's events; a native run files them under the id its provider
+        gave the node, once an event has named it."""
+        if self.mode == NATIVE and self.log is not None and self.log.interaction_id is None:
+            assert self.decoder is not None
+            if provider_id := self.decoder.assembler.provider_id:
+                self.log.interaction_id = self.node.id = provider_id
+        await self._emit(frames)
 
     def _frames_of(self, event: SSEEvent, deltas: list[StreamDelta]) -> list[Frame]:
         if self.mode == NATIVE:
