@@ -45,7 +45,14 @@ from .pg_recordings import insert_recordings
 from .pg_writes import CANCEL_CHANNEL, DB_NOW
 from .recordings import Row
 from .records import Conversation, Exchange, Removed, StoreError
-from .rows import EXCHANGE_COLUMNS, INTERACTION_COLUMNS, exchange_from_row, interaction_from_row, qualified
+from .rows import (
+    EXCHANGE_COLUMNS,
+    INTERACTION_COLUMNS,
+    chain_query,
+    exchange_from_row,
+    interaction_from_row,
+    recent_nodes_query,
+)
 from .writer import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -83,22 +90,8 @@ def _unavailable(exc: BaseException) -> StoreUnavailable | None:
 # A replay key's recordings (replay hits left out): the condition of the partial index
 # exchanges_recordings (pg_migrations m003), repeated whole so the planner proves it covers it.
 RECORDINGS_OF_KEY = "cache_key = $1 AND stored AND status IS NOT NULL AND (cache IS NULL OR cache != 'hit')"
-# A chain, root first: the node and its ancestors by parent pointer, erased ones skipped.
-_CHAIN = f"""
-    WITH RECURSIVE chain(id, parent_id, hop) AS (
-        SELECT id, parent_id, 0 FROM interactions WHERE id = $1
-        UNION ALL
-        SELECT i.id, i.parent_id, chain.hop + 1
-        FROM interactions AS i JOIN chain ON i.id = chain.parent_id
-    )
-    SELECT {qualified(INTERACTION_COLUMNS, "i")}
-    FROM chain JOIN interactions AS i ON i.id = chain.id
-    WHERE i.deleted_at IS NULL
-    ORDER BY chain.hop DESC
-"""
-# The most recently updated finished nodes (interactions_updated), newest first, for the warm.
-_RECENT_NODES = ("SELECT id, root_id FROM interactions WHERE deleted_at IS NULL AND status != $1"
-                 " ORDER BY updated_at DESC LIMIT $2")
+_CHAIN = chain_query("$1")
+_RECENT_NODES = recent_nodes_query("$1", "$2")
 
 class PostgresStore:
     """The Store (proxy/store/protocol.py) on a PostgreSQL database."""

@@ -29,6 +29,30 @@ EXCHANGE_COLUMNS = (
 )
 
 
+def chain_query(param: str) -> str:
+    """A chain, root first: the node `param` names and its ancestors by parent pointer, erased
+    ones skipped (`param`: the driver's placeholder, `?` for SQLite, `$1` for asyncpg)."""
+    return f"""
+        WITH RECURSIVE chain(id, parent_id, hop) AS (
+            SELECT id, parent_id, 0 FROM interactions WHERE id = {param}
+            UNION ALL
+            SELECT i.id, i.parent_id, chain.hop + 1
+            FROM interactions AS i JOIN chain ON i.id = chain.parent_id
+        )
+        SELECT {qualified(INTERACTION_COLUMNS, "i")}
+        FROM chain JOIN interactions AS i ON i.id = chain.id
+        WHERE i.deleted_at IS NULL
+        ORDER BY chain.hop DESC
+    """
+
+
+def recent_nodes_query(status: str, limit: str) -> str:
+    """The most recently updated nodes not of a status (interactions_updated), newest first, for
+    the start's warm (placeholders as the driver spells them)."""
+    return (f"SELECT id, root_id FROM interactions WHERE deleted_at IS NULL AND status != {status}"
+            f" ORDER BY updated_at DESC LIMIT {limit}")
+
+
 def qualified(columns: str, table: str) -> str:
     """A column list with each column named by its table's alias (`i.id, i.owner, …`), for joins."""
     return ", ".join(f"{table}.{column.strip()}" for column in columns.split(","))

@@ -35,11 +35,12 @@ from .records import Conversation, Exchange, Removed, StoreError
 from .rows import (
     EXCHANGE_COLUMNS,
     INTERACTION_COLUMNS,
+    chain_query,
     dumps,
     exchange_from_row,
     insert_exchange,
     interaction_from_row,
-    qualified,
+    recent_nodes_query,
     turns_json,
 )
 from .search import index_interaction
@@ -97,22 +98,8 @@ def open_sync(path: Path, *, busy_timeout_s: float = 10.0) -> sqlite3.Connection
     return db
 
 
-# A chain, root first: the node and its ancestors by parent pointer, erased ones skipped.
-_CHAIN = f"""
-    WITH RECURSIVE chain(id, parent_id, hop) AS (
-        SELECT id, parent_id, 0 FROM interactions WHERE id = ?
-        UNION ALL
-        SELECT i.id, i.parent_id, chain.hop + 1
-        FROM interactions AS i JOIN chain ON i.id = chain.parent_id
-    )
-    SELECT {qualified(INTERACTION_COLUMNS, "i")}
-    FROM chain JOIN interactions AS i ON i.id = chain.id
-    WHERE i.deleted_at IS NULL
-    ORDER BY chain.hop DESC
-"""
-# The most recently updated finished nodes (interactions_updated), newest first, for the warm.
-_RECENT_NODES = ("SELECT id, root_id FROM interactions WHERE deleted_at IS NULL AND status != ?"
-                 " ORDER BY updated_at DESC LIMIT ?")
+_CHAIN = chain_query("?")
+_RECENT_NODES = recent_nodes_query("?", "?")
 
 async def _fetch(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
     """A query's rows, read on the connection's thread in one trip."""
