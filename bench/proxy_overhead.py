@@ -352,8 +352,12 @@ async def run(args: argparse.Namespace) -> str:
             await wait_up(session, f"http://127.0.0.1:{ports['replay']}/_recall/health")
             replays = [Target(f"recall replay hit ({args.recordings:,} recordings)",
                               f"http://127.0.0.1:{ports['replay']}/bench/v1/interactions", replay.pid)]
-            if args.baseline:  # the same recordings (a replay key does not depend on recall's version)
-                copy_database(workdir / "replay.db", workdir / "replay-baseline.db")
+            if args.baseline:
+                # The same recordings (a replay key does not depend on recall's version), in a file
+                # of the baseline's own schema: a recall refuses a file migrated past what it knows.
+                await post(session, f"http://127.0.0.1:{ports['emulate-baseline']}/bench/v1/interactions", BODY)
+                copy_database(workdir / "emulate-baseline.db", workdir / "replay-baseline.db")
+                seed_recordings(workdir / "replay-baseline.db", args.recordings)
                 proc = procs.start(*recall_args(workdir, "replay-baseline", provider, "emulate", "replay",
                                                 ports["replay-baseline"]), cwd=args.baseline)
                 await wait_up(session, f"http://127.0.0.1:{ports['replay-baseline']}/_recall/health")
