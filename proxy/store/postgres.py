@@ -91,6 +91,8 @@ def _unavailable(exc: BaseException) -> StoreUnavailable | None:
 # exchanges_recordings (pg_migrations m003), repeated whole so the planner proves it covers it.
 RECORDINGS_OF_KEY = "cache_key = $1 AND stored AND status IS NOT NULL AND (cache IS NULL OR cache != 'hit')"
 _CHAIN = chain_query("$1")
+# How long the start's warm waits for the listener before it lets the cache fill on demand.
+_WARM_WAITS_FOR_LISTENER_S = 10.0
 _RECENT_NODES = recent_nodes_query("$1", "$2")
 
 class PostgresStore:
@@ -142,7 +144,14 @@ class PostgresStore:
 
     async def _warm_chains(self, count: int) -> None:
         """The chains of the `count` most recently active threads, read into the chain cache one
-        pooled connection at a time (the requests' reads take the others); best effort."""
+        pooled connection at a time (the requests' reads take the others); best effort. Only once
+        the listener hears erasures: it flushes the cache when it (re)connects, which would drop
+        what was warmed before, and an erasure made before it listened would go unheard."""
+        try:
+            await asyncio.wait_for(self._listener.connected.wait(), _WARM_WAITS_FOR_LISTENER_S)
+        except TimeoutError:
+            log.debug("chains not warmed: the PostgreSQL listener did not connect")
+            return
         try:
             recent = await self._fetch(_RECENT_NODES, IN_PROGRESS, count * RECENT_PER_THREAD)
 
