@@ -289,7 +289,12 @@ class Interaction:
     @property
     def spilled(self) -> bool:
         """Whether some of its output's text is read from its recorded events (pipeline/spill.py)."""
-        return any(part.spilled for turn in self.output for part in turn.parts)
+        # Asked of every node of a chain on every follow-up: plain loops, no generator.
+        for turn in self.output:
+            for part in turn.parts:
+                if part.spilled:
+                    return True
+        return False
 
     @property
     def truncation(self) -> dict[str, Any]:

@@ -53,7 +53,7 @@ class ConversationState:
                 f"interaction '{previous_id}' is still in progress; wait until it completes before continuing it",
                 param=codec.previous_field,
             )
-        return [await whole(self._store, node) for node in chain]
+        return [await whole(self._store, node) if node.spilled else node for node in chain]
 
 
 def history(chain: list[Interaction]) -> list[Turn]:
