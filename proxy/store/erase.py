@@ -94,7 +94,21 @@ _TRUNCATE_WAIT_MS = 200
 
 
 @dataclass(slots=True)
-class Purge:
+class PurgeProgress:
+    """How far a purge has come: what it erased, which threads keep their tombstones, and its
+    phase (the same on both stores; each store's Purge steps it in its own dialect)."""
+
+    cutoff: float
+    batch: int = PURGE_BATCH
+    removed: Removed = field(default_factory=Removed)
+    # Threads with a turn running when its node was erased: they keep their tombstones.
+    running: set[str] = field(default_factory=set)
+    _phase: int = 0
+    _dead: list[str] | None = None
+
+
+@dataclass(slots=True)
+class Purge(PurgeProgress):
     """Erasing everything recorded before `cutoff` (epoch seconds), one short step at a time.
 
     A node's ancestors are older than it, so what goes is the old start of a
@@ -104,14 +118,6 @@ class Purge:
     Each `step` is a transaction's worth; run steps until one says it was the last.
     Then, as after every erase, the caller merges the search index.
     """
-
-    cutoff: float
-    batch: int = PURGE_BATCH
-    removed: Removed = field(default_factory=Removed)
-    # Threads with a turn running when its node was erased: they keep their tombstones.
-    running: set[str] = field(default_factory=set)
-    _phase: int = 0
-    _dead: list[str] | None = None
 
     def step(self, db: sqlite3.Connection) -> bool:
         """Erase one batch; whether there is more to do."""

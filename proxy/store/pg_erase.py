@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..model import IN_PROGRESS
-from .erase import PURGE_BATCH
+from .erase import PurgeProgress
 from .records import Removed
 
 if TYPE_CHECKING:
@@ -95,16 +95,9 @@ def count_of(status: str) -> int:
 
 
 @dataclass(slots=True)
-class Purge:
+class Purge(PurgeProgress):
     """Everything recorded before `cutoff`, erased a step (one short transaction) at a time:
     erase.Purge's phases and rules, in PostgreSQL's dialect."""
-
-    cutoff: float
-    batch: int = PURGE_BATCH
-    removed: Removed = field(default_factory=Removed)
-    running: set[str] = field(default_factory=set)
-    _phase: int = 0
-    _dead: list[str] | None = None
 
     async def step(self, db: asyncpg.Connection) -> bool:
         """Erase one batch (inside the caller's transaction); whether there is more to do."""
